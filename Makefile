@@ -1,0 +1,48 @@
+# loopledger — PGXS build.  See README.md for the two top-level commands.
+EXTENSION = loopledger
+MODULE_big = loopledger
+EXTVERSION = 1.0
+
+# Pure C (no PostgreSQL headers): shared with the verifier and unit tests.
+CORE_OBJS = src/ll_core.o
+OBJS = $(CORE_OBJS) \
+	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
+	src/guard.o src/chain.o
+
+DATA = sql/loopledger--$(EXTVERSION).sql
+REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/loopledger--%.sql,$(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=.
+
+PG_CPPFLAGS = -Isrc
+PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK += -lcrypto
+EXTRA_CLEAN = loopledger_verify test/unit/*.run test/unit/*.o
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---- targets beside PGXS ------------------------------------------------
+CC_PLAIN ?= gcc
+PLAIN_CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror -Isrc
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+all: loopledger_verify
+
+loopledger_verify: src/ll_verify_cli.c src/ll_core.c src/ll_core.h
+	$(CC_PLAIN) $(PLAIN_CFLAGS) -o $@ src/ll_verify_cli.c src/ll_core.c -ljansson -lcrypto
+
+install: install-verify
+install-verify: loopledger_verify
+	$(INSTALL_PROGRAM) loopledger_verify '$(DESTDIR)$(bindir)/loopledger_verify'
+
+# C unit tests (cmocka) for the pure-C core, under ASan and UBSan.
+UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/%.run,$(wildcard test/unit/test_*.c))
+test/unit/%.run: test/unit/%.c src/ll_core.c src/ll_core.h
+	$(CC_PLAIN) $(PLAIN_CFLAGS) $(SAN_FLAGS) -o $@ $< src/ll_core.c -lcmocka -lcrypto -ljansson
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
+
+-include test/bft.mk
+
+.PHONY: unit install-verify
