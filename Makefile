@@ -7,7 +7,7 @@ EXTVERSION = 1.0
 CORE_OBJS = src/ll_core.o
 OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
-	src/guard.o src/chain.o
+	src/guard.o src/chain.o src/verify.o src/proof.o
 
 DATA = sql/loopledger--$(EXTVERSION).sql
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/loopledger--%.sql,$(wildcard sql/*.sql)))

@@ -1,0 +1,210 @@
+-- loopledger 1.0: append-only, hash-chained ledger tables.
+\echo Use "CREATE EXTENSION loopledger" to load this file. \quit
+
+-- ---------------------------------------------------------------------
+-- Catalogs.  All are extension configuration tables so pg_dump keeps
+-- their rows; clients may read them but only the extension writes them.
+-- ---------------------------------------------------------------------
+
+CREATE TABLE ledger.channel (
+	channel_id	integer PRIMARY KEY,
+	name		text NOT NULL UNIQUE,
+	tiers		text[] NOT NULL,
+	config_hash	bytea NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE ledger.ledger_table (
+	relid		regclass PRIMARY KEY,	-- dumped by name, so restores map
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	table_no	integer NOT NULL,		-- number used inside block payloads
+	table_name	text NOT NULL,			-- qualified name hashed into entries
+	tier_column	name,
+	enabled_at	timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (channel_id, table_no)
+);
+
+-- One row per sealed block.  "entries" packs, per row in block order:
+-- u64 entry | u32 table_no | u8 tier | u8 flags | commitment[32] | salt[16].
+CREATE TABLE ledger.block (
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	height		bigint NOT NULL,
+	prev_hash	bytea NOT NULL,
+	merkle_root	bytea NOT NULL,
+	time_us		bigint NOT NULL,
+	tx_count	integer NOT NULL,
+	row_count	integer NOT NULL,
+	config_hash	bytea NOT NULL,
+	block_hash	bytea NOT NULL,
+	min_entry	bigint,
+	max_entry	bigint,
+	entries		bytea NOT NULL,
+	PRIMARY KEY (channel_id, height)
+);
+CREATE INDEX block_entry_range ON ledger.block (channel_id, min_entry);
+
+-- Committed transactions' rows waiting to be sealed, one row per
+-- transaction and channel, same packing as ledger.block.entries.
+CREATE TABLE ledger.pending (
+	channel_id	integer NOT NULL,
+	entries		bytea NOT NULL
+);
+
+CREATE SEQUENCE ledger.entry_seq;
+CREATE SEQUENCE ledger.channel_seq;
+
+SELECT pg_catalog.pg_extension_config_dump('ledger.channel', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.ledger_table', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.block', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.pending', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.entry_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.channel_seq', '');
+
+REVOKE ALL ON ALL TABLES IN SCHEMA ledger FROM PUBLIC;
+GRANT USAGE ON SCHEMA ledger TO PUBLIC;
+-- Inserting into a ledger table draws its entry number from this sequence.
+GRANT USAGE ON SEQUENCE ledger.entry_seq TO PUBLIC;
+GRANT SELECT ON ledger.channel, ledger.ledger_table, ledger.block TO PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Hash helpers (the same pure-C code as the offline verifier).
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION ledger.config_hash(channel text, tiers text[])
+RETURNS bytea AS 'MODULE_PATHNAME', 'll_config_hash_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION ledger.header_hash(channel text, height bigint, prev_hash bytea,
+	merkle_root bytea, time_us bigint, tx_count integer, row_count integer,
+	config_hash bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'll_header_hash_sql'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- ---------------------------------------------------------------------
+-- Triggers installed on every ledger table.
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION ledger.capture() RETURNS trigger
+AS 'MODULE_PATHNAME', 'll_capture' LANGUAGE C;
+
+CREATE FUNCTION ledger.refuse_change() RETURNS trigger
+AS 'MODULE_PATHNAME', 'll_refuse_change' LANGUAGE C;
+
+-- The extension's own catalogs are append-only too (only the sealing
+-- worker and the DBA functions write them).
+CREATE FUNCTION ledger.refuse_catalog_change() RETURNS trigger
+AS 'MODULE_PATHNAME', 'll_refuse_catalog_change' LANGUAGE C;
+
+CREATE TRIGGER block_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON ledger.block FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_catalog_change();
+CREATE TRIGGER channel_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON ledger.channel FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_catalog_change();
+CREATE TRIGGER ledger_table_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+	ON ledger.ledger_table FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_catalog_change();
+
+-- ---------------------------------------------------------------------
+-- DBA interface
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION ledger.create_channel(name text, tiers text[] DEFAULT '{public}')
+RETURNS integer
+AS 'MODULE_PATHNAME', 'll_create_channel' LANGUAGE C;
+
+COMMENT ON FUNCTION ledger.create_channel(text, text[]) IS
+'create a channel (an independent chain) with ordered tiers, lowest first';
+
+CREATE FUNCTION ledger.enable_table(tbl regclass, channel text, tier_column name DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_enable_table' LANGUAGE C;
+
+COMMENT ON FUNCTION ledger.enable_table(regclass, text, name) IS
+'make a table an append-only ledger table of a channel; existing rows are chained in the next block';
+
+CREATE FUNCTION ledger.verify(channel text)
+RETURNS TABLE (block_height bigint, problem text)
+AS 'MODULE_PATHNAME', 'll_verify' LANGUAGE C STRICT;
+
+CREATE FUNCTION ledger.digest(channel text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'll_digest' LANGUAGE C STRICT;
+
+CREATE FUNCTION ledger.verify_digest(digest jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'll_verify_digest' LANGUAGE C STRICT;
+
+CREATE FUNCTION ledger.proof(channel text, entry bigint, upto bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'll_proof' LANGUAGE C;
+
+-- Rows of every block of a channel, in chain order, then the committed
+-- rows still waiting for a block (block_height NULL).
+CREATE FUNCTION ledger.block_entries(channel text)
+RETURNS TABLE (block_height bigint, "position" integer, entry bigint,
+			   table_no integer, tier text, row_hash bytea, salt bytea,
+			   committed_at timestamptz)
+AS 'MODULE_PATHNAME', 'll_block_entries' LANGUAGE C STRICT;
+
+-- Wait until every transaction committed before the call is sealed.
+CREATE FUNCTION ledger.wait_sealed(timeout_ms integer DEFAULT 10000)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'll_wait_sealed' LANGUAGE C STRICT;
+
+CREATE FUNCTION ledger.history(tbl regclass)
+RETURNS TABLE (entry bigint, block_height bigint, "position" integer,
+			   row_hash bytea, committed_at timestamptz, status text,
+			   tier text, row_data jsonb)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	t ledger.ledger_table;
+	ch text;
+BEGIN
+	SELECT * INTO t FROM ledger.ledger_table lt WHERE lt.relid = tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" is not a ledger table', tbl
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Use ledger.enable_table() to make it one.';
+	END IF;
+	SELECT c.name INTO ch FROM ledger.channel c WHERE c.channel_id = t.channel_id;
+	-- Read the table as the caller so row-level security applies.
+	RETURN QUERY EXECUTE format(
+		'SELECT r.ledger_entry, e.block_height, e."position", e.row_hash,
+				e.committed_at,
+				CASE WHEN e.entry IS NULL THEN ''uncommitted''
+					 WHEN e.block_height IS NULL THEN ''pending''
+					 ELSE ''sealed'' END,
+				e.tier,
+				to_jsonb(r) - ''ledger_entry''
+		   FROM %s r
+		   LEFT JOIN ledger.block_entries($1) e
+				  ON e.entry = r.ledger_entry AND e.table_no = $2
+		  ORDER BY e.block_height NULLS LAST, e."position", r.ledger_entry',
+		tbl) USING ch, t.table_no;
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- Views
+-- ---------------------------------------------------------------------
+
+CREATE VIEW ledger.channels AS
+SELECT c.name AS channel, c.tiers, h.height, encode(h.block_hash, 'hex') AS head_hash,
+	   to_timestamp(h.time_us / 1e6) AS head_time,
+	   (SELECT count(*) FROM ledger.ledger_table t WHERE t.channel_id = c.channel_id) AS tables,
+	   (SELECT coalesce(sum(b.row_count), 0) FROM ledger.block b WHERE b.channel_id = c.channel_id) AS sealed_rows,
+	   c.created_at
+  FROM ledger.channel c
+  LEFT JOIN LATERAL (SELECT b.height, b.block_hash, b.time_us FROM ledger.block b
+					  WHERE b.channel_id = c.channel_id
+					  ORDER BY b.height DESC LIMIT 1) h ON true;
+
+CREATE VIEW ledger.blocks AS
+SELECT c.name AS channel, b.height, encode(b.block_hash, 'hex') AS block_hash,
+	   encode(b.prev_hash, 'hex') AS prev_hash, encode(b.merkle_root, 'hex') AS merkle_root,
+	   to_timestamp(b.time_us / 1e6) AS sealed_at, b.tx_count, b.row_count
+  FROM ledger.block b JOIN ledger.channel c USING (channel_id);
+
+CREATE VIEW ledger.tables AS
+SELECT t.relid AS "table", c.name AS channel, t.tier_column, t.table_no, t.enabled_at
+  FROM ledger.ledger_table t JOIN ledger.channel c USING (channel_id);
+
+GRANT SELECT ON ledger.channels, ledger.blocks, ledger.tables TO PUBLIC;

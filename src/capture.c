@@ -1,0 +1,520 @@
+/*
+ * capture.c
+ *		Hash rows as they are inserted and hand them to the sealing worker.
+ *
+ * An AFTER INSERT row trigger computes each row's commitment and keeps it
+ * in backend memory, so nothing extra is written per row.  Just before the
+ * transaction commits, the rows of each channel are written as one
+ * ledger.pending record inside the same transaction: rolled-back
+ * transactions (and rolled-back subtransactions) leave nothing, committed
+ * ones are durable even if the worker is down.  With
+ * loopledger.synchronous_commit on, COMMIT then waits until the worker has
+ * sealed a block that contains them.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "replication/syncrep.h"
+#include "storage/ipc.h"
+#include "commands/dbcommands.h"
+#include "pgstat.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "loopledger.h"
+
+PG_FUNCTION_INFO_V1(ll_capture);
+PG_FUNCTION_INFO_V1(ll_refuse_change);
+PG_FUNCTION_INFO_V1(ll_refuse_catalog_change);
+PG_FUNCTION_INFO_V1(ll_wait_sealed);
+
+/* Rows captured by the current transaction, in insertion order. */
+typedef struct CapturedRows
+{
+	int			n;
+	int			cap;
+	int32	   *channel;		/* channel id of each row */
+	uint8	   *packed;			/* LL_PACKED_ENTRY_SIZE bytes per row */
+	int		   *sub_marks;		/* row count at each open subtransaction */
+	int			nsub;
+	int			subcap;
+} CapturedRows;
+
+static CapturedRows rows;
+static MemoryContext capture_cxt = NULL;
+static MemoryContext row_cxt = NULL;
+static uint64 flushed_rows = 0;		/* rows written to ledger.pending */
+static bool commit_made_async = false;
+static bool warned_no_worker = false;
+
+/*
+ * Make sure the capture buffers exist; they live in TopMemoryContext and
+ * are emptied, not freed, at the end of each transaction.
+ */
+static void
+capture_init(void)
+{
+	if (capture_cxt != NULL)
+		return;
+	capture_cxt = AllocSetContextCreate(TopMemoryContext, "loopledger capture",
+										ALLOCSET_DEFAULT_SIZES);
+	row_cxt = AllocSetContextCreate(TopMemoryContext, "loopledger row",
+									ALLOCSET_DEFAULT_SIZES);
+}
+
+static void
+rows_reserve(int more)
+{
+	int			newcap;
+
+	if (rows.n + more <= rows.cap)
+		return;
+	newcap = Max(64, rows.cap * 2);
+	while (newcap < rows.n + more)
+		newcap *= 2;
+	if (rows.cap == 0)
+	{
+		rows.channel = MemoryContextAlloc(capture_cxt, sizeof(int32) * newcap);
+		rows.packed = MemoryContextAllocHuge(capture_cxt,
+											 (Size) LL_PACKED_ENTRY_SIZE * newcap);
+	}
+	else
+	{
+		rows.channel = repalloc(rows.channel, sizeof(int32) * newcap);
+		rows.packed = repalloc_huge(rows.packed, (Size) LL_PACKED_ENTRY_SIZE * newcap);
+	}
+	rows.cap = newcap;
+}
+
+static void
+rows_clear(void)
+{
+	MemoryContextReset(capture_cxt);
+	memset(&rows, 0, sizeof(rows));
+}
+
+/*
+ * Hash one inserted tuple of a ledger table and remember it for the commit.
+ */
+void
+ll_capture_tuple(LLTableInfo *info, HeapTuple tuple)
+{
+	LLPackedEntry e;
+	MemoryContext old;
+	ll_buf		buf;
+
+	capture_init();
+	memset(&e, 0, sizeof(e));
+	old = MemoryContextSwitchTo(row_cxt);
+	ll_deform(info, tuple);
+	if (!ll_deformed_entry(info, &e.entry_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("column \"%s\" of ledger table \"%s\" must not be null",
+						LL_ENTRY_COLUMN, info->table_name),
+				 errhint("Leave the column out of INSERT so the ledger numbers the row.")));
+	e.table_no = (uint32) info->table_no;
+	e.tier = (uint8) ll_deformed_tier(info, false);
+	if (!pg_strong_random(e.salt, LL_SALT_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random salt")));
+	ll_buf_init(&buf, ll_palloc_realloc);
+	ll_encode_deformed(info, e.entry_id, e.tier, e.salt, &buf);
+	if (!ll_leaf_hash(buf.data, buf.len, e.commitment))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256 with OpenSSL")));
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(row_cxt);
+
+	rows_reserve(1);
+	rows.channel[rows.n] = info->channel_id;
+	ll_pack_entry(&e, rows.packed + (Size) rows.n * LL_PACKED_ENTRY_SIZE);
+	rows.n++;
+}
+
+/*
+ * AFTER INSERT FOR EACH ROW trigger of every ledger table.  Arguments:
+ * channel name, channel id, table number, hashed table name, tier column.
+ */
+Datum
+ll_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	char	  **args;
+	LLTableInfo *info;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		td->tg_trigger->tgnargs != 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger.capture() must be installed by ledger.enable_table()")));
+	args = td->tg_trigger->tgargs;
+	info = ll_table_info_for(td->tg_relation, pg_strtoint32(args[1]),
+							 pg_strtoint32(args[2]), args[0], args[3],
+							 args[4][0] ? args[4] : NULL);
+	ll_capture_tuple(info, td->tg_trigtuple);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * BEFORE UPDATE/DELETE/TRUNCATE statement trigger: ledger tables only grow.
+ */
+Datum
+ll_refuse_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *what;
+	const char *channel = "?";
+	const char *table;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger.refuse_change() must be called as a trigger")));
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		what = "update";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		what = "delete from";
+	else
+		what = "truncate";
+	if (td->tg_trigger->tgnargs >= 1)
+		channel = td->tg_trigger->tgargs[0];
+	table = RelationGetRelationName(td->tg_relation);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s ledger table \"%s\"", what, table),
+			 errdetail("Table \"%s\" belongs to ledger channel \"%s\"; its rows are append-only.",
+					   table, channel),
+			 errhint("Insert a correcting row instead.")));
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * BEFORE UPDATE/DELETE/TRUNCATE trigger of the extension's own catalogs.
+ */
+Datum
+ll_refuse_catalog_change(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("ledger.refuse_catalog_change() must be called as a trigger")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot modify ledger catalog \"ledger.%s\"",
+					RelationGetRelationName(td->tg_relation)),
+			 errdetail("Sealed blocks, channels and ledger tables are append-only.")));
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Write one ledger.pending record holding rows [from, to) of one channel.
+ * Written directly into the heap so the caller needs no privilege on the
+ * extension's catalog.
+ */
+static void
+write_pending(Relation rel, int32 channel_id, const int *idx, int n)
+{
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	bytea	   *payload;
+	HeapTuple	tup;
+	int			i;
+
+	payload = palloc_extended(VARHDRSZ + (Size) n * LL_PACKED_ENTRY_SIZE,
+							  MCXT_ALLOC_HUGE);
+	SET_VARSIZE(payload, VARHDRSZ + n * LL_PACKED_ENTRY_SIZE);
+	for (i = 0; i < n; i++)
+		memcpy(VARDATA(payload) + (Size) i * LL_PACKED_ENTRY_SIZE,
+			   rows.packed + (Size) idx[i] * LL_PACKED_ENTRY_SIZE,
+			   LL_PACKED_ENTRY_SIZE);
+	values[0] = Int32GetDatum(channel_id);
+	values[1] = PointerGetDatum(payload);
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	simple_heap_insert(rel, tup);
+	heap_freetuple(tup);
+	pfree(payload);
+}
+
+/*
+ * Flush captured rows to ledger.pending, one record per channel (split in
+ * chunks so no single bytea grows huge).
+ */
+static void
+flush_captured(void)
+{
+	Relation	rel;
+	int		   *idx;
+	bool	   *done;
+	int			i,
+				j;
+
+	rel = table_open(ll_catalog_relid("pending"), RowExclusiveLock);
+	idx = palloc(sizeof(int) * rows.n);
+	done = palloc0(sizeof(bool) * rows.n);
+	for (i = 0; i < rows.n; i++)
+	{
+		int			n = 0;
+
+		if (done[i])
+			continue;
+		for (j = i; j < rows.n; j++)
+		{
+			if (done[j] || rows.channel[j] != rows.channel[i])
+				continue;
+			done[j] = true;
+			idx[n++] = j;
+			if (n == LL_PENDING_CHUNK)
+			{
+				write_pending(rel, rows.channel[i], idx, n);
+				n = 0;
+			}
+		}
+		if (n > 0)
+			write_pending(rel, rows.channel[i], idx, n);
+	}
+	table_close(rel, RowExclusiveLock);
+	pfree(idx);
+	pfree(done);
+	flushed_rows = rows.n;
+}
+
+/*
+ * With loopledger.synchronous_commit, the block's own commit will flush the
+ * WAL past this transaction's commit record, so this commit need not wait
+ * for its own flush: one WAL flush per block instead of two per commit.
+ * Only done when nothing else (synchronous standbys) relies on the wait.
+ */
+static void
+maybe_defer_local_flush(void)
+{
+	commit_made_async = false;
+	if (!ll_synchronous_commit || !ll_worker_serves_my_db())
+		return;
+	if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
+		return;
+	if (SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
+		return;
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	commit_made_async = true;
+}
+
+/*
+ * Wait until a seal numbered above "after" has committed.  Interrupts are
+ * held during COMMIT, so cancel and termination are checked by hand, as
+ * synchronous replication does: the transaction is already committed, so
+ * giving up only means the caller is not told its block is sealed.
+ */
+static bool
+wait_for_seal(uint64 after, int timeout_ms, bool in_commit)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	bool		sealed = false;
+
+	pg_atomic_fetch_add_u32(&ll_shared->waiters, 1);
+	ll_wake_worker();
+	ConditionVariablePrepareToSleep(&ll_shared->sealed_cv);
+	for (;;)
+	{
+		if (pg_atomic_read_u64(&ll_shared->seal_done) > after)
+		{
+			sealed = true;
+			break;
+		}
+		if (pg_atomic_read_u64(&ll_shared->seal_failed) > after)
+		{
+			ereport(WARNING,
+					(errmsg("the loopledger worker could not seal the block for this transaction"),
+					 errdetail("The transaction has committed; it will be sealed on the next attempt."),
+					 errhint("See the server log for the worker's error.")));
+			break;
+		}
+		if (!ll_worker_serves_my_db())
+		{
+			ereport(WARNING,
+					(errmsg("the loopledger worker stopped before sealing this transaction"),
+					 errdetail("The transaction has committed; it will be sealed when the worker restarts.")));
+			break;
+		}
+		if (in_commit && ProcDiePending)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("canceling the wait for the ledger block and terminating connection due to administrator command"),
+					 errdetail("The transaction has already committed but may not be sealed yet.")));
+			whereToSendOutput = DestNone;
+			break;
+		}
+		if (in_commit && QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			ereport(WARNING,
+					(errmsg("canceling the wait for the ledger block due to user request"),
+					 errdetail("The transaction has already committed but may not be sealed yet.")));
+			break;
+		}
+		if (!in_commit)
+			CHECK_FOR_INTERRUPTS();
+		if (timeout_ms >= 0 &&
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout_ms))
+			break;
+		ConditionVariableTimedSleep(&ll_shared->sealed_cv, 100,
+									PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	pg_atomic_fetch_sub_u32(&ll_shared->waiters, 1);
+	return sealed;
+}
+
+/*
+ * Called once the commit is visible to other sessions: count the rows for
+ * the worker's size trigger and, when asked to, wait for the seal.
+ */
+static void
+after_commit(void)
+{
+	uint64		n = flushed_rows;
+	uint64		ticket;
+	bool		sealed;
+
+	flushed_rows = 0;
+	if (n == 0)
+		return;
+	if (!ll_worker_serves_my_db())
+	{
+		if (!warned_no_worker)
+			ereport(WARNING,
+					(errmsg("no loopledger worker is sealing blocks for this database"),
+					 errdetail("Committed ledger rows stay pending until a worker seals them."),
+					 errhint("Add loopledger to shared_preload_libraries and set loopledger.database to \"%s\".",
+							 get_database_name(MyDatabaseId))));
+		warned_no_worker = true;
+		return;
+	}
+	pg_atomic_fetch_add_u64(&ll_shared->pending_rows, n);
+	if (!ll_synchronous_commit)
+	{
+		if (pg_atomic_read_u64(&ll_shared->pending_rows) >= (uint64) ll_block_max_rows)
+			ll_wake_worker();
+		return;
+	}
+	pg_memory_barrier();
+	ticket = pg_atomic_read_u64(&ll_shared->seal_started);
+	sealed = wait_for_seal(ticket, -1, true);
+	if (!sealed && commit_made_async)
+		XLogFlush(XactLastCommitEnd);
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (rows.n > 0)
+			{
+				flush_captured();
+				if (event == XACT_EVENT_PRE_COMMIT)
+					maybe_defer_local_flush();
+			}
+			break;
+		case XACT_EVENT_COMMIT:
+			if (capture_cxt != NULL)
+				rows_clear();
+			after_commit();
+			commit_made_async = false;
+			break;
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			if (capture_cxt != NULL)
+				rows_clear();
+			flushed_rows = 0;
+			commit_made_async = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Rows inserted in a rolled-back subtransaction must not be chained.
+ */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			capture_init();
+			if (rows.nsub == rows.subcap)
+			{
+				int			newcap = Max(8, rows.subcap * 2);
+
+				rows.sub_marks = rows.subcap == 0
+					? MemoryContextAlloc(capture_cxt, sizeof(int) * newcap)
+					: repalloc(rows.sub_marks, sizeof(int) * newcap);
+				rows.subcap = newcap;
+			}
+			rows.sub_marks[rows.nsub++] = rows.n;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			if (rows.nsub > 0)
+				rows.nsub--;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (rows.nsub > 0)
+				rows.n = rows.sub_marks[--rows.nsub];
+			break;
+		default:
+			break;
+	}
+}
+
+void
+ll_register_xact_callbacks(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+}
+
+/*
+ * ledger.wait_sealed(timeout_ms): true once every transaction committed
+ * before the call is in a sealed block, false on timeout.
+ */
+Datum
+ll_wait_sealed(PG_FUNCTION_ARGS)
+{
+	int32		timeout = PG_GETARG_INT32(0);
+	uint64		ticket;
+
+	if (!ll_worker_serves_my_db())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no loopledger worker is sealing blocks for this database"),
+				 errhint("Add loopledger to shared_preload_libraries and set loopledger.database.")));
+	pg_memory_barrier();
+	ticket = pg_atomic_read_u64(&ll_shared->seal_started);
+	PG_RETURN_BOOL(wait_for_seal(ticket, timeout, false));
+}

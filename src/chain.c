@@ -1,0 +1,401 @@
+/*
+ * chain.c
+ *		Channels and ledger tables: create, enable, and read the chain.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "loopledger.h"
+#include "chain.h"
+
+PG_FUNCTION_INFO_V1(ll_create_channel);
+PG_FUNCTION_INFO_V1(ll_enable_table);
+
+/*
+ * Channel names end up in file names, log lines and JSON: keep them plain.
+ */
+static void
+check_channel_name(const char *name)
+{
+	const char *p;
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > 63)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid channel name \"%s\"", name),
+				 errdetail("A channel name has 1 to 63 characters.")));
+	for (p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("invalid channel name \"%s\"", name),
+					 errdetail("A channel name may contain only ASCII letters, digits, \"_\", \"-\" and \".\".")));
+}
+
+static void
+check_tiers(ArrayType *tiers)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i,
+				j;
+
+	if (ARR_NDIM(tiers) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tiers must be a one-dimensional array")));
+	deconstruct_array(tiers, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n < 1 || n > LL_MAX_TIERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a channel needs between 1 and %d tiers", LL_MAX_TIERS),
+				 errhint("List the tiers lowest first, for example ARRAY['public','partner','customs'].")));
+	for (i = 0; i < n; i++)
+	{
+		char	   *t;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tier names must not be null")));
+		t = TextDatumGetCString(elems[i]);
+		if (t[0] == '\0' || strlen(t) > 63)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid tier name \"%s\"", t),
+					 errdetail("A tier name has 1 to 63 characters.")));
+		for (j = 0; j < i; j++)
+			if (strcmp(t, TextDatumGetCString(elems[j])) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("tier \"%s\" is listed twice", t)));
+	}
+}
+
+/*
+ * Look up a channel by name; errors when it does not exist.
+ * Must be called inside SPI.
+ */
+void
+ll_channel_lookup(const char *name, LLChannel *ch)
+{
+	Datum		arg = CStringGetTextDatum(name);
+	Oid			argtype = TEXTOID;
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	td;
+
+	if (SPI_execute_with_args("SELECT channel_id, config_hash FROM ledger.channel WHERE name = $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read ledger.channel");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("channel \"%s\" does not exist", name),
+				 errhint("Create it with ledger.create_channel(), or see ledger.channels.")));
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	ch->id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+	ch->name = pstrdup(name);
+	memcpy(ch->config_hash, VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(tup, td, 2, &isnull))),
+		   LL_HASH_LEN);
+}
+
+/*
+ * ledger.create_channel(name, tiers): a new chain with its genesis block.
+ */
+Datum
+ll_create_channel(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	ArrayType  *tiers;
+	Datum		hash;
+	Datum		args[3];
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, BYTEAOID};
+	int32		id;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("channel name must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tiers must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	tiers = PG_GETARG_ARRAYTYPE_P(1);
+	check_channel_name(name);
+	check_tiers(tiers);
+	hash = DirectFunctionCall2(ll_config_hash_sql, PG_GETARG_DATUM(0), PointerGetDatum(tiers));
+
+	SPI_connect();
+	args[0] = PG_GETARG_DATUM(0);
+	SPI_execute_with_args("SELECT 1 FROM ledger.channel WHERE name = $1", 1, types, args,
+						  NULL, false, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("channel \"%s\" already exists", name)));
+	args[1] = PointerGetDatum(tiers);
+	args[2] = hash;
+	if (SPI_execute_with_args("INSERT INTO ledger.channel (channel_id, name, tiers, config_hash) "
+							  "VALUES (nextval('ledger.channel_seq'), $1, $2, $3) RETURNING channel_id",
+							  3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not insert channel");
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ll_insert_genesis(id, name, hash);
+	SPI_finish();
+	PG_RETURN_INT32(id);
+}
+
+/*
+ * Genesis: height 0, no rows, previous hash all zero.  Its hash commits to
+ * the channel's configuration, so two channels never share a chain.
+ */
+void
+ll_insert_genesis(int32 id, const char *name, Datum config_hash)
+{
+	ll_block_header hdr;
+	uint8		hash[LL_HASH_LEN];
+	ll_buf		scratch;
+	bytea	   *cfg = DatumGetByteaPP(config_hash);
+	Datum		args[6];
+	Oid			types[6] = {INT4OID, BYTEAOID, BYTEAOID, INT8OID, BYTEAOID, BYTEAOID};
+
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.channel = name;
+	hdr.channel_len = strlen(name);
+	memcpy(hdr.config_hash, VARDATA_ANY(cfg), LL_HASH_LEN);
+	if (!ll_merkle_root(NULL, 0, NULL, hdr.merkle_root))
+		elog(ERROR, "could not compute Merkle root");
+	hdr.time_us = ll_now_unix_micros();
+	ll_buf_init(&scratch, ll_palloc_realloc);
+	if (!ll_block_hash(&hdr, &scratch, hash))
+		elog(ERROR, "could not compute block hash");
+	args[0] = Int32GetDatum(id);
+	args[1] = PointerGetDatum(ll_bytea(hdr.prev_hash, LL_HASH_LEN));
+	args[2] = PointerGetDatum(ll_bytea(hdr.merkle_root, LL_HASH_LEN));
+	args[3] = Int64GetDatum(hdr.time_us);
+	args[4] = PointerGetDatum(cfg);
+	args[5] = PointerGetDatum(ll_bytea(hash, LL_HASH_LEN));
+	if (SPI_execute_with_args("INSERT INTO ledger.block (channel_id, height, prev_hash, merkle_root, "
+							  "time_us, tx_count, row_count, config_hash, block_hash, entries) "
+							  "VALUES ($1, 0, $2, $3, $4, 0, 0, $5, $6, '')",
+							  6, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert genesis block");
+}
+
+int64
+ll_now_unix_micros(void)
+{
+	return GetCurrentTimestamp() +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
+
+bytea *
+ll_bytea(const uint8 *data, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+/*
+ * Checks before a table becomes a ledger table; errors change nothing.
+ */
+static void
+check_enable(Relation rel, const char *channel, const char *tier_column)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	char	   *other;
+	int			i;
+	bool		tier_found = false;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errdetail("Only plain (not partitioned or foreign) tables can be ledger tables.")));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table \"%s\" is not a permanent table", RelationGetRelationName(rel)),
+				 errdetail("Temporary and unlogged tables cannot be ledger tables.")));
+	if (!pg_class_ownercheck(RelationGetRelid(rel), GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, RelationGetRelationName(rel));
+	if (ll_is_ledger_table(RelationGetRelid(rel), &other))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("table \"%s\" is already a ledger table of channel \"%s\"",
+						RelationGetRelationName(rel), other),
+				 errdetail("A table belongs to exactly one channel.")));
+	if (rel->rd_rel->relhasrules || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has rules, partitions or child tables", RelationGetRelationName(rel)),
+				 errdetail("Rows reaching such a table could bypass the ledger.")));
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), LL_ENTRY_COLUMN) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("table \"%s\" already has a column named \"%s\"",
+							RelationGetRelationName(rel), LL_ENTRY_COLUMN),
+					 errdetail("loopledger adds that column to number the rows.")));
+		ll_check_encodable(att->atttypid, NameStr(att->attname));
+		if (tier_column && strcmp(NameStr(att->attname), tier_column) == 0)
+		{
+			Oid			base = getBaseType(att->atttypid);
+
+			tier_found = true;
+			if (base != TEXTOID && base != VARCHAROID && base != NAMEOID &&
+				get_typtype(base) != TYPTYPE_ENUM)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("tier column \"%s\" must be of type text, varchar or an enum",
+								tier_column)));
+		}
+	}
+	if (tier_column && !tier_found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" does not exist",
+						tier_column, RelationGetRelationName(rel))));
+}
+
+static void
+spi_exec(const char *sql)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+}
+
+/*
+ * Chain the rows a table already has: they go to the next block exactly as
+ * if they had just been inserted.
+ */
+static void
+capture_existing_rows(Oid relid, LLTableInfo *info)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		ll_capture_tuple(info, tup);
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * ledger.enable_table(tbl, channel, tier_column)
+ */
+Datum
+ll_enable_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *channel;
+	char	   *tier_column = NULL;
+	Relation	rel;
+	LLChannel	ch;
+	char	   *qualname;
+	char	   *quoted;
+	int32		table_no;
+	bool		isnull;
+	StringInfoData sql;
+	LLTableInfo *info;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table and channel must not be null")));
+	relid = PG_GETARG_OID(0);
+	channel = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		tier_column = pstrdup(NameStr(*PG_GETARG_NAME(2)));
+
+	SPI_connect();
+	ll_channel_lookup(channel, &ch);
+	rel = table_open(relid, AccessExclusiveLock);
+	check_enable(rel, channel, tier_column);
+	qualname = psprintf("%s.%s", get_namespace_name(RelationGetNamespace(rel)),
+						RelationGetRelationName(rel));
+	quoted = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										RelationGetRelationName(rel));
+	table_close(rel, NoLock);
+
+	SPI_execute_with_args("SELECT coalesce(max(table_no), 0) + 1 FROM ledger.ledger_table WHERE channel_id = $1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, false, 1);
+	table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT nextval('ledger.entry_seq')",
+					 quoted, LL_ENTRY_COLUMN);
+	spi_exec(sql.data);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE UNIQUE INDEX ON %s (%s)", quoted, LL_ENTRY_COLUMN);
+	spi_exec(sql.data);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER ledger_capture AFTER INSERT ON %s FOR EACH ROW "
+					 "EXECUTE FUNCTION ledger.capture(%s, '%d', '%d', %s, %s)",
+					 quoted, quote_literal_cstr(channel), ch.id, table_no,
+					 quote_literal_cstr(qualname),
+					 quote_literal_cstr(tier_column ? tier_column : ""));
+	spi_exec(sql.data);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+					 "ON %s FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change(%s)",
+					 quoted, quote_literal_cstr(channel));
+	spi_exec(sql.data);
+	SPI_execute_with_args("INSERT INTO ledger.ledger_table (relid, channel_id, table_no, table_name, tier_column) "
+						  "VALUES ($1, $2, $3, $4, $5)", 5,
+						  (Oid[]) {REGCLASSOID, INT4OID, INT4OID, TEXTOID, NAMEOID},
+						  (Datum[]) {ObjectIdGetDatum(relid), Int32GetDatum(ch.id),
+							  Int32GetDatum(table_no), CStringGetTextDatum(qualname),
+						  tier_column ? PG_GETARG_DATUM(2) : (Datum) 0},
+						  tier_column ? "     " : "    n", false, 0);
+	CommandCounterIncrement();
+
+	rel = table_open(relid, AccessShareLock);
+	info = ll_table_info_for(rel, ch.id, table_no, channel, qualname, tier_column);
+	table_close(rel, AccessShareLock);
+	capture_existing_rows(relid, info);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,48 @@
+/*
+ * chain.h
+ *		Helpers shared by the channel, verification and proof code.
+ */
+#ifndef LL_CHAIN_H
+#define LL_CHAIN_H
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "ll_core.h"
+
+typedef struct LLChannel
+{
+	int32		id;
+	char	   *name;
+	uint8		config_hash[LL_HASH_LEN];
+} LLChannel;
+
+/* A block row as read back from ledger.block. */
+typedef struct LLBlock
+{
+	ll_block_header hdr;
+	uint8		stored_hash[LL_HASH_LEN];
+	bool		hash_ok;		/* header re-hashes to stored_hash */
+	const uint8 *entries;		/* packed, row_count entries */
+	int			nentries;
+	bool		entries_ok;		/* payload length is a whole number of entries */
+} LLBlock;
+
+extern void ll_channel_lookup(const char *name, LLChannel *ch);
+extern void ll_insert_genesis(int32 id, const char *name, Datum config_hash);
+extern int64 ll_now_unix_micros(void);
+extern bytea *ll_bytea(const uint8 *data, size_t len);
+extern void ll_block_from_spi(HeapTuple tup, TupleDesc td, const char *channel, LLBlock *b);
+extern char *ll_time_text(int64 time_us);
+extern void ll_head_block(LLChannel *ch, LLBlock *b);
+extern void ll_append_hex_field(StringInfo s, const char *key, const uint8 *data, size_t len);
+extern bool ll_merkle_matches(const LLBlock *b);
+extern void ll_copy_hash(HeapTuple tup, TupleDesc td, int col, uint8 *out, bool *ok);
+
+/* SELECT list that ll_block_from_spi expects, in this order. */
+#define LL_BLOCK_COLUMNS "height, prev_hash, merkle_root, time_us, tx_count, row_count, config_hash, block_hash, entries"
+
+extern Datum ll_config_hash_sql(PG_FUNCTION_ARGS);
+
+#endif							/* LL_CHAIN_H */

@@ -1,0 +1,336 @@
+/*
+ * guard.c
+ *		Refuse schema changes and drops that would rewrite a ledger table.
+ *
+ * A table is a ledger table exactly when it carries the ledger.capture()
+ * trigger; the trigger's first argument names the channel.  Deciding from
+ * pg_trigger, not from the extension's own tables, keeps the check cheap,
+ * correct during pg_restore and safe while the extension itself is being
+ * dropped.  Drops are caught in the object access hook, which sees every
+ * dropped object, including those reached through CASCADE.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "loopledger.h"
+
+static ProcessUtility_hook_type prev_utility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+
+/* Is this function one of the extension's ledger-table trigger functions? */
+static bool
+is_ledger_trigger_func(Oid funcid, bool capture_only)
+{
+	char	   *name;
+	char	   *nsp;
+	bool		result;
+
+	nsp = get_namespace_name(get_func_namespace(funcid));
+	if (nsp == NULL || strcmp(nsp, "ledger") != 0)
+		return false;
+	name = get_func_name(funcid);
+	if (name == NULL)
+		return false;
+	result = strcmp(name, "capture") == 0 ||
+		(!capture_only && strcmp(name, "refuse_change") == 0);
+	return result;
+}
+
+static char *
+first_trigger_arg(HeapTuple tup, Relation trigrel)
+{
+	Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+	bytea	   *args;
+
+	if (tg->tgnargs < 1)
+		return pstrdup("?");
+	d = heap_getattr(tup, Anum_pg_trigger_tgargs, RelationGetDescr(trigrel), &isnull);
+	if (isnull)
+		return pstrdup("?");
+	args = DatumGetByteaPP(d);
+	/* arguments are NUL-terminated strings, one after another */
+	return pnstrdup(VARDATA_ANY(args), strnlen(VARDATA_ANY(args), VARSIZE_ANY_EXHDR(args)));
+}
+
+/*
+ * True when relid is a ledger table; *channel then names its channel.
+ */
+bool
+ll_is_ledger_table(Oid relid, char **channel)
+{
+	Relation	trigrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (is_ledger_trigger_func(tg->tgfoid, true))
+		{
+			found = true;
+			if (channel)
+				*channel = first_trigger_arg(tup, trigrel);
+		}
+	}
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+	return found;
+}
+
+static void
+refuse(Oid relid, const char *channel, const char *action, const char *detail)
+{
+	char	   *name = get_rel_name(relid);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s ledger table \"%s\"", action, name ? name : "?"),
+			 errdetail("Table \"%s\" belongs to ledger channel \"%s\"; %s",
+					   name ? name : "?", channel, detail)));
+}
+
+static Oid
+relation_of(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/*
+ * ALTER TABLE subcommands that cannot change a ledger table's stored rows,
+ * its hashing or its guards.  Everything else is refused.
+ */
+static bool
+alter_allowed(AlterTableType t)
+{
+	switch (t)
+	{
+		case AT_AddIndex:
+		case AT_ReAddIndex:
+		case AT_AddConstraint:
+		case AT_ReAddConstraint:
+		case AT_AddIndexConstraint:
+		case AT_ValidateConstraint:
+		case AT_ChangeOwner:
+		case AT_SetStatistics:
+		case AT_ClusterOn:
+		case AT_DropCluster:
+		case AT_SetRelOptions:
+		case AT_ResetRelOptions:
+		case AT_ReplaceRelOptions:
+		case AT_SetTableSpace:
+		case AT_EnableRowSecurity:
+		case AT_ForceRowSecurity:
+		case AT_ReplicaIdentity:
+		case AT_SetLogged:
+		case AT_GenericOptions:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static void
+check_alter_table(AlterTableStmt *stmt)
+{
+	Oid			relid = relation_of(stmt->relation);
+	char	   *channel;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (!alter_allowed(cmd->subtype))
+			refuse(relid, channel, "alter",
+				   "its columns, triggers and row-level security cannot change.");
+	}
+}
+
+static void
+check_create_trigger(CreateTrigStmt *stmt)
+{
+	Oid			relid = relation_of(stmt->relation);
+	char	   *channel;
+	Oid			funcid;
+
+	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
+		return;
+	/* pg_restore re-creates the ledger's own triggers: let those through */
+	funcid = LookupFuncName(stmt->funcname, 0, NULL, true);
+	if (OidIsValid(funcid) && is_ledger_trigger_func(funcid, false))
+		return;
+	refuse(relid, channel, "add a trigger to",
+		   "a trigger could change rows before they are hashed.");
+}
+
+static void
+check_relation(RangeVar *rv, const char *action, const char *detail)
+{
+	Oid			relid = relation_of(rv);
+	char	   *channel;
+
+	if (OidIsValid(relid) && ll_is_ledger_table(relid, &channel))
+		refuse(relid, channel, action, detail);
+}
+
+/*
+ * Inspect utility statements before they run.
+ */
+static void
+guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			check_alter_table((AlterTableStmt *) parsetree);
+			break;
+		case T_CreateTrigStmt:
+			check_create_trigger((CreateTrigStmt *) parsetree);
+			break;
+		case T_RuleStmt:
+			check_relation(((RuleStmt *) parsetree)->relation, "add a rule to",
+						   "a rule could redirect or rewrite inserted rows.");
+			break;
+		case T_TruncateStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((TruncateStmt *) parsetree)->relations)
+					check_relation(lfirst(lc), "truncate",
+								   "its rows are append-only.");
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) parsetree;
+
+				if (rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_COLUMN ||
+					rs->renameType == OBJECT_TRIGGER)
+					check_relation(rs->relation, "rename",
+								   "its name and columns are part of every row's hash.");
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) parsetree;
+
+				if (as->objectType == OBJECT_TABLE)
+					check_relation(as->relation, "move",
+								   "its name is part of every row's hash.");
+				break;
+			}
+		default:
+			break;
+	}
+	if (prev_utility)
+		prev_utility(pstmt, queryString, readOnlyTree, context, params,
+					 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/* The ledger.capture()/refuse_change() trigger with this OID, if any. */
+static bool
+ledger_trigger(Oid trigoid, Oid *relid)
+{
+	Relation	trigrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(trigoid));
+	scan = systable_beginscan(trigrel, TriggerOidIndexId, true, NULL, 1, &key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (is_ledger_trigger_func(tg->tgfoid, false))
+		{
+			found = true;
+			*relid = tg->tgrelid;
+		}
+	}
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Refuse dropping a ledger table or one of its guard triggers, however the
+ * drop was reached (DROP TABLE, DROP SCHEMA CASCADE, DROP EXTENSION
+ * CASCADE, DROP OWNED).
+ */
+static void
+guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	if (access != OAT_DROP)
+		return;
+	if (classId == RelationRelationId)
+	{
+		char	   *channel;
+
+		if (subId == 0 && get_rel_relkind(objectId) == RELKIND_RELATION &&
+			ll_is_ledger_table(objectId, &channel))
+			refuse(objectId, channel, "drop", "ledger tables are permanent.");
+		if (subId != 0 && ll_is_ledger_table(objectId, &channel))
+			refuse(objectId, channel, "drop a column of",
+				   "its columns are part of every row's hash.");
+	}
+	else if (classId == TriggerRelationId)
+	{
+		Oid			relid;
+		char	   *channel;
+
+		if (ledger_trigger(objectId, &relid) && ll_is_ledger_table(relid, &channel))
+			refuse(relid, channel, "drop a trigger of",
+				   "its triggers hash and guard every row.");
+	}
+}
+
+void
+ll_install_guards(void)
+{
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = guard_utility;
+	prev_object_access = object_access_hook;
+	object_access_hook = guard_object_access;
+}

@@ -1,0 +1,701 @@
+/*
+ * verify.c
+ *		Read the chain back: verify, digests, proofs and block entries.
+ *
+ * Everything here recomputes from stored rows with the same pure-C code
+ * the offline verifier uses; nothing trusts a stored hash without checking
+ * it against what it covers.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "loopledger.h"
+#include "chain.h"
+
+PG_FUNCTION_INFO_V1(ll_verify);
+PG_FUNCTION_INFO_V1(ll_digest);
+PG_FUNCTION_INFO_V1(ll_verify_digest);
+
+/* Where each entry of the chain was sealed, keyed by entry number. */
+typedef struct VEntry
+{
+	uint64		key;
+	char		status;
+	bool		seen;
+	int32		position;
+	int64		height;			/* -1 while pending */
+	const uint8 *packed;
+} VEntry;
+
+#define SH_PREFIX ventry
+#define SH_ELEMENT_TYPE VEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) murmurhash32((uint32) ((key) ^ ((key) >> 32)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+typedef struct Verifier
+{
+	LLChannel	ch;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	ventry_hash *map;
+	int			ntables;
+	char	  **table_names;	/* by table_no */
+	int			max_table_no;
+} Verifier;
+
+static void
+problem(Verifier *v, int64 height, const char *fmt,...) pg_attribute_printf(3, 4);
+
+/* Add one problem row to the result. */
+static void
+problem(Verifier *v, int64 height, const char *fmt,...)
+{
+	Datum		values[2];
+	bool		nulls[2] = {height < 0, false};
+	StringInfoData buf;
+	va_list		args;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	values[0] = Int64GetDatum(height);
+	values[1] = CStringGetTextDatum(buf.data);
+	tuplestore_putvalues(v->store, v->desc, values, nulls);
+}
+
+char *
+ll_time_text(int64 time_us)
+{
+	Timestamp	ts = time_us - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return pstrdup("invalid");
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year, tm.tm_mon,
+					tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+void
+ll_copy_hash(HeapTuple tup, TupleDesc td, int col, uint8 *out, bool *ok)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, td, col, &isnull);
+	bytea	   *b;
+
+	memset(out, 0, LL_HASH_LEN);
+	if (isnull)
+	{
+		*ok = false;
+		return;
+	}
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != LL_HASH_LEN)
+	{
+		*ok = false;
+		return;
+	}
+	memcpy(out, VARDATA_ANY(b), LL_HASH_LEN);
+}
+
+/*
+ * Read one ledger.block row (columns LL_BLOCK_COLUMNS) into *b, copying
+ * the entries into the current memory context and re-hashing the header.
+ */
+void
+ll_block_from_spi(HeapTuple tup, TupleDesc td, const char *channel, LLBlock *b)
+{
+	bool		isnull;
+	bool		shape_ok = true;
+	Datum		d;
+	ll_buf		scratch;
+	uint8		hash[LL_HASH_LEN];
+
+	memset(b, 0, sizeof(*b));
+	b->hdr.channel = channel;
+	b->hdr.channel_len = strlen(channel);
+	b->hdr.height = DatumGetInt64(SPI_getbinval(tup, td, 1, &isnull));
+	ll_copy_hash(tup, td, 2, b->hdr.prev_hash, &shape_ok);
+	ll_copy_hash(tup, td, 3, b->hdr.merkle_root, &shape_ok);
+	b->hdr.time_us = DatumGetInt64(SPI_getbinval(tup, td, 4, &isnull));
+	b->hdr.tx_count = (uint32) DatumGetInt32(SPI_getbinval(tup, td, 5, &isnull));
+	b->hdr.row_count = (uint32) DatumGetInt32(SPI_getbinval(tup, td, 6, &isnull));
+	ll_copy_hash(tup, td, 7, b->hdr.config_hash, &shape_ok);
+	ll_copy_hash(tup, td, 8, b->stored_hash, &shape_ok);
+	d = SPI_getbinval(tup, td, 9, &isnull);
+	b->entries_ok = true;
+	if (!isnull)
+	{
+		bytea	   *p = DatumGetByteaPCopy(d);
+		Size		len = VARSIZE_ANY_EXHDR(p);
+
+		b->entries = (const uint8 *) VARDATA_ANY(p);
+		b->nentries = len / LL_PACKED_ENTRY_SIZE;
+		b->entries_ok = (len % LL_PACKED_ENTRY_SIZE) == 0 &&
+			b->nentries == (int) b->hdr.row_count;
+	}
+	ll_buf_init(&scratch, ll_palloc_realloc);
+	b->hash_ok = shape_ok && ll_block_hash(&b->hdr, &scratch, hash) &&
+		memcmp(hash, b->stored_hash, LL_HASH_LEN) == 0;
+}
+
+/* Merkle root of a block's packed entries equals its header's. */
+bool
+ll_merkle_matches(const LLBlock *b)
+{
+	uint8	   *leaves;
+	uint8		root[LL_HASH_LEN];
+	int			i;
+	bool		ok;
+
+	leaves = palloc_extended((Size) Max(b->nentries, 1) * LL_HASH_LEN * 2, MCXT_ALLOC_HUGE);
+	for (i = 0; i < b->nentries; i++)
+		memcpy(leaves + (Size) i * LL_HASH_LEN,
+			   b->entries + (Size) i * LL_PACKED_ENTRY_SIZE + 14, LL_HASH_LEN);
+	ok = ll_merkle_root(leaves, b->nentries, leaves + (Size) b->nentries * LL_HASH_LEN, root) &&
+		memcmp(root, b->hdr.merkle_root, LL_HASH_LEN) == 0;
+	pfree(leaves);
+	return ok;
+}
+
+static const char *
+table_name_of(Verifier *v, uint32 table_no)
+{
+	if (table_no <= (uint32) v->max_table_no && v->table_names[table_no])
+		return v->table_names[table_no];
+	return "(unknown table)";
+}
+
+/*
+ * Check one block against its predecessor and remember its entries.
+ */
+static void
+verify_block(Verifier *v, LLBlock *b, int64 expected, const uint8 *prev_hash)
+{
+	int64		h = (int64) b->hdr.height;
+	int			i;
+
+	if (h != expected)
+		problem(v, h, "block %lld follows block %lld: blocks are missing or out of order",
+				(long long) h, (long long) expected - 1);
+	if (h > 0 && memcmp(b->hdr.prev_hash, prev_hash, LL_HASH_LEN) != 0)
+		problem(v, h, "block %lld: previous hash does not match block %lld",
+				(long long) h, (long long) h - 1);
+	if (memcmp(b->hdr.config_hash, v->ch.config_hash, LL_HASH_LEN) != 0)
+		problem(v, h, "block %lld: channel configuration hash differs from the channel's",
+				(long long) h);
+	if (!b->hash_ok)
+		problem(v, h, "block %lld: stored block hash does not match its header (the block was changed)",
+				(long long) h);
+	if (!b->entries_ok)
+	{
+		problem(v, h, "block %lld: row payload does not match its row count of %u",
+				(long long) h, b->hdr.row_count);
+		return;
+	}
+	if (!ll_merkle_matches(b))
+		problem(v, h, "block %lld: Merkle root does not match the block's rows (rows were changed or reordered)",
+				(long long) h);
+	for (i = 0; i < b->nentries; i++)
+	{
+		LLPackedEntry e;
+		bool		found;
+		VEntry	   *ve;
+
+		ll_unpack_entry(b->entries + (Size) i * LL_PACKED_ENTRY_SIZE, &e);
+		ve = ventry_insert(v->map, e.entry_id, &found);
+		if (found)
+		{
+			problem(v, h, "block %lld: entry %llu is also recorded in block %lld",
+					(long long) h, (unsigned long long) e.entry_id, (long long) ve->height);
+			continue;
+		}
+		ve->seen = false;
+		ve->height = h;
+		ve->position = i;
+		ve->packed = b->entries + (Size) i * LL_PACKED_ENTRY_SIZE;
+	}
+}
+
+/* Walk the chain's blocks in height order through a cursor. */
+static void
+verify_blocks(Verifier *v)
+{
+	Portal		portal;
+	uint8		prev_hash[LL_HASH_LEN];
+	int64		expected = 0;
+	uint64		i;
+	bool		any = false;
+
+	memset(prev_hash, 0, LL_HASH_LEN);
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
+									   "WHERE channel_id = $1 ORDER BY height",
+									   1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(v->ch.id)},
+									   NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 256);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			LLBlock		b;
+
+			ll_block_from_spi(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v->ch.name, &b);
+			if (!any && b.hdr.height != 0)
+				problem(v, 0, "genesis block (height 0) is missing");
+			any = true;
+			verify_block(v, &b, expected, prev_hash);
+			memcpy(prev_hash, b.stored_hash, LL_HASH_LEN);
+			expected = (int64) b.hdr.height + 1;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	if (!any)
+		problem(v, 0, "channel \"%s\" has no blocks at all, not even its genesis block", v->ch.name);
+}
+
+/* Committed rows not sealed yet are legitimate: remember them too. */
+static void
+load_pending(Verifier *v)
+{
+	uint64		i;
+
+	SPI_execute_with_args("SELECT entries FROM ledger.pending WHERE channel_id = $1", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(v->ch.id)}, NULL, true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		bytea	   *p = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int			n = VARSIZE_ANY_EXHDR(p) / LL_PACKED_ENTRY_SIZE;
+		int			j;
+
+		for (j = 0; j < n; j++)
+		{
+			const uint8 *packed = (const uint8 *) VARDATA_ANY(p) + (Size) j * LL_PACKED_ENTRY_SIZE;
+			LLPackedEntry e;
+			bool		found;
+			VEntry	   *ve;
+
+			ll_unpack_entry(packed, &e);
+			ve = ventry_insert(v->map, e.entry_id, &found);
+			if (!found)
+			{
+				ve->seen = false;
+				ve->height = -1;
+				ve->position = j;
+				ve->packed = packed;
+			}
+		}
+	}
+}
+
+/*
+ * Re-hash one stored row and compare it with what the chain recorded.
+ */
+static void
+verify_row(Verifier *v, LLTableInfo *info, ll_buf *buf)
+{
+	uint64		entry;
+	VEntry	   *ve;
+	LLPackedEntry e;
+	uint8		hash[LL_HASH_LEN];
+	int			tier;
+
+	if (!ll_deformed_entry(info, &entry))
+	{
+		problem(v, -1, "table %s: a row has no entry number (it was added while the ledger's triggers were bypassed)",
+				info->table_name);
+		return;
+	}
+	ve = ventry_lookup(v->map, entry);
+	if (ve == NULL)
+	{
+		problem(v, -1, "table %s: row with entry %llu is not in the ledger (it was added while the ledger's triggers were bypassed)",
+				info->table_name, (unsigned long long) entry);
+		return;
+	}
+	if (ve->seen)
+	{
+		problem(v, ve->height, "table %s: row with entry %llu appears more than once",
+				info->table_name, (unsigned long long) entry);
+		return;
+	}
+	ve->seen = true;
+	ll_unpack_entry(ve->packed, &e);
+	if (e.table_no != (uint32) info->table_no)
+	{
+		problem(v, ve->height, "table %s: row with entry %llu is recorded for table %s",
+				info->table_name, (unsigned long long) entry, table_name_of(v, e.table_no));
+		return;
+	}
+	tier = ll_deformed_tier(info, true);
+	ll_buf_reset(buf);
+	if (tier == (int) e.tier)
+	{
+		ll_encode_deformed(info, entry, tier, e.salt, buf);
+		if (!ll_leaf_hash(buf->data, buf->len, hash))
+			elog(ERROR, "could not compute SHA-256");
+	}
+	if (tier != (int) e.tier || memcmp(hash, e.commitment, LL_HASH_LEN) != 0)
+	{
+		if (ve->height >= 0)
+			problem(v, ve->height, "table %s: row with entry %llu (block %lld, position %d) does not match its hash (it was changed or moved)",
+					info->table_name, (unsigned long long) entry, (long long) ve->height, ve->position);
+		else
+			problem(v, -1, "table %s: row with entry %llu (pending) does not match its hash (it was changed)",
+					info->table_name, (unsigned long long) entry);
+	}
+}
+
+/* Scan one ledger table of the channel. */
+static void
+verify_table(Verifier *v, Oid relid, int32 table_no, const char *table_name,
+			 const char *tier_column)
+{
+	Relation	rel = try_table_open(relid, AccessShareLock);
+	TableScanDesc scan;
+	HeapTuple	tup;
+	LLTableInfo *info;
+	MemoryContext rowcxt,
+				old;
+	ll_buf		buf;
+
+	if (rel == NULL)
+	{
+		problem(v, -1, "table %s no longer exists", table_name);
+		return;
+	}
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to verify ledger table \"%s\"", table_name),
+				 errhint("Verifying a channel needs SELECT on all of its tables.")));
+	info = ll_table_info_for(rel, v->ch.id, table_no, v->ch.name, table_name,
+							 tier_column);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "loopledger verify row",
+								   ALLOCSET_DEFAULT_SIZES);
+	ll_buf_init(&buf, ll_palloc_realloc);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ll_deform(info, tup);
+		old = MemoryContextSwitchTo(rowcxt);
+		verify_row(v, info, &buf);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+	}
+	table_endscan(scan);
+	MemoryContextDelete(rowcxt);
+	table_close(rel, AccessShareLock);
+}
+
+static int
+cmp_missing(const void *a, const void *b)
+{
+	const VEntry *x = *(VEntry *const *) a;
+	const VEntry *y = *(VEntry *const *) b;
+
+	if (x->height != y->height)
+		return x->height < y->height ? -1 : 1;
+	return x->position - y->position;
+}
+
+/* Entries the chain recorded but whose rows were not found. */
+static void
+report_missing(Verifier *v)
+{
+	ventry_iterator it;
+	VEntry	   *ve;
+	VEntry	  **missing = NULL;
+	int			n = 0,
+				cap = 0,
+				i;
+
+	ventry_start_iterate(v->map, &it);
+	while ((ve = ventry_iterate(v->map, &it)) != NULL)
+	{
+		if (ve->seen)
+			continue;
+		if (n == cap)
+		{
+			cap = Max(16, cap * 2);
+			missing = missing ? repalloc(missing, sizeof(VEntry *) * cap)
+				: palloc(sizeof(VEntry *) * cap);
+		}
+		missing[n++] = ve;
+	}
+	if (n > 1)
+		qsort(missing, n, sizeof(VEntry *), cmp_missing);
+	for (i = 0; i < n; i++)
+	{
+		LLPackedEntry e;
+
+		ll_unpack_entry(missing[i]->packed, &e);
+		if (missing[i]->height >= 0)
+			problem(v, missing[i]->height, "table %s: row with entry %llu (block %lld, position %d) is missing",
+					table_name_of(v, e.table_no), (unsigned long long) e.entry_id,
+					(long long) missing[i]->height, missing[i]->position);
+		else
+			problem(v, -1, "table %s: row with entry %llu (pending) is missing",
+					table_name_of(v, e.table_no), (unsigned long long) e.entry_id);
+	}
+}
+
+static void
+verify_tables(Verifier *v)
+{
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+
+	SPI_execute_with_args("SELECT relid::oid, table_no, table_name, tier_column::text "
+						  "FROM ledger.ledger_table WHERE channel_id = $1 ORDER BY table_no",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(v->ch.id)}, NULL, true, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	v->max_table_no = 0;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		v->max_table_no = Max(v->max_table_no,
+							  DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
+	}
+	v->table_names = palloc0(sizeof(char *) * (v->max_table_no + 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int32		no = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+		v->table_names[no] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+	}
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		int32		no = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		char	   *tier = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
+
+		verify_table(v, relid, no, v->table_names[no], tier);
+	}
+}
+
+/*
+ * ledger.verify(channel): one row per problem; no rows when intact.
+ */
+Datum
+ll_verify(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Verifier	v;
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&v, 0, sizeof(v));
+	v.store = rsinfo->setResult;
+	v.desc = rsinfo->setDesc;
+	SPI_connect();
+	ll_channel_lookup(channel, &v.ch);
+	v.map = ventry_create(CurrentMemoryContext, 1024, NULL);
+	verify_blocks(&v);
+	load_pending(&v);
+	verify_tables(&v);
+	report_missing(&v);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* The head block of a channel (headers only). */
+void
+ll_head_block(LLChannel *ch, LLBlock *b)
+{
+	SPI_execute_with_args("SELECT height, prev_hash, merkle_root, time_us, tx_count, row_count, "
+						  "config_hash, block_hash, NULL::bytea FROM ledger.block "
+						  "WHERE channel_id = $1 ORDER BY height DESC LIMIT 1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch->id)}, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("channel \"%s\" has no blocks", ch->name)));
+	ll_block_from_spi(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, ch->name, b);
+}
+
+void
+ll_append_hex_field(StringInfo s, const char *key, const uint8 *data, size_t len)
+{
+	char	   *hex = palloc(len * 2 + 1);
+
+	ll_hex_encode(data, len, hex);
+	appendStringInfo(s, "\"%s\": \"%s\"", key, hex);
+	pfree(hex);
+}
+
+/*
+ * ledger.digest(channel): the small jsonb to keep outside the database.
+ */
+Datum
+ll_digest(PG_FUNCTION_ARGS)
+{
+	char	   *channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	LLChannel	ch;
+	LLBlock		head;
+	uint8		genesis[LL_HASH_LEN];
+	bool		ok = true;
+	StringInfoData s;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext old;
+
+	SPI_connect();
+	ll_channel_lookup(channel, &ch);
+	ll_head_block(&ch, &head);
+	SPI_execute_with_args("SELECT block_hash FROM ledger.block WHERE channel_id = $1 AND height = 0",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, true, 1);
+	if (SPI_processed == 1)
+		ll_copy_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, genesis, &ok);
+	else
+		memset(genesis, 0, LL_HASH_LEN);
+	/* the text must outlive SPI_finish */
+	old = MemoryContextSwitchTo(caller);
+	initStringInfo(&s);
+	MemoryContextSwitchTo(old);
+	appendStringInfoString(&s, "{\"version\": 1, \"channel\": ");
+	escape_json(&s, channel);
+	appendStringInfo(&s, ", \"height\": %llu, ", (unsigned long long) head.hdr.height);
+	ll_append_hex_field(&s, "block_hash", head.stored_hash, LL_HASH_LEN);
+	appendStringInfo(&s, ", \"time\": \"%s\", ", ll_time_text(head.hdr.time_us));
+	ll_append_hex_field(&s, "genesis_hash", genesis, LL_HASH_LEN);
+	appendStringInfoChar(&s, '}');
+	SPI_finish();
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
+}
+
+/* Parse a required digest field through SQL so every jsonb shape is handled. */
+static char *
+digest_field(Datum digest, const char *key)
+{
+	char	   *sql = psprintf("SELECT $1->>%s, jsonb_typeof($1->%s)",
+							   quote_literal_cstr(key), quote_literal_cstr(key));
+	char	   *val;
+
+	SPI_execute_with_args(sql, 1, (Oid[]) {JSONBOID}, &digest, NULL, true, 1);
+	val = SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+	if (val == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger digest: field \"%s\" is missing", key),
+				 errhint("Pass the jsonb returned by ledger.digest().")));
+	return val;
+}
+
+/*
+ * ledger.verify_digest(digest): true when the chain still holds the
+ * digest's block unchanged and every block up to it is intact.
+ */
+Datum
+ll_verify_digest(PG_FUNCTION_ARGS)
+{
+	Datum		digest = PG_GETARG_DATUM(0);
+	char	   *channel;
+	char	   *height_s;
+	char	   *hash_s;
+	int64		height;
+	uint8		want[LL_HASH_LEN];
+	uint8		prev[LL_HASH_LEN];
+	LLChannel	ch;
+	Portal		portal;
+	int64		expected = 0;
+	bool		ok = true,
+				reached = false;
+	uint64		i;
+
+	SPI_connect();
+	if (strcmp(digest_field(digest, "version"), "1") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger digest: unsupported version")));
+	channel = digest_field(digest, "channel");
+	height_s = digest_field(digest, "height");
+	hash_s = digest_field(digest, "block_hash");
+	if (!ll_hex_decode(hash_s, strlen(hash_s), want, LL_HASH_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger digest: \"block_hash\" is not 64 hex digits")));
+	height = pg_strtoint64(height_s);
+	if (height < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger digest: \"height\" is negative")));
+	ll_channel_lookup(channel, &ch);
+
+	memset(prev, 0, LL_HASH_LEN);
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
+									   "WHERE channel_id = $1 AND height <= $2 ORDER BY height",
+									   2, (Oid[]) {INT4OID, INT8OID},
+									   (Datum[]) {Int32GetDatum(ch.id), Int64GetDatum(height)},
+									   NULL, true, 0);
+	while (ok)
+	{
+		SPI_cursor_fetch(portal, true, 256);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed && ok; i++)
+		{
+			LLBlock		b;
+
+			ll_block_from_spi(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, ch.name, &b);
+			ok = (int64) b.hdr.height == expected && b.hash_ok && b.entries_ok &&
+				(expected == 0 || memcmp(b.hdr.prev_hash, prev, LL_HASH_LEN) == 0) &&
+				ll_merkle_matches(&b);
+			memcpy(prev, b.stored_hash, LL_HASH_LEN);
+			if (ok && expected == height)
+				reached = memcmp(b.stored_hash, want, LL_HASH_LEN) == 0;
+			expected++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	PG_RETURN_BOOL(ok && reached);
+}
