@@ -22,9 +22,9 @@
  * events (including callback results) gives the same outputs.  Time only
  * enters through ev->now_ms.  bft_step resets *out, then fills it; the
  * caller MUST act on it in this order before calling bft_step again:
- *	 1. make every bft_persist record handed to the persist callback during
+ *	 1. store out->commit (block, payload and certificate) if has_commit;
+ *	 2. make every bft_persist record handed to the persist callback during
  *		this step durable (if the callback is not itself durable);
- *	 2. store out->commit (block, payload and certificate) if has_commit;
  *	 3. send out->msgs[i] in order (to == BFT_TO_ALL: every peer);
  *	 4. arm out->timers[i]: after delay_ms, feed a BFT_EV_TIMEOUT event
  *		echoing kind/height/round (stale timers are ignored, so timers need
@@ -39,7 +39,7 @@
  * persist() with what it is about to sign (height, round, step, value, and
  * its lock).  If persist fails nothing is signed.  Because messages only
  * leave through *out, and the caller makes the record durable before
- * sending (step 1), a message that was sent was always persisted first.
+ * sending (step 2), a message that was sent was always persisted first.
  * After a crash, restart the node with BFT_EV_START carrying the last
  * durable record: the core never signs anything at a (height, round, step)
  * lower than that record, nor a different value at the same one, so an

@@ -242,6 +242,18 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								   "its name and columns are part of every row's hash.");
 				break;
 			}
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) parsetree;
+				ListCell   *lc;
+
+				/* name the table itself, before its triggers are reached */
+				if (ds->removeType == OBJECT_TABLE)
+					foreach(lc, ds->objects)
+						check_relation(makeRangeVarFromNameList(lfirst(lc)), "drop",
+									   "ledger tables are permanent.");
+				break;
+			}
 		case T_AlterObjectSchemaStmt:
 			{
 				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) parsetree;
@@ -321,8 +333,8 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		char	   *channel;
 
 		if (ledger_trigger(objectId, &relid) && ll_is_ledger_table(relid, &channel))
-			refuse(relid, channel, "drop a trigger of",
-				   "its triggers hash and guard every row.");
+			refuse(relid, channel, "drop the triggers of",
+				   "ledger tables and their triggers are permanent.");
 	}
 }
 

@@ -265,6 +265,10 @@ ll_proof(PG_FUNCTION_ARGS)
 				 errmsg("channel and entry must not be null")));
 	channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	entry = PG_GETARG_INT64(1);
+	if (entry <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("entry numbers are positive, not %lld", (long long) entry)));
 	SPI_connect();
 	ll_channel_lookup(channel, &ch);
 	ll_head_block(&ch, &head);

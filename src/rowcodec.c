@@ -351,8 +351,12 @@ append_datetime(StringInfo out, LLEncKind kind, Datum value)
 							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 							 errmsg("timestamp out of range")));
 				else
+				{
+					/* UTC has no DST; a negative flag would hide the "+00" */
+					tm.tm_isdst = 0;
 					EncodeDateTime(&tm, fsec, kind == ENC_TIMESTAMPTZ, 0, NULL,
 								   USE_ISO_DATES, buf);
+				}
 				break;
 			}
 		case ENC_INTERVAL:

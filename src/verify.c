@@ -333,8 +333,9 @@ load_pending(Verifier *v)
  * Re-hash one stored row and compare it with what the chain recorded.
  */
 static void
-verify_row(Verifier *v, LLTableInfo *info, ll_buf *buf)
+verify_row(Verifier *v, LLTableInfo *info)
 {
+	ll_buf		buf;
 	uint64		entry;
 	VEntry	   *ve;
 	LLPackedEntry e;
@@ -369,11 +370,12 @@ verify_row(Verifier *v, LLTableInfo *info, ll_buf *buf)
 		return;
 	}
 	tier = ll_deformed_tier(info, true);
-	ll_buf_reset(buf);
 	if (tier == (int) e.tier)
 	{
-		ll_encode_deformed(info, entry, tier, e.salt, buf);
-		if (!ll_leaf_hash(buf->data, buf->len, hash))
+		/* lives in the per-row context the caller resets */
+		ll_buf_init(&buf, ll_palloc_realloc);
+		ll_encode_deformed(info, entry, tier, e.salt, &buf);
+		if (!ll_leaf_hash(buf.data, buf.len, hash))
 			elog(ERROR, "could not compute SHA-256");
 	}
 	if (tier != (int) e.tier || memcmp(hash, e.commitment, LL_HASH_LEN) != 0)
@@ -398,7 +400,6 @@ verify_table(Verifier *v, Oid relid, int32 table_no, const char *table_name,
 	LLTableInfo *info;
 	MemoryContext rowcxt,
 				old;
-	ll_buf		buf;
 
 	if (rel == NULL)
 	{
@@ -414,14 +415,13 @@ verify_table(Verifier *v, Oid relid, int32 table_no, const char *table_name,
 							 tier_column);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "loopledger verify row",
 								   ALLOCSET_DEFAULT_SIZES);
-	ll_buf_init(&buf, ll_palloc_realloc);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
 		ll_deform(info, tup);
 		old = MemoryContextSwitchTo(rowcxt);
-		verify_row(v, info, &buf);
+		verify_row(v, info);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcxt);
 	}
@@ -661,11 +661,13 @@ ll_verify_digest(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger digest: \"block_hash\" is not 64 hex digits")));
-	height = pg_strtoint64(height_s);
-	if (height < 0)
+	if (strspn(height_s, "0123456789") != strlen(height_s) || strlen(height_s) == 0 ||
+		strlen(height_s) > 18)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger digest: \"height\" is negative")));
+				 errmsg("invalid ledger digest: \"height\" is not a block height"),
+				 errdetail("It must be a non-negative integer, not \"%s\".", height_s)));
+	height = pg_strtoint64(height_s);
 	ll_channel_lookup(channel, &ch);
 
 	memset(prev, 0, LL_HASH_LEN);

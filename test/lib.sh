@@ -78,6 +78,18 @@ start_cluster() {
 	} | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
 	as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 	psql_at "$name" postgres -qc "CREATE DATABASE ledger" >/dev/null
+	wait_for_sealer "$name"
+}
+
+# The sealer starts before database "ledger" exists and retries every 5 s.
+wait_for_sealer() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(psql_at "$1" postgres -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'loopledger sealer'")" = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "the loopledger sealer did not start on cluster $1" >&2
+	return 1
 }
 
 stop_cluster() {

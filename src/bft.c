@@ -1,0 +1,1441 @@
+/*
+ * bft.c
+ *		The consensus state machine: Algorithm 1 of "The latest gossip on
+ *		BFT consensus", driven by bft_step().
+ *
+ * Layout of the state: votes of the current height are kept in a window of
+ * BFT_SLOTS consecutive rounds [round - 2, round + 5] indexed by
+ * round % BFT_SLOTS, so no round in the window can collide with another and
+ * resetting a height costs a few flag writes.  Votes for rounds below the
+ * window are no longer needed (re-proposals carry their own POL, late
+ * commits are recovered by catch-up); votes above it only count towards the
+ * f+1 round skip.  Messages for height + 1 are buffered (one per sender and
+ * type) because peers that decide first start the next height before us.
+ */
+#include <string.h>
+
+#include "bft.h"
+
+#define BFT_SLOTS 8
+#define BFT_WIN_BELOW 2
+#define BFT_WIN_ABOVE (BFT_SLOTS - 1 - BFT_WIN_BELOW)
+#define BFT_FAR 4
+#define BFT_SERVED 16
+#define NO_VAL 0xFF
+
+typedef struct bft_tally
+{
+	uint64_t	mask;			/* validators whose (first) vote is here */
+	uint64_t	power;
+	uint64_t	nil_power;
+	uint64_t	evidence_mask;	/* conflicts already reported */
+	uint32_t	nvals;
+	uint8_t		val_of[BFT_MAX_VALIDATORS];	/* index in vals, NO_VAL = nil */
+	uint8_t		vals[BFT_MAX_VALIDATORS][BFT_HASH_LEN];
+	uint64_t	val_power[BFT_MAX_VALIDATORS];
+	uint8_t		sigs[BFT_MAX_VALIDATORS][BFT_SIG_LEN];
+} bft_tally;
+
+typedef struct bft_slot
+{
+	bool		used;
+	uint32_t	round;
+	bft_tally	prevote;
+	bft_tally	precommit;
+	uint64_t	any_mask;		/* senders of any vote: f+1 round skip */
+	uint64_t	any_power;
+	bool		has_proposal;
+	bool		prop_valid;		/* validate callback accepted it */
+	bool		pol_ok;			/* attached POL proved its valid_round */
+	int32_t		prop_vr;
+	uint8_t		prop_value[BFT_HASH_LEN];
+	uint8_t		prop_sig[BFT_SIG_LEN];
+	uint32_t	prop_len;
+	uint8_t		prop_payload[BFT_MAX_PAYLOAD];
+	bool		rule36_done;
+	bool		timeout_prevote_set;
+	bool		timeout_precommit_set;
+} bft_slot;
+
+typedef struct bft_far
+{
+	uint32_t	round;
+	uint64_t	mask;
+	uint64_t	power;
+} bft_far;
+
+typedef struct bft_served
+{
+	uint32_t	peer;
+	uint64_t	height;
+	uint64_t	at_ms;
+} bft_served;
+
+struct bft_node
+{
+	bft_config	cfg;
+	bool		started;
+	uint64_t	height;
+	uint32_t	round;
+	uint8_t		step;
+	int			self;			/* index in vs, -1 when not a validator */
+	bft_valset	vs;
+	uint64_t	quorum;
+	uint64_t	third;
+	uint32_t	npending;
+	bft_pending_valset pending[BFT_VALSET_DELAY];
+
+	int32_t		locked_round;
+	uint8_t		locked_value[BFT_HASH_LEN];
+	int32_t		valid_round;
+	uint8_t		valid_value[BFT_HASH_LEN];
+	bool		valid_has_payload;
+	uint32_t	valid_len;
+	uint8_t		valid_payload[BFT_MAX_PAYLOAD];
+	uint16_t	valid_npol;
+	bft_signer	valid_pol[BFT_MAX_VALIDATORS];
+
+	/* our own proposal of the current round, for rebroadcast */
+	bool		own_prop;
+	uint32_t	own_prop_round;
+	int32_t		own_prop_vr;
+	uint16_t	own_npol;
+	bft_signer	own_pol[BFT_MAX_VALIDATORS];
+
+	/* the block the caller built for this height */
+	bool		have_block;
+	bool		block_requested;
+	uint8_t		block_value[BFT_HASH_LEN];
+	uint32_t	block_len;
+	uint8_t		block_payload[BFT_MAX_PAYLOAD];
+
+	bft_slot	slots[BFT_SLOTS];
+	bft_far		far[BFT_FAR];
+
+	/* height + 1 buffer */
+	uint64_t	fut_mask[2];
+	bft_vote	fut_votes[2][BFT_MAX_VALIDATORS];
+	bool		fut_has_prop;
+	bft_proposal fut_prop;
+	uint8_t		fut_payload[BFT_MAX_PAYLOAD];
+
+	bool		has_ps;
+	bft_persist ps;				/* last record given to persist() */
+
+	bool		committed_now;	/* one commit per step */
+	uint64_t	req_height;		/* last catch-up request and its time */
+	uint64_t	req_at_ms;
+	bool		req_any;
+	bft_served	served[BFT_SERVED];
+	uint32_t	served_next;
+
+	uint32_t	commit_len;
+	uint8_t		commit_payload[BFT_MAX_PAYLOAD];
+
+	bft_output *out;
+	uint64_t	now;
+	bft_stats	stats;
+	bft_msg		in;				/* decode scratch (large) */
+	bft_msg		tmp;			/* encode scratch */
+};
+
+static void start_round(bft_node *n, uint32_t round);
+
+size_t
+bft_node_size(void)
+{
+	return sizeof(bft_node);
+}
+
+/* Zeroes the node so that all state is defined before BFT_EV_START. */
+bft_node *
+bft_init(void *mem, const bft_config *cfg)
+{
+	bft_node   *n = (bft_node *) mem;
+
+	memset(n, 0, sizeof(*n));
+	n->cfg = *cfg;
+	n->self = -1;
+	n->locked_round = -1;
+	n->valid_round = -1;
+	return n;
+}
+
+uint64_t
+bft_height(const bft_node *n)
+{
+	return n->height;
+}
+
+uint32_t
+bft_round(const bft_node *n)
+{
+	return n->round;
+}
+
+const bft_valset *
+bft_current_valset(const bft_node *n)
+{
+	return &n->vs;
+}
+
+const bft_stats *
+bft_get_stats(const bft_node *n)
+{
+	return &n->stats;
+}
+
+/* Rotation by height and round: every node computes the same proposer. */
+uint32_t
+bft_proposer(const bft_valset *vs, uint64_t height, uint32_t round)
+{
+	return (uint32_t) ((height + round) % vs->n);
+}
+
+static uint32_t
+timeout_ms(const bft_node *n, uint32_t base, uint32_t round)
+{
+	uint64_t	t = (uint64_t) base + (uint64_t) n->cfg.timeout_delta_ms * round;
+
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t) t;
+}
+
+/* ---------------------------------------------------------------- output */
+
+/* Appends an encoded message; counts a drop instead of failing. */
+static void
+emit(bft_node *n, uint32_t to, const bft_msg *m)
+{
+	bft_output *o = n->out;
+	size_t		len;
+
+	if (o->nmsgs >= BFT_MAX_OUT_MSGS ||
+		bft_encode(m, o->buf + o->buf_used, BFT_OUT_BUF - o->buf_used, &len) != BFT_OK)
+	{
+		o->dropped++;
+		return;
+	}
+	o->msgs[o->nmsgs].to = to;
+	o->msgs[o->nmsgs].off = o->buf_used;
+	o->msgs[o->nmsgs].len = (uint32_t) len;
+	o->nmsgs++;
+	o->buf_used += (uint32_t) len;
+}
+
+static void
+emit_timer(bft_node *n, uint8_t kind, uint32_t delay)
+{
+	bft_output *o = n->out;
+
+	if (o->ntimers >= BFT_MAX_OUT_TIMERS)
+	{
+		o->dropped++;
+		return;
+	}
+	o->timers[o->ntimers].kind = kind;
+	o->timers[o->ntimers].height = n->height;
+	o->timers[o->ntimers].round = n->round;
+	o->timers[o->ntimers].delay_ms = delay;
+	o->ntimers++;
+}
+
+/* ----------------------------------------------------------------- tallies */
+
+static void
+tally_reset(bft_tally *t)
+{
+	t->mask = 0;
+	t->power = 0;
+	t->nil_power = 0;
+	t->evidence_mask = 0;
+	t->nvals = 0;
+}
+
+static int
+tally_find(const bft_tally *t, const uint8_t value[BFT_HASH_LEN])
+{
+	uint32_t	i;
+
+	for (i = 0; i < t->nvals; i++)
+		if (memcmp(t->vals[i], value, BFT_HASH_LEN) == 0)
+			return (int) i;
+	return -1;
+}
+
+static uint64_t
+tally_power_for(const bft_tally *t, const uint8_t value[BFT_HASH_LEN])
+{
+	int			i = tally_find(t, value);
+
+	return i < 0 ? 0 : t->val_power[i];
+}
+
+/* Signers for value, sorted by index: a POL or a commit certificate. */
+static uint16_t
+tally_signers(const bft_tally *t, const uint8_t value[BFT_HASH_LEN], bft_signer *out)
+{
+	int			vi = tally_find(t, value);
+	uint16_t	k = 0;
+	uint32_t	i;
+
+	if (vi < 0)
+		return 0;
+	for (i = 0; i < BFT_MAX_VALIDATORS; i++)
+		if ((t->mask >> i) & 1 && t->val_of[i] == (uint8_t) vi)
+		{
+			out[k].validator = (uint16_t) i;
+			memcpy(out[k].sig, t->sigs[i], BFT_SIG_LEN);
+			k++;
+		}
+	return k;
+}
+
+static void
+slot_reset(bft_slot *s, uint32_t round)
+{
+	s->used = true;
+	s->round = round;
+	tally_reset(&s->prevote);
+	tally_reset(&s->precommit);
+	s->any_mask = 0;
+	s->any_power = 0;
+	s->has_proposal = false;
+	s->prop_valid = false;
+	s->pol_ok = false;
+	s->rule36_done = false;
+	s->timeout_prevote_set = false;
+	s->timeout_precommit_set = false;
+}
+
+static bool
+in_window(const bft_node *n, uint32_t round)
+{
+	return (uint64_t) round + BFT_WIN_BELOW >= n->round &&
+		(uint64_t) round <= (uint64_t) n->round + BFT_WIN_ABOVE;
+}
+
+/* Slot for a round in the window (claimed if stale), else NULL. */
+static bft_slot *
+slot_for(bft_node *n, uint32_t round)
+{
+	bft_slot   *s;
+
+	if (!in_window(n, round))
+		return NULL;
+	s = &n->slots[round % BFT_SLOTS];
+	if (!s->used || s->round != round)
+		slot_reset(s, round);
+	return s;
+}
+
+/* Slot only if it already holds that round and is in the window. */
+static bft_slot *
+slot_get(bft_node *n, uint32_t round)
+{
+	bft_slot   *s;
+
+	if (!in_window(n, round))
+		return NULL;
+	s = &n->slots[round % BFT_SLOTS];
+	return (s->used && s->round == round) ? s : NULL;
+}
+
+/* -------------------------------------------------------------- signing */
+
+static int
+cmp_key(uint32_t r1, uint8_t t1, uint32_t r2, uint8_t t2)
+{
+	if (r1 != r2)
+		return r1 < r2 ? -1 : 1;
+	if (t1 != t2)
+		return t1 < t2 ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Signs (type, height, round, value) only if that cannot double-sign: never
+ * below the last persisted (height, round, step), and at the same key only
+ * the identical message (its stored signature is reused).  The record is
+ * handed to persist() before the signature can reach any output.
+ */
+static bool
+guarded_sign(bft_node *n, uint8_t type, uint32_t round, int32_t vr,
+			 bool is_nil, const uint8_t value[BFT_HASH_LEN], uint8_t sig[BFT_SIG_LEN])
+{
+	uint8_t		sb[BFT_SIGN_BYTES_LEN];
+	bft_persist rec;
+
+	if (n->self < 0)
+		return false;
+	if (n->has_ps && n->ps.height > n->height)
+	{
+		n->stats.sign_refused++;
+		return false;
+	}
+	if (n->has_ps && n->ps.height == n->height && n->ps.last_type != 0)
+	{
+		int			c = cmp_key(round, type, n->ps.last_round, n->ps.last_type);
+
+		if (c < 0)
+		{
+			n->stats.sign_refused++;
+			return false;
+		}
+		if (c == 0)
+		{
+			if (n->ps.last_nil == is_nil && n->ps.last_valid_round == vr &&
+				(is_nil || memcmp(n->ps.last_value, value, BFT_HASH_LEN) == 0))
+			{
+				memcpy(sig, n->ps.last_sig, BFT_SIG_LEN);
+				return true;
+			}
+			n->stats.sign_refused++;
+			return false;
+		}
+	}
+	bft_sign_bytes(n->cfg.chain_id, type, n->height, round, vr, is_nil, value, sb);
+	if (n->cfg.cb.sign(n->cfg.cb.ctx, sb, sizeof(sb), sig) != 0)
+		return false;
+	n->stats.signs++;
+	memset(&rec, 0, sizeof(rec));
+	rec.height = n->height;
+	rec.round = round;
+	rec.step = type;
+	rec.locked_round = n->locked_round;
+	memcpy(rec.locked_value, n->locked_value, BFT_HASH_LEN);
+	rec.last_type = type;
+	rec.last_round = round;
+	rec.last_nil = is_nil;
+	rec.last_valid_round = vr;
+	if (!is_nil)
+		memcpy(rec.last_value, value, BFT_HASH_LEN);
+	memcpy(rec.last_sig, sig, BFT_SIG_LEN);
+	if (n->cfg.cb.persist(n->cfg.cb.ctx, &rec) != 0)
+	{
+		n->stats.sign_refused++;
+		return false;
+	}
+	n->ps = rec;
+	n->has_ps = true;
+	return true;
+}
+
+static bool
+verify_sig(bft_node *n, uint16_t validator, uint8_t type, uint64_t height,
+		   uint32_t round, int32_t vr, bool is_nil,
+		   const uint8_t value[BFT_HASH_LEN], const uint8_t sig[BFT_SIG_LEN])
+{
+	uint8_t		sb[BFT_SIGN_BYTES_LEN];
+
+	bft_sign_bytes(n->cfg.chain_id, type, height, round, vr, is_nil, value, sb);
+	n->stats.verifies++;
+	return n->cfg.cb.verify(n->cfg.cb.ctx, n->vs.v[validator].pubkey, sb,
+							sizeof(sb), sig);
+}
+
+/* ------------------------------------------------------------ vote intake */
+
+static void
+report_evidence(bft_node *n, const bft_tally *t, const bft_vote *v)
+{
+	bft_output *o = n->out;
+	bft_evidence *e;
+	uint8_t		vi = t->val_of[v->validator];
+
+	if (o->nevidence >= BFT_MAX_OUT_EVIDENCE)
+	{
+		o->dropped++;
+		return;
+	}
+	e = &o->evidence[o->nevidence++];
+	e->a = *v;
+	e->a.is_nil = (vi == NO_VAL);
+	if (vi == NO_VAL)
+		memset(e->a.value, 0, BFT_HASH_LEN);
+	else
+		memcpy(e->a.value, t->vals[vi], BFT_HASH_LEN);
+	memcpy(e->a.sig, t->sigs[v->validator], BFT_SIG_LEN);
+	e->b = *v;
+}
+
+/* Counts a sender for the f+1 round-skip rule. */
+static void
+note_sender(bft_node *n, bft_slot *s, uint16_t validator)
+{
+	uint64_t	bit = UINT64_C(1) << validator;
+
+	if (!(s->any_mask & bit))
+	{
+		s->any_mask |= bit;
+		s->any_power += n->vs.v[validator].power;
+	}
+}
+
+/*
+ * Adds a vote whose signature is known good (or is our own) to its tally;
+ * the first vote of a validator counts, a conflicting one is evidence.
+ */
+static void
+tally_add(bft_node *n, bft_slot *s, const bft_vote *v)
+{
+	bft_tally  *t = v->type == BFT_MSG_PREVOTE ? &s->prevote : &s->precommit;
+	uint64_t	bit = UINT64_C(1) << v->validator;
+	uint64_t	pw = n->vs.v[v->validator].power;
+	int			vi;
+
+	if (t->mask & bit)
+		return;
+	t->mask |= bit;
+	t->power += pw;
+	memcpy(t->sigs[v->validator], v->sig, BFT_SIG_LEN);
+	if (v->is_nil)
+	{
+		t->val_of[v->validator] = NO_VAL;
+		t->nil_power += pw;
+	}
+	else
+	{
+		vi = tally_find(t, v->value);
+		if (vi < 0)
+		{
+			vi = (int) t->nvals++;
+			memcpy(t->vals[vi], v->value, BFT_HASH_LEN);
+			t->val_power[vi] = 0;
+		}
+		t->val_of[v->validator] = (uint8_t) vi;
+		t->val_power[vi] += pw;
+	}
+	note_sender(n, s, v->validator);
+}
+
+static bool
+same_vote(const bft_tally *t, const bft_vote *v)
+{
+	uint8_t		vi = t->val_of[v->validator];
+
+	if (v->is_nil)
+		return vi == NO_VAL;
+	return vi != NO_VAL && memcmp(t->vals[vi], v->value, BFT_HASH_LEN) == 0;
+}
+
+static void
+request_block(bft_node *n, uint32_t peer)
+{
+	bft_msg    *m = &n->tmp;
+
+	/* at most one request per height per quarter gossip period */
+	if (n->req_any && n->req_height == n->height &&
+		n->now < n->req_at_ms + n->cfg.gossip_ms / 4 + 1)
+		return;
+	n->req_any = true;
+	n->req_height = n->height;
+	n->req_at_ms = n->now;
+	m->type = BFT_MSG_BLOCK_REQ;
+	m->u.req.height = n->height;
+	emit(n, peer, m);
+}
+
+static void
+buffer_future_vote(bft_node *n, const bft_vote *v)
+{
+	int			t = v->type == BFT_MSG_PREVOTE ? 0 : 1;
+	uint64_t	bit = UINT64_C(1) << v->validator;
+
+	if ((n->fut_mask[t] & bit) && n->fut_votes[t][v->validator].round >= v->round)
+		return;
+	n->fut_mask[t] |= bit;
+	n->fut_votes[t][v->validator] = *v;
+}
+
+static void
+far_vote(bft_node *n, uint16_t validator, uint32_t round)
+{
+	uint32_t	i,
+				pick = 0;
+	uint64_t	bit = UINT64_C(1) << validator;
+
+	for (i = 0; i < BFT_FAR; i++)
+		if (n->far[i].power && n->far[i].round == round)
+			break;
+	if (i == BFT_FAR)
+	{
+		/* replace the lowest entry; rounds only matter while ahead of us */
+		for (i = 1; i < BFT_FAR; i++)
+			if (n->far[i].round < n->far[pick].round)
+				pick = i;
+		i = pick;
+		n->far[i].round = round;
+		n->far[i].mask = 0;
+		n->far[i].power = 0;
+	}
+	if (!(n->far[i].mask & bit))
+	{
+		n->far[i].mask |= bit;
+		n->far[i].power += n->vs.v[validator].power;
+	}
+}
+
+/* Verifies and records a vote of the current height. */
+static void
+on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
+{
+	bft_slot   *s;
+	bft_tally  *t;
+	uint64_t	bit;
+
+	if (v->height != n->height)
+	{
+		if (v->height == n->height + 1 && v->validator < BFT_MAX_VALIDATORS)
+			buffer_future_vote(n, v);
+		else if (v->height > n->height + 1 && peer != BFT_NO_PEER)
+			request_block(n, peer);
+		return;
+	}
+	if (v->validator >= n->vs.n)
+	{
+		n->stats.rejected++;
+		return;
+	}
+	s = slot_for(n, v->round);
+	if (s == NULL)
+	{
+		if (v->round > n->round &&
+			verify_sig(n, v->validator, v->type, v->height, v->round, -1,
+					   v->is_nil, v->value, v->sig))
+			far_vote(n, v->validator, v->round);
+		return;
+	}
+	t = v->type == BFT_MSG_PREVOTE ? &s->prevote : &s->precommit;
+	bit = UINT64_C(1) << v->validator;
+	if (t->mask & bit)
+	{
+		if (same_vote(t, v))
+			return;				/* duplicate: no need to verify again */
+		if ((t->evidence_mask & bit) == 0 &&
+			verify_sig(n, v->validator, v->type, v->height, v->round, -1,
+					   v->is_nil, v->value, v->sig))
+		{
+			t->evidence_mask |= bit;
+			report_evidence(n, t, v);
+		}
+		return;
+	}
+	if (!verify_sig(n, v->validator, v->type, v->height, v->round, -1,
+					v->is_nil, v->value, v->sig))
+	{
+		n->stats.rejected++;
+		return;
+	}
+	tally_add(n, s, v);
+}
+
+/* Signs, records and broadcasts our own vote; false if refused. */
+static bool
+cast_vote(bft_node *n, uint8_t type, bool is_nil, const uint8_t value[BFT_HASH_LEN])
+{
+	bft_msg    *m = &n->tmp;
+	bft_vote   *v = &m->u.vote;
+	bft_slot   *s;
+
+	memset(m, 0, sizeof(m->type) + sizeof(bft_vote) + 8);
+	m->type = type;
+	v->type = type;
+	v->height = n->height;
+	v->round = n->round;
+	v->validator = (uint16_t) (n->self < 0 ? 0 : n->self);
+	v->is_nil = is_nil;
+	if (!is_nil)
+		memcpy(v->value, value, BFT_HASH_LEN);
+	else
+		memset(v->value, 0, BFT_HASH_LEN);
+	if (!guarded_sign(n, type, n->round, -1, is_nil, v->value, v->sig))
+		return false;
+	emit(n, BFT_TO_ALL, m);
+	s = slot_for(n, n->round);
+	if (s)
+		tally_add(n, s, v);
+	return true;
+}
+
+/* ---------------------------------------------------------------- proposals */
+
+/* Whether prevotes for (vr, value) reach a quorum, by POL or by tally. */
+static bool
+pol_holds(bft_node *n, const bft_slot *cur)
+{
+	bft_slot   *vs;
+
+	if (cur->prop_vr < 0)
+		return false;
+	if (cur->pol_ok)
+		return true;
+	vs = slot_get(n, (uint32_t) cur->prop_vr);
+	return vs != NULL && tally_power_for(&vs->prevote, cur->prop_value) >= n->quorum;
+}
+
+static void
+store_proposal(bft_node *n, bft_slot *s, const bft_proposal *p, bool pol_ok)
+{
+	s->has_proposal = true;
+	s->prop_vr = p->valid_round;
+	memcpy(s->prop_value, p->value, BFT_HASH_LEN);
+	memcpy(s->prop_sig, p->sig, BFT_SIG_LEN);
+	s->prop_len = p->payload_len;
+	if (p->payload_len)
+		memcpy(s->prop_payload, p->payload, p->payload_len);
+	s->pol_ok = pol_ok;
+	s->prop_valid = n->cfg.cb.validate(n->cfg.cb.ctx, n->height, p->value,
+									   s->prop_payload, s->prop_len);
+}
+
+static void
+on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
+{
+	bft_slot   *s;
+	bool		pol_ok = false;
+
+	if (p->height != n->height)
+	{
+		if (p->height == n->height + 1)
+		{
+			if (!n->fut_has_prop || p->round < n->fut_prop.round)
+			{
+				n->fut_prop = *p;
+				if (p->payload_len)
+					memcpy(n->fut_payload, p->payload, p->payload_len);
+				n->fut_prop.payload = n->fut_payload;
+				n->fut_has_prop = true;
+			}
+		}
+		else if (p->height > n->height + 1 && peer != BFT_NO_PEER)
+			request_block(n, peer);
+		return;
+	}
+	if (p->proposer >= n->vs.n ||
+		p->proposer != bft_proposer(&n->vs, p->height, p->round))
+	{
+		n->stats.rejected++;
+		return;
+	}
+	s = slot_for(n, p->round);
+	if (s == NULL || s->has_proposal)
+		return;					/* first proposal of a round wins */
+	if (!verify_sig(n, p->proposer, BFT_MSG_PROPOSAL, p->height, p->round,
+					p->valid_round, false, p->value, p->sig))
+	{
+		n->stats.rejected++;
+		return;
+	}
+	if (p->valid_round >= 0 && p->npol > 0)
+	{
+		bft_slot   *vs;
+		uint16_t	i;
+
+		n->stats.verifies += p->npol;
+		if (bft_signers_verify(&n->vs, n->cfg.chain_id, BFT_MSG_PREVOTE,
+							   p->height, (uint32_t) p->valid_round, p->value,
+							   p->pol, p->npol, &n->cfg.cb) != BFT_OK)
+		{
+			n->stats.rejected++;
+			return;
+		}
+		pol_ok = true;
+		/* the POL's prevotes are ordinary verified votes: keep them */
+		vs = slot_for(n, (uint32_t) p->valid_round);
+		for (i = 0; vs != NULL && i < p->npol; i++)
+		{
+			bft_vote	v;
+
+			v.type = BFT_MSG_PREVOTE;
+			v.is_nil = false;
+			v.validator = p->pol[i].validator;
+			v.round = (uint32_t) p->valid_round;
+			v.height = p->height;
+			memcpy(v.value, p->value, BFT_HASH_LEN);
+			memcpy(v.sig, p->pol[i].sig, BFT_SIG_LEN);
+			tally_add(n, vs, &v);
+		}
+	}
+	store_proposal(n, s, p, pol_ok);
+}
+
+/* Encodes our proposal of the current round from slot state. */
+static void
+send_own_proposal(bft_node *n, uint32_t to)
+{
+	bft_slot   *s = slot_get(n, n->round);
+	bft_proposal *p = &n->tmp.u.proposal;
+
+	if (!n->own_prop || n->own_prop_round != n->round || s == NULL || !s->has_proposal)
+		return;
+	n->tmp.type = BFT_MSG_PROPOSAL;
+	p->height = n->height;
+	p->round = n->round;
+	p->valid_round = n->own_prop_vr;
+	p->proposer = (uint16_t) n->self;
+	memcpy(p->value, s->prop_value, BFT_HASH_LEN);
+	p->payload_len = s->prop_len;
+	p->payload = s->prop_payload;
+	p->npol = n->own_npol;
+	if (n->own_npol)
+		memcpy(p->pol, n->own_pol, sizeof(bft_signer) * n->own_npol);
+	memcpy(p->sig, s->prop_sig, BFT_SIG_LEN);
+	emit(n, to, &n->tmp);
+}
+
+/* Proposes value (with POL when vr >= 0) for the current round. */
+static void
+propose(bft_node *n, const uint8_t value[BFT_HASH_LEN], int32_t vr,
+		const uint8_t *payload, uint32_t len)
+{
+	bft_slot   *s = slot_for(n, n->round);
+	bft_proposal p;
+
+	if (s == NULL || s->has_proposal)
+		return;
+	memset(&p, 0, offsetof(bft_proposal, pol));
+	p.height = n->height;
+	p.round = n->round;
+	p.valid_round = vr;
+	p.proposer = (uint16_t) n->self;
+	memcpy(p.value, value, BFT_HASH_LEN);
+	p.payload = payload;
+	p.payload_len = len;
+	if (!guarded_sign(n, BFT_MSG_PROPOSAL, n->round, vr, false, value, p.sig))
+		return;
+	n->own_prop = true;
+	n->own_prop_round = n->round;
+	n->own_prop_vr = vr;
+	n->own_npol = vr >= 0 ? n->valid_npol : 0;
+	if (n->own_npol)
+		memcpy(n->own_pol, n->valid_pol, sizeof(bft_signer) * n->own_npol);
+	p.npol = 0;
+	store_proposal(n, s, &p, vr >= 0);
+	send_own_proposal(n, BFT_TO_ALL);
+}
+
+/* Proposes if we are this round's proposer and have something to offer. */
+static void
+try_propose(bft_node *n)
+{
+	if (n->self < 0 || n->step != BFT_STEP_PROPOSE ||
+		(uint32_t) n->self != bft_proposer(&n->vs, n->height, n->round))
+		return;
+	if (n->valid_round >= 0 && n->valid_has_payload)
+		propose(n, n->valid_value, n->valid_round, n->valid_payload, n->valid_len);
+	else if (n->have_block)
+		propose(n, n->block_value, -1, n->block_payload, n->block_len);
+	else if (!n->block_requested)
+	{
+		n->block_requested = true;
+		n->out->want_block = true;
+		n->out->want_block_height = n->height;
+	}
+}
+
+/* ---------------------------------------------------------- height change */
+
+static void
+set_valset(bft_node *n, const bft_valset *vs)
+{
+	n->vs = *vs;
+	n->quorum = bft_quorum(vs);
+	n->third = bft_one_third(vs);
+	n->self = bft_valset_find(vs, n->cfg.self_pubkey);
+}
+
+static void
+reset_height_state(bft_node *n)
+{
+	uint32_t	i;
+
+	n->round = 0;
+	n->step = BFT_STEP_PROPOSE;
+	n->locked_round = -1;
+	memset(n->locked_value, 0, BFT_HASH_LEN);
+	n->valid_round = -1;
+	n->valid_has_payload = false;
+	n->valid_npol = 0;
+	n->own_prop = false;
+	n->have_block = false;
+	n->block_requested = false;
+	for (i = 0; i < BFT_SLOTS; i++)
+		n->slots[i].used = false;
+	for (i = 0; i < BFT_FAR; i++)
+		n->far[i].power = 0;
+}
+
+static void
+replay_future(bft_node *n)
+{
+	uint64_t	masks[2];
+	int			t;
+	uint32_t	i;
+
+	masks[0] = n->fut_mask[0];
+	masks[1] = n->fut_mask[1];
+	n->fut_mask[0] = n->fut_mask[1] = 0;
+	if (n->fut_has_prop)
+	{
+		n->fut_has_prop = false;
+		if (n->fut_prop.height == n->height)
+			on_proposal(n, &n->fut_prop, BFT_NO_PEER);
+	}
+	for (t = 0; t < 2; t++)
+		for (i = 0; i < BFT_MAX_VALIDATORS; i++)
+			if ((masks[t] >> i) & 1 && n->fut_votes[t][i].height == n->height)
+				on_vote(n, &n->fut_votes[t][i], BFT_NO_PEER);
+}
+
+/*
+ * Decides value at the current height: hands block and certificate to the
+ * caller, applies a validator-set change due at the next height, and
+ * starts it.  Called at most once per step so out->commit is never
+ * overwritten.
+ */
+static void
+decide(bft_node *n, const uint8_t value[BFT_HASH_LEN], const uint8_t *payload,
+	   uint32_t len, const bft_cert *cert)
+{
+	bft_output *o = n->out;
+	uint32_t	i,
+				k;
+
+	n->committed_now = true;
+	o->has_commit = true;
+	o->commit.height = n->height;
+	memcpy(o->commit.value, value, BFT_HASH_LEN);
+	if (len)
+		memmove(n->commit_payload, payload, len);
+	n->commit_len = len;
+	o->commit.payload = n->commit_payload;
+	o->commit.payload_len = len;
+	if (cert != &o->commit.cert)
+		o->commit.cert = *cert;
+	n->stats.commits++;
+
+	if (n->cfg.cb.valset_change && n->npending < BFT_VALSET_DELAY)
+	{
+		bft_valset *vs = &n->pending[n->npending].set;
+
+		if (n->cfg.cb.valset_change(n->cfg.cb.ctx, n->height, n->commit_payload,
+									len, vs) &&
+			bft_valset_check(vs) == BFT_OK)
+		{
+			n->pending[n->npending].height = n->height + BFT_VALSET_DELAY;
+			n->npending++;
+		}
+	}
+	n->height++;
+	/* activate a change that is due; later ones stay queued in order */
+	for (i = 0, k = 0; i < n->npending; i++)
+	{
+		if (n->pending[i].height == n->height)
+			set_valset(n, &n->pending[i].set);
+		else if (n->pending[i].height > n->height)
+		{
+			if (k != i)
+				n->pending[k] = n->pending[i];
+			k++;
+		}
+	}
+	n->npending = k;
+	reset_height_state(n);
+	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
+	start_round(n, 0);
+	replay_future(n);
+}
+
+/* Builds the certificate from our precommit tally and decides. */
+static void
+decide_from_slot(bft_node *n, bft_slot *s, const uint8_t value[BFT_HASH_LEN],
+				 const uint8_t *payload, uint32_t len)
+{
+	bft_cert   *c = &n->out->commit.cert;
+
+	c->height = n->height;
+	c->round = s->round;
+	memcpy(c->value, value, BFT_HASH_LEN);
+	c->nsigs = tally_signers(&s->precommit, value, c->sigs);
+	decide(n, value, payload, len, c);
+}
+
+/* Finds a payload for value among everything this height has seen. */
+static bool
+find_payload(bft_node *n, const uint8_t value[BFT_HASH_LEN],
+			 const uint8_t **payload, uint32_t *len, bool *valid)
+{
+	uint32_t	i;
+
+	for (i = 0; i < BFT_SLOTS; i++)
+	{
+		bft_slot   *s = &n->slots[i];
+
+		if (s->used && s->has_proposal &&
+			memcmp(s->prop_value, value, BFT_HASH_LEN) == 0)
+		{
+			*payload = s->prop_payload;
+			*len = s->prop_len;
+			*valid = s->prop_valid;
+			return true;
+		}
+	}
+	if (n->valid_has_payload && n->valid_round >= 0 &&
+		memcmp(n->valid_value, value, BFT_HASH_LEN) == 0)
+	{
+		*payload = n->valid_payload;
+		*len = n->valid_len;
+		*valid = true;
+		return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ rounds */
+
+static void
+start_round(bft_node *n, uint32_t round)
+{
+	n->round = round;
+	n->step = BFT_STEP_PROPOSE;
+	(void) slot_for(n, round);
+	emit_timer(n, BFT_TIMER_PROPOSE, timeout_ms(n, n->cfg.timeout_propose_ms, round));
+	try_propose(n);
+}
+
+/*
+ * Evaluates the "upon" rules of Algorithm 1 until none fires.  Each rule
+ * either changes step/round/height or sets a once-per-round flag, so the
+ * loop terminates; the bound is only a guard.
+ */
+static void
+progress(bft_node *n)
+{
+	int			iter;
+
+	for (iter = 0; iter < 64; iter++)
+	{
+		bft_slot   *cur = slot_for(n, n->round);
+		bool		fired = false;
+		uint32_t	i;
+
+		/* lines 22 and 28: prevote on the proposal of this round */
+		if (n->step == BFT_STEP_PROPOSE && cur->has_proposal)
+		{
+			bool		ok = false,
+						act = false;
+
+			if (cur->prop_vr < 0)
+			{
+				act = true;
+#ifdef BFT_BROKEN_NO_LOCK
+				ok = cur->prop_valid;
+#else
+				ok = cur->prop_valid && (n->locked_round == -1 ||
+										 memcmp(n->locked_value, cur->prop_value, BFT_HASH_LEN) == 0);
+#endif
+			}
+			else if ((uint32_t) cur->prop_vr < n->round && pol_holds(n, cur))
+			{
+				act = true;
+#ifdef BFT_BROKEN_NO_LOCK
+				ok = cur->prop_valid;
+#else
+				ok = cur->prop_valid && (n->locked_round <= cur->prop_vr ||
+										 memcmp(n->locked_value, cur->prop_value, BFT_HASH_LEN) == 0);
+#endif
+			}
+			if (act)
+			{
+				n->step = BFT_STEP_PREVOTE;
+				cast_vote(n, BFT_MSG_PREVOTE, !ok, cur->prop_value);
+				fired = true;
+			}
+		}
+		/* line 34: any 2f+1 prevotes start the prevote timeout */
+		if (n->step == BFT_STEP_PREVOTE && !cur->timeout_prevote_set &&
+			cur->prevote.power >= n->quorum)
+		{
+			cur->timeout_prevote_set = true;
+			emit_timer(n, BFT_TIMER_PREVOTE, timeout_ms(n, n->cfg.timeout_prevote_ms, n->round));
+		}
+		/* line 36: a polka for the valid proposal locks and sets validValue */
+		if (n->step >= BFT_STEP_PREVOTE && !cur->rule36_done && cur->has_proposal &&
+			cur->prop_valid &&
+			tally_power_for(&cur->prevote, cur->prop_value) >= n->quorum)
+		{
+			cur->rule36_done = true;
+			if (n->step == BFT_STEP_PREVOTE)
+			{
+				n->locked_round = (int32_t) n->round;
+				memcpy(n->locked_value, cur->prop_value, BFT_HASH_LEN);
+				n->step = BFT_STEP_PRECOMMIT;
+				cast_vote(n, BFT_MSG_PRECOMMIT, false, cur->prop_value);
+			}
+			n->valid_round = (int32_t) n->round;
+			memcpy(n->valid_value, cur->prop_value, BFT_HASH_LEN);
+			n->valid_len = cur->prop_len;
+			if (cur->prop_len)
+				memcpy(n->valid_payload, cur->prop_payload, cur->prop_len);
+			n->valid_has_payload = true;
+			n->valid_npol = tally_signers(&cur->prevote, cur->prop_value, n->valid_pol);
+			fired = true;
+		}
+		/* line 44: 2f+1 nil prevotes */
+		if (n->step == BFT_STEP_PREVOTE && cur->prevote.nil_power >= n->quorum)
+		{
+			n->step = BFT_STEP_PRECOMMIT;
+			cast_vote(n, BFT_MSG_PRECOMMIT, true, NULL);
+			fired = true;
+		}
+		/* line 47: any 2f+1 precommits start the precommit timeout */
+		if (!cur->timeout_precommit_set && cur->precommit.power >= n->quorum)
+		{
+			cur->timeout_precommit_set = true;
+			emit_timer(n, BFT_TIMER_PRECOMMIT, timeout_ms(n, n->cfg.timeout_precommit_ms, n->round));
+		}
+		/* line 49: 2f+1 precommits for a value in any round decide it */
+		if (!n->committed_now)
+		{
+			for (i = 0; i < BFT_SLOTS; i++)
+			{
+				bft_slot   *s = &n->slots[i];
+				uint32_t	k;
+
+				if (!s->used || !in_window(n, s->round) || s->precommit.power < n->quorum)
+					continue;
+				for (k = 0; k < s->precommit.nvals; k++)
+				{
+					const uint8_t *payload;
+					uint32_t	len;
+					bool		valid;
+
+					if (s->precommit.val_power[k] < n->quorum)
+						continue;
+					if (find_payload(n, s->precommit.vals[k], &payload, &len, &valid))
+					{
+						if (valid)
+						{
+							decide_from_slot(n, s, s->precommit.vals[k], payload, len);
+							fired = true;
+						}
+					}
+					else
+						request_block(n, BFT_TO_ALL);
+					break;
+				}
+				if (fired)
+					break;
+			}
+			if (fired)
+				continue;
+		}
+		/* line 55: f+1 power in a higher round makes us join it */
+		{
+			uint32_t	best = n->round;
+
+			for (i = 0; i < BFT_SLOTS; i++)
+			{
+				bft_slot   *s = &n->slots[i];
+
+				if (s->used && s->round > best && in_window(n, s->round) &&
+					s->any_power >= n->third)
+					best = s->round;
+			}
+			for (i = 0; i < BFT_FAR; i++)
+				if (n->far[i].power >= n->third && n->far[i].round > best)
+					best = n->far[i].round;
+			if (best != n->round)
+			{
+				start_round(n, best);
+				fired = true;
+			}
+		}
+		if (!fired)
+			break;
+	}
+}
+
+/* --------------------------------------------------------- gossip, catch-up */
+
+/* Our votes and proposal of the current round, for a peer that missed them. */
+static void
+resend_round(bft_node *n, uint32_t to)
+{
+	bft_slot   *s = slot_get(n, n->round);
+	int			t;
+
+	if (s == NULL || n->self < 0)
+		return;
+	send_own_proposal(n, to);
+	for (t = 0; t < 2; t++)
+	{
+		bft_tally  *ta = t == 0 ? &s->prevote : &s->precommit;
+		bft_vote   *v = &n->tmp.u.vote;
+		uint8_t		vi;
+
+		if (!((ta->mask >> n->self) & 1))
+			continue;
+		vi = ta->val_of[n->self];
+		n->tmp.type = t == 0 ? BFT_MSG_PREVOTE : BFT_MSG_PRECOMMIT;
+		v->type = n->tmp.type;
+		v->height = n->height;
+		v->round = n->round;
+		v->validator = (uint16_t) n->self;
+		v->is_nil = vi == NO_VAL;
+		if (vi == NO_VAL)
+			memset(v->value, 0, BFT_HASH_LEN);
+		else
+			memcpy(v->value, ta->vals[vi], BFT_HASH_LEN);
+		memcpy(v->sig, ta->sigs[n->self], BFT_SIG_LEN);
+		emit(n, to, &n->tmp);
+	}
+}
+
+static void
+gossip(bft_node *n)
+{
+	n->tmp.type = BFT_MSG_STATUS;
+	n->tmp.u.status.height = n->height;
+	n->tmp.u.status.round = n->round;
+	n->tmp.u.status.validator = (uint16_t) (n->self < 0 ? 0xFFFF : n->self);
+	emit(n, BFT_TO_ALL, &n->tmp);
+	resend_round(n, BFT_TO_ALL);
+	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
+}
+
+/* Sends a committed block to a peer, at most once per period per height. */
+static void
+serve_block(bft_node *n, uint64_t height, uint32_t peer)
+{
+	uint32_t	i;
+	bft_served *sv;
+	const uint8_t *payload = NULL;
+	uint32_t	len = 0;
+	bft_block_resp *r = &n->tmp.u.resp;
+
+	if (n->cfg.cb.load_block == NULL || height >= n->height || peer == BFT_NO_PEER)
+		return;
+	for (i = 0; i < BFT_SERVED; i++)
+	{
+		sv = &n->served[i];
+		if (sv->at_ms && sv->peer == peer && sv->height == height &&
+			n->now < sv->at_ms + n->cfg.gossip_ms / 2)
+			return;
+	}
+	if (!n->cfg.cb.load_block(n->cfg.cb.ctx, height, &payload, &len, &r->cert) ||
+		len > BFT_MAX_PAYLOAD)
+		return;
+	sv = &n->served[n->served_next++ % BFT_SERVED];
+	sv->peer = peer;
+	sv->height = height;
+	sv->at_ms = n->now ? n->now : 1;
+	n->tmp.type = BFT_MSG_BLOCK_RESP;
+	r->payload = payload;
+	r->payload_len = len;
+	emit(n, peer, &n->tmp);
+}
+
+/* A certified block for our height: verify everything, then decide it. */
+static void
+on_block_resp(bft_node *n, const bft_block_resp *r, uint32_t peer)
+{
+	const bft_cert *c = &r->cert;
+
+	if (c->height != n->height || n->committed_now)
+		return;
+	n->stats.verifies += c->nsigs;
+	if (bft_cert_verify(&n->vs, n->cfg.chain_id, c, &n->cfg.cb) != BFT_OK ||
+		!n->cfg.cb.validate(n->cfg.cb.ctx, c->height, c->value, r->payload,
+							r->payload_len))
+	{
+		n->stats.rejected++;
+		return;
+	}
+	n->stats.catchup_commits++;
+	decide(n, c->value, r->payload, r->payload_len, c);
+	/* the peer may hold more blocks: keep pulling */
+	if (peer != BFT_NO_PEER)
+	{
+		n->req_any = false;
+		request_block(n, peer);
+	}
+}
+
+static void
+on_message(bft_node *n, uint32_t peer, const uint8_t *data, size_t len)
+{
+	bft_msg    *m = &n->in;
+
+	if (bft_decode(data, len, m) != BFT_OK)
+	{
+		n->stats.rejected++;
+		return;
+	}
+	switch (m->type)
+	{
+		case BFT_MSG_PROPOSAL:
+			on_proposal(n, &m->u.proposal, peer);
+			break;
+		case BFT_MSG_PREVOTE:
+		case BFT_MSG_PRECOMMIT:
+			on_vote(n, &m->u.vote, peer);
+			break;
+		case BFT_MSG_STATUS:
+			if (m->u.status.height < n->height)
+				serve_block(n, m->u.status.height, peer);
+			else if (m->u.status.height > n->height)
+				request_block(n, peer);
+			else if (m->u.status.round < n->round && peer != BFT_NO_PEER)
+				resend_round(n, peer);
+			break;
+		case BFT_MSG_BLOCK_REQ:
+			serve_block(n, m->u.req.height, peer);
+			break;
+		case BFT_MSG_BLOCK_RESP:
+			on_block_resp(n, &m->u.resp, peer);
+			break;
+	}
+}
+
+/* -------------------------------------------------------------- restart */
+
+/*
+ * (Re)starts from the caller's durable state.  A persisted record of this
+ * height restores the round, the lock and the last signed vote, which is
+ * re-sent so peers that lost it still count it.
+ */
+static void
+on_start(bft_node *n, const bft_start *st)
+{
+	uint32_t	i;
+	const bft_persist *p = st->has_persist ? &st->persist : NULL;
+
+	n->started = true;
+	n->height = st->height;
+	set_valset(n, &st->valset);
+	n->npending = 0;
+	for (i = 0; i < st->npending && i < BFT_VALSET_DELAY; i++)
+		n->pending[n->npending++] = st->pending[i];
+	reset_height_state(n);
+	n->fut_mask[0] = n->fut_mask[1] = 0;
+	n->fut_has_prop = false;
+	n->has_ps = p != NULL;
+	if (p)
+		n->ps = *p;
+	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
+	if (p == NULL || p->height != n->height || p->last_type == 0)
+	{
+		start_round(n, 0);
+		return;
+	}
+	n->locked_round = p->locked_round;
+	memcpy(n->locked_value, p->locked_value, BFT_HASH_LEN);
+	if (p->last_type == BFT_MSG_PROPOSAL)
+	{
+		start_round(n, p->last_round);
+		return;
+	}
+	n->round = p->last_round;
+	n->step = p->last_type;		/* PREVOTE or PRECOMMIT: already cast */
+	emit_timer(n, BFT_TIMER_PROPOSE, timeout_ms(n, n->cfg.timeout_propose_ms, n->round));
+	if (n->self >= 0)
+	{
+		bft_slot   *s = slot_for(n, n->round);
+		bft_vote   *v = &n->tmp.u.vote;
+
+		n->tmp.type = p->last_type;
+		v->type = p->last_type;
+		v->height = n->height;
+		v->round = n->round;
+		v->validator = (uint16_t) n->self;
+		v->is_nil = p->last_nil;
+		memcpy(v->value, p->last_value, BFT_HASH_LEN);
+		memcpy(v->sig, p->last_sig, BFT_SIG_LEN);
+		emit(n, BFT_TO_ALL, &n->tmp);
+		tally_add(n, s, v);
+	}
+}
+
+/* ------------------------------------------------------------------- step */
+
+static void
+on_timeout(bft_node *n, uint8_t kind, uint64_t height, uint32_t round)
+{
+	if (height != n->height)
+		return;
+	switch (kind)
+	{
+		case BFT_TIMER_PROPOSE:
+			if (round == n->round && n->step == BFT_STEP_PROPOSE)
+			{
+				n->step = BFT_STEP_PREVOTE;
+				cast_vote(n, BFT_MSG_PREVOTE, true, NULL);
+			}
+			break;
+		case BFT_TIMER_PREVOTE:
+			if (round == n->round && n->step == BFT_STEP_PREVOTE)
+			{
+				n->step = BFT_STEP_PRECOMMIT;
+				cast_vote(n, BFT_MSG_PRECOMMIT, true, NULL);
+			}
+			break;
+		case BFT_TIMER_PRECOMMIT:
+			if (round == n->round)
+				start_round(n, n->round + 1);
+			break;
+		case BFT_TIMER_GOSSIP:
+			gossip(n);
+			break;
+	}
+}
+
+static void
+on_block(bft_node *n, const bft_event *ev)
+{
+	if (ev->u.block.height != n->height || n->have_block ||
+		ev->u.block.len > BFT_MAX_PAYLOAD)
+		return;
+	n->have_block = true;
+	memcpy(n->block_value, ev->u.block.value, BFT_HASH_LEN);
+	n->block_len = ev->u.block.len;
+	if (ev->u.block.len)
+		memcpy(n->block_payload, ev->u.block.payload, ev->u.block.len);
+	try_propose(n);
+}
+
+/*
+ * The single entry point.  Resets *out, applies ev, then runs the rules to
+ * a fixpoint.  Events before BFT_EV_START are ignored.
+ */
+void
+bft_step(bft_node *n, const bft_event *ev, bft_output *out)
+{
+	out->nmsgs = 0;
+	out->ntimers = 0;
+	out->has_commit = false;
+	out->want_block = false;
+	out->nevidence = 0;
+	out->dropped = 0;
+	out->buf_used = 0;
+	n->out = out;
+	n->now = ev->now_ms;
+	n->committed_now = false;
+
+	if (ev->kind == BFT_EV_START)
+	{
+		if (ev->u.start == NULL || bft_valset_check(&ev->u.start->valset) != BFT_OK)
+			return;
+		on_start(n, ev->u.start);
+	}
+	else if (!n->started)
+		return;
+	else if (ev->kind == BFT_EV_MSG)
+		on_message(n, ev->u.msg.peer, ev->u.msg.data, ev->u.msg.len);
+	else if (ev->kind == BFT_EV_TIMEOUT)
+		on_timeout(n, ev->u.timeout.kind, ev->u.timeout.height, ev->u.timeout.round);
+	else if (ev->kind == BFT_EV_BLOCK)
+		on_block(n, ev);
+	progress(n);
+	n->out = NULL;
+}
