@@ -49,6 +49,11 @@ CREATE TABLE ledger.pending (
 	channel_id	integer NOT NULL,
 	entries		bytea NOT NULL
 );
+-- Every record is deleted right after it is sealed: vacuum early so the
+-- worker's scans stay short under load.
+ALTER TABLE ledger.pending SET (autovacuum_vacuum_scale_factor = 0,
+								autovacuum_vacuum_threshold = 1000,
+								autovacuum_vacuum_cost_delay = 0);
 
 CREATE SEQUENCE ledger.entry_seq;
 CREATE SEQUENCE ledger.channel_seq;

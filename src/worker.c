@@ -32,6 +32,55 @@
 
 PGDLLEXPORT void ll_worker_main(Datum main_arg);
 
+/* Plans kept across rounds: a round runs many times a second under load. */
+static SPIPlanPtr plan_take = NULL;
+static SPIPlanPtr plan_head = NULL;
+static SPIPlanPtr plan_insert = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static void
+prepare_plans(void)
+{
+	Oid			head_args[1] = {INT4OID};
+	Oid			insert_args[12] = {INT4OID, INT8OID, BYTEAOID, BYTEAOID, INT8OID,
+	INT4OID, INT4OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, BYTEAOID};
+
+	if (plan_take != NULL)
+		return;
+	plan_take = keep_plan("DELETE FROM ledger.pending RETURNING channel_id, entries", 0, NULL);
+	plan_head = keep_plan("SELECT c.name, c.config_hash, b.height, b.block_hash, b.time_us "
+						  "FROM ledger.channel c JOIN ledger.block b USING (channel_id) "
+						  "WHERE channel_id = $1 ORDER BY b.height DESC LIMIT 1",
+						  1, head_args);
+	plan_insert = keep_plan("INSERT INTO ledger.block (channel_id, height, prev_hash, merkle_root, "
+							"time_us, tx_count, row_count, config_hash, block_hash, min_entry, "
+							"max_entry, entries) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+							12, insert_args);
+}
+
+/* Forget the plans, e.g. after the extension was dropped and re-created. */
+static void
+forget_plans(void)
+{
+	if (plan_take)
+		SPI_freeplan(plan_take);
+	if (plan_head)
+		SPI_freeplan(plan_head);
+	if (plan_insert)
+		SPI_freeplan(plan_insert);
+	plan_take = plan_head = plan_insert = NULL;
+}
+
 /* Rows of one channel gathered from pending records during a round. */
 typedef struct ChannelBatch
 {
@@ -79,12 +128,9 @@ unix_micros(TimestampTz ts)
 static void
 insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
 {
-	Oid			argtypes[12] = {INT4OID, INT8OID, BYTEAOID, BYTEAOID, INT8OID,
-	INT4OID, INT4OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, BYTEAOID};
 	Datum		args[12];
 	char		nulls[12];
 	Datum		arg = Int32GetDatum(channel_id);
-	Oid			argtype = INT4OID;
 	ll_block_header hdr;
 	uint8	   *leaves = palloc_extended((Size) Max(n, 1) * LL_HASH_LEN * 2, MCXT_ALLOC_HUGE);
 	uint8		hash[LL_HASH_LEN];
@@ -96,10 +142,7 @@ insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
 				max_e = 0;
 	int			i;
 
-	if (SPI_execute_with_args("SELECT c.name, c.config_hash, b.height, b.block_hash, b.time_us "
-							  "FROM ledger.channel c JOIN ledger.block b USING (channel_id) "
-							  "WHERE channel_id = $1 ORDER BY b.height DESC LIMIT 1",
-							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+	if (SPI_execute_plan(plan_head, &arg, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "channel %d of pending ledger rows has no genesis block", channel_id);
 	memset(&hdr, 0, sizeof(hdr));
@@ -152,10 +195,7 @@ insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
 	}
 	if (n == 0)
 		nulls[9] = nulls[10] = 'n';
-	if (SPI_execute_with_args("INSERT INTO ledger.block (channel_id, height, prev_hash, merkle_root, "
-							  "time_us, tx_count, row_count, config_hash, block_hash, min_entry, "
-							  "max_entry, entries) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-							  12, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(plan_insert, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert block %lld of channel %d",
 			 (long long) hdr.height, channel_id);
 }
@@ -173,8 +213,8 @@ seal_pending(void)
 	List	   *batches = NIL;
 	ListCell   *lc;
 
-	if (SPI_execute("DELETE FROM ledger.pending RETURNING channel_id, entries",
-					false, 0) != SPI_OK_DELETE_RETURNING)
+	prepare_plans();
+	if (SPI_execute_plan(plan_take, NULL, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not read pending ledger rows");
 
 	for (i = 0; i < SPI_processed; i++)
@@ -269,6 +309,7 @@ seal_round(MemoryContext round_cxt)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		forget_plans();
 		pg_atomic_write_u64(&ll_shared->seal_failed, seal_no);
 		ConditionVariableBroadcast(&ll_shared->sealed_cv);
 		pgstat_report_activity(STATE_IDLE, NULL);
