@@ -596,8 +596,6 @@ check_digest(const proof *p, const digest *d)
 	uint64_t	first = p->blocks[0].hdr.height;
 	uint64_t	last = p->blocks[p->nblocks - 1].hdr.height;
 	const proof_block *b;
-	char		got[2 * LL_HASH_LEN + 1];
-	char		want[2 * LL_HASH_LEN + 1];
 
 	if (d->channel_len != p->channel_len ||
 		memcmp(d->channel, p->channel, p->channel_len) != 0)
@@ -620,6 +618,9 @@ check_digest(const proof *p, const digest *d)
 	b = &p->blocks[d->height - first];
 	if (memcmp(b->hash, d->block_hash, LL_HASH_LEN) != 0)
 	{
+		char		got[2 * LL_HASH_LEN + 1];
+		char		want[2 * LL_HASH_LEN + 1];
+
 		ll_hex_encode(b->hash, LL_HASH_LEN, got);
 		ll_hex_encode(d->block_hash, LL_HASH_LEN, want);
 		return failf("block %" PRIu64 " hash %.16s differs from the digest's block_hash %.16s: the proof's chain is not the published one",
@@ -638,6 +639,7 @@ main(int argc, char **argv)
 	bool		ok;
 
 	memset(&p, 0, sizeof(p));
+	memset(&d, 0, sizeof(d));
 	if (argc != 3)
 		ok = failf("usage: loopledger_verify PROOF.json DIGEST.json");
 	else
