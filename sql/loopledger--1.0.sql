@@ -42,6 +42,8 @@ CREATE TABLE ledger.block (
 	PRIMARY KEY (channel_id, height)
 );
 CREATE INDEX block_entry_range ON ledger.block (channel_id, min_entry);
+-- Hashes and salts do not compress: do not let TOAST try.
+ALTER TABLE ledger.block ALTER COLUMN entries SET STORAGE EXTERNAL;
 
 -- Committed transactions' rows waiting to be sealed, one row per
 -- transaction and channel, same packing as ledger.block.entries.
@@ -49,13 +51,16 @@ CREATE TABLE ledger.pending (
 	channel_id	integer NOT NULL,
 	entries		bytea NOT NULL
 );
+ALTER TABLE ledger.pending ALTER COLUMN entries SET STORAGE EXTERNAL;
 -- Every record is deleted right after it is sealed: vacuum early so the
 -- worker's scans stay short under load.
 ALTER TABLE ledger.pending SET (autovacuum_vacuum_scale_factor = 0,
 								autovacuum_vacuum_threshold = 1000,
 								autovacuum_vacuum_cost_delay = 0);
 
-CREATE SEQUENCE ledger.entry_seq;
+-- Cached per session: entry numbers only need to be unique, and COPY of
+-- a million rows should not take a million sequence locks.
+CREATE SEQUENCE ledger.entry_seq CACHE 1000;
 CREATE SEQUENCE ledger.channel_seq;
 
 SELECT pg_catalog.pg_extension_config_dump('ledger.channel', '');

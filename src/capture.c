@@ -31,6 +31,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "executor/tuptable.h"
 
 #include "loopledger.h"
 
@@ -57,6 +59,28 @@ static MemoryContext row_cxt = NULL;
 static uint64 flushed_rows = 0;		/* rows written to ledger.pending */
 static bool commit_made_async = false;
 static bool warned_no_worker = false;
+
+/* Salts are drawn from a pool refilled in bulk: one RNG call per 256 rows. */
+#define SALT_POOL_SIZE (LL_SALT_LEN * 256)
+static uint8 salt_pool[SALT_POOL_SIZE];
+static int	salt_used = SALT_POOL_SIZE;
+
+static void
+next_salt(uint8 *salt)
+{
+	if (salt_used + LL_SALT_LEN > SALT_POOL_SIZE)
+	{
+		if (!pg_strong_random(salt_pool, SALT_POOL_SIZE))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random salt")));
+		salt_used = 0;
+	}
+	memcpy(salt, salt_pool + salt_used, LL_SALT_LEN);
+	/* never hand out the same bytes twice */
+	memset(salt_pool + salt_used, 0, LL_SALT_LEN);
+	salt_used += LL_SALT_LEN;
+}
 
 /*
  * Make sure the capture buffers exist; they live in TopMemoryContext and
@@ -110,6 +134,17 @@ rows_clear(void)
 void
 ll_capture_tuple(LLTableInfo *info, HeapTuple tuple)
 {
+	ll_deform(info, tuple);
+	ll_capture_values(info, info->values, info->isnull);
+}
+
+/*
+ * Same, for a row already split into values (info->values may be the
+ * caller's array).
+ */
+void
+ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
+{
 	LLPackedEntry e;
 	MemoryContext old;
 	ll_buf		buf;
@@ -117,7 +152,11 @@ ll_capture_tuple(LLTableInfo *info, HeapTuple tuple)
 	capture_init();
 	memset(&e, 0, sizeof(e));
 	old = MemoryContextSwitchTo(row_cxt);
-	ll_deform(info, tuple);
+	if (values != info->values)
+	{
+		memcpy(info->values, values, sizeof(Datum) * info->tupdesc->natts);
+		memcpy(info->isnull, isnull, sizeof(bool) * info->tupdesc->natts);
+	}
 	if (!ll_deformed_entry(info, &e.entry_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -126,10 +165,7 @@ ll_capture_tuple(LLTableInfo *info, HeapTuple tuple)
 				 errhint("Leave the column out of INSERT so the ledger numbers the row.")));
 	e.table_no = (uint32) info->table_no;
 	e.tier = (uint8) ll_deformed_tier(info, false);
-	if (!pg_strong_random(e.salt, LL_SALT_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random salt")));
+	next_salt(e.salt);
 	ll_buf_init(&buf, ll_palloc_realloc);
 	ll_encode_deformed(info, e.entry_id, e.tier, e.salt, &buf);
 	if (!ll_leaf_hash(buf.data, buf.len, e.commitment))
@@ -146,8 +182,11 @@ ll_capture_tuple(LLTableInfo *info, HeapTuple tuple)
 }
 
 /*
- * AFTER INSERT FOR EACH ROW trigger of every ledger table.  Arguments:
- * channel name, channel id, table number, hashed table name, tier column.
+ * AFTER INSERT trigger of every ledger table.  Installed FOR EACH STATEMENT
+ * with a transition table, so COPY keeps its multi-row inserts and each row
+ * costs one tuplestore read instead of a trigger call; the row-level form
+ * is accepted too.  Arguments: channel name, channel id, table number,
+ * hashed table name, tier column.
  */
 Datum
 ll_capture(PG_FUNCTION_ARGS)
@@ -158,9 +197,9 @@ ll_capture(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
-		td->tg_trigger->tgnargs != 5)
+		td->tg_trigger->tgnargs != 5 ||
+		(!TRIGGER_FIRED_FOR_ROW(td->tg_event) && td->tg_newtable == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("ledger.capture() must be installed by ledger.enable_table()")));
@@ -168,7 +207,20 @@ ll_capture(PG_FUNCTION_ARGS)
 	info = ll_table_info_for(td->tg_relation, pg_strtoint32(args[1]),
 							 pg_strtoint32(args[2]), args[0], args[3],
 							 args[4][0] ? args[4] : NULL);
-	ll_capture_tuple(info, td->tg_trigtuple);
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ll_capture_tuple(info, td->tg_trigtuple);
+	else
+	{
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(info->tupdesc,
+														&TTSOpsMinimalTuple);
+
+		while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+		{
+			slot_getallattrs(slot);
+			ll_capture_values(info, slot->tts_values, slot->tts_isnull);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
 	return PointerGetDatum(NULL);
 }
 

@@ -372,7 +372,8 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	appendStringInfo(&sql, "CREATE UNIQUE INDEX ON %s (%s)", quoted, LL_ENTRY_COLUMN);
 	spi_exec(sql.data);
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE TRIGGER ledger_capture AFTER INSERT ON %s FOR EACH ROW "
+	appendStringInfo(&sql, "CREATE TRIGGER ledger_capture AFTER INSERT ON %s "
+					 "REFERENCING NEW TABLE AS ledger_new_rows FOR EACH STATEMENT "
 					 "EXECUTE FUNCTION ledger.capture(%s, '%d', '%d', %s, %s)",
 					 quoted, quote_literal_cstr(channel), ch.id, table_no,
 					 quote_literal_cstr(qualname),

@@ -115,6 +115,7 @@ extern void ll_load_tiers(int32 channel_id, int *ntiers, char ***tiers);
 
 /* Capture (capture.c) */
 extern void ll_capture_tuple(LLTableInfo *info, HeapTuple tuple);
+extern void ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull);
 extern void ll_register_xact_callbacks(void);
 
 /* Worker (worker.c) */

@@ -210,18 +210,23 @@ seal_pending(void)
 {
 	int64		total = 0;
 	uint64		i;
+	SPITupleTable *taken;
+	uint64		ntaken;
 	List	   *batches = NIL;
 	ListCell   *lc;
 
 	prepare_plans();
 	if (SPI_execute_plan(plan_take, NULL, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not read pending ledger rows");
+	/* insert_block() runs SPI too, which replaces SPI_tuptable */
+	taken = SPI_tuptable;
+	ntaken = SPI_processed;
 
-	for (i = 0; i < SPI_processed; i++)
+	for (i = 0; i < ntaken; i++)
 	{
 		bool		isnull;
-		int32		ch = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		bytea	   *p = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		int32		ch = DatumGetInt32(SPI_getbinval(taken->vals[i], taken->tupdesc, 1, &isnull));
+		bytea	   *p = DatumGetByteaPP(SPI_getbinval(taken->vals[i], taken->tupdesc, 2, &isnull));
 		int			n = VARSIZE_ANY_EXHDR(p) / LL_PACKED_ENTRY_SIZE;
 		ChannelBatch *b = NULL;
 
