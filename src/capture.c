@@ -147,9 +147,20 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 {
 	LLPackedEntry e;
 	MemoryContext old;
-	ll_buf		buf;
+	static ll_buf buf;
+	static bool buf_ready = false;
 
 	capture_init();
+	if (!buf_ready)
+	{
+		/* allocated once in a long-lived context; repalloc keeps it there */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		ll_buf_init(&buf, ll_palloc_realloc);
+		ll_buf_put_u8(&buf, 0);
+		MemoryContextSwitchTo(old);
+		buf_ready = true;
+	}
+	ll_buf_reset(&buf);
 	memset(&e, 0, sizeof(e));
 	old = MemoryContextSwitchTo(row_cxt);
 	if (values != info->values)
@@ -166,7 +177,6 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 	e.table_no = (uint32) info->table_no;
 	e.tier = (uint8) ll_deformed_tier(info, false);
 	next_salt(e.salt);
-	ll_buf_init(&buf, ll_palloc_realloc);
 	ll_encode_deformed(info, e.entry_id, e.tier, e.salt, &buf);
 	if (!ll_leaf_hash(buf.data, buf.len, e.commitment))
 		ereport(ERROR,

@@ -68,6 +68,7 @@ struct LLColEncoder
 	Oid			typid;			/* after stripping domains */
 	char	   *name;
 	int			attno;
+	size_t		name_len;
 	FmgrInfo	outfn;			/* ENC_OUTFUNC */
 	int16		elmlen;			/* ENC_ARRAY */
 	bool		elmbyval;
@@ -147,6 +148,7 @@ encoder_init(LLColEncoder *enc, Oid typid, const char *name, MemoryContext mcxt)
 	memset(enc, 0, sizeof(*enc));
 	enc->typid = base;
 	enc->name = pstrdup(name);
+	enc->name_len = strlen(name);
 
 	if (OidIsValid(elemtype))
 	{
@@ -823,11 +825,18 @@ void
 ll_encode_deformed(LLTableInfo *info, uint64 entry_id, int tier,
 				   const uint8 *salt, ll_buf *out)
 {
-	StringInfoData val;
+	static StringInfoData val;
 	const char *tiername = info->tiers[tier];
 	int			i;
 
-	initStringInfo(&val);
+	/* one scratch string for every value of every row, in a lasting context */
+	if (val.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&val);
+		MemoryContextSwitchTo(old);
+	}
 	ll_entry_begin(out, info->table_name, strlen(info->table_name), entry_id,
 				   tiername, strlen(tiername), salt, info->ncols);
 	for (i = 0; i < info->ncols; i++)
@@ -836,15 +845,14 @@ ll_encode_deformed(LLTableInfo *info, uint64 entry_id, int tier,
 		int			att = col->attno - 1;
 
 		if (info->isnull[att])
-			ll_entry_null(out, col->name, strlen(col->name));
+			ll_entry_null(out, col->name, col->name_len);
 		else
 		{
 			resetStringInfo(&val);
 			append_value(&val, col, info->values[att]);
-			ll_entry_value(out, col->name, strlen(col->name), val.data, val.len);
+			ll_entry_value(out, col->name, col->name_len, val.data, val.len);
 		}
 	}
-	pfree(val.data);
 }
 
 /*

@@ -38,19 +38,26 @@ PG_FUNCTION_INFO_V1(ll_verify);
 PG_FUNCTION_INFO_V1(ll_digest);
 PG_FUNCTION_INFO_V1(ll_verify_digest);
 
-/* Where each entry of the chain was sealed, keyed by entry number. */
+/* Where each entry of the chain was sealed. */
 typedef struct VEntry
 {
-	uint64		key;
-	char		status;
-	bool		seen;
-	int32		position;
+	uint64		key;			/* entry number */
 	int64		height;			/* -1 while pending */
+	int32		position;
+	bool		seen;
 	const uint8 *packed;
 } VEntry;
 
-#define SH_PREFIX ventry
-#define SH_ELEMENT_TYPE VEntry
+/* Entry number -> index into the entry array, for sparse entry numbers. */
+typedef struct VSlot
+{
+	uint64		key;
+	uint32		idx;
+	char		status;
+} VSlot;
+
+#define SH_PREFIX vslot
+#define SH_ELEMENT_TYPE VSlot
 #define SH_KEY_TYPE uint64
 #define SH_KEY key
 #define SH_HASH_KEY(tb, key) murmurhash32((uint32) ((key) ^ ((key) >> 32)))
@@ -65,7 +72,13 @@ typedef struct Verifier
 	LLChannel	ch;
 	Tuplestorestate *store;
 	TupleDesc	desc;
-	ventry_hash *map;
+	VEntry	   *ents;			/* in chain order, then pending */
+	int64		nents;
+	int64		cap;
+	uint64		min_key;
+	uint64		max_key;
+	int32	   *dense;			/* entry number - min_key -> index, or -1 */
+	vslot_hash *sparse;			/* used instead when numbers are sparse */
 	int			ntables;
 	char	  **table_names;	/* by table_no */
 	int			max_table_no;
@@ -98,6 +111,109 @@ problem(Verifier *v, int64 height, const char *fmt,...)
 	values[0] = Int64GetDatum(height);
 	values[1] = CStringGetTextDatum(buf.data);
 	tuplestore_putvalues(v->store, v->desc, values, nulls);
+}
+
+static void
+add_entry(Verifier *v, uint64 key, int64 height, int32 position, const uint8 *packed)
+{
+	VEntry	   *ve;
+
+	if (v->nents == v->cap)
+	{
+		v->cap = Max(1024, v->cap * 2);
+		v->ents = v->ents
+			? repalloc_huge(v->ents, sizeof(VEntry) * v->cap)
+			: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(VEntry) * v->cap);
+	}
+	if (v->nents == 0 || key < v->min_key)
+		v->min_key = key;
+	if (v->nents == 0 || key > v->max_key)
+		v->max_key = key;
+	ve = &v->ents[v->nents++];
+	ve->key = key;
+	ve->height = height;
+	ve->position = position;
+	ve->seen = false;
+	ve->packed = packed;
+}
+
+/*
+ * Index the entries by number.  Entry numbers come from one sequence, so
+ * they are nearly dense: a plain array indexed by number is then both
+ * smaller and far more cache-friendly than a hash table, because rows are
+ * scanned in roughly the order they were numbered.
+ */
+static void
+build_index(Verifier *v)
+{
+	uint64		range;
+	int64		i;
+
+	if (v->nents == 0)
+		return;
+	range = v->max_key - v->min_key + 1;
+	if (range <= (uint64) v->nents * 4 + 65536)
+	{
+		v->dense = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * range);
+		memset(v->dense, 0xff, sizeof(int32) * range);
+	}
+	else
+		v->sparse = vslot_create(CurrentMemoryContext, v->nents, NULL);
+	elog(DEBUG1, "loopledger verify: %lld entries, numbers %llu..%llu, %s index",
+		 (long long) v->nents, (unsigned long long) v->min_key,
+		 (unsigned long long) v->max_key, v->dense ? "dense" : "hashed");
+	for (i = 0; i < v->nents; i++)
+	{
+		VEntry	   *ve = &v->ents[i];
+		int64		prev = -1;
+
+		if (v->dense)
+		{
+			int32	   *slot = &v->dense[ve->key - v->min_key];
+
+			if (*slot >= 0)
+				prev = *slot;
+			else
+				*slot = (int32) i;
+		}
+		else
+		{
+			bool		found;
+			VSlot	   *slot = vslot_insert(v->sparse, ve->key, &found);
+
+			if (found)
+				prev = slot->idx;
+			else
+				slot->idx = (uint32) i;
+		}
+		if (prev >= 0)
+		{
+			/* reported once here; the later copy is never expected as a row */
+			ve->seen = true;
+			problem(v, ve->height, "block %lld: entry %llu is also recorded in block %lld",
+					(long long) ve->height, (unsigned long long) ve->key,
+					(long long) v->ents[prev].height);
+		}
+	}
+}
+
+static VEntry *
+find_entry(Verifier *v, uint64 key)
+{
+	if (v->nents == 0 || key < v->min_key || key > v->max_key)
+		return NULL;
+	if (v->dense)
+	{
+		int32		idx = v->dense[key - v->min_key];
+
+		return idx >= 0 ? &v->ents[idx] : NULL;
+	}
+	else
+	{
+		VSlot	   *slot = vslot_lookup(v->sparse, key);
+
+		return slot ? &v->ents[slot->idx] : NULL;
+	}
 }
 
 char *
@@ -235,22 +351,11 @@ verify_block(Verifier *v, LLBlock *b, int64 expected, const uint8 *prev_hash)
 				(long long) h);
 	for (i = 0; i < b->nentries; i++)
 	{
+		const uint8 *packed = b->entries + (Size) i * LL_PACKED_ENTRY_SIZE;
 		LLPackedEntry e;
-		bool		found;
-		VEntry	   *ve;
 
-		ll_unpack_entry(b->entries + (Size) i * LL_PACKED_ENTRY_SIZE, &e);
-		ve = ventry_insert(v->map, e.entry_id, &found);
-		if (found)
-		{
-			problem(v, h, "block %lld: entry %llu is also recorded in block %lld",
-					(long long) h, (unsigned long long) e.entry_id, (long long) ve->height);
-			continue;
-		}
-		ve->seen = false;
-		ve->height = h;
-		ve->position = i;
-		ve->packed = b->entries + (Size) i * LL_PACKED_ENTRY_SIZE;
+		ll_unpack_entry(packed, &e);
+		add_entry(v, e.entry_id, h, i, packed);
 	}
 }
 
@@ -313,18 +418,9 @@ load_pending(Verifier *v)
 		{
 			const uint8 *packed = (const uint8 *) VARDATA_ANY(p) + (Size) j * LL_PACKED_ENTRY_SIZE;
 			LLPackedEntry e;
-			bool		found;
-			VEntry	   *ve;
 
 			ll_unpack_entry(packed, &e);
-			ve = ventry_insert(v->map, e.entry_id, &found);
-			if (!found)
-			{
-				ve->seen = false;
-				ve->height = -1;
-				ve->position = j;
-				ve->packed = packed;
-			}
+			add_entry(v, e.entry_id, -1, j, packed);
 		}
 	}
 }
@@ -333,9 +429,8 @@ load_pending(Verifier *v)
  * Re-hash one stored row and compare it with what the chain recorded.
  */
 static void
-verify_row(Verifier *v, LLTableInfo *info)
+verify_row(Verifier *v, LLTableInfo *info, ll_buf *buf)
 {
-	ll_buf		buf;
 	uint64		entry;
 	VEntry	   *ve;
 	LLPackedEntry e;
@@ -348,7 +443,7 @@ verify_row(Verifier *v, LLTableInfo *info)
 				info->table_name);
 		return;
 	}
-	ve = ventry_lookup(v->map, entry);
+	ve = find_entry(v, entry);
 	if (ve == NULL)
 	{
 		problem(v, -1, "table %s: row with entry %llu is not in the ledger (it was added while the ledger's triggers were bypassed)",
@@ -372,10 +467,9 @@ verify_row(Verifier *v, LLTableInfo *info)
 	tier = ll_deformed_tier(info, true);
 	if (tier == (int) e.tier)
 	{
-		/* lives in the per-row context the caller resets */
-		ll_buf_init(&buf, ll_palloc_realloc);
-		ll_encode_deformed(info, entry, tier, e.salt, &buf);
-		if (!ll_leaf_hash(buf.data, buf.len, hash))
+		ll_buf_reset(buf);
+		ll_encode_deformed(info, entry, tier, e.salt, buf);
+		if (!ll_leaf_hash(buf->data, buf->len, hash))
 			elog(ERROR, "could not compute SHA-256");
 	}
 	if (tier != (int) e.tier || memcmp(hash, e.commitment, LL_HASH_LEN) != 0)
@@ -400,6 +494,7 @@ verify_table(Verifier *v, Oid relid, int32 table_no, const char *table_name,
 	LLTableInfo *info;
 	MemoryContext rowcxt,
 				old;
+	ll_buf		buf;
 
 	if (rel == NULL)
 	{
@@ -415,13 +510,20 @@ verify_table(Verifier *v, Oid relid, int32 table_no, const char *table_name,
 							 tier_column);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "loopledger verify row",
 								   ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * The encoding buffer is reused for every row.  Its first allocation is
+	 * made here, outside the per-row context: repalloc keeps a chunk in its
+	 * own context, so the buffer survives the per-row resets.
+	 */
+	ll_buf_init(&buf, ll_palloc_realloc);
+	ll_buf_put_u8(&buf, 0);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
 		ll_deform(info, tup);
 		old = MemoryContextSwitchTo(rowcxt);
-		verify_row(v, info);
+		verify_row(v, info, &buf);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcxt);
 	}
@@ -430,52 +532,24 @@ verify_table(Verifier *v, Oid relid, int32 table_no, const char *table_name,
 	table_close(rel, AccessShareLock);
 }
 
-static int
-cmp_missing(const void *a, const void *b)
-{
-	const VEntry *x = *(VEntry *const *) a;
-	const VEntry *y = *(VEntry *const *) b;
-
-	if (x->height != y->height)
-		return x->height < y->height ? -1 : 1;
-	return x->position - y->position;
-}
-
-/* Entries the chain recorded but whose rows were not found. */
+/* Entries the chain recorded but whose rows were not found, in chain order. */
 static void
 report_missing(Verifier *v)
 {
-	ventry_iterator it;
-	VEntry	   *ve;
-	VEntry	  **missing = NULL;
-	int			n = 0,
-				cap = 0,
-				i;
+	int64		i;
 
-	ventry_start_iterate(v->map, &it);
-	while ((ve = ventry_iterate(v->map, &it)) != NULL)
+	for (i = 0; i < v->nents; i++)
 	{
-		if (ve->seen)
-			continue;
-		if (n == cap)
-		{
-			cap = Max(16, cap * 2);
-			missing = missing ? repalloc(missing, sizeof(VEntry *) * cap)
-				: palloc(sizeof(VEntry *) * cap);
-		}
-		missing[n++] = ve;
-	}
-	if (n > 1)
-		qsort(missing, n, sizeof(VEntry *), cmp_missing);
-	for (i = 0; i < n; i++)
-	{
+		VEntry	   *ve = &v->ents[i];
 		LLPackedEntry e;
 
-		ll_unpack_entry(missing[i]->packed, &e);
-		if (missing[i]->height >= 0)
-			problem(v, missing[i]->height, "table %s: row with entry %llu (block %lld, position %d) is missing",
+		if (ve->seen)
+			continue;
+		ll_unpack_entry(ve->packed, &e);
+		if (ve->height >= 0)
+			problem(v, ve->height, "table %s: row with entry %llu (block %lld, position %d) is missing",
 					table_name_of(v, e.table_no), (unsigned long long) e.entry_id,
-					(long long) missing[i]->height, missing[i]->position);
+					(long long) ve->height, ve->position);
 		else
 			problem(v, -1, "table %s: row with entry %llu (pending) is missing",
 					table_name_of(v, e.table_no), (unsigned long long) e.entry_id);
@@ -537,9 +611,9 @@ ll_verify(PG_FUNCTION_ARGS)
 	v.desc = rsinfo->setDesc;
 	SPI_connect();
 	ll_channel_lookup(channel, &v.ch);
-	v.map = ventry_create(CurrentMemoryContext, 1024, NULL);
 	verify_blocks(&v);
 	load_pending(&v);
+	build_index(&v);
 	verify_tables(&v);
 	report_missing(&v);
 	SPI_finish();
