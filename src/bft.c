@@ -200,6 +200,16 @@ timeout_ms(const bft_node *n, uint32_t base, uint32_t round)
 	return t > UINT32_MAX ? UINT32_MAX : (uint32_t) t;
 }
 
+static uint32_t
+round_timeout_ms(const bft_node *n, uint32_t round)
+{
+	uint64_t	t = 2 * ((uint64_t) timeout_ms(n, n->cfg.timeout_propose_ms, round) +
+						 timeout_ms(n, n->cfg.timeout_prevote_ms, round) +
+						 timeout_ms(n, n->cfg.timeout_precommit_ms, round));
+
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t) t;
+}
+
 /* ---------------------------------------------------------------- output */
 
 /* Appends an encoded message; counts a drop instead of failing. */
@@ -1000,6 +1010,7 @@ start_round(bft_node *n, uint32_t round)
 	n->step = BFT_STEP_PROPOSE;
 	(void) slot_for(n, round);
 	emit_timer(n, BFT_TIMER_PROPOSE, timeout_ms(n, n->cfg.timeout_propose_ms, round));
+	emit_timer(n, BFT_TIMER_ROUND, round_timeout_ms(n, round));
 	try_propose(n);
 }
 
@@ -1338,7 +1349,7 @@ on_start(bft_node *n, const bft_start *st)
 	}
 	n->round = p->last_round;
 	n->step = p->last_type;		/* PREVOTE or PRECOMMIT: already cast */
-	emit_timer(n, BFT_TIMER_PROPOSE, timeout_ms(n, n->cfg.timeout_propose_ms, n->round));
+	emit_timer(n, BFT_TIMER_ROUND, round_timeout_ms(n, n->round));
 	if (n->self >= 0)
 	{
 		bft_slot   *s = slot_for(n, n->round);
@@ -1386,6 +1397,10 @@ on_timeout(bft_node *n, uint8_t kind, uint64_t height, uint32_t round)
 			break;
 		case BFT_TIMER_GOSSIP:
 			gossip(n);
+			break;
+		case BFT_TIMER_ROUND:
+			if (round == n->round)
+				start_round(n, n->round + 1);
 			break;
 	}
 }

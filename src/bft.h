@@ -315,7 +315,14 @@ typedef enum bft_timer_kind
 	BFT_TIMER_PROPOSE = 1,
 	BFT_TIMER_PREVOTE = 2,
 	BFT_TIMER_PRECOMMIT = 3,
-	BFT_TIMER_GOSSIP = 4
+	BFT_TIMER_GOSSIP = 4,
+	/*
+	 * Ends a round that is stuck because votes were lost for good (e.g. a
+	 * peer crashed after sending a prevote it could not persist-and-resend).
+	 * Fires after twice the sum of the round's step timeouts; moving to a
+	 * higher round never endangers safety, only the lock rules do.
+	 */
+	BFT_TIMER_ROUND = 5
 } bft_timer_kind;
 
 typedef struct bft_start
