@@ -90,7 +90,7 @@ SELECT is((SELECT coalesce(sum(row_count), 0) FROM ledger.block WHERE channel_id
 		  'the blocks'' row counts grew by exactly 4');
 SELECT is((SELECT count(*) FROM ledger.pending WHERE channel_id = :cha), 0::bigint, 'nothing pending for the channel');
 SELECT is((SELECT string_agg(id::text, ',' ORDER BY id) FROM tap04a_t WHERE id >= 6), '6,7,8,9', 'the table holds only the committed rows');
-SELECT is((SELECT count(*) FROM ledger.history('tap04a_t') WHERE status <> 'sealed'), 0::bigint, 'history: every row sealed');
+SELECT is((SELECT count(*) FROM ledger.history('tap04a_t') WHERE status IS DISTINCT FROM 'sealed'), 0::bigint, 'history: every row sealed');
 SELECT is((SELECT count(*) FROM tap04a_u), 50::bigint, 'the savepoint''s row in the second table is gone too');
 SELECT cmp_ok((SELECT max(height) FROM ledger.block WHERE channel_id = :cha), '>', :height_before::bigint,
 			  'committed work made new blocks');
@@ -106,21 +106,21 @@ BEGIN
 				   ch || ': genesis prev_hash is all zero');
 	RETURN NEXT is((SELECT row_count FROM ledger.block WHERE channel_id = cid AND height = 0), 0, ch || ': genesis has no rows');
 	RETURN NEXT is((SELECT count(*) FROM ledger.block b JOIN ledger.block p ON p.channel_id = b.channel_id AND p.height = b.height - 1
-					 WHERE b.channel_id = cid AND b.prev_hash <> p.block_hash), 0::bigint,
+					 WHERE b.channel_id = cid AND b.prev_hash IS DISTINCT FROM p.block_hash), 0::bigint,
 				   ch || ': every prev_hash is the previous block''s hash');
 	RETURN NEXT is((SELECT count(*) FROM ledger.block b JOIN ledger.channel c USING (channel_id)
 					 WHERE b.channel_id = cid AND ledger.header_hash(c.name, b.height, b.prev_hash, b.merkle_root, b.time_us,
-																	 b.tx_count, b.row_count, b.config_hash) <> b.block_hash), 0::bigint,
+																	 b.tx_count, b.row_count, b.config_hash) IS DISTINCT FROM b.block_hash), 0::bigint,
 				   ch || ': header_hash() recomputes every block hash');
-	RETURN NEXT is((SELECT count(*) FROM ledger.block WHERE channel_id = cid AND length(entries) <> 62 * row_count), 0::bigint,
+	RETURN NEXT is((SELECT count(*) FROM ledger.block WHERE channel_id = cid AND length(entries) IS DISTINCT FROM 62 * row_count), 0::bigint,
 				   ch || ': row_count matches the packed entries');
-	RETURN NEXT is((SELECT count(*) FROM ledger.block b WHERE channel_id = cid AND b.row_count <>
+	RETURN NEXT is((SELECT count(*) FROM ledger.block b WHERE channel_id = cid AND b.row_count IS DISTINCT FROM
 					 (SELECT count(*) FROM ledger.block_entries(ch) e WHERE e.block_height = b.height)), 0::bigint,
 				   ch || ': row_count matches block_entries');
 	RETURN NEXT is((SELECT count(*) FROM ledger.block b WHERE channel_id = cid AND height > 0 AND (tx_count < 1 OR row_count < tx_count)), 0::bigint,
 				   ch || ': every non-genesis block has 1..row_count transactions');
 	RETURN NEXT is((SELECT count(*) FROM ledger.block b JOIN ledger.channel c USING (channel_id)
-					 WHERE b.channel_id = cid AND (b.config_hash <> c.config_hash OR c.config_hash <> ledger.config_hash(c.name, c.tiers))), 0::bigint,
+					 WHERE b.channel_id = cid AND (b.config_hash IS DISTINCT FROM c.config_hash OR c.config_hash IS DISTINCT FROM ledger.config_hash(c.name, c.tiers))), 0::bigint,
 				   ch || ': every block carries the channel''s config_hash');
 	RETURN NEXT is((SELECT count(*) FROM ledger.block b WHERE channel_id = cid AND height > 0 AND
 					 ROW(b.min_entry, b.max_entry) IS DISTINCT FROM (SELECT ROW(min(entry), max(entry)) FROM ledger.block_entries(ch) e WHERE e.block_height = b.height)),
