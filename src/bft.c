@@ -19,7 +19,6 @@
 #define BFT_SLOTS 8
 #define BFT_WIN_BELOW 2
 #define BFT_WIN_ABOVE (BFT_SLOTS - 1 - BFT_WIN_BELOW)
-#define BFT_FAR 4
 #define BFT_SERVED 16
 #define NO_VAL 0xFF
 
@@ -42,8 +41,6 @@ typedef struct bft_slot
 	uint32_t	round;
 	bft_tally	prevote;
 	bft_tally	precommit;
-	uint64_t	any_mask;		/* senders of any vote: f+1 round skip */
-	uint64_t	any_power;
 	bool		has_proposal;
 	bool		prop_valid;		/* validate callback accepted it */
 	bool		pol_ok;			/* attached POL proved its valid_round */
@@ -56,13 +53,6 @@ typedef struct bft_slot
 	bool		timeout_prevote_set;
 	bool		timeout_precommit_set;
 } bft_slot;
-
-typedef struct bft_far
-{
-	uint32_t	round;
-	uint64_t	mask;
-	uint64_t	power;
-} bft_far;
 
 typedef struct bft_served
 {
@@ -110,7 +100,10 @@ struct bft_node
 	uint8_t		block_payload[BFT_MAX_PAYLOAD];
 
 	bft_slot	slots[BFT_SLOTS];
-	bft_far		far[BFT_FAR];
+	/* highest round of a verified vote per validator: f+1 round skip */
+	uint64_t	seen_mask;
+	uint32_t	seen_round[BFT_MAX_VALIDATORS];
+	bool		seen_dirty;
 
 	/* height + 1 buffer */
 	uint64_t	fut_mask[2];
@@ -196,16 +189,6 @@ static uint32_t
 timeout_ms(const bft_node *n, uint32_t base, uint32_t round)
 {
 	uint64_t	t = (uint64_t) base + (uint64_t) n->cfg.timeout_delta_ms * round;
-
-	return t > UINT32_MAX ? UINT32_MAX : (uint32_t) t;
-}
-
-static uint32_t
-round_timeout_ms(const bft_node *n, uint32_t round)
-{
-	uint64_t	t = 2 * ((uint64_t) timeout_ms(n, n->cfg.timeout_propose_ms, round) +
-						 timeout_ms(n, n->cfg.timeout_prevote_ms, round) +
-						 timeout_ms(n, n->cfg.timeout_precommit_ms, round));
 
 	return t > UINT32_MAX ? UINT32_MAX : (uint32_t) t;
 }
@@ -307,8 +290,6 @@ slot_reset(bft_slot *s, uint32_t round)
 	s->round = round;
 	tally_reset(&s->prevote);
 	tally_reset(&s->precommit);
-	s->any_mask = 0;
-	s->any_power = 0;
 	s->has_proposal = false;
 	s->prop_valid = false;
 	s->pol_ok = false;
@@ -420,6 +401,24 @@ guarded_sign(bft_node *n, uint8_t type, uint32_t round, int32_t vr,
 	if (!is_nil)
 		memcpy(rec.last_value, value, BFT_HASH_LEN);
 	memcpy(rec.last_sig, sig, BFT_SIG_LEN);
+	if (n->has_ps && n->ps.height == n->height)
+	{
+		memcpy(rec.has_vote, n->ps.has_vote, sizeof(rec.has_vote));
+		memcpy(rec.vote_round, n->ps.vote_round, sizeof(rec.vote_round));
+		memcpy(rec.vote_nil, n->ps.vote_nil, sizeof(rec.vote_nil));
+		memcpy(rec.vote_value, n->ps.vote_value, sizeof(rec.vote_value));
+		memcpy(rec.vote_sig, n->ps.vote_sig, sizeof(rec.vote_sig));
+	}
+	if (type == BFT_MSG_PREVOTE || type == BFT_MSG_PRECOMMIT)
+	{
+		int			k = type == BFT_MSG_PREVOTE ? 0 : 1;
+
+		rec.has_vote[k] = true;
+		rec.vote_round[k] = round;
+		rec.vote_nil[k] = is_nil;
+		memcpy(rec.vote_value[k], rec.last_value, BFT_HASH_LEN);
+		memcpy(rec.vote_sig[k], sig, BFT_SIG_LEN);
+	}
 	if (n->cfg.cb.persist(n->cfg.cb.ctx, &rec) != 0)
 	{
 		n->stats.sign_refused++;
@@ -468,17 +467,49 @@ report_evidence(bft_node *n, const bft_tally *t, const bft_vote *v)
 	e->b = *v;
 }
 
-/* Counts a sender for the f+1 round-skip rule. */
+/* Remembers how far ahead each validator has verifiably gone. */
 static void
-note_sender(bft_node *n, bft_slot *s, uint16_t validator)
+note_round(bft_node *n, uint16_t validator, uint32_t round)
 {
 	uint64_t	bit = UINT64_C(1) << validator;
 
-	if (!(s->any_mask & bit))
+	if (!(n->seen_mask & bit) || n->seen_round[validator] < round)
 	{
-		s->any_mask |= bit;
-		s->any_power += n->vs.v[validator].power;
+		n->seen_mask |= bit;
+		n->seen_round[validator] = round;
+		if (round > n->round)
+			n->seen_dirty = true;
 	}
+}
+
+/*
+ * Highest round R such that validators seen at rounds >= R hold more than
+ * 1/3 of the power.  This generalises line 55 (f+1 messages of one higher
+ * round): such a set contains an honest validator that reached R, and
+ * moving to a higher round is always safe.
+ */
+static uint32_t
+skip_target(bft_node *n)
+{
+	uint32_t	best = n->round;
+	uint32_t	i,
+				j;
+
+	for (i = 0; i < n->vs.n; i++)
+	{
+		uint64_t	pw = 0;
+		uint32_t	r;
+
+		if (!((n->seen_mask >> i) & 1) || n->seen_round[i] <= best)
+			continue;
+		r = n->seen_round[i];
+		for (j = 0; j < n->vs.n; j++)
+			if (((n->seen_mask >> j) & 1) && n->seen_round[j] >= r)
+				pw += n->vs.v[j].power;
+		if (pw >= n->third)
+			best = r;
+	}
+	return best;
 }
 
 /*
@@ -515,7 +546,7 @@ tally_add(bft_node *n, bft_slot *s, const bft_vote *v)
 		t->val_of[v->validator] = (uint8_t) vi;
 		t->val_power[vi] += pw;
 	}
-	note_sender(n, s, v->validator);
+	note_round(n, v->validator, v->round);
 }
 
 static bool
@@ -545,6 +576,19 @@ request_block(bft_node *n, uint32_t peer)
 	emit(n, peer, m);
 }
 
+/* Power (by the current set) of validators with a buffered next-height precommit. */
+static uint64_t
+future_precommit_power(const bft_node *n)
+{
+	uint64_t	pw = 0;
+	uint32_t	i;
+
+	for (i = 0; i < n->vs.n; i++)
+		if ((n->fut_mask[1] >> i) & 1)
+			pw += n->vs.v[i].power;
+	return pw;
+}
+
 static void
 buffer_future_vote(bft_node *n, const bft_vote *v)
 {
@@ -555,34 +599,6 @@ buffer_future_vote(bft_node *n, const bft_vote *v)
 		return;
 	n->fut_mask[t] |= bit;
 	n->fut_votes[t][v->validator] = *v;
-}
-
-static void
-far_vote(bft_node *n, uint16_t validator, uint32_t round)
-{
-	uint32_t	i,
-				pick = 0;
-	uint64_t	bit = UINT64_C(1) << validator;
-
-	for (i = 0; i < BFT_FAR; i++)
-		if (n->far[i].power && n->far[i].round == round)
-			break;
-	if (i == BFT_FAR)
-	{
-		/* replace the lowest entry; rounds only matter while ahead of us */
-		for (i = 1; i < BFT_FAR; i++)
-			if (n->far[i].round < n->far[pick].round)
-				pick = i;
-		i = pick;
-		n->far[i].round = round;
-		n->far[i].mask = 0;
-		n->far[i].power = 0;
-	}
-	if (!(n->far[i].mask & bit))
-	{
-		n->far[i].mask |= bit;
-		n->far[i].power += n->vs.v[validator].power;
-	}
 }
 
 /* Verifies and records a vote of the current height. */
@@ -596,7 +612,18 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 	if (v->height != n->height)
 	{
 		if (v->height == n->height + 1 && v->validator < BFT_MAX_VALIDATORS)
+		{
 			buffer_future_vote(n, v);
+			/*
+			 * Precommits of the next height from more than 1/3 of the
+			 * power (unverified, so only a hint): an honest node has
+			 * decided our height long enough ago to be voting past its
+			 * polka, so we missed the decision.  Ask the sender.
+			 */
+			if (v->type == BFT_MSG_PRECOMMIT && peer != BFT_NO_PEER &&
+				future_precommit_power(n) >= n->third)
+				request_block(n, peer);
+		}
 		else if (v->height > n->height + 1 && peer != BFT_NO_PEER)
 			request_block(n, peer);
 		return;
@@ -612,7 +639,7 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 		if (v->round > n->round &&
 			verify_sig(n, v->validator, v->type, v->height, v->round, -1,
 					   v->is_nil, v->value, v->sig))
-			far_vote(n, v->validator, v->round);
+			note_round(n, v->validator, v->round);
 		return;
 	}
 	t = v->type == BFT_MSG_PREVOTE ? &s->prevote : &s->precommit;
@@ -871,8 +898,8 @@ reset_height_state(bft_node *n)
 	n->block_requested = false;
 	for (i = 0; i < BFT_SLOTS; i++)
 		n->slots[i].used = false;
-	for (i = 0; i < BFT_FAR; i++)
-		n->far[i].power = 0;
+	n->seen_mask = 0;
+	n->seen_dirty = false;
 }
 
 static void
@@ -1010,7 +1037,6 @@ start_round(bft_node *n, uint32_t round)
 	n->step = BFT_STEP_PROPOSE;
 	(void) slot_for(n, round);
 	emit_timer(n, BFT_TIMER_PROPOSE, timeout_ms(n, n->cfg.timeout_propose_ms, round));
-	emit_timer(n, BFT_TIMER_ROUND, round_timeout_ms(n, round));
 	try_propose(n);
 }
 
@@ -1141,22 +1167,13 @@ progress(bft_node *n)
 			if (fired)
 				continue;
 		}
-		/* line 55: f+1 power in a higher round makes us join it */
+		/* line 55: more than 1/3 of the power in higher rounds: join */
+		if (n->seen_dirty)
 		{
-			uint32_t	best = n->round;
+			uint32_t	best = skip_target(n);
 
-			for (i = 0; i < BFT_SLOTS; i++)
-			{
-				bft_slot   *s = &n->slots[i];
-
-				if (s->used && s->round > best && in_window(n, s->round) &&
-					s->any_power >= n->third)
-					best = s->round;
-			}
-			for (i = 0; i < BFT_FAR; i++)
-				if (n->far[i].power >= n->third && n->far[i].round > best)
-					best = n->far[i].round;
-			if (best != n->round)
+			n->seen_dirty = false;
+			if (best > n->round)
 			{
 				start_round(n, best);
 				fired = true;
@@ -1171,14 +1188,15 @@ progress(bft_node *n)
 
 /* Our votes and proposal of the current round, for a peer that missed them. */
 static void
-resend_round(bft_node *n, uint32_t to)
+resend_round(bft_node *n, uint32_t round, uint32_t to)
 {
-	bft_slot   *s = slot_get(n, n->round);
+	bft_slot   *s = slot_get(n, round);
 	int			t;
 
 	if (s == NULL || n->self < 0)
 		return;
-	send_own_proposal(n, to);
+	if (round == n->round)
+		send_own_proposal(n, to);
 	for (t = 0; t < 2; t++)
 	{
 		bft_tally  *ta = t == 0 ? &s->prevote : &s->precommit;
@@ -1191,7 +1209,7 @@ resend_round(bft_node *n, uint32_t to)
 		n->tmp.type = t == 0 ? BFT_MSG_PREVOTE : BFT_MSG_PRECOMMIT;
 		v->type = n->tmp.type;
 		v->height = n->height;
-		v->round = n->round;
+		v->round = round;
 		v->validator = (uint16_t) n->self;
 		v->is_nil = vi == NO_VAL;
 		if (vi == NO_VAL)
@@ -1211,7 +1229,9 @@ gossip(bft_node *n)
 	n->tmp.u.status.round = n->round;
 	n->tmp.u.status.validator = (uint16_t) (n->self < 0 ? 0xFFFF : n->self);
 	emit(n, BFT_TO_ALL, &n->tmp);
-	resend_round(n, BFT_TO_ALL);
+	if (n->round > 0)
+		resend_round(n, n->round - 1, BFT_TO_ALL);
+	resend_round(n, n->round, BFT_TO_ALL);
 	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
 }
 
@@ -1298,7 +1318,11 @@ on_message(bft_node *n, uint32_t peer, const uint8_t *data, size_t len)
 			else if (m->u.status.height > n->height)
 				request_block(n, peer);
 			else if (m->u.status.round < n->round && peer != BFT_NO_PEER)
-				resend_round(n, peer);
+			{
+				/* its round's votes let it time out; ours let it skip */
+				resend_round(n, m->u.status.round, peer);
+				resend_round(n, n->round, peer);
+			}
 			break;
 		case BFT_MSG_BLOCK_REQ:
 			serve_block(n, m->u.req.height, peer);
@@ -1310,6 +1334,36 @@ on_message(bft_node *n, uint32_t peer, const uint8_t *data, size_t len)
 }
 
 /* -------------------------------------------------------------- restart */
+
+/* Re-sends (and counts) the votes a restarted node had persisted. */
+static void
+resend_persisted(bft_node *n, const bft_persist *p)
+{
+	int			k;
+
+	if (n->self < 0)
+		return;
+	for (k = 0; k < 2; k++)
+	{
+		bft_vote   *v = &n->tmp.u.vote;
+		bft_slot   *s;
+
+		if (!p->has_vote[k])
+			continue;
+		n->tmp.type = k == 0 ? BFT_MSG_PREVOTE : BFT_MSG_PRECOMMIT;
+		v->type = n->tmp.type;
+		v->height = n->height;
+		v->round = p->vote_round[k];
+		v->validator = (uint16_t) n->self;
+		v->is_nil = p->vote_nil[k];
+		memcpy(v->value, p->vote_value[k], BFT_HASH_LEN);
+		memcpy(v->sig, p->vote_sig[k], BFT_SIG_LEN);
+		emit(n, BFT_TO_ALL, &n->tmp);
+		s = slot_for(n, v->round);
+		if (s)
+			tally_add(n, s, v);
+	}
+}
 
 /*
  * (Re)starts from the caller's durable state.  A persisted record of this
@@ -1345,27 +1399,12 @@ on_start(bft_node *n, const bft_start *st)
 	if (p->last_type == BFT_MSG_PROPOSAL)
 	{
 		start_round(n, p->last_round);
+		resend_persisted(n, p);
 		return;
 	}
 	n->round = p->last_round;
 	n->step = p->last_type;		/* PREVOTE or PRECOMMIT: already cast */
-	emit_timer(n, BFT_TIMER_ROUND, round_timeout_ms(n, n->round));
-	if (n->self >= 0)
-	{
-		bft_slot   *s = slot_for(n, n->round);
-		bft_vote   *v = &n->tmp.u.vote;
-
-		n->tmp.type = p->last_type;
-		v->type = p->last_type;
-		v->height = n->height;
-		v->round = n->round;
-		v->validator = (uint16_t) n->self;
-		v->is_nil = p->last_nil;
-		memcpy(v->value, p->last_value, BFT_HASH_LEN);
-		memcpy(v->sig, p->last_sig, BFT_SIG_LEN);
-		emit(n, BFT_TO_ALL, &n->tmp);
-		tally_add(n, s, v);
-	}
+	resend_persisted(n, p);
 }
 
 /* ------------------------------------------------------------------- step */
@@ -1398,10 +1437,7 @@ on_timeout(bft_node *n, uint8_t kind, uint64_t height, uint32_t round)
 		case BFT_TIMER_GOSSIP:
 			gossip(n);
 			break;
-		case BFT_TIMER_ROUND:
-			if (round == n->round)
-				start_round(n, n->round + 1);
-			break;
+
 	}
 }
 

@@ -54,6 +54,11 @@
  * A node whose public key is not in the current set follows the chain as an
  * observer and never signs.
  *
+ * GOSSIP.  Votes are sent once; to survive loss, a node whose height takes
+ * longer than gossip_ms re-sends STATUS and its own votes of the current
+ * and previous round, and answers a STATUS of a lower round with its votes
+ * of that round.  Messages of height + 1 are buffered.
+ *
  * CATCH-UP.  Nodes send STATUS (height, round) when a height takes long;
  * a peer that is ahead answers a BLOCK_REQUEST with the committed block and
  * its commit certificate (from load_block); the node verifies the
@@ -245,6 +250,16 @@ typedef struct bft_persist
 	int32_t		last_valid_round;
 	uint8_t		last_value[BFT_HASH_LEN];
 	uint8_t		last_sig[BFT_SIG_LEN];
+	/*
+	 * Latest prevote and precommit of this height ([0] and [1]), so that a
+	 * restarted node can re-send them: a peer still waiting in that round
+	 * may need exactly that vote.
+	 */
+	bool		has_vote[2];
+	uint32_t	vote_round[2];
+	bool		vote_nil[2];
+	uint8_t		vote_value[2][BFT_HASH_LEN];
+	uint8_t		vote_sig[2][BFT_SIG_LEN];
 } bft_persist;
 
 typedef struct bft_pending_valset
@@ -315,14 +330,7 @@ typedef enum bft_timer_kind
 	BFT_TIMER_PROPOSE = 1,
 	BFT_TIMER_PREVOTE = 2,
 	BFT_TIMER_PRECOMMIT = 3,
-	BFT_TIMER_GOSSIP = 4,
-	/*
-	 * Ends a round that is stuck because votes were lost for good (e.g. a
-	 * peer crashed after sending a prevote it could not persist-and-resend).
-	 * Fires after twice the sum of the round's step timeouts; moving to a
-	 * higher round never endangers safety, only the lock rules do.
-	 */
-	BFT_TIMER_ROUND = 5
+	BFT_TIMER_GOSSIP = 4
 } bft_timer_kind;
 
 typedef struct bft_start

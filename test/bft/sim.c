@@ -1090,7 +1090,7 @@ setup(uint64_t seed, int n)
 				trace = S.trace,
 				bench = S.bench;
 
-	memset(&S.seed, 0, offsetof(sim, heap));
+	memset(&S.seed, 0, offsetof(sim, nodes));
 	S.real = real;
 	S.trace = trace;
 	S.bench = bench;
@@ -1127,7 +1127,7 @@ setup(uint64_t seed, int n)
 	}
 	S.t1 = S.gst + SETTLE_MS;
 	S.t_end = S.t1 + LIVE_WINDOW_MS;
-	for (i = 0; i < S.N; i++)
+	for (i = 0; i < MAXN; i++)
 	{
 		snode	   *s = &S.nodes[i];
 		bft_node   *keep = s->core;
@@ -1216,7 +1216,7 @@ schedule_faults(void)
 			continue;
 		for (k = 0; k < 1 + (int) rndn(3); k++)
 		{
-			uint64_t	t = rndn((uint32_t) S.gst);
+			uint64_t	t = rndn((uint32_t) S.gst - 100);
 
 			memset(&e, 0, sizeof(e));
 			e.t = t;
@@ -1266,8 +1266,10 @@ apply_event(const sev *e)
 			if (!s->up || e->inc != s->inc)
 				break;
 			th(S.now ^ e->timer.kind ^ ((uint64_t) e->node << 32));
-			tr("node %d timeout kind=%d h=%" PRIu64 " r=%u", s->id, e->timer.kind,
-			   e->timer.height, e->timer.round);
+			tr("node %d timeout kind=%d h=%" PRIu64 " r=%u (at h=%" PRIu64 " r=%u, valset n=%u rej=%" PRIu64 ")",
+			   s->id, e->timer.kind, e->timer.height, e->timer.round, bft_height(s->core),
+			   bft_round(s->core), bft_current_valset(s->core)->n,
+			   bft_get_stats(s->core)->rejected);
 			ev.kind = BFT_EV_TIMEOUT;
 			ev.u.timeout.kind = e->timer.kind;
 			ev.u.timeout.height = e->timer.height;
@@ -1301,6 +1303,8 @@ apply_event(const sev *e)
 				crash_node(s);
 			break;
 		case EV_RESTART:
+			if (s->up && s->crash_armed)
+				crash_node(s);	/* the armed crash had no step to hit yet */
 			if (!s->up)
 				start_node(s);
 			break;
