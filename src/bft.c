@@ -401,6 +401,17 @@ guarded_sign(bft_node *n, uint8_t type, uint32_t round, int32_t vr,
 	if (!is_nil)
 		memcpy(rec.last_value, value, BFT_HASH_LEN);
 	memcpy(rec.last_sig, sig, BFT_SIG_LEN);
+	rec.valid_round = n->valid_round;
+	if (n->valid_round >= 0 && n->valid_has_payload)
+	{
+		memcpy(rec.valid_value, n->valid_value, BFT_HASH_LEN);
+		rec.valid_len = n->valid_len;
+		memcpy(rec.valid_payload, n->valid_payload, n->valid_len);
+		rec.valid_npol = n->valid_npol;
+		memcpy(rec.valid_pol, n->valid_pol, sizeof(bft_signer) * n->valid_npol);
+	}
+	else
+		rec.valid_round = -1;
 	if (n->has_ps && n->ps.height == n->height)
 	{
 		memcpy(rec.has_vote, n->ps.has_vote, sizeof(rec.has_vote));
@@ -1102,13 +1113,7 @@ progress(bft_node *n)
 			tally_power_for(&cur->prevote, cur->prop_value) >= n->quorum)
 		{
 			cur->rule36_done = true;
-			if (n->step == BFT_STEP_PREVOTE)
-			{
-				n->locked_round = (int32_t) n->round;
-				memcpy(n->locked_value, cur->prop_value, BFT_HASH_LEN);
-				n->step = BFT_STEP_PRECOMMIT;
-				cast_vote(n, BFT_MSG_PRECOMMIT, false, cur->prop_value);
-			}
+			/* validValue first: the precommit's persist record carries it */
 			n->valid_round = (int32_t) n->round;
 			memcpy(n->valid_value, cur->prop_value, BFT_HASH_LEN);
 			n->valid_len = cur->prop_len;
@@ -1116,6 +1121,13 @@ progress(bft_node *n)
 				memcpy(n->valid_payload, cur->prop_payload, cur->prop_len);
 			n->valid_has_payload = true;
 			n->valid_npol = tally_signers(&cur->prevote, cur->prop_value, n->valid_pol);
+			if (n->step == BFT_STEP_PREVOTE)
+			{
+				n->locked_round = (int32_t) n->round;
+				memcpy(n->locked_value, cur->prop_value, BFT_HASH_LEN);
+				n->step = BFT_STEP_PRECOMMIT;
+				cast_vote(n, BFT_MSG_PRECOMMIT, false, cur->prop_value);
+			}
 			fired = true;
 		}
 		/* line 44: 2f+1 nil prevotes */
@@ -1396,6 +1408,17 @@ on_start(bft_node *n, const bft_start *st)
 	}
 	n->locked_round = p->locked_round;
 	memcpy(n->locked_value, p->locked_value, BFT_HASH_LEN);
+	if (p->valid_round >= 0 && p->valid_len <= BFT_MAX_PAYLOAD &&
+		p->valid_npol <= BFT_MAX_VALIDATORS)
+	{
+		n->valid_round = p->valid_round;
+		memcpy(n->valid_value, p->valid_value, BFT_HASH_LEN);
+		n->valid_len = p->valid_len;
+		memcpy(n->valid_payload, p->valid_payload, p->valid_len);
+		n->valid_npol = p->valid_npol;
+		memcpy(n->valid_pol, p->valid_pol, sizeof(bft_signer) * p->valid_npol);
+		n->valid_has_payload = true;
+	}
 	if (p->last_type == BFT_MSG_PROPOSAL)
 	{
 		start_round(n, p->last_round);

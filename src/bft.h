@@ -260,6 +260,18 @@ typedef struct bft_persist
 	bool		vote_nil[2];
 	uint8_t		vote_value[2][BFT_HASH_LEN];
 	uint8_t		vote_sig[2][BFT_SIG_LEN];
+	/*
+	 * validValue with its payload and POL: after a restart this node can
+	 * still re-propose it, which is what unlocks peers locked on older
+	 * rounds (without it, honest nodes locked on different values after
+	 * crashes could wait forever).
+	 */
+	int32_t		valid_round;
+	uint8_t		valid_value[BFT_HASH_LEN];
+	uint32_t	valid_len;
+	uint8_t		valid_payload[BFT_MAX_PAYLOAD];
+	uint16_t	valid_npol;
+	bft_signer	valid_pol[BFT_MAX_VALIDATORS];
 } bft_persist;
 
 typedef struct bft_pending_valset

@@ -1026,7 +1026,10 @@ start_node(snode *s)
 	ev.kind = BFT_EV_START;
 	ev.now_ms = S.now;
 	ev.u.start = st;
-	tr("node %d start h=%" PRIu64 " persisted=%d", s->id, st->height, s->has_ps);
+	tr("node %d start h=%" PRIu64 " persisted=%d (h=%" PRIu64 " r=%u locked r=%d %02x%02x valid r=%d %02x%02x)",
+	   s->id, st->height, s->has_ps, s->ps.height, s->ps.round, s->ps.locked_round,
+	   s->ps.locked_value[0], s->ps.locked_value[1], s->ps.valid_round,
+	   s->ps.valid_value[0], s->ps.valid_value[1]);
 	step(s, &ev);
 	free(st);
 }
