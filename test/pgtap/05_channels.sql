@@ -2,7 +2,7 @@
 -- rows chained by enable_table, and the views.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(63);
+SELECT plan(64);
 
 CREATE FUNCTION pg_temp.nchannels() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM ledger.channel $$;
 SELECT pg_temp.nchannels() AS n0 \gset
@@ -100,6 +100,24 @@ INSERT INTO tap05_old VALUES (4, 'new');
 SELECT is((SELECT string_agg(status, ',') FROM ledger.history('tap05_old')), 'sealed,sealed,sealed,sealed', 'new row sealed too');
 SELECT is_empty($$SELECT * FROM ledger.verify('tap05')$$, 'channel tap05 verifies clean');
 SELECT is_empty($$SELECT * FROM ledger.verify('tap05.b-c_D9')$$, 'channel tap05.b-c_D9 verifies clean');
+
+-- ------------------------------------- entry numbers are unique in a channel
+-- Two tables of one channel given the same explicit ledger_entry: either the
+-- second INSERT is refused, or the chain still verifies and proofs are unambiguous.
+SELECT ledger.create_channel('tap05_dup') \g /dev/null
+CREATE TABLE tap05_dup_a (v text);
+CREATE TABLE tap05_dup_b (v text);
+SELECT ledger.enable_table('tap05_dup_a', 'tap05_dup') \g /dev/null
+SELECT ledger.enable_table('tap05_dup_b', 'tap05_dup') \g /dev/null
+SELECT nextval('ledger.entry_seq') + 1000000 AS dup_entry \gset
+INSERT INTO tap05_dup_a (v, ledger_entry) VALUES ('a', :dup_entry);
+DO $$ BEGIN
+	EXECUTE format('INSERT INTO tap05_dup_b (v, ledger_entry) VALUES (%L, %s)', 'b', (SELECT ledger_entry FROM tap05_dup_a));
+EXCEPTION WHEN OTHERS THEN NULL;
+END $$;
+SELECT ledger.wait_sealed() \g /dev/null
+SELECT is_empty($$SELECT * FROM ledger.verify('tap05_dup')$$,
+				'an entry number reused by another table of the channel is refused or still verifies clean');
 
 -- ------------------------------------------------------------ views
 SELECT results_eq($$SELECT channel, tiers, height, tables, sealed_rows FROM ledger.channels WHERE channel IN ('tap05', 'tap05.b-c_D9') ORDER BY channel$$,
