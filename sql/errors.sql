@@ -38,6 +38,10 @@ SELECT "table" FROM ledger.tables WHERE channel = 'rg_err' ORDER BY 1;
 INSERT INTO rg_err_t VALUES (2, 'x', 'secret');
 INSERT INTO rg_err_t VALUES (3, 'x', NULL);
 INSERT INTO rg_err_t (id, note, ledger_entry) VALUES (4, 'x', NULL);
+INSERT INTO rg_err_t (id, note, ledger_entry) VALUES (5, 'x', 424242);
+\set VERBOSITY terse
+INSERT INTO rg_err_t SELECT * FROM rg_err_t;
+\set VERBOSITY default
 
 -- append-only, for every path
 UPDATE rg_err_t SET note = 'changed';
@@ -50,6 +54,21 @@ ALTER TABLE rg_err_t ALTER COLUMN note TYPE varchar(3);
 ALTER TABLE rg_err_t RENAME COLUMN note TO remark;
 ALTER TABLE rg_err_t RENAME TO rg_err_t2;
 ALTER TABLE rg_err_t SET SCHEMA ledger;
+ALTER INDEX rg_err_t RENAME TO rg_err_t3;
+CREATE TABLE rg_err_child () INHERITS (rg_err_t);
+CREATE TABLE rg_err_parent (id int, note text, tier text, ledger_entry bigint NOT NULL) PARTITION BY RANGE (id);
+ALTER TABLE rg_err_parent ATTACH PARTITION rg_err_t FOR VALUES FROM (0) TO (100);
+CREATE TABLE rg_err_base (id int);
+CREATE TABLE rg_err_inh () INHERITS (rg_err_base);
+SELECT ledger.enable_table('rg_err_inh', 'rg_err');
+CREATE TYPE rg_err_mood AS ENUM ('happy', 'sad');
+CREATE TYPE rg_err_pair AS (a int, b text);
+CREATE TABLE rg_err_typed (m rg_err_mood[], p rg_err_pair);
+SELECT ledger.enable_table('rg_err_typed', 'rg_err');
+ALTER TYPE rg_err_mood RENAME VALUE 'happy' TO 'glad';
+ALTER TYPE rg_err_pair DROP ATTRIBUTE b;
+ALTER TYPE rg_err_pair ALTER ATTRIBUTE a TYPE bigint;
+ALTER TYPE rg_err_mood ADD VALUE 'calm';
 ALTER TABLE rg_err_t DISABLE TRIGGER ALL;
 ALTER TABLE rg_err_t DISABLE TRIGGER ledger_capture;
 ALTER TABLE rg_err_t ENABLE ROW LEVEL SECURITY;

@@ -72,8 +72,6 @@ SELECT pg_catalog.pg_extension_config_dump('ledger.channel_seq', '');
 
 REVOKE ALL ON ALL TABLES IN SCHEMA ledger FROM PUBLIC;
 GRANT USAGE ON SCHEMA ledger TO PUBLIC;
--- Inserting into a ledger table draws its entry number from this sequence.
-GRANT USAGE ON SEQUENCE ledger.entry_seq TO PUBLIC;
 GRANT SELECT ON ledger.channel, ledger.ledger_table, ledger.block TO PUBLIC;
 
 -- ---------------------------------------------------------------------
@@ -93,6 +91,11 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 -- ---------------------------------------------------------------------
 -- Triggers installed on every ledger table.
 -- ---------------------------------------------------------------------
+
+-- Default of every ledger_entry column: numbers handed out here are the
+-- only ones the capture trigger accepts.
+CREATE FUNCTION ledger.next_entry() RETURNS bigint
+AS 'MODULE_PATHNAME', 'll_next_entry' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION ledger.capture() RETURNS trigger
 AS 'MODULE_PATHNAME', 'll_capture' LANGUAGE C;
@@ -177,17 +180,17 @@ BEGIN
 	SELECT c.name INTO ch FROM ledger.channel c WHERE c.channel_id = t.channel_id;
 	-- Read the table as the caller so row-level security applies.
 	RETURN QUERY EXECUTE format(
-		'SELECT r.ledger_entry, e.block_height, e."position", e.row_hash,
+		'SELECT ledger_row__.ledger_entry, e.block_height, e."position", e.row_hash,
 				e.committed_at,
 				CASE WHEN e.entry IS NULL THEN ''uncommitted''
 					 WHEN e.block_height IS NULL THEN ''pending''
 					 ELSE ''sealed'' END,
 				e.tier,
-				to_jsonb(r) - ''ledger_entry''
-		   FROM %s r
+				to_jsonb(ledger_row__.*) - ''ledger_entry''
+		   FROM %s ledger_row__
 		   LEFT JOIN ledger.block_entries($1) e
-				  ON e.entry = r.ledger_entry AND e.table_no = $2
-		  ORDER BY e.block_height NULLS LAST, e."position", r.ledger_entry',
+				  ON e.entry = ledger_row__.ledger_entry AND e.table_no = $2
+		  ORDER BY e.block_height NULLS LAST, e."position", ledger_row__.ledger_entry',
 		tbl) USING ch, t.table_no;
 END
 $$;

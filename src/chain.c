@@ -10,6 +10,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -255,10 +256,11 @@ check_enable(Relation rel, const char *channel, const char *tier_column)
 				 errmsg("table \"%s\" is already a ledger table of channel \"%s\"",
 						RelationGetRelationName(rel), other),
 				 errdetail("A table belongs to exactly one channel.")));
-	if (rel->rd_rel->relhasrules || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition)
+	if (rel->rd_rel->relhasrules || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition ||
+		has_superclass(RelationGetRelid(rel)))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" has rules, partitions or child tables", RelationGetRelationName(rel)),
+				 errmsg("table \"%s\" has rules or takes part in inheritance or partitioning", RelationGetRelationName(rel)),
 				 errdetail("Rows reaching such a table could bypass the ledger.")));
 	for (i = 0; i < td->natts; i++)
 	{
@@ -365,7 +367,7 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT nextval('ledger.entry_seq')",
+	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT ledger.next_entry()",
 					 quoted, LL_ENTRY_COLUMN);
 	spi_exec(sql.data);
 	resetStringInfo(&sql);

@@ -13,6 +13,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
@@ -23,6 +24,9 @@
 #include "commands/trigger.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_func.h"
+#include "parser/parse_type.h"
+#include "nodes/makefuncs.h"
+#include "utils/typcache.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -32,6 +36,8 @@
 #include "loopledger.h"
 
 static ProcessUtility_hook_type prev_utility = NULL;
+
+static void check_relation(RangeVar *rv, const char *action, const char *detail);
 static object_access_hook_type prev_object_access = NULL;
 
 /* Is this function one of the extension's ledger-table trigger functions? */
@@ -155,6 +161,88 @@ alter_allowed(AlterTableType t)
 	}
 }
 
+/* Does a value of type typid contain a value of type target? */
+static bool
+type_contains(Oid typid, Oid target, int depth)
+{
+	Oid			base;
+	Oid			elem;
+	Oid			relid;
+
+	if (typid == target)
+		return true;
+	if (depth > 16)
+		return false;
+	base = getBaseType(typid);
+	if (base != typid)
+		return type_contains(base, target, depth + 1);
+	elem = get_element_type(typid);
+	if (OidIsValid(elem))
+		return type_contains(elem, target, depth + 1);
+	if (type_is_range(typid))
+		return type_contains(get_range_subtype(typid), target, depth + 1);
+	relid = typeOrDomainTypeRelid(typid);
+	if (OidIsValid(relid) && get_typtype(typid) == TYPTYPE_COMPOSITE)
+	{
+		Relation	rel = relation_open(relid, AccessShareLock);
+		TupleDesc	td = RelationGetDescr(rel);
+		bool		found = false;
+		int			i;
+
+		for (i = 0; i < td->natts && !found; i++)
+			if (!TupleDescAttr(td, i)->attisdropped)
+				found = type_contains(TupleDescAttr(td, i)->atttypid, target, depth + 1);
+		relation_close(rel, AccessShareLock);
+		return found;
+	}
+	return false;
+}
+
+/*
+ * Refuse changing a type whose stored values or canonical text would change
+ * under a ledger table's rows (renaming an enum value, altering or dropping
+ * a composite attribute).  Ledger tables are found by their capture trigger.
+ */
+static void
+check_type_change(Oid typid)
+{
+	Relation	trigrel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (!OidIsValid(typid))
+		return;
+	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+		Relation	rel;
+		TupleDesc	td;
+		int			i;
+
+		if (!is_ledger_trigger_func(tg->tgfoid, true))
+			continue;
+		rel = relation_open(tg->tgrelid, AccessShareLock);
+		td = RelationGetDescr(rel);
+		for (i = 0; i < td->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(td, i);
+
+			if (!att->attisdropped && type_contains(att->atttypid, typid, 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cannot alter type %s", format_type_be(typid)),
+						 errdetail("Column \"%s\" of ledger table \"%s\" (channel \"%s\") stores it; changing it would rewrite ledger rows.",
+								   NameStr(att->attname), RelationGetRelationName(rel),
+								   first_trigger_arg(tup, trigrel))));
+		}
+		relation_close(rel, AccessShareLock);
+	}
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+}
+
 static void
 check_alter_table(AlterTableStmt *stmt)
 {
@@ -162,6 +250,21 @@ check_alter_table(AlterTableStmt *stmt)
 	char	   *channel;
 	ListCell   *lc;
 
+	if (stmt->objtype == OBJECT_TYPE)
+	{
+		if (OidIsValid(relid))
+			check_type_change(get_rel_type_id(relid));
+		return;
+	}
+	/* a ledger table attached below another table would take its orders */
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd))
+			check_relation(((PartitionCmd *) cmd->def)->name, "attach",
+						   "statements on a parent table would bypass its guards.");
+	}
 	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
 		return;
 	foreach(lc, stmt->cmds)
@@ -236,8 +339,10 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			{
 				RenameStmt *rs = (RenameStmt *) parsetree;
 
-				if (rs->renameType == OBJECT_TABLE || rs->renameType == OBJECT_COLUMN ||
-					rs->renameType == OBJECT_TRIGGER)
+				/* ALTER INDEX/VIEW/SEQUENCE ... RENAME also reach a table */
+				if (rs->relation && rs->renameType != OBJECT_TABCONSTRAINT &&
+					rs->renameType != OBJECT_POLICY && rs->renameType != OBJECT_RULE &&
+					rs->renameType != OBJECT_ATTRIBUTE)
 					check_relation(rs->relation, "rename",
 								   "its name and columns are part of every row's hash.");
 				break;
@@ -258,9 +363,27 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			{
 				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) parsetree;
 
-				if (as->objectType == OBJECT_TABLE)
+				if (as->relation)
 					check_relation(as->relation, "move",
 								   "its name is part of every row's hash.");
+				break;
+			}
+		case T_AlterEnumStmt:
+			{
+				AlterEnumStmt *es = (AlterEnumStmt *) parsetree;
+
+				/* adding a value changes no stored row; renaming one does */
+				if (es->oldVal != NULL)
+					check_type_change(typenameTypeId(NULL, makeTypeNameFromNameList(es->typeName)));
+				break;
+			}
+		case T_CreateStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
+					check_relation(lfirst(lc), "inherit from",
+								   "rows of a child table would show as ledger rows without being in the ledger.");
 				break;
 			}
 		default:
