@@ -39,9 +39,12 @@ INSERT INTO rg_err_t VALUES (2, 'x', 'secret');
 INSERT INTO rg_err_t VALUES (3, 'x', NULL);
 INSERT INTO rg_err_t (id, note, ledger_entry) VALUES (4, 'x', NULL);
 INSERT INTO rg_err_t (id, note, ledger_entry) VALUES (5, 'x', 424242);
-\set VERBOSITY terse
 INSERT INTO rg_err_t SELECT * FROM rg_err_t;
-\set VERBOSITY default
+INSERT INTO rg_err_t (id, note, ledger_entry) VALUES (6, 'x', DEFAULT);
+COPY rg_err_t FROM '/dev/null';
+COPY rg_err_t (id, ledger_entry) FROM '/dev/null';
+MERGE INTO rg_err_t t USING (VALUES (7)) v(id) ON t.id = v.id
+  WHEN NOT MATCHED THEN INSERT (id, note, ledger_entry) VALUES (v.id, 'm', 5);
 
 -- append-only, for every path
 UPDATE rg_err_t SET note = 'changed';
@@ -109,6 +112,6 @@ SELECT ledger.history('rg_err_pt');
 SELECT * FROM ledger.verify('nope');
 
 -- nothing above changed the ledger
-SELECT id, note FROM rg_err_t ORDER BY id;
+SELECT id, note FROM rg_err_t ORDER BY id, note;
 SELECT sealed_rows FROM ledger.channels WHERE channel = 'rg_err';
 SELECT * FROM ledger.verify('rg_err');

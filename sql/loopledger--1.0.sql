@@ -72,6 +72,9 @@ SELECT pg_catalog.pg_extension_config_dump('ledger.channel_seq', '');
 
 REVOKE ALL ON ALL TABLES IN SCHEMA ledger FROM PUBLIC;
 GRANT USAGE ON SCHEMA ledger TO PUBLIC;
+-- The ledger_entry default draws from this sequence; explicit values are
+-- refused at parse analysis (see src/guard.c).
+GRANT USAGE ON SEQUENCE ledger.entry_seq TO PUBLIC;
 GRANT SELECT ON ledger.channel, ledger.ledger_table, ledger.block TO PUBLIC;
 
 -- ---------------------------------------------------------------------
@@ -91,11 +94,6 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 -- ---------------------------------------------------------------------
 -- Triggers installed on every ledger table.
 -- ---------------------------------------------------------------------
-
--- Default of every ledger_entry column: numbers handed out here are the
--- only ones the capture trigger accepts.
-CREATE FUNCTION ledger.next_entry() RETURNS bigint
-AS 'MODULE_PATHNAME', 'll_next_entry' LANGUAGE C VOLATILE;
 
 CREATE FUNCTION ledger.capture() RETURNS trigger
 AS 'MODULE_PATHNAME', 'll_capture' LANGUAGE C;

@@ -18,9 +18,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
-#include "commands/sequence.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "replication/syncrep.h"
 #include "storage/ipc.h"
@@ -42,33 +40,7 @@ PG_FUNCTION_INFO_V1(ll_capture);
 PG_FUNCTION_INFO_V1(ll_refuse_change);
 PG_FUNCTION_INFO_V1(ll_refuse_catalog_change);
 PG_FUNCTION_INFO_V1(ll_wait_sealed);
-PG_FUNCTION_INFO_V1(ll_next_entry);
 
-/*
- * Entry numbers handed out by ledger.next_entry() in this transaction and
- * not yet used by a captured row.  A row whose number is not in this set
- * was given its number by hand, which could make two rows of a channel
- * share one: such rows are refused.
- */
-typedef struct IssuedId
-{
-	uint64		id;
-	char		status;
-} IssuedId;
-
-#define SH_PREFIX issued
-#define SH_ELEMENT_TYPE IssuedId
-#define SH_KEY_TYPE uint64
-#define SH_KEY id
-#define SH_HASH_KEY(tb, key) murmurhash32((uint32) ((key) ^ ((key) >> 32)))
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-static issued_hash *issued = NULL;
-static Oid	entry_seq = InvalidOid;
 
 /* Rows captured by the current transaction, in insertion order. */
 typedef struct CapturedRows
@@ -155,28 +127,8 @@ rows_clear(void)
 {
 	MemoryContextReset(capture_cxt);
 	memset(&rows, 0, sizeof(rows));
-	issued = NULL;
-	entry_seq = InvalidOid;
 }
 
-/*
- * ledger.next_entry(): the default of every ledger_entry column.
- */
-Datum
-ll_next_entry(PG_FUNCTION_ARGS)
-{
-	int64		id;
-	bool		found;
-
-	capture_init();
-	if (!OidIsValid(entry_seq))
-		entry_seq = ll_catalog_relid("entry_seq");
-	id = nextval_internal(entry_seq, false);
-	if (issued == NULL)
-		issued = issued_create(capture_cxt, 1024, NULL);
-	issued_insert(issued, (uint64) id, &found);
-	PG_RETURN_INT64(id);
-}
 
 /*
  * Hash one inserted tuple of a ledger table and remember it for the commit.
@@ -224,13 +176,6 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 				 errmsg("column \"%s\" of ledger table \"%s\" must not be null",
 						LL_ENTRY_COLUMN, info->table_name),
 				 errhint("Leave the column out of INSERT so the ledger numbers the row.")));
-	if (issued == NULL || !issued_delete(issued, e.entry_id))
-		ereport(ERROR,
-				(errcode(ERRCODE_GENERATED_ALWAYS),
-				 errmsg("cannot insert an explicit value into column \"%s\" of ledger table \"%s\"",
-						LL_ENTRY_COLUMN, info->table_name),
-				 errdetail("Entry numbers are assigned by the ledger, once each."),
-				 errhint("Leave the column out of the INSERT or COPY column list.")));
 	e.table_no = (uint32) info->table_no;
 	e.tier = (uint8) ll_deformed_tier(info, false);
 	next_salt(e.salt);

@@ -367,7 +367,7 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT ledger.next_entry()",
+	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT nextval('ledger.entry_seq')",
 					 quoted, LL_ENTRY_COLUMN);
 	spi_exec(sql.data);
 	resetStringInfo(&sql);

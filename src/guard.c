@@ -22,8 +22,11 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "utils/guc.h"
 #include "nodes/parsenodes.h"
+#include "parser/analyze.h"
 #include "parser/parse_func.h"
+#include "parser/parsetree.h"
 #include "parser/parse_type.h"
 #include "nodes/makefuncs.h"
 #include "utils/typcache.h"
@@ -36,8 +39,10 @@
 #include "loopledger.h"
 
 static ProcessUtility_hook_type prev_utility = NULL;
+static post_parse_analyze_hook_type prev_post_parse = NULL;
 
 static void check_relation(RangeVar *rv, const char *action, const char *detail);
+static void check_copy(CopyStmt *stmt);
 static object_access_hook_type prev_object_access = NULL;
 
 /* Is this function one of the extension's ledger-table trigger functions? */
@@ -322,6 +327,9 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		case T_CreateTrigStmt:
 			check_create_trigger((CreateTrigStmt *) parsetree);
 			break;
+		case T_CopyStmt:
+			check_copy((CopyStmt *) parsetree);
+			break;
 		case T_RuleStmt:
 			check_relation(((RuleStmt *) parsetree)->relation, "add a rule to",
 						   "a rule could redirect or rewrite inserted rows.");
@@ -397,6 +405,97 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								params, queryEnv, dest, qc);
 }
 
+static void
+refuse_explicit_entry(Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_GENERATED_ALWAYS),
+			 errmsg("cannot insert an explicit value into column \"%s\" of ledger table \"%s\"",
+					LL_ENTRY_COLUMN, get_rel_name(relid)),
+			 errdetail("Entry numbers are assigned by the ledger, once each."),
+			 errhint("Leave the column out of the INSERT or COPY column list.")));
+}
+
+/* Error if an INSERT target list sets ledger_entry to anything but DEFAULT. */
+static void
+check_insert_targets(Oid relid, List *targetList)
+{
+	AttrNumber	entry_att = get_attnum(relid, LL_ENTRY_COLUMN);
+	ListCell   *lc;
+
+	foreach(lc, targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		if (te->resno == entry_att && !IsA(te->expr, SetToDefault))
+			refuse_explicit_entry(relid);
+	}
+}
+
+/*
+ * Entry numbers come only from the ledger's sequence, so two rows of a
+ * channel can never share one.  Checking the analysed INSERT (and MERGE)
+ * costs nothing per row and leaves COPY's multi-row inserts intact.
+ */
+static void
+guard_post_parse(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	RangeTblEntry *rte;
+
+	if (prev_post_parse)
+		prev_post_parse(pstate, query, jstate);
+	if ((query->commandType != CMD_INSERT && query->commandType != CMD_MERGE) ||
+		query->resultRelation <= 0)
+		return;
+	/*
+	 * In replica mode the capture trigger does not fire either: rows written
+	 * so are outside the ledger by definition, and ledger.verify reports them.
+	 */
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return;
+	rte = rt_fetch(query->resultRelation, query->rtable);
+	if (rte->relkind != RELKIND_RELATION || !ll_is_ledger_table(rte->relid, NULL))
+		return;
+	if (query->commandType == CMD_INSERT)
+		check_insert_targets(rte->relid, query->targetList);
+	else
+	{
+		ListCell   *lc;
+
+		foreach(lc, query->mergeActionList)
+		{
+			MergeAction *action = lfirst(lc);
+
+			if (action->commandType == CMD_INSERT)
+				check_insert_targets(rte->relid, action->targetList);
+		}
+	}
+}
+
+/* COPY FROM into a ledger table must name its columns, without ledger_entry. */
+static void
+check_copy(CopyStmt *stmt)
+{
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!stmt->is_from || stmt->relation == NULL)
+		return;
+	relid = relation_of(stmt->relation);
+	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, NULL))
+		return;
+	if (stmt->attlist == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("COPY into ledger table \"%s\" needs a column list", get_rel_name(relid)),
+				 errdetail("Without one, COPY would read column \"%s\" from the data, and entry numbers are assigned by the ledger.",
+						   LL_ENTRY_COLUMN),
+				 errhint("List the table's columns except %s.", LL_ENTRY_COLUMN)));
+	foreach(lc, stmt->attlist)
+		if (strcmp(strVal(lfirst(lc)), LL_ENTRY_COLUMN) == 0)
+			refuse_explicit_entry(relid);
+}
+
 /* The ledger.capture()/refuse_change() trigger with this OID, if any. */
 static bool
 ledger_trigger(Oid trigoid, Oid *relid)
@@ -468,4 +567,6 @@ ll_install_guards(void)
 	ProcessUtility_hook = guard_utility;
 	prev_object_access = object_access_hook;
 	object_access_hook = guard_object_access;
+	prev_post_parse = post_parse_analyze_hook;
+	post_parse_analyze_hook = guard_post_parse;
 }

@@ -305,8 +305,10 @@ seal_round(MemoryContext round_cxt)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
 		pg_atomic_write_u64(&ll_shared->seal_done, seal_no);
+		/* without this autovacuum never learns of the deleted pending rows */
+		pgstat_report_stat(false);
+		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_CATCH();
 	{
