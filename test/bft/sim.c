@@ -1547,8 +1547,8 @@ main(int argc, char **argv)
 	if (expect_violation)
 	{
 		printf("broken-variant: %s after %" PRIu64 " seeds (first violating seed %" PRIu64
-			   " n=%d)\n", fails ? "CAUGHT" : "NOT CAUGHT", done + (fails ? 1 : 0),
-			   found_seed, found_n);
+			   " n=%d: %s)\n", fails ? "CAUGHT" : "NOT CAUGHT", done + (fails ? 1 : 0),
+			   found_seed, found_n, fails ? S.why : "-");
 		return fails ? 0 : 1;
 	}
 	printf("sim: %" PRIu64 " seeds, %" PRIu64 " failed, %" PRIu64 " heights agreed, %" PRIu64
