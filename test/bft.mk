@@ -51,11 +51,11 @@ bft-unit: test/bft/strict.bin test/bft/unit.bin
 
 bft-sim-long: test/bft/sim.bin
 	@echo "simulator long mode: 100000 seeds over n = 1,4,7,10 (2 processes)"
-	@./test/bft/sim.bin --seeds 1:50000 --nlist 1,4,7,10 > test/bft/long1.bin.log 2>&1 & p1=$$!; \
-	./test/bft/sim.bin --seeds 50001:50000 --nlist 1,4,7,10 > test/bft/long2.bin.log 2>&1 & p2=$$!; \
+	@./test/bft/sim.bin --seeds 1:50000 --nlist 1,4,7,10 > test/bft/long1.log.bin 2>&1 & p1=$$!; \
+	./test/bft/sim.bin --seeds 50001:50000 --nlist 1,4,7,10 > test/bft/long2.log.bin 2>&1 & p2=$$!; \
 	wait $$p1; r1=$$?; wait $$p2; r2=$$?; \
-	grep -h -A1 FAIL test/bft/long1.bin.log test/bft/long2.bin.log | head -40; \
-	tail -n1 test/bft/long1.bin.log test/bft/long2.bin.log; \
+	grep -h -A1 FAIL test/bft/long1.log.bin test/bft/long2.log.bin | head -40; \
+	tail -n1 test/bft/long1.log.bin test/bft/long2.log.bin; \
 	if [ $$r1 = 0 ] && [ $$r2 = 0 ]; then echo "bft-sim-long: PASS (100000 seeds)"; \
 	else echo "bft-sim-long: FAIL"; exit 1; fi
 

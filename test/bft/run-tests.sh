@@ -23,16 +23,16 @@ fi
 
 echo "== simulator CI mode: $((2 * SEEDS)) seeds over n = 1,4,7,10 (-O2, 2 processes)"
 t0=$(date +%s.%N)
-./sim.bin --seeds 1:$SEEDS --nlist 1,4,7,10 > sim1.bin.log 2>&1 & p1=$!
-./sim.bin --seeds $((SEEDS + 1)):$SEEDS --nlist 1,4,7,10 > sim2.bin.log 2>&1 & p2=$!
+./sim.bin --seeds 1:$SEEDS --nlist 1,4,7,10 > sim1.log.bin 2>&1 & p1=$!
+./sim.bin --seeds $((SEEDS + 1)):$SEEDS --nlist 1,4,7,10 > sim2.log.bin 2>&1 & p2=$!
 wait $p1; r1=$?; wait $p2; r2=$?
 t1=$(date +%s.%N)
-cat sim1.bin.log sim2.bin.log | grep -v '^  rerun' | tail -6
+cat sim1.log.bin sim2.log.bin | grep -v '^  rerun' | tail -6
 wall=$(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.1f", b-a}')
 if [ $r1 = 0 ] && [ $r2 = 0 ]; then
 	result PASS simulator "$((2 * SEEDS)) seeds, 0 violations, wall ${wall}s"
 else
-	grep FAIL sim1.bin.log sim2.bin.log | head; result FAIL simulator "violations (seeds printed above), wall ${wall}s"
+	grep FAIL sim1.log.bin sim2.log.bin | head; result FAIL simulator "violations (seeds printed above), wall ${wall}s"
 fi
 
 echo "== simulator under ASan+UBSan: 200 seeds"
@@ -43,12 +43,12 @@ else
 fi
 
 echo "== reproducibility: same seed twice, identical trace"
-./sim.bin --seed 7 --n 4 --trace > trace1.bin.log 2>&1
-./sim.bin --seed 7 --n 4 --trace > trace2.bin.log 2>&1
-h1=$(sha256sum < trace1.bin.log | cut -c1-16); h2=$(sha256sum < trace2.bin.log | cut -c1-16)
-th=$(grep -o 'trace-hash [0-9a-f]*' trace1.bin.log)
-if [ "$h1" = "$h2" ] && [ -n "$th" ] && [ "$(wc -l < trace1.bin.log)" -gt 100 ]; then
-	result PASS reproducible "seed 7: $(wc -l < trace1.bin.log) trace lines, sha256 $h1 twice, $th"
+./sim.bin --seed 7 --n 4 --trace > trace1.log.bin 2>&1
+./sim.bin --seed 7 --n 4 --trace > trace2.log.bin 2>&1
+h1=$(sha256sum < trace1.log.bin | cut -c1-16); h2=$(sha256sum < trace2.log.bin | cut -c1-16)
+th=$(grep -o 'trace-hash [0-9a-f]*' trace1.log.bin)
+if [ "$h1" = "$h2" ] && [ -n "$th" ] && [ "$(wc -l < trace1.log.bin)" -gt 100 ]; then
+	result PASS reproducible "seed 7: $(wc -l < trace1.log.bin) trace lines, sha256 $h1 twice, $th"
 else
 	result FAIL reproducible "traces differ ($h1 vs $h2)"
 fi
@@ -64,11 +64,11 @@ done
 
 echo "== libFuzzer on the decoder and message intake (${FUZZ_TIME}s)"
 rm -rf fuzzwork.bin && mkdir fuzzwork.bin && cp corpus/* fuzzwork.bin/
-if ./fuzz.bin -max_total_time=$FUZZ_TIME -print_final_stats=1 fuzzwork.bin > fuzz.bin.log 2>&1; then
-	runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' fuzz.bin.log | grep -o '[0-9]*$')
+if ./fuzz.bin -max_total_time=$FUZZ_TIME -print_final_stats=1 fuzzwork.bin > fuzz.log.bin 2>&1; then
+	runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' fuzz.log.bin | grep -o '[0-9]*$')
 	result PASS fuzz "$runs executions, no crash/leak/sanitizer report"
 else
-	tail -30 fuzz.bin.log; result FAIL fuzz "crash (see above; reproducer in test/bft/)"
+	tail -30 fuzz.log.bin; result FAIL fuzz "crash (see above; reproducer in test/bft/)"
 fi
 
 echo "== spin: agreement of the voting/locking model (n=4, f=1 Byzantine, 2 rounds, exhaustive)"
