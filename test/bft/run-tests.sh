@@ -64,11 +64,11 @@ done
 
 echo "== libFuzzer on the decoder and message intake (${FUZZ_TIME}s)"
 rm -rf fuzzwork.bin && mkdir fuzzwork.bin && cp corpus/* fuzzwork.bin/
-if ./fuzz.bin -max_total_time=$FUZZ_TIME -print_final_stats=1 fuzzwork.bin > fuzz.log.bin 2>&1; then
+if ./fuzz.bin -max_total_time=$FUZZ_TIME -print_final_stats=1 -artifact_prefix=fuzzwork.bin/ fuzzwork.bin > fuzz.log.bin 2>&1; then
 	runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' fuzz.log.bin | grep -o '[0-9]*$')
 	result PASS fuzz "$runs executions, no crash/leak/sanitizer report"
 else
-	tail -30 fuzz.log.bin; result FAIL fuzz "crash (see above; reproducer in test/bft/)"
+	tail -30 fuzz.log.bin; result FAIL fuzz "crash (see above; reproducer in test/bft/fuzzwork.bin/)"
 fi
 
 echo "== spin: agreement of the voting/locking model (n=4, f=1 Byzantine, 2 rounds, exhaustive)"

@@ -123,7 +123,8 @@ typedef struct dsent
 	uint64_t	vh;				/* hash of (nil, value, valid_round) */
 } dsent;
 
-#define DS_CAP (1 << 16)
+static uint32_t g_ds_cap = 1 << 16;	/* grows; power of two */
+static uint32_t g_ds_used;
 
 typedef struct sim
 {
@@ -555,13 +556,35 @@ check_double_sign(int node, const bft_msg *m)
 	}
 	else
 		return;
-	idx = (uint32_t) fk_mix(h * 1000003 + r * 31 + type * 7 + (uint64_t) node) & (DS_CAP - 1);
-	for (probe = 0; probe < DS_CAP; probe++)
+	if (g_ds_used * 2 > g_ds_cap)
 	{
-		dsent	   *d = &g_ds[(idx + probe) & (DS_CAP - 1)];
+		/* grow and rehash the current generation */
+		uint32_t	oldcap = g_ds_cap,
+					k;
+		dsent	   *old = g_ds;
+
+		g_ds_cap *= 2;
+		g_ds = calloc(g_ds_cap, sizeof(dsent));
+		for (k = 0; k < oldcap; k++)
+			if (old[k].gen == g_gen)
+			{
+				uint32_t	j = (uint32_t) fk_mix(old[k].height * 1000003 + old[k].round * 31 +
+												  old[k].type * 7 + old[k].node) & (g_ds_cap - 1);
+
+				while (g_ds[j].gen == g_gen)
+					j = (j + 1) & (g_ds_cap - 1);
+				g_ds[j] = old[k];
+			}
+		free(old);
+	}
+	idx = (uint32_t) fk_mix(h * 1000003 + r * 31 + type * 7 + (uint64_t) node) & (g_ds_cap - 1);
+	for (probe = 0; probe < g_ds_cap; probe++)
+	{
+		dsent	   *d = &g_ds[(idx + probe) & (g_ds_cap - 1)];
 
 		if (d->gen != g_gen)
 		{
+			g_ds_used++;
 			d->gen = g_gen;
 			d->node = (uint8_t) node;
 			d->type = type;
@@ -1111,6 +1134,7 @@ setup(uint64_t seed, int n)
 	S.thash = seed;
 	S.why[0] = 0;
 	g_gen++;
+	g_ds_used = 0;
 	memcpy(S.chain, "loopledger-sim", 14);
 	if (S.bench)
 	{
@@ -1493,7 +1517,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	g_ds = calloc(DS_CAP, sizeof(dsent));
+	g_ds = calloc(g_ds_cap, sizeof(dsent));
 	S.out = malloc(sizeof(bft_output));
 
 	if (bench)
