@@ -31,7 +31,7 @@ for n in 4 7 10; do
 		# pure signature cost per height on this CPU, all nodes together
 		bound=$(awk -v s=$sph -v v=$vph -v S=$SIGN -v V=$VERIFY 'BEGIN{printf "%.1f", 1/(s/S + v/V)}')
 		ratio=$(awk -v h=$hps -v b=$bound 'BEGIN{printf "%.2f", h/b}')
-		[ $mode = fake ] && ratio="-"	# only meaningful with real signatures
+		if [ $mode = fake ]; then ratio="-"; fi	# only meaningful with real signatures
 		printf "%-4s %-8s %8s %12s %10s %11s %8s %8s %12s %s\n" $n $mode $hs $hps $mpb $bpb $sph $vph $bound "$ratio"
 		if [ $n = 4 ] && [ $mode = fake ]; then FAKE4=$hps; fi
 		if [ $mode = real ]; then
