@@ -1247,32 +1247,46 @@ gossip(bft_node *n)
 	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
 }
 
+/*
+ * Whether we may answer peer about key now: at most once per half gossip
+ * period.  Every reply to a peer goes through here, so a peer (or a replay
+ * of its old requests) can never make us send more than it sends us.
+ */
+static bool
+reply_allowed(bft_node *n, uint32_t peer, uint64_t key)
+{
+	uint32_t	i;
+	bft_served *sv;
+
+	for (i = 0; i < BFT_SERVED; i++)
+	{
+		sv = &n->served[i];
+		if (sv->at_ms && sv->peer == peer && sv->height == key &&
+			n->now < sv->at_ms + n->cfg.gossip_ms / 2)
+			return false;
+	}
+	sv = &n->served[n->served_next++ % BFT_SERVED];
+	sv->peer = peer;
+	sv->height = key;
+	sv->at_ms = n->now ? n->now : 1;
+	return true;
+}
+
 /* Sends a committed block to a peer, at most once per period per height. */
 static void
 serve_block(bft_node *n, uint64_t height, uint32_t peer)
 {
-	uint32_t	i;
-	bft_served *sv;
 	const uint8_t *payload = NULL;
 	uint32_t	len = 0;
 	bft_block_resp *r = &n->tmp.u.resp;
 
 	if (n->cfg.cb.load_block == NULL || height >= n->height || peer == BFT_NO_PEER)
 		return;
-	for (i = 0; i < BFT_SERVED; i++)
-	{
-		sv = &n->served[i];
-		if (sv->at_ms && sv->peer == peer && sv->height == height &&
-			n->now < sv->at_ms + n->cfg.gossip_ms / 2)
-			return;
-	}
+	if (!reply_allowed(n, peer, height))
+		return;
 	if (!n->cfg.cb.load_block(n->cfg.cb.ctx, height, &payload, &len, &r->cert) ||
 		len > BFT_MAX_PAYLOAD)
 		return;
-	sv = &n->served[n->served_next++ % BFT_SERVED];
-	sv->peer = peer;
-	sv->height = height;
-	sv->at_ms = n->now ? n->now : 1;
 	n->tmp.type = BFT_MSG_BLOCK_RESP;
 	r->payload = payload;
 	r->payload_len = len;
@@ -1329,7 +1343,8 @@ on_message(bft_node *n, uint32_t peer, const uint8_t *data, size_t len)
 				serve_block(n, m->u.status.height, peer);
 			else if (m->u.status.height > n->height)
 				request_block(n, peer);
-			else if (m->u.status.round < n->round && peer != BFT_NO_PEER)
+			else if (m->u.status.round < n->round && peer != BFT_NO_PEER &&
+					 reply_allowed(n, peer, UINT64_MAX))
 			{
 				/* its round's votes let it time out; ours let it skip */
 				resend_round(n, m->u.status.round, peer);
