@@ -13,14 +13,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-is() {
-	n=$((n + 1))
-	if [ "$1" == "$2" ]; then echo "ok $n - $3"; else
-		echo "not ok $n - $3"; echo "#   have: $1"; echo "#   want: $2"; failed=$((failed + 1)); fi
-}
-q() { psql -X -v ON_ERROR_STOP=1 -Atq "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../tap.sh"
 
 q -c "SELECT ledger.create_channel('$A'); SELECT ledger.create_channel('$B', ARRAY['x','y']);
       CREATE TABLE ${A}_t (client int, v int, note text DEFAULT 'n');

@@ -12,14 +12,7 @@ T=${C}_t
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-is() {
-	n=$((n + 1))
-	if [ "$1" == "$2" ]; then echo "ok $n - $3"; else
-		echo "not ok $n - $3"; echo "#   have: $1"; echo "#   want: $2"; failed=$((failed + 1)); fi
-}
-q() { psql -X -v ON_ERROR_STOP=1 -Atq "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../tap.sh"
 
 q -c "SELECT ledger.create_channel('$C', ARRAY['pub','priv']); SELECT ledger.create_channel('$O');
       CREATE TABLE $T (id int PRIMARY KEY, name text, amount numeric(12,2), at timestamptz, tags text[], tier text);

@@ -19,14 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-is() {
-	n=$((n + 1))
-	if [ "$1" == "$2" ]; then echo "ok $n - $3"; else
-		echo "not ok $n - $3"; echo "#   have: $1"; echo "#   want: $2"; failed=$((failed + 1)); fi
-}
-q() { psql -X -v ON_ERROR_STOP=1 -Atq "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../tap.sh"
 
 q -d "$SRC" >/dev/null <<SQL
 SELECT ledger.create_channel('$C', ARRAY['public','partner','customs']);

@@ -9,14 +9,7 @@ C=tapguc_$S
 T=${C}_t
 WORK=$(mktemp -d)
 
-n=0 failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-is() {
-	n=$((n + 1))
-	if [ "$1" == "$2" ]; then echo "ok $n - $3"; else
-		echo "not ok $n - $3"; echo "#   have: $1"; echo "#   want: $2"; failed=$((failed + 1)); fi
-}
-q() { psql -X -v ON_ERROR_STOP=1 -Atq "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../tap.sh"
 restore_settings() {
 	q -c "ALTER SYSTEM RESET loopledger.block_interval" -c "ALTER SYSTEM RESET loopledger.block_max_rows" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
 }
