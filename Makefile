@@ -23,6 +23,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track headers; rebuild every object when a shared one changes.
+$(OBJS): src/ll_core.h src/loopledger.h src/chain.h
+
 # ---- targets beside PGXS ------------------------------------------------
 CC_PLAIN ?= gcc
 PLAIN_CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror -Isrc

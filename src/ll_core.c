@@ -29,7 +29,6 @@ static EVP_MD_CTX *ll_sha256_ctx = NULL;
 static bool ll_digest_begin(void);
 static bool ll_digest_update(const void *data, size_t len);
 static bool ll_digest_end(uint8_t out[LL_HASH_LEN]);
-static bool ll_buf_reserve(ll_buf *buf, size_t extra);
 static size_t ll_split_point(size_t n);
 static bool ll_subtree_root(const uint8_t *leaves, size_t n,
 							uint8_t root[LL_HASH_LEN]);
@@ -68,13 +67,13 @@ ll_buf_reset(ll_buf *buf)
 }
 
 /*
- * ll_buf_reserve
+ * ll_buf_grow
  *		Ensure room for extra more bytes; false (and buf->failed) if the size
  *		overflows or the allocator returns NULL.  Capacity doubles so that
  *		appending is amortised O(1).
  */
-static bool
-ll_buf_reserve(ll_buf *buf, size_t extra)
+bool
+ll_buf_grow(ll_buf *buf, size_t extra)
 {
 	size_t		need;
 	size_t		newcap;
@@ -112,81 +111,6 @@ ll_buf_reserve(ll_buf *buf, size_t extra)
 	buf->data = p;
 	buf->cap = newcap;
 	return true;
-}
-
-/*
- * ll_buf_put
- *		Append len bytes; a no-op once the buffer has failed.
- */
-void
-ll_buf_put(ll_buf *buf, const void *data, size_t len)
-{
-	if (len == 0 || !ll_buf_reserve(buf, len))
-		return;
-	memcpy(buf->data + buf->len, data, len);
-	buf->len += len;
-}
-
-/*
- * ll_buf_put_u8
- *		Append one byte.
- */
-void
-ll_buf_put_u8(ll_buf *buf, uint8_t v)
-{
-	ll_buf_put(buf, &v, 1);
-}
-
-/*
- * ll_buf_put_u32
- *		Append v big-endian, independent of host byte order.
- */
-void
-ll_buf_put_u32(ll_buf *buf, uint32_t v)
-{
-	uint8_t		b[4];
-
-	b[0] = (uint8_t) (v >> 24);
-	b[1] = (uint8_t) (v >> 16);
-	b[2] = (uint8_t) (v >> 8);
-	b[3] = (uint8_t) v;
-	ll_buf_put(buf, b, sizeof(b));
-}
-
-/*
- * ll_buf_put_u64
- *		Append v big-endian, independent of host byte order.
- */
-void
-ll_buf_put_u64(ll_buf *buf, uint64_t v)
-{
-	uint8_t		b[8];
-	int			i;
-
-	for (i = 7; i >= 0; i--)
-	{
-		b[i] = (uint8_t) v;
-		v >>= 8;
-	}
-	ll_buf_put(buf, b, sizeof(b));
-}
-
-/*
- * ll_buf_put_str
- *		Append a u32 length and the bytes.  A string longer than the u32
- *		prefix can express marks the buffer failed rather than writing an
- *		ambiguous encoding.
- */
-void
-ll_buf_put_str(ll_buf *buf, const char *s, size_t len)
-{
-	if (len > UINT32_MAX)
-	{
-		buf->failed = true;
-		return;
-	}
-	ll_buf_put_u32(buf, (uint32_t) len);
-	ll_buf_put(buf, s, len);
 }
 
 /* ---------------------------------------------------------------------

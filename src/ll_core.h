@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define LL_HASH_LEN 32
 #define LL_SALT_LEN 16
@@ -56,11 +57,70 @@ typedef struct ll_buf
 
 extern void ll_buf_init(ll_buf *buf, ll_realloc_fn realloc_fn);
 extern void ll_buf_reset(ll_buf *buf);	/* len = 0, keeps memory */
-extern void ll_buf_put(ll_buf *buf, const void *data, size_t len);
-extern void ll_buf_put_u8(ll_buf *buf, uint8_t v);
-extern void ll_buf_put_u32(ll_buf *buf, uint32_t v);
-extern void ll_buf_put_u64(ll_buf *buf, uint64_t v);
-extern void ll_buf_put_str(ll_buf *buf, const char *s, size_t len);
+/* Make room for extra more bytes; false (and buf->failed) on failure. */
+extern bool ll_buf_grow(ll_buf *buf, size_t extra);
+
+/*
+ * Appending is inline: rows are encoded field by field millions of times
+ * per verify, and a call per field cost more than the copying.  Appends
+ * are no-ops once the buffer has failed.
+ */
+static inline void
+ll_buf_put(ll_buf *buf, const void *data, size_t len)
+{
+	if (len == 0 || buf->failed)
+		return;
+	if (len > buf->cap - buf->len && !ll_buf_grow(buf, len))
+		return;
+	memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+}
+
+static inline void
+ll_buf_put_u8(ll_buf *buf, uint8_t v)
+{
+	ll_buf_put(buf, &v, 1);
+}
+
+/* Big-endian, independent of host byte order. */
+static inline void
+ll_buf_put_u32(ll_buf *buf, uint32_t v)
+{
+	uint8_t		b[4];
+
+	b[0] = (uint8_t) (v >> 24);
+	b[1] = (uint8_t) (v >> 16);
+	b[2] = (uint8_t) (v >> 8);
+	b[3] = (uint8_t) v;
+	ll_buf_put(buf, b, sizeof(b));
+}
+
+static inline void
+ll_buf_put_u64(ll_buf *buf, uint64_t v)
+{
+	uint8_t		b[8];
+	int			i;
+
+	for (i = 7; i >= 0; i--)
+	{
+		b[i] = (uint8_t) v;
+		v >>= 8;
+	}
+	ll_buf_put(buf, b, sizeof(b));
+}
+
+/* u32 length + bytes; a length that does not fit 32 bits fails the buffer. */
+static inline void
+ll_buf_put_str(ll_buf *buf, const char *s, size_t len)
+{
+	if (len > UINT32_MAX)
+	{
+		buf->failed = true;
+		return;
+	}
+	ll_buf_put_u32(buf, (uint32_t) len);
+	ll_buf_put(buf, s, len);
+}
 
 /* SHA-256 through OpenSSL 3 EVP.  Return false only if OpenSSL fails. */
 extern bool ll_sha256(const void *data, size_t len, uint8_t out[LL_HASH_LEN]);
