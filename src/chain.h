@@ -29,7 +29,10 @@ typedef struct LLBlock
 	bool		entries_ok;		/* payload length is a whole number of entries */
 } LLBlock;
 
+typedef bool (*ll_block_fn) (LLBlock *b, void *arg);
+
 extern void ll_channel_lookup(const char *name, LLChannel *ch);
+extern void ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg);
 extern void ll_insert_genesis(int32 id, const char *name, Datum config_hash);
 extern int64 ll_now_unix_micros(void);
 extern bytea *ll_bytea(const uint8 *data, size_t len);

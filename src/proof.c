@@ -355,6 +355,25 @@ put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int64 height,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+typedef struct EntriesWalk
+{
+	ReturnSetInfo *rsinfo;
+	int			ntiers;
+	char	  **tiers;
+} EntriesWalk;
+
+static bool
+entries_block_cb(LLBlock *b, void *arg)
+{
+	EntriesWalk *w = arg;
+	int			j;
+
+	for (j = 0; j < b->nentries; j++)
+		put_entry_row(w->rsinfo, w->tiers, w->ntiers, (int64) b->hdr.height, j,
+					  b->entries + (Size) j * LL_PACKED_ENTRY_SIZE, b->hdr.time_us);
+	return true;
+}
+
 /*
  * ledger.block_entries(channel): every sealed row in chain order, then the
  * committed rows still pending (block_height NULL).
@@ -365,38 +384,16 @@ ll_block_entries(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	LLChannel	ch;
-	Portal		portal;
-	int			ntiers;
-	char	  **tiers;
+	EntriesWalk w;
 	uint64		i;
 	int			j;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	ll_channel_lookup(channel, &ch);
-	ll_load_tiers(ch.id, &ntiers, &tiers);
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
-									   "WHERE channel_id = $1 ORDER BY height",
-									   1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)},
-									   NULL, true, 0);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 256);
-		if (SPI_processed == 0)
-			break;
-		for (i = 0; i < SPI_processed; i++)
-		{
-			LLBlock		b;
-
-			ll_block_from_spi(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, ch.name, &b);
-			for (j = 0; j < b.nentries; j++)
-				put_entry_row(rsinfo, tiers, ntiers, (int64) b.hdr.height, j,
-							  b.entries + (Size) j * LL_PACKED_ENTRY_SIZE, b.hdr.time_us);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	ll_load_tiers(ch.id, &w.ntiers, &w.tiers);
+	w.rsinfo = rsinfo;
+	ll_foreach_block(&ch, -1, entries_block_cb, &w);
 	SPI_execute_with_args("SELECT entries FROM ledger.pending WHERE channel_id = $1", 1,
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
@@ -406,7 +403,7 @@ ll_block_entries(PG_FUNCTION_ARGS)
 		int			n = VARSIZE_ANY_EXHDR(p) / LL_PACKED_ENTRY_SIZE;
 
 		for (j = 0; j < n; j++)
-			put_entry_row(rsinfo, tiers, ntiers, -1, j,
+			put_entry_row(rsinfo, w.tiers, w.ntiers, -1, j,
 						  (const uint8 *) VARDATA_ANY(p) + (Size) j * LL_PACKED_ENTRY_SIZE, 0);
 	}
 	SPI_finish();

@@ -311,6 +311,43 @@ ll_merkle_matches(const LLBlock *b)
 	return ok;
 }
 
+/*
+ * Call fn for each block of a channel up to max_height (all when negative),
+ * in height order, through a cursor so a long chain is never all in memory.
+ * fn returns false to stop early; it must not run SPI itself.
+ */
+void
+ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg)
+{
+	Portal		portal;
+	bool		go = true;
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
+									   "WHERE channel_id = $1 AND height <= $2 ORDER BY height",
+									   2, (Oid[]) {INT4OID, INT8OID},
+									   (Datum[]) {Int32GetDatum(ch->id),
+										   Int64GetDatum(max_height < 0 ? PG_INT64_MAX : max_height)},
+									   NULL, true, 0);
+	while (go)
+	{
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, 256);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed && go; i++)
+		{
+			LLBlock		b;
+
+			ll_block_from_spi(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, ch->name, &b);
+			go = fn(&b, arg);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+}
+
 static const char *
 table_name_of(Verifier *v, uint32 table_no)
 {
@@ -359,43 +396,39 @@ verify_block(Verifier *v, LLBlock *b, int64 expected, const uint8 *prev_hash)
 	}
 }
 
-/* Walk the chain's blocks in height order through a cursor. */
+/* State of the walk over a channel's blocks in ledger.verify. */
+typedef struct BlockWalk
+{
+	Verifier   *v;
+	uint8		prev_hash[LL_HASH_LEN];
+	int64		expected;
+	bool		any;
+} BlockWalk;
+
+static bool
+verify_block_cb(LLBlock *b, void *arg)
+{
+	BlockWalk  *w = arg;
+
+	if (!w->any && b->hdr.height != 0)
+		problem(w->v, 0, "genesis block (height 0) is missing");
+	w->any = true;
+	verify_block(w->v, b, w->expected, w->prev_hash);
+	memcpy(w->prev_hash, b->stored_hash, LL_HASH_LEN);
+	w->expected = (int64) b->hdr.height + 1;
+	return true;
+}
+
+/* Check every block of the chain and remember its entries. */
 static void
 verify_blocks(Verifier *v)
 {
-	Portal		portal;
-	uint8		prev_hash[LL_HASH_LEN];
-	int64		expected = 0;
-	uint64		i;
-	bool		any = false;
+	BlockWalk	w;
 
-	memset(prev_hash, 0, LL_HASH_LEN);
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
-									   "WHERE channel_id = $1 ORDER BY height",
-									   1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(v->ch.id)},
-									   NULL, true, 0);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 256);
-		if (SPI_processed == 0)
-			break;
-		for (i = 0; i < SPI_processed; i++)
-		{
-			LLBlock		b;
-
-			ll_block_from_spi(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v->ch.name, &b);
-			if (!any && b.hdr.height != 0)
-				problem(v, 0, "genesis block (height 0) is missing");
-			any = true;
-			verify_block(v, &b, expected, prev_hash);
-			memcpy(prev_hash, b.stored_hash, LL_HASH_LEN);
-			expected = (int64) b.hdr.height + 1;
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
-	if (!any)
+	memset(&w, 0, sizeof(w));
+	w.v = v;
+	ll_foreach_block(&v->ch, -1, verify_block_cb, &w);
+	if (!w.any)
 		problem(v, 0, "channel \"%s\" has no blocks at all, not even its genesis block", v->ch.name);
 }
 
@@ -702,6 +735,32 @@ digest_field(Datum digest, const char *key)
 	return val;
 }
 
+/* State of the walk up to a digest's block in ledger.verify_digest. */
+typedef struct DigestWalk
+{
+	uint8		want[LL_HASH_LEN];
+	uint8		prev[LL_HASH_LEN];
+	int64		height;
+	int64		expected;
+	bool		ok;
+	bool		reached;
+} DigestWalk;
+
+static bool
+digest_block_cb(LLBlock *b, void *arg)
+{
+	DigestWalk *w = arg;
+
+	w->ok = (int64) b->hdr.height == w->expected && b->hash_ok && b->entries_ok &&
+		(w->expected == 0 || memcmp(b->hdr.prev_hash, w->prev, LL_HASH_LEN) == 0) &&
+		ll_merkle_matches(b);
+	memcpy(w->prev, b->stored_hash, LL_HASH_LEN);
+	if (w->ok && w->expected == w->height)
+		w->reached = memcmp(b->stored_hash, w->want, LL_HASH_LEN) == 0;
+	w->expected++;
+	return w->ok;
+}
+
 /*
  * ledger.verify_digest(digest): true when the chain still holds the
  * digest's block unchanged and every block up to it is intact.
@@ -715,13 +774,8 @@ ll_verify_digest(PG_FUNCTION_ARGS)
 	char	   *hash_s;
 	int64		height;
 	uint8		want[LL_HASH_LEN];
-	uint8		prev[LL_HASH_LEN];
 	LLChannel	ch;
-	Portal		portal;
-	int64		expected = 0;
-	bool		ok = true,
-				reached = false;
-	uint64		i;
+	DigestWalk	w;
 
 	SPI_connect();
 	if (strcmp(digest_field(digest, "version"), "1") != 0)
@@ -744,34 +798,11 @@ ll_verify_digest(PG_FUNCTION_ARGS)
 	height = pg_strtoint64(height_s);
 	ll_channel_lookup(channel, &ch);
 
-	memset(prev, 0, LL_HASH_LEN);
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
-									   "WHERE channel_id = $1 AND height <= $2 ORDER BY height",
-									   2, (Oid[]) {INT4OID, INT8OID},
-									   (Datum[]) {Int32GetDatum(ch.id), Int64GetDatum(height)},
-									   NULL, true, 0);
-	while (ok)
-	{
-		SPI_cursor_fetch(portal, true, 256);
-		if (SPI_processed == 0)
-			break;
-		for (i = 0; i < SPI_processed && ok; i++)
-		{
-			LLBlock		b;
-
-			ll_block_from_spi(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, ch.name, &b);
-			ok = (int64) b.hdr.height == expected && b.hash_ok && b.entries_ok &&
-				(expected == 0 || memcmp(b.hdr.prev_hash, prev, LL_HASH_LEN) == 0) &&
-				ll_merkle_matches(&b);
-			memcpy(prev, b.stored_hash, LL_HASH_LEN);
-			if (ok && expected == height)
-				reached = memcmp(b.stored_hash, want, LL_HASH_LEN) == 0;
-			expected++;
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	memset(&w, 0, sizeof(w));
+	w.ok = true;
+	w.height = height;
+	memcpy(w.want, want, LL_HASH_LEN);
+	ll_foreach_block(&ch, height, digest_block_cb, &w);
 	SPI_finish();
-	PG_RETURN_BOOL(ok && reached);
+	PG_RETURN_BOOL(w.ok && w.reached);
 }
