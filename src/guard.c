@@ -83,35 +83,48 @@ first_trigger_arg(HeapTuple tup, Relation trigrel)
 }
 
 /*
- * True when relid is a ledger table; *channel then names its channel.
+ * First pg_trigger row matching key (through index) whose function is one of
+ * the ledger's triggers (only ledger.capture() when capture_only); its table
+ * goes to *relid and its channel (first argument) to *channel when asked.
  */
-bool
-ll_is_ledger_table(Oid relid, char **channel)
+static bool
+find_ledger_trigger(AttrNumber key_att, Oid index, Oid key, bool capture_only,
+					Oid *relid, char **channel)
 {
 	Relation	trigrel;
-	ScanKeyData key;
+	ScanKeyData skey;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	bool		found = false;
 
 	trigrel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(relid));
-	scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&skey, key_att, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(key));
+	scan = systable_beginscan(trigrel, index, true, NULL, 1, &skey);
 	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
 
-		if (is_ledger_trigger_func(tg->tgfoid, true))
-		{
-			found = true;
-			if (channel)
-				*channel = first_trigger_arg(tup, trigrel);
-		}
+		if (!is_ledger_trigger_func(tg->tgfoid, capture_only))
+			continue;
+		found = true;
+		if (relid)
+			*relid = tg->tgrelid;
+		if (channel)
+			*channel = first_trigger_arg(tup, trigrel);
 	}
 	systable_endscan(scan);
 	table_close(trigrel, AccessShareLock);
 	return found;
+}
+
+/*
+ * True when relid is a ledger table; *channel then names its channel.
+ */
+bool
+ll_is_ledger_table(Oid relid, char **channel)
+{
+	return find_ledger_trigger(Anum_pg_trigger_tgrelid, TriggerRelidNameIndexId,
+							   relid, true, NULL, channel);
 }
 
 static void
@@ -500,29 +513,8 @@ check_copy(CopyStmt *stmt)
 static bool
 ledger_trigger(Oid trigoid, Oid *relid)
 {
-	Relation	trigrel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	trigrel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber,
-				F_OIDEQ, ObjectIdGetDatum(trigoid));
-	scan = systable_beginscan(trigrel, TriggerOidIndexId, true, NULL, 1, &key);
-	if (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
-
-		if (is_ledger_trigger_func(tg->tgfoid, false))
-		{
-			found = true;
-			*relid = tg->tgrelid;
-		}
-	}
-	systable_endscan(scan);
-	table_close(trigrel, AccessShareLock);
-	return found;
+	return find_ledger_trigger(Anum_pg_trigger_oid, TriggerOidIndexId, trigoid,
+							   false, relid, NULL);
 }
 
 /*
