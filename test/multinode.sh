@@ -1,0 +1,165 @@
+# Multi-node harness: N throwaway loopledger clusters on loopback.
+# Source it after test/lib.sh (it uses start_cluster, psql_at, as_pg, $TMP).
+#
+#   start_nodes 4 55600 "loopledger.synchronous_commit = on"
+#   setup_channel customs "ARRAY['public','partner','customs']" 4
+#   node_psql 1 -c "INSERT ..."; wait_converged customs 60
+#   kill9_node 2; restart_node 2; stop_nodes
+#
+# Clusters are $TMP/${MN_PREFIX}1..N (MN_PREFIX defaults to "node"; set it to
+# keep two harnesses apart), node I listens on BASEPORT+I on 127.0.0.1 and on
+# a Unix socket in its folder.  Peers reach each other over TCP as role
+# loopledger_peer, which pg_hba trusts from 127.0.0.1.
+
+MN_PREFIX=${MN_PREFIX:-node}
+MN_NODES=0
+
+node_name() { echo "$MN_PREFIX$1"; }
+
+# A zombie counts as gone: here PID 1 reaps orphans only now and then.
+pid_alive() {
+	local s
+	s=$(ps -o stat= -p "$1") && [ "${s#Z}" = "$s" ]
+}
+
+# node_psql I [psql args...]: psql as postgres to database ledger on node I
+node_psql() {
+	local i=$1
+	shift
+	psql_at "$(node_name "$i")" ledger "$@"
+}
+
+node_conninfo() {
+	echo "host=127.0.0.1 port=$(cluster_port "$(node_name "$1")") dbname=ledger user=loopledger_peer application_name=loopledger_peer"
+}
+
+# by the pid in postmaster.pid, as pg_ctl status would, but not fooled by a
+# zombie postmaster (see kill9_node)
+node_running() {
+	local pidfile="$TMP/$(node_name "$1")/data/postmaster.pid"
+	[ -f "$pidfile" ] && pid_alive "$(head -1 "$pidfile")"
+}
+
+# start_nodes N BASEPORT [extra postgresql.conf lines...]
+start_nodes() {
+	local n=$1 base=$2 i pids=() rc=0
+	shift 2
+	MN_NODES=$n
+	prepare_tmp
+	# initdb dominates (about 3 s each): run the N setups side by side
+	for i in $(seq 1 "$n"); do
+		(
+			name=$(node_name "$i")
+			start_cluster "$name" $((base + i)) "$@"   # listens on 127.0.0.1
+			# lib.sh's initdb --auth=trust already trusts loopback; say so
+			# explicitly so the harness does not depend on that default
+			echo "host all loopledger_peer 127.0.0.1/32 trust" |
+				as_pg tee -a "$TMP/$name/data/pg_hba.conf" >/dev/null
+			# CREATE EXTENSION first: the extension may create the role
+			# itself, and would fail if we had created it already
+			node_psql "$i" -q >/dev/null <<-'SQL'
+				SELECT pg_reload_conf();
+				CREATE EXTENSION loopledger;
+				DO $$ BEGIN
+					IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'loopledger_peer') THEN
+						CREATE ROLE loopledger_peer LOGIN;
+					END IF;
+				END $$;
+				ALTER ROLE loopledger_peer LOGIN;
+			SQL
+		) &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	[ $rc = 0 ] || { echo "start_nodes: a node failed to start (see $TMP/${MN_PREFIX}*/server.log)" >&2; return 1; }
+}
+
+# setup_channel CHANNEL TIERS_SQL_ARRAY N: every node joins CHANNEL with
+# all N nodes (itself included) as peers, each cleared for the highest tier.
+setup_channel() {
+	local ch=$1 tiers=$2 n=$3 i j keys=()
+	for i in $(seq 1 "$n"); do
+		keys[i]=$(node_psql "$i" -Atc "SELECT ledger.node_key()")
+	done
+	# every node knows the channel before anyone is told about peers
+	for i in $(seq 1 "$n"); do
+		node_psql "$i" -qAtc "SELECT ledger.create_channel('$ch', $tiers)" >/dev/null
+	done
+	for i in $(seq 1 "$n"); do
+		for j in $(seq 1 "$n"); do
+			echo "SELECT ledger.add_peer('$ch', '$(node_name "$j")', '$(node_conninfo "$j")', '${keys[j]}',
+			      clearance => ($tiers)[cardinality($tiers)]);"
+		done | node_psql "$i" -qAt >/dev/null
+	done
+}
+
+# wait_converged CHANNEL TIMEOUT_S: until the head block hash of CHANNEL is
+# the same on every running node (at least one); 1 on timeout.
+wait_converged() {
+	local ch=$1 deadline=$(($(date +%s) + $2)) i heads
+	while :; do
+		heads=$(for i in $(seq 1 "$MN_NODES"); do
+			node_running "$i" || continue
+			node_psql "$i" -Atc "SELECT ledger.digest('$ch')->>'block_hash'" 2>/dev/null || echo "error"
+		done | sort -u)
+		[ -n "$heads" ] && [ "$(echo "$heads" | wc -l)" = 1 ] && [ "$heads" != error ] && return 0
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			echo "wait_converged: channel $ch did not converge in $2 s:" >&2
+			for i in $(seq 1 "$MN_NODES"); do
+				if node_running "$i"; then
+					printf '  %s: %s\n' "$(node_name "$i")" "$(node_psql "$i" -Atc \
+						"SELECT 'height ' || (d->>'height') || ', head ' || left(d->>'block_hash', 16)
+						 FROM ledger.digest('$ch') d" 2>&1 | head -1)" >&2
+				else
+					printf '  %s: down\n' "$(node_name "$i")" >&2
+				fi
+			done
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+stop_nodes() {
+	local i
+	for i in $(seq 1 "$MN_NODES"); do stop_cluster "$(node_name "$i")" & done
+	wait
+}
+
+# kill9_node I: crash node I's postmaster; return once it and its children
+# are gone (a surviving backend would keep the old shared memory attached
+# and make the next start refuse to run).
+kill9_node() {
+	local pidfile="$TMP/$(node_name "$1")/data/postmaster.pid" pid kids k t alive
+	pid=$(head -1 "$pidfile")
+	kids=$(pgrep -P "$pid" || true)
+	kill -9 "$pid"
+	while pid_alive "$pid"; do sleep 0.05; done
+	# children notice the postmaster's death within moments; force stragglers
+	for t in $(seq 1 100); do
+		alive=""
+		for k in $kids; do pid_alive "$k" && alive=1; done
+		[ -z "$alive" ] && break
+		[ "$t" = 100 ] && { kill -9 $kids 2>/dev/null || true; }
+		sleep 0.1
+	done
+	# Until the dead postmaster is reaped, kill(pid, 0) still succeeds and
+	# a new postmaster refuses to start on its lock file; the process and
+	# all its children are gone, so the lock file is stale: drop it.
+	for t in $(seq 1 20); do
+		[ -d "/proc/$pid" ] || return 0
+		sleep 0.1
+	done
+	rm -f "$pidfile"
+}
+
+# restart_node I: start a stopped or crashed node (crash recovery runs inside
+# pg_ctl -w's wait) and wait for its sealer, as start_cluster does.
+restart_node() {
+	local name out
+	name=$(node_name "$1")
+	# pg_ctl warns about the lock file a crash leaves behind: only show failures
+	out=$(as_pg pg_ctl -D "$TMP/$name/data" -l "$TMP/$name/server.log" -w -t 300 start 2>&1) ||
+		{ echo "$out" >&2; return 1; }
+	wait_for_sealer "$name"
+}
