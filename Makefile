@@ -4,7 +4,7 @@ MODULE_big = loopledger
 EXTVERSION = 1.0
 
 # Pure C (no PostgreSQL headers): shared with the verifier and unit tests.
-CORE_OBJS = src/ll_core.o
+CORE_OBJS = src/ll_core.o src/ll_wire.o
 OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
 	src/guard.o src/chain.o src/verify.o src/proof.o
@@ -17,14 +17,14 @@ REGRESS_OPTS = --inputdir=. --use-existing
 PG_CPPFLAGS = -Isrc
 PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK += -lcrypto
-EXTRA_CLEAN = loopledger_verify test/unit/*.run test/unit/*.o
+EXTRA_CLEAN = loopledger_verify test/unit/*.run test/unit/*.o test/unit/*.bin
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers; rebuild every object when a shared one changes.
-$(OBJS): src/ll_core.h src/loopledger.h src/chain.h
+$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h
 
 # ---- targets beside PGXS ------------------------------------------------
 CC_PLAIN ?= gcc
@@ -42,11 +42,27 @@ install-verify: loopledger_verify
 
 # C unit tests (cmocka) for the pure-C core, under ASan and UBSan.
 UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/%.run,$(wildcard test/unit/test_*.c))
-test/unit/%.run: test/unit/%.c src/ll_core.c src/ll_core.h
-	$(CC_PLAIN) $(PLAIN_CFLAGS) $(SAN_FLAGS) -o $@ $< src/ll_core.c -lcmocka -lcrypto -ljansson
-unit: $(UNIT_TESTS)
+UNIT_SRC = src/ll_core.c src/ll_wire.c src/bft_crypto.c
+test/unit/%.run: test/unit/%.c $(UNIT_SRC) src/ll_core.h src/ll_wire.h src/bft.h
+	$(CC_PLAIN) $(PLAIN_CFLAGS) $(SAN_FLAGS) -o $@ $< $(UNIT_SRC) -lcmocka -lcrypto -ljansson
+# The wire codec must also build under the strict flags of the consensus core.
+test/unit/ll_wire.strict.bin: src/ll_wire.c src/ll_wire.h src/ll_core.h src/bft.h
+	$(CC_PLAIN) -std=c99 -Wall -Wextra -Werror -Wdeclaration-after-statement -Wmissing-prototypes -Isrc -O2 -c src/ll_wire.c -o $@
+unit: test/unit/ll_wire.strict.bin $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
+
+# libFuzzer over every peer-message decoder (test/unit/fuzz_wire_peer.c).
+# The corpus directory is seeded with valid messages by the target itself.
+FUZZ_CC ?= clang
+FUZZ_WIRE_DIR = test/unit/fuzz_wire_peer.corpus.bin
+test/unit/fuzz_wire_peer.bin: test/unit/fuzz_wire_peer.c src/ll_wire.c src/ll_core.c src/ll_wire.h src/ll_core.h src/bft.h
+	$(FUZZ_CC) -std=c11 -g -O1 -Wall -Wextra -Werror -Isrc -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ test/unit/fuzz_wire_peer.c src/ll_wire.c src/ll_core.c -lcrypto
+fuzz-wire-peer: test/unit/fuzz_wire_peer.bin
+	@mkdir -p $(FUZZ_WIRE_DIR)
+	LL_FUZZ_SEED_DIR=$(FUZZ_WIRE_DIR) ./test/unit/fuzz_wire_peer.bin -max_total_time=20 \
+		-print_final_stats=1 -artifact_prefix=test/unit/fuzz_wire_peer. $(FUZZ_WIRE_DIR)
 
 -include test/bft.mk
 
-.PHONY: unit install-verify
+.PHONY: unit install-verify fuzz-wire-peer
