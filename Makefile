@@ -7,16 +7,18 @@ EXTVERSION = 1.0
 CORE_OBJS = src/ll_core.o src/ll_wire.o
 OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
-	src/guard.o src/chain.o src/verify.o src/proof.o
+	src/guard.o src/chain.o src/verify.o src/proof.o \
+	src/bft.o src/bft_wire.o src/bft_cert.o src/bft_crypto.o \
+	src/peer.o src/transport.o src/consensus.o src/apply.o src/submit.o
 
 DATA = sql/loopledger--$(EXTVERSION).sql
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/loopledger--%.sql,$(wildcard sql/*.sql)))
 # Tests run in the database the sealing worker serves (see test/all.sh).
 REGRESS_OPTS = --inputdir=. --use-existing
 
-PG_CPPFLAGS = -Isrc
+PG_CPPFLAGS = -Isrc -I$(shell $(PG_CONFIG) --includedir)
 PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK += -lcrypto
+SHLIB_LINK += -lcrypto -lpq
 EXTRA_CLEAN = loopledger_verify test/unit/*.run test/unit/*.o test/unit/*.bin
 
 PG_CONFIG ?= pg_config
@@ -24,7 +26,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers; rebuild every object when a shared one changes.
-$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h
+$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h
 
 # ---- targets beside PGXS ------------------------------------------------
 CC_PLAIN ?= gcc

@@ -219,3 +219,179 @@ SELECT t.relid AS "table", c.name AS channel, t.tier_column, t.table_no, t.enabl
   FROM ledger.ledger_table t JOIN ledger.channel c USING (channel_id);
 
 GRANT SELECT ON ledger.channels, ledger.blocks, ledger.tables TO PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Peers and consensus (several organisations' databases share a channel)
+-- ---------------------------------------------------------------------
+
+-- Members of multi-peer channels.  since_height/until_height bound the
+-- heights at which the member votes; genesis members have since_height 0.
+-- conninfo is local knowledge (how this node reaches the peer) and is not
+-- part of the channel's genesis.
+CREATE TABLE ledger.peer (
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	name		text NOT NULL,
+	pubkey		bytea NOT NULL CHECK (length(pubkey) = 32),
+	conninfo	text NOT NULL,
+	clearance	text NOT NULL,
+	since_height bigint,			-- NULL while a change is being agreed
+	until_height bigint,
+	requested_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (channel_id, name),
+	UNIQUE (channel_id, pubkey)
+);
+
+-- Every consensus decision, with its commit certificate: an encoded
+-- BLOCK_RESP consensus message (payload + certificate), which is exactly
+-- what a lagging peer needs to verify it.
+CREATE TABLE ledger.consensus_log (
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	height		bigint NOT NULL,
+	decision	bytea NOT NULL,
+	ledger_height bigint,			-- ledger block made from it, if any
+	PRIMARY KEY (channel_id, height)
+);
+ALTER TABLE ledger.consensus_log ALTER COLUMN decision SET STORAGE EXTERNAL;
+
+-- Signed transaction batches referenced by decided payloads.
+CREATE TABLE ledger.batch (
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	batch_hash	bytea NOT NULL,
+	height		bigint NOT NULL,
+	body		bytea NOT NULL,
+	PRIMARY KEY (channel_id, batch_hash)
+);
+CREATE INDEX batch_height ON ledger.batch (channel_id, height);
+ALTER TABLE ledger.batch ALTER COLUMN body SET STORAGE EXTERNAL;
+
+-- Outcome of every ordered transaction: applied exactly once, so a
+-- transaction proposed again after a leader change is skipped everywhere.
+CREATE TABLE ledger.txlog (
+	channel_id	integer NOT NULL,
+	origin		bytea NOT NULL,
+	txid		bigint NOT NULL,
+	height		bigint,
+	"position"	integer,
+	ledger_height bigint,
+	status		text NOT NULL,
+	detail		text,
+	PRIMARY KEY (channel_id, origin, txid)
+);
+
+-- Two signed, conflicting votes of one validator.
+CREATE TABLE ledger.evidence (
+	channel_id	integer NOT NULL,
+	validator	text NOT NULL,
+	height		bigint NOT NULL,
+	round		integer NOT NULL,
+	vote_type	text NOT NULL,
+	proof		bytea NOT NULL,
+	recorded_at	timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('ledger.peer', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.consensus_log', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.batch', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.txlog', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.evidence', '');
+REVOKE ALL ON ledger.peer, ledger.consensus_log, ledger.batch, ledger.txlog,
+	ledger.evidence FROM PUBLIC;
+GRANT SELECT ON ledger.txlog, ledger.evidence TO PUBLIC;
+
+-- Peers connect as this role; it may only hand over messages and read
+-- decided blocks.  Created here when missing so a fresh node works.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'loopledger_peer') THEN
+		CREATE ROLE loopledger_peer LOGIN;
+	END IF;
+END
+$$;
+
+CREATE FUNCTION ledger.node_key()
+RETURNS text
+AS 'MODULE_PATHNAME', 'll_node_key' LANGUAGE C STRICT;
+
+COMMENT ON FUNCTION ledger.node_key() IS
+'this node''s Ed25519 public key (hex); the private key is created once in the data directory';
+
+CREATE FUNCTION ledger.add_peer(channel text, name text, conninfo text, pubkey text,
+								clearance text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_add_peer' LANGUAGE C;
+
+CREATE FUNCTION ledger.remove_peer(channel text, name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_remove_peer' LANGUAGE C STRICT;
+
+CREATE FUNCTION ledger.genesis_hash(channel text)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'll_genesis_hash_sql' LANGUAGE C STRICT;
+
+-- Incoming peer messages (called over libpq by peer workers).
+CREATE FUNCTION ledger.deliver(channel text, sender bytea, frames bytea)
+RETURNS text
+AS 'MODULE_PATHNAME', 'll_deliver' LANGUAGE C STRICT;
+
+-- Decided blocks with their certificates and batches, for catch-up.  The
+-- caller verifies every certificate and signature, so these only read.
+CREATE FUNCTION ledger.decisions(channel text, from_height bigint, max_count integer)
+RETURNS TABLE (height bigint, decision bytea, batches bytea[])
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT l.height, l.decision,
+		   ARRAY(SELECT b.body FROM ledger.batch b
+				  WHERE b.channel_id = l.channel_id AND b.height = l.height)
+	  FROM ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
+	 WHERE c.name = $1 AND l.height >= $2
+	 ORDER BY l.height LIMIT $3
+$$;
+
+CREATE FUNCTION ledger.batches(channel text, hashes bytea[])
+RETURNS SETOF bytea
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT b.body FROM ledger.batch b JOIN ledger.channel c USING (channel_id)
+	 WHERE c.name = $1 AND b.batch_hash = ANY ($2)
+$$;
+
+REVOKE ALL ON FUNCTION ledger.deliver(text, bytea, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.decisions(text, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ledger.deliver(text, bytea, bytea) TO loopledger_peer;
+GRANT EXECUTE ON FUNCTION ledger.decisions(text, bigint, integer) TO loopledger_peer;
+REVOKE ALL ON FUNCTION ledger.batches(text, bytea[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ledger.batches(text, bytea[]) TO loopledger_peer;
+REVOKE ALL ON FUNCTION ledger.node_key() FROM PUBLIC;
+
+CREATE FUNCTION ledger.peer_status()
+RETURNS TABLE (channel text, name text, state text, last_height bigint,
+			   last_contact timestamptz, rtt_ms double precision, message text)
+AS 'MODULE_PATHNAME', 'll_peer_status' LANGUAGE C STRICT;
+
+CREATE FUNCTION ledger.consensus_status_raw()
+RETURNS TABLE (channel text, height bigint, round integer, step text,
+			   proposer text, validators integer, quorum integer,
+			   ledger_height bigint, worker_pid integer)
+AS 'MODULE_PATHNAME', 'll_consensus_status' LANGUAGE C STRICT;
+
+CREATE VIEW ledger.peers AS
+SELECT c.name AS channel, p.name, p.pubkey, p.clearance,
+	   CASE WHEN p.until_height IS NOT NULL THEN 'removed'
+			WHEN p.since_height IS NULL THEN 'joining'
+			ELSE coalesce(s.state, 'unknown') END AS state,
+	   s.last_height,
+	   (SELECT cs.height FROM ledger.consensus_status_raw() cs WHERE cs.channel = c.name)
+		 - s.last_height AS lag,
+	   s.last_contact, s.rtt_ms, s.message, p.since_height, p.until_height
+  FROM ledger.peer p
+  JOIN ledger.channel c USING (channel_id)
+  LEFT JOIN ledger.peer_status() s ON s.channel = c.name AND s.name = p.name;
+
+CREATE VIEW ledger.consensus_status AS
+SELECT * FROM ledger.consensus_status_raw();
+
+GRANT SELECT ON ledger.peers, ledger.consensus_status TO PUBLIC;
+
+-- True when a stored expression (pg_constraint.conbin) calls only
+-- immutable functions; used by enable_table on multi-peer channels.
+CREATE FUNCTION ledger.expression_is_immutable(node text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'll_expression_is_immutable' LANGUAGE C STRICT;

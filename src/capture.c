@@ -34,6 +34,7 @@
 #include "utils/tuplestore.h"
 #include "executor/tuptable.h"
 
+#include "consensus.h"
 #include "loopledger.h"
 
 PG_FUNCTION_INFO_V1(ll_capture);
@@ -50,6 +51,11 @@ typedef struct CapturedRows
 	int32	   *channel;		/* channel id of each row */
 	uint8	   *packed;			/* LL_PACKED_ENTRY_SIZE bytes per row */
 	int		   *sub_marks;		/* row count at each open subtransaction */
+	/* rows of multi-peer channels also keep their canonical entry */
+	bool		any_multi;
+	bool	   *multi;
+	ll_buf		content;
+	Size	   *content_off;	/* offset of each row's entry in content */
 	int			nsub;
 	int			subcap;
 } CapturedRows;
@@ -110,12 +116,16 @@ rows_reserve(int more)
 		newcap *= 2;
 	if (rows.cap == 0)
 	{
+		rows.multi = MemoryContextAlloc(capture_cxt, sizeof(bool) * newcap);
+		rows.content_off = MemoryContextAlloc(capture_cxt, sizeof(Size) * newcap);
 		rows.channel = MemoryContextAlloc(capture_cxt, sizeof(int32) * newcap);
 		rows.packed = MemoryContextAllocHuge(capture_cxt,
 											 (Size) LL_PACKED_ENTRY_SIZE * newcap);
 	}
 	else
 	{
+		rows.multi = repalloc(rows.multi, sizeof(bool) * newcap);
+		rows.content_off = repalloc(rows.content_off, sizeof(Size) * newcap);
 		rows.channel = repalloc(rows.channel, sizeof(int32) * newcap);
 		rows.packed = repalloc_huge(rows.packed, (Size) LL_PACKED_ENTRY_SIZE * newcap);
 	}
@@ -185,9 +195,24 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute SHA-256 with OpenSSL")));
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(row_cxt);
 
 	rows_reserve(1);
+	rows.multi[rows.n] = ll_cons_slot_for(info->channel_id) != NULL;
+	if (rows.multi[rows.n])
+	{
+		if (rows.content.realloc_fn == NULL)
+		{
+			old = MemoryContextSwitchTo(capture_cxt);
+			ll_buf_init(&rows.content, ll_palloc_realloc);
+			ll_buf_grow(&rows.content, 4096);
+			MemoryContextSwitchTo(old);
+		}
+		rows.content_off[rows.n] = rows.content.len;
+		ll_buf_put_u32(&rows.content, (uint32) buf.len);
+		ll_buf_put(&rows.content, buf.data, buf.len);
+		rows.any_multi = true;
+	}
+	MemoryContextReset(row_cxt);
 	rows.channel[rows.n] = info->channel_id;
 	ll_pack_entry(&e, rows.packed + (Size) rows.n * LL_PACKED_ENTRY_SIZE);
 	rows.n++;
@@ -338,7 +363,7 @@ flush_captured(void)
 	{
 		int			n = 0;
 
-		if (done[i])
+		if (done[i] || rows.multi[i])
 			continue;
 		for (j = i; j < rows.n; j++)
 		{
@@ -358,7 +383,9 @@ flush_captured(void)
 	table_close(rel, RowExclusiveLock);
 	pfree(idx);
 	pfree(done);
-	flushed_rows = rows.n;
+	flushed_rows = 0;
+	for (i = 0; i < rows.n; i++)
+		flushed_rows += rows.multi[i] ? 0 : 1;
 }
 
 /*
@@ -497,7 +524,17 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			if (rows.n > 0)
 			{
-				flush_captured();
+				if (rows.any_multi)
+				{
+					if (event == XACT_EVENT_PRE_PREPARE)
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("cannot prepare a transaction that wrote rows of a multi-peer ledger channel")));
+					ll_submit_and_wait(rows.n, rows.channel, rows.multi, rows.packed,
+									   rows.content.data, rows.content_off);
+				}
+				if (rows.n > 0 && (!rows.any_multi || memchr(rows.multi, false, rows.n)))
+					flush_captured();
 				if (event == XACT_EVENT_PRE_COMMIT)
 					maybe_defer_local_flush();
 			}
@@ -505,12 +542,14 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (capture_cxt != NULL)
 				rows_clear();
+			ll_submit_after_commit();
 			after_commit();
 			commit_made_async = false;
 			break;
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			ll_submit_after_abort();
 			if (capture_cxt != NULL)
 				rows_clear();
 			flushed_rows = 0;
@@ -549,7 +588,18 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			if (rows.nsub > 0)
-				rows.n = rows.sub_marks[--rows.nsub];
+			{
+				int			mark = rows.sub_marks[--rows.nsub];
+				int			i;
+
+				for (i = mark; i < rows.n; i++)
+					if (rows.multi[i])
+					{
+						rows.content.len = rows.content_off[i];
+						break;
+					}
+				rows.n = mark;
+			}
 			break;
 		default:
 			break;

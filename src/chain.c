@@ -14,6 +14,8 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "nodes/readfuncs.h"
+#include "optimizer/optimizer.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -180,6 +182,13 @@ ll_create_channel(PG_FUNCTION_ARGS)
 void
 ll_insert_genesis(int32 id, const char *name, Datum config_hash)
 {
+	ll_insert_genesis_at(id, name, config_hash, ll_now_unix_micros());
+}
+
+/* Same, with a given time (multi-peer channels use 0 so all members agree). */
+void
+ll_insert_genesis_at(int32 id, const char *name, Datum config_hash, int64 time_us)
+{
 	ll_block_header hdr;
 	uint8		hash[LL_HASH_LEN];
 	ll_buf		scratch;
@@ -193,7 +202,7 @@ ll_insert_genesis(int32 id, const char *name, Datum config_hash)
 	memcpy(hdr.config_hash, VARDATA_ANY(cfg), LL_HASH_LEN);
 	if (!ll_merkle_root(NULL, 0, NULL, hdr.merkle_root))
 		elog(ERROR, "could not compute Merkle root");
-	hdr.time_us = ll_now_unix_micros();
+	hdr.time_us = time_us;
 	ll_buf_init(&scratch, ll_palloc_realloc);
 	if (!ll_block_hash(&hdr, &scratch, hash))
 		elog(ERROR, "could not compute block hash");
@@ -295,6 +304,65 @@ check_enable(Relation rel, const char *channel, const char *tier_column)
 						tier_column, RelationGetRelationName(rel))));
 }
 
+/*
+ * On a channel with peers every member applies every row, so whatever
+ * decides whether a row is accepted must give the same answer everywhere.
+ * Unique keys do (they only see rows applied in the agreed order); foreign
+ * keys, volatile checks and triggers could look at local state, and rows
+ * already in the table never went through the agreed order.
+ */
+static void
+check_multi_peer(Relation rel, const char *channel, int32 channel_id)
+{
+	const char *name = RelationGetRelationName(rel);
+	uint64		i;
+
+	SPI_execute_with_args("SELECT 1 FROM ledger.peer WHERE channel_id = $1 LIMIT 1", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 1);
+	if (SPI_processed == 0)
+		return;
+	if (rel->trigdesc != NULL && rel->trigdesc->numtriggers > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has triggers", name),
+				 errdetail("Channel \"%s\" has peers: every peer applies every row, and a trigger could act differently on each.", channel)));
+	SPI_execute_with_args("SELECT conname, contype, pg_get_constraintdef(oid), "
+						  "contype = 'c' AND NOT ledger.expression_is_immutable(conbin::text) "
+						  "FROM pg_constraint WHERE conrelid = $1 AND contype IN ('f', 'c', 't')", 1,
+						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
+						  NULL, true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *con = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *type = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		char	   *def = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		char	   *mutable = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
+
+		if (type[0] == 'c' && strcmp(mutable, "t") != 0)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("constraint \"%s\" of table \"%s\" could decide differently on different peers",
+						con, name),
+				 errdetail("Channel \"%s\" has peers; %s", channel, def),
+				 errhint("%s", type[0] == 'f'
+						 ? "Foreign keys look at local tables; drop the constraint or keep the table on a channel without peers."
+						 : "Only immutable check constraints are allowed on multi-peer channels.")));
+	}
+	{
+		char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1",
+								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)), name));
+
+		SPI_execute(q, true, 1);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" is not empty", name),
+					 errdetail("Channel \"%s\" has peers: its rows must all come through the agreed order.", channel),
+					 errhint("Enable the empty table on every peer, then insert.")));
+	}
+}
+
 static void
 spi_exec(const char *sql)
 {
@@ -356,6 +424,7 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	ll_channel_lookup(channel, &ch);
 	rel = table_open(relid, AccessExclusiveLock);
 	check_enable(rel, channel, tier_column);
+	check_multi_peer(rel, channel, ch.id);
 	qualname = psprintf("%s.%s", get_namespace_name(RelationGetNamespace(rel)),
 						RelationGetRelationName(rel));
 	quoted = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
@@ -401,4 +470,14 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	capture_existing_rows(relid, info);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(ll_expression_is_immutable);
+
+Datum
+ll_expression_is_immutable(PG_FUNCTION_ARGS)
+{
+	Node	   *expr = stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_BOOL(!contain_mutable_functions(expr));
 }

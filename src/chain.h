@@ -34,6 +34,7 @@ typedef bool (*ll_block_fn) (LLBlock *b, void *arg);
 extern void ll_channel_lookup(const char *name, LLChannel *ch);
 extern void ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg);
 extern void ll_insert_genesis(int32 id, const char *name, Datum config_hash);
+extern void ll_insert_genesis_at(int32 id, const char *name, Datum config_hash, int64 time_us);
 extern int64 ll_now_unix_micros(void);
 extern bytea *ll_bytea(const uint8 *data, size_t len);
 extern void ll_block_from_spi(HeapTuple tup, TupleDesc td, const char *channel, LLBlock *b);

@@ -640,3 +640,81 @@ ll_hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t len)
 	}
 	return true;
 }
+
+/* ---- entry decoding ---- */
+
+static bool
+rd_u32(const uint8_t **p, const uint8_t *end, uint32_t *v)
+{
+	if (end - *p < 4)
+		return false;
+	*v = ((uint32_t) (*p)[0] << 24) | ((uint32_t) (*p)[1] << 16) |
+		((uint32_t) (*p)[2] << 8) | (uint32_t) (*p)[3];
+	*p += 4;
+	return true;
+}
+
+static bool
+rd_str(const uint8_t **p, const uint8_t *end, const char **s, size_t *len)
+{
+	uint32_t	n;
+
+	if (!rd_u32(p, end, &n) || (size_t) (end - *p) < n)
+		return false;
+	*s = (const char *) *p;
+	*len = n;
+	*p += n;
+	return true;
+}
+
+bool
+ll_entry_next_col(const ll_entry_view *e, const uint8_t **pos, ll_entry_col *col)
+{
+	const uint8_t *p = *pos ? *pos : e->cols;
+
+	if (!rd_str(&p, e->end, &col->name, &col->name_len) || p == e->end)
+		return false;
+	col->isnull = (*p == 0);
+	if (*p > 1)
+		return false;
+	p++;
+	col->value = NULL;
+	col->value_len = 0;
+	if (!col->isnull && !rd_str(&p, e->end, &col->value, &col->value_len))
+		return false;
+	*pos = p;
+	return true;
+}
+
+bool
+ll_entry_decode(const uint8_t *in, size_t len, ll_entry_view *e)
+{
+	const uint8_t *p = in;
+	const uint8_t *end = in + len;
+	const uint8_t *pos = NULL;
+	ll_entry_col col;
+	uint32_t	i;
+	int			k;
+
+	if (len < 4 || memcmp(in, "LLE1", 4) != 0)
+		return false;
+	p += 4;
+	if (!rd_str(&p, end, &e->table, &e->table_len) || end - p < 8)
+		return false;
+	e->entry_id = 0;
+	for (k = 0; k < 8; k++)
+		e->entry_id = (e->entry_id << 8) | *p++;
+	if (!rd_str(&p, end, &e->tier, &e->tier_len) || end - p < LL_SALT_LEN)
+		return false;
+	e->salt = p;
+	p += LL_SALT_LEN;
+	if (!rd_u32(&p, end, &e->ncols))
+		return false;
+	e->cols = p;
+	e->end = end;
+	/* walk once so callers can trust the column list */
+	for (i = 0; i < e->ncols; i++)
+		if (!ll_entry_next_col(e, &pos, &col))
+			return false;
+	return (e->ncols == 0 ? p : pos) == end;
+}

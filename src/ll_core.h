@@ -135,6 +135,37 @@ extern void ll_entry_begin(ll_buf *buf, const char *table, size_t table_len,
 extern void ll_entry_null(ll_buf *buf, const char *col, size_t col_len);
 extern void ll_entry_value(ll_buf *buf, const char *col, size_t col_len,
 						   const char *val, size_t val_len);
+/*
+ * Reading an entry back (peers apply rows received from the network, so
+ * this is strict: truncation, trailing bytes and bad flags fail).
+ */
+typedef struct ll_entry_view
+{
+	const char *table;
+	size_t		table_len;
+	uint64_t	entry_id;
+	const char *tier;
+	size_t		tier_len;
+	const uint8_t *salt;
+	uint32_t	ncols;
+	const uint8_t *cols;		/* column list */
+	const uint8_t *end;
+} ll_entry_view;
+
+typedef struct ll_entry_col
+{
+	const char *name;
+	size_t		name_len;
+	bool		isnull;
+	const char *value;
+	size_t		value_len;
+} ll_entry_col;
+
+/* false if the bytes are not exactly one well-formed entry */
+extern bool ll_entry_decode(const uint8_t *in, size_t len, ll_entry_view *e);
+/* Column i in order; call with *pos = 0 first. */
+extern bool ll_entry_next_col(const ll_entry_view *e, const uint8_t **pos, ll_entry_col *col);
+
 /* Leaf hash (row commitment) of an encoded entry. */
 extern bool ll_leaf_hash(const uint8_t *entry, size_t len, uint8_t out[LL_HASH_LEN]);
 extern bool ll_node_hash(const uint8_t left[LL_HASH_LEN],

@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
+#include "consensus.h"
 #include "loopledger.h"
 
 PG_MODULE_MAGIC;
@@ -65,6 +66,8 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(LLShared)));
+	RequestAddinShmemSpace(ll_cons_shmem_size());
+	RequestNamedLWLockTranche("loopledger consensus", LL_MAX_CONS);
 }
 
 static void
@@ -89,6 +92,7 @@ shmem_startup(void)
 		ll_shared->worker_db = InvalidOid;
 		ll_shared->worker_latch = NULL;
 	}
+	ll_cons_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -28,6 +28,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "consensus.h"
 #include "loopledger.h"
 
 PGDLLEXPORT void ll_worker_main(Datum main_arg);
@@ -124,9 +125,13 @@ unix_micros(TimestampTz ts)
 
 /*
  * Build and insert the next block of a channel from packed entries.
+ * time_us < 0 means now; either way block times never go backwards.
+ * Consensus workers pass the agreed time so every peer builds the same
+ * header; out_height and out_hash (if not NULL) receive the new head.
  */
-static void
-insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
+void
+ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
+				int64 time_us, int64 *out_height, uint8 *out_hash)
 {
 	Datum		args[12];
 	char		nulls[12];
@@ -142,6 +147,7 @@ insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
 				max_e = 0;
 	int			i;
 
+	prepare_plans();
 	if (SPI_execute_plan(plan_head, &arg, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "channel %d of pending ledger rows has no genesis block", channel_id);
@@ -166,7 +172,7 @@ insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
 	if (!ll_merkle_root(leaves, n, leaves + (Size) n * LL_HASH_LEN, hdr.merkle_root))
 		elog(ERROR, "could not compute Merkle root");
 	/* block times never go backwards, even if the clock does */
-	hdr.time_us = Max(unix_micros(GetCurrentTimestamp()), prev_time);
+	hdr.time_us = Max(time_us < 0 ? unix_micros(GetCurrentTimestamp()) : time_us, prev_time);
 	hdr.tx_count = tx_count;
 	hdr.row_count = n;
 	ll_buf_init(&scratch, ll_palloc_realloc);
@@ -198,6 +204,10 @@ insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count)
 	if (SPI_execute_plan(plan_insert, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert block %lld of channel %d",
 			 (long long) hdr.height, channel_id);
+	if (out_height)
+		*out_height = (int64) hdr.height;
+	if (out_hash)
+		memcpy(out_hash, hash, LL_HASH_LEN);
 }
 
 /*
@@ -218,7 +228,7 @@ seal_pending(void)
 	prepare_plans();
 	if (SPI_execute_plan(plan_take, NULL, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not read pending ledger rows");
-	/* insert_block() runs SPI too, which replaces SPI_tuptable */
+	/* ll_insert_block() runs SPI too, which replaces SPI_tuptable */
 	taken = SPI_tuptable;
 	ntaken = SPI_processed;
 
@@ -240,8 +250,9 @@ seal_pending(void)
 		if (b != NULL && b->tx_count > 0 &&
 			(int64) b->entries.len / LL_PACKED_ENTRY_SIZE + n > ll_block_max_rows)
 		{
-			insert_block(b->channel_id, b->entries.data,
-						 b->entries.len / LL_PACKED_ENTRY_SIZE, b->tx_count);
+			ll_insert_block(b->channel_id, b->entries.data,
+							b->entries.len / LL_PACKED_ENTRY_SIZE, b->tx_count,
+							-1, NULL, NULL);
 			ll_buf_reset(&b->entries);
 			b->tx_count = 0;
 		}
@@ -261,8 +272,9 @@ seal_pending(void)
 		ChannelBatch *b = lfirst(lc);
 
 		if (b->tx_count > 0)
-			insert_block(b->channel_id, b->entries.data,
-						 b->entries.len / LL_PACKED_ENTRY_SIZE, b->tx_count);
+			ll_insert_block(b->channel_id, b->entries.data,
+							b->entries.len / LL_PACKED_ENTRY_SIZE, b->tx_count,
+							-1, NULL, NULL);
 	}
 	return total;
 }
@@ -282,6 +294,34 @@ extension_installed(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return found;
+}
+
+/*
+ * The sealer is also the launcher of consensus workers: check about once
+ * a second (and when woken) that every channel with peers has one.
+ */
+static void
+launch_round(MemoryContext round_cxt)
+{
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		ll_launch_consensus_workers();
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(round_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -337,6 +377,7 @@ ll_worker_main(Datum main_arg)
 	TimestampTz first_pending = 0;
 	bool		installed = false;
 	TimestampTz last_check = 0;
+	TimestampTz last_launch = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -372,6 +413,15 @@ ll_worker_main(Datum main_arg)
 			/* seal what an earlier run left behind */
 			pending = installed ? 1 : 0;
 			first_pending = 0;
+		}
+		if (installed && TimestampDifferenceExceeds(last_launch, now, 1000))
+		{
+			MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+			launch_round(round_cxt);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(round_cxt);
+			last_launch = now;
 		}
 		if (installed && pending > 0 && first_pending == 0)
 			first_pending = now;

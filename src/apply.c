@@ -1,0 +1,534 @@
+/*
+ * apply.c
+ *		Run a decided block on this node.
+ *
+ * Every honest peer applies the same batches in the same order, so the
+ * outcome of each transaction must depend only on that order and on rows
+ * that came the same way.  Rows are inserted as they were encoded at the
+ * origin (same entry numbers, same salts), in a subtransaction per
+ * transaction: an integrity violation (a unique key taken by a transaction
+ * ordered earlier) rejects the transaction on every peer alike; any other
+ * error (a table missing here) stops this node instead of letting it
+ * diverge.  A transaction from a local backend that still waits is handed
+ * back to it: it commits its own rows, so INSERT ... RETURNING, row counts
+ * and triggers behaved as on a plain table.
+ *
+ * The whole block, its ledger.block row and its certificate commit in one
+ * worker transaction, so a crash replays the block from the start;
+ * ledger.txlog makes every transaction count exactly once.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "chain.h"
+#include "consensus.h"
+#include "ll_wire.h"
+#include "loopledger.h"
+
+/* How this node inserts rows of one table received from peers. */
+typedef struct TableWriter
+{
+	char		key[NAMEDATALEN * 2 + 2];	/* qualified name as hashed */
+	int32		table_no;
+	int			ncols;
+	char	  **colnames;
+	Oid		   *types;
+	Oid		   *inputs;
+	Oid		   *ioparams;
+	int32	   *typmods;
+	SPIPlanPtr	plan;
+} TableWriter;
+
+static HTAB *writers = NULL;
+
+/* Rows of the block being built. */
+typedef struct BlockRows
+{
+	ll_buf		packed;
+	int			nrows;
+	int			ntx;
+} BlockRows;
+
+static void
+writers_init(void)
+{
+	HASHCTL		ctl;
+
+	if (writers)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN * 2 + 2;
+	ctl.entrysize = sizeof(TableWriter);
+	writers = hash_create("loopledger table writers", 16, &ctl, HASH_ELEM | HASH_STRINGS);
+}
+
+/* Forget prepared inserts (after an error, or when tables changed). */
+void
+ll_apply_reset(void)
+{
+	if (writers)
+		hash_destroy(writers);
+	writers = NULL;
+}
+
+static void
+stall(const char *table, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot apply a decided block: %s", why),
+			 errdetail("Ledger table \"%s\" must exist with the same columns on every peer of the channel.", table),
+			 errhint("Create the table and run ledger.enable_table() on this node; the worker retries.")));
+}
+
+static void
+writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	StringInfoData sql;
+	const uint8 *pos = NULL;
+	ll_entry_col col;
+	Oid			relid;
+	bool		isnull;
+	int			i;
+
+	SPI_execute_with_args("SELECT relid, table_no FROM ledger.ledger_table "
+						  "WHERE channel_id = $1 AND table_name = $2", 2,
+						  (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), CStringGetTextDatum(w->key)},
+						  NULL, false, 1);
+	if (SPI_processed != 1)
+		stall(w->key, "the table is not a ledger table of this channel here");
+	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	w->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	w->ncols = e->ncols;
+	w->colnames = palloc(sizeof(char *) * (e->ncols + 1));
+	w->types = palloc(sizeof(Oid) * (e->ncols + 1));
+	w->inputs = palloc(sizeof(Oid) * (e->ncols + 1));
+	w->ioparams = palloc(sizeof(Oid) * (e->ncols + 1));
+	w->typmods = palloc(sizeof(int32) * (e->ncols + 1));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (%s", get_rel_name(relid) ?
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												get_rel_name(relid)) : "?",
+					 LL_ENTRY_COLUMN);
+	w->types[0] = INT8OID;
+	for (i = 0; i < (int) e->ncols; i++)
+	{
+		AttrNumber	att;
+
+		ll_entry_next_col(e, &pos, &col);
+		w->colnames[i] = pnstrdup(col.name, col.name_len);
+		att = get_attnum(relid, w->colnames[i]);
+		if (att == InvalidAttrNumber)
+			stall(w->key, psprintf("column \"%s\" is missing", w->colnames[i]));
+		{
+			Oid			coll;
+
+			get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
+		}
+		getTypeInputInfo(w->types[i + 1], &w->inputs[i], &w->ioparams[i]);
+		appendStringInfo(&sql, ", %s", quote_identifier(w->colnames[i]));
+	}
+	appendStringInfoString(&sql, ") VALUES ($1");
+	for (i = 0; i < (int) e->ncols; i++)
+		appendStringInfo(&sql, ", $%d", i + 2);
+	appendStringInfoChar(&sql, ')');
+	MemoryContextSwitchTo(old);
+	w->plan = SPI_prepare(sql.data, e->ncols + 1, w->types);
+	if (w->plan == NULL)
+		elog(ERROR, "could not prepare \"%s\"", sql.data);
+	SPI_keepplan(w->plan);
+}
+
+static TableWriter *
+writer_for(const LLApply *a, const ll_entry_view *e)
+{
+	char		key[NAMEDATALEN * 2 + 2];
+	TableWriter *w;
+	bool		found;
+
+	if (e->table_len >= sizeof(key))
+		stall("?", "table name too long");
+	memcpy(key, e->table, e->table_len);
+	key[e->table_len] = '\0';
+	writers_init();
+	w = hash_search(writers, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		w->plan = NULL;
+		PG_TRY();
+		{
+			writer_prepare(w, a, e);
+		}
+		PG_CATCH();
+		{
+			hash_search(writers, key, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return w;
+}
+
+/* Insert one row from its canonical entry; errors propagate. */
+static void
+insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
+{
+	Datum	   *values = palloc(sizeof(Datum) * (w->ncols + 1));
+	char	   *nulls = palloc(w->ncols + 2);
+	const uint8 *pos = NULL;
+	ll_entry_col col;
+	int			i;
+
+	if ((int) e->ncols != w->ncols)
+		stall(w->key, "the rows have a different number of columns");
+	values[0] = Int64GetDatum((int64) e->entry_id);
+	nulls[0] = ' ';
+	for (i = 0; i < w->ncols; i++)
+	{
+		ll_entry_col c;
+
+		ll_entry_next_col(e, &pos, &c);
+		col = c;
+		if (col.name_len != strlen(w->colnames[i]) ||
+			memcmp(col.name, w->colnames[i], col.name_len) != 0)
+			stall(w->key, "the rows have different columns");
+		nulls[i + 1] = col.isnull ? 'n' : ' ';
+		values[i + 1] = col.isnull ? (Datum) 0 :
+			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
+								 w->ioparams[i], w->typmods[i]);
+	}
+	nulls[w->ncols + 1] = '\0';
+	if (SPI_execute_plan(w->plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert a row received from a peer");
+}
+
+static void
+add_block_row(BlockRows *br, const ll_entry_view *e, int32 table_no, const ll_row *r)
+{
+	LLPackedEntry pe;
+	uint8		buf[LL_PACKED_ENTRY_SIZE];
+
+	memset(&pe, 0, sizeof(pe));
+	pe.entry_id = e->entry_id;
+	pe.table_no = (uint32) table_no;
+	pe.tier = r->tier_index;
+	memcpy(pe.commitment, r->commitment, LL_HASH_LEN);
+	memcpy(pe.salt, e->salt, LL_SALT_LEN);
+	ll_pack_entry(&pe, buf);
+	ll_buf_put(&br->packed, buf, sizeof(buf));
+	br->nrows++;
+}
+
+/* Check and insert every row of a transaction; adds them to the block. */
+static void
+insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert)
+{
+	ll_row		r;
+
+	while (ll_batch_next_row(it, &r))
+	{
+		ll_entry_view e;
+		TableWriter *w;
+
+		if (r.content == NULL || !ll_entry_decode(r.content, r.content_len, &e))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+					 errmsg("a row of the transaction is not a valid ledger entry")));
+		if (r.tier_index >= a->ntiers ||
+			strlen(a->tiers[r.tier_index]) != e.tier_len ||
+			memcmp(a->tiers[r.tier_index], e.tier, e.tier_len) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+					 errmsg("a row's tier does not match the tier it was announced with")));
+		w = writer_for(a, &e);
+		if (insert)
+			insert_row(a, &e, w);
+		add_block_row(br, &e, w->table_no, &r);
+	}
+}
+
+static void
+log_tx(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height, int pos,
+	   const char *status, const char *detail)
+{
+	SPI_execute_with_args("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7,
+						  (Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(origin, 32)),
+							  Int64GetDatum((int64) txid), Int64GetDatum((int64) height),
+							  Int32GetDatum(pos), CStringGetTextDatum(status),
+						  detail ? CStringGetTextDatum(detail) : (Datum) 0},
+						  detail ? "       " : "      n", false, 0);
+}
+
+/* Outcome already recorded: 'a' accepted at this height, 'd' duplicate. */
+static char
+tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
+{
+	bool		isnull;
+	int64		h;
+	char	   *status;
+
+	SPI_execute_with_args("SELECT height, status FROM ledger.txlog WHERE channel_id = $1 "
+						  "AND origin = $2 AND txid = $3", 3,
+						  (Oid[]) {INT4OID, BYTEAOID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(origin, 32)),
+						  Int64GetDatum((int64) txid)}, NULL, false, 1);
+	if (SPI_processed == 0)
+		return 0;
+	h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (!isnull && h == (int64) height && strcmp(status, "accepted") == 0)
+		return 'a';
+	return 'd';
+}
+
+static LLTxWait *
+local_waiter(const LLApply *a, uint64 txid, int *procno)
+{
+	int			i;
+
+	/* the queue record told us the procno; fall back to a scan */
+	for (i = 0; i < ll_cons->nwaits; i++)
+	{
+		LLTxWait   *w = &ll_cons->waits[i];
+
+		if (w->txid == txid && w->channel_id == a->channel_id &&
+			pg_atomic_read_u32(&w->state) == LL_TX_SUBMITTED)
+		{
+			*procno = i;
+			return w;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Hand a local transaction its turn and wait for it to commit or abort.
+ * True if it committed (its rows and txlog record are then in place).
+ */
+static bool
+hand_over(const LLApply *a, LLTxWait *w, int procno, uint64 txid, uint64 height, int pos)
+{
+	PGPROC	   *proc = &ProcGlobal->allProcs[procno];
+	int			pid = w->pid;
+
+	w->height = (int64) height;
+	w->position = pos;
+	pg_write_barrier();
+	pg_atomic_write_u32(&w->state, LL_TX_GO);
+	SetLatch(&proc->procLatch);
+	for (;;)
+	{
+		uint32		s = pg_atomic_read_u32(&w->state);
+
+		if (w->txid != txid || proc->pid != pid)
+		{
+			/* it ended and moved on: its txlog record tells how */
+			return tx_seen(a, a->self, txid, height) == 'a';
+		}
+		if (s == LL_TX_COMMITTED)
+		{
+			pg_atomic_write_u32(&w->state, LL_TX_SEEN);
+			SetLatch(&proc->procLatch);
+			return true;
+		}
+		if (s == LL_TX_ABORTED)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
+reject_local(LLTxWait *w, const char *why)
+{
+	if (w == NULL || pg_atomic_read_u32(&w->state) != LL_TX_SUBMITTED)
+		return;
+	strlcpy(w->message, why, sizeof(w->message));
+	pg_write_barrier();
+	pg_atomic_write_u32(&w->state, LL_TX_REJECTED);
+	SetLatch(&ProcGlobal->allProcs[w - ll_cons->waits].procLatch);
+}
+
+/* Run one transaction of a peer (or of a local backend that is gone). */
+static void
+run_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
+	   uint64 height, int pos, BlockRows *br, LLTxWait *local)
+{
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	size_t		mark = br->packed.len;
+	int			nrows = br->nrows;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		pg_atomic_fetch_add_u64(&a->slot->applying, 1);
+		insert_tx_rows(a, it, br, true);
+		pg_atomic_write_u64(&a->slot->applying, 0);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		log_tx(a, b->origin, tx->txid, height, pos, "accepted", NULL);
+		br->ntx++;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		pg_atomic_write_u64(&a->slot->applying, 0);
+		MemoryContextSwitchTo(old);
+		ed = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(ed->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		br->packed.len = mark;
+		br->nrows = nrows;
+		log_tx(a, b->origin, tx->txid, height, pos, "rejected", ed->message);
+		reject_local(local, ed->message);
+	}
+	PG_END_TRY();
+}
+
+static void
+apply_rows_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
+			  uint64 height, int pos, BlockRows *br)
+{
+	char		seen = tx_seen(a, b->origin, tx->txid, height);
+	LLTxWait   *w = NULL;
+	int			procno;
+
+	if (seen == 'a')
+	{
+		/* replay after a crash: the rows are there, chain them again */
+		insert_tx_rows(a, it, br, false);
+		br->ntx++;
+		return;
+	}
+	if (seen == 'd')
+		return;
+	if (memcmp(b->origin, a->self, 32) == 0)
+		w = local_waiter(a, tx->txid, &procno);
+	if (w != NULL && hand_over(a, w, procno, tx->txid, height, pos))
+	{
+		insert_tx_rows(a, it, br, false);
+		br->ntx++;
+		a->local_done++;
+		return;
+	}
+	run_tx(a, b, it, tx, height, pos, br, w);
+}
+
+/* Tell committed local backends their block is in (after our commit). */
+static void
+finish_local(LLApply *a, uint64 height)
+{
+	int			i;
+
+	for (i = 0; i < ll_cons->nwaits; i++)
+	{
+		LLTxWait   *w = &ll_cons->waits[i];
+
+		if (w->channel_id == a->channel_id && w->height == (int64) height &&
+			pg_atomic_read_u32(&w->state) == LL_TX_SEEN)
+		{
+			pg_atomic_write_u32(&w->state, LL_TX_FINAL);
+			SetLatch(&ProcGlobal->allProcs[i].procLatch);
+		}
+	}
+}
+
+static void
+store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
+			   ll_batch *batches, int nbatches, bool made_block)
+{
+	int			i;
+
+	for (i = 0; i < nbatches; i++)
+		SPI_execute_with_args("INSERT INTO ledger.batch (channel_id, batch_hash, height, body) "
+							  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
+							  (Oid[]) {INT4OID, BYTEAOID, INT8OID, BYTEAOID},
+							  (Datum[]) {Int32GetDatum(a->channel_id),
+								  PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
+								  Int64GetDatum((int64) height),
+							  PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len))},
+							  NULL, false, 0);
+	SPI_execute_with_args("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
+						  "VALUES ($1, $2, $3, $4)", 4,
+						  (Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+							  PointerGetDatum(ll_bytea(decision, dlen)),
+						  Int64GetDatum(a->ledger_height)},
+						  made_block ? "    " : "   n", false, 0);
+	if (made_block)
+		SPI_execute_with_args("UPDATE ledger.txlog SET ledger_height = $3 WHERE channel_id = $1 "
+							  "AND height = $2 AND status = 'accepted'", 3,
+							  (Oid[]) {INT4OID, INT8OID, INT8OID},
+							  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+							  Int64GetDatum(a->ledger_height)}, NULL, false, 0);
+}
+
+void
+ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
+				  const uint8 *decision, size_t dlen,
+				  ll_batch *batches, int nbatches)
+{
+	BlockRows	br;
+	int			pos = 0;
+	int			i;
+	bool		made_block = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "applying a decided block");
+	memset(&br, 0, sizeof(br));
+	ll_buf_init(&br.packed, ll_palloc_realloc);
+	a->local_done = 0;
+	for (i = 0; i < nbatches; i++)
+	{
+		ll_batch_iter it;
+		ll_tx		tx;
+
+		ll_batch_iter_init(&it, &batches[i]);
+		while (ll_batch_next_tx(&it, &tx))
+		{
+			pos++;
+			if (tx.kind == LL_TX_ROWS)
+				apply_rows_tx(a, &batches[i], &it, &tx, height, pos, &br);
+		}
+	}
+	if (br.nrows > 0)
+	{
+		ll_insert_block(a->channel_id, br.packed.data, br.nrows, br.ntx, time_us,
+						&a->ledger_height, a->ledger_head);
+		made_block = true;
+	}
+	store_decision(a, height, decision, dlen, batches, nbatches, made_block);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	finish_local(a, height);
+}

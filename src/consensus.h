@@ -1,0 +1,164 @@
+/*
+ * consensus.h
+ *		Shared state of multi-peer channels: one consensus worker per
+ *		channel, the messages peers hand it and the transactions local
+ *		backends wait on.
+ *
+ * A committing backend never talks to the network: it puts its rows in the
+ * channel's transaction queue and waits on its own latch; the channel's
+ * worker batches queued transactions, runs consensus with the peers and
+ * tells each backend, in the agreed order, to commit (GO) or to fail
+ * (REJECTED).  Peers' messages arrive through ledger.deliver(), which
+ * copies them into the channel's inbox and wakes the worker.
+ */
+#ifndef LL_CONSENSUS_H
+#define LL_CONSENSUS_H
+
+#include "postgres.h"
+
+#include "port/atomics.h"
+#include "postmaster/bgworker.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#define LL_MAX_CONS 4			/* channels with peers per server */
+#define LL_MAX_PEERS 32
+#define LL_INBOX_SIZE (4 * 1024 * 1024)
+#define LL_TXQ_SIZE (8 * 1024 * 1024)
+#define LL_MSG_LEN 200
+
+/* What ledger.peers shows about one peer, written by the worker. */
+typedef struct LLPeerStatus
+{
+	char		name[NAMEDATALEN];
+	char		state[32];
+	char		message[LL_MSG_LEN];
+	int64		height;			/* next height the peer decides */
+	TimestampTz last_contact;
+	double		rtt_ms;
+} LLPeerStatus;
+
+/* A byte queue: writers append records, the worker takes them all. */
+typedef struct LLQueue
+{
+	uint32		used;
+	uint32		dropped;		/* records refused for lack of room */
+} LLQueue;
+
+typedef struct LLConsSlot
+{
+	int32		channel_id;		/* 0: free */
+	bool		registered;		/* launcher has started a worker */
+	slock_t		mutex;			/* protects pid, latch, status */
+	pid_t		pid;
+	Latch	   *latch;
+	PGPROC	   *proc;
+	pg_atomic_uint64 generation;	/* bumped at every worker start */
+	/* consensus status for ledger.consensus_status */
+	char		channel[NAMEDATALEN];
+	int64		height;
+	int32		round;
+	int32		step;
+	char		proposer[NAMEDATALEN];
+	int32		validators;
+	int32		quorum;
+	int64		ledger_height;
+	/* transaction being applied, for conflict detection (see capture.c) */
+	pg_atomic_uint64 applying;	/* 0 or a running counter while inserting */
+	int			npeers;
+	LLPeerStatus peers[LL_MAX_PEERS];
+	LWLock	   *lock;			/* protects the queues */
+	LLQueue		inbox;
+	LLQueue		txq;
+} LLConsSlot;
+
+/* Per-backend state of a transaction waiting for the consortium. */
+typedef enum LLTxState
+{
+	LL_TX_IDLE = 0,
+	LL_TX_SUBMITTED,			/* queued, waiting for its turn */
+	LL_TX_GO,					/* its turn: commit now */
+	LL_TX_REJECTED,				/* the agreed order refused it */
+	LL_TX_COMMITTED,			/* backend committed after GO */
+	LL_TX_ABORTED,				/* backend aborted after GO */
+	LL_TX_SEEN,					/* worker saw the commit, goes on */
+	LL_TX_FINAL					/* its block is applied locally */
+} LLTxState;
+
+typedef struct LLTxWait
+{
+	pg_atomic_uint32 state;
+	int32		channel_id;
+	int			pid;			/* backend that waits */
+	uint64		txid;
+	uint64		generation;
+	int64		height;
+	int32		position;
+	char		message[LL_MSG_LEN];
+} LLTxWait;
+
+typedef struct LLConsShared
+{
+	LLConsSlot	slots[LL_MAX_CONS];
+	int			nwaits;
+	LLTxWait	waits[FLEXIBLE_ARRAY_MEMBER];	/* by pgprocno */
+} LLConsShared;
+
+extern LLConsShared *ll_cons;
+
+extern Size ll_cons_shmem_size(void);
+extern void ll_cons_shmem_init(void);
+extern char *ll_cons_inbox(int slot);
+extern char *ll_cons_txq(int slot);
+extern LLConsSlot *ll_cons_slot_for(int32 channel_id);
+extern bool ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,
+						 const void *data, size_t len);
+extern Size ll_queue_take(LLConsSlot *slot, bool inbox, char *dst, Size cap);
+
+/* peer.c */
+extern bool ll_load_node_key(uint8 seed[32], uint8 pub[32], bool create);
+extern bool ll_channel_has_peers(int32 channel_id);
+extern void ll_launch_consensus_workers(void);
+
+/* apply.c: run one decided block on this node */
+typedef struct LLApply
+{
+	int32		channel_id;
+	const char *channel;
+	uint8		self[32];
+	LLConsSlot *slot;
+	int			ntiers;
+	char	  **tiers;
+	int64		ledger_height;	/* in/out: local chain head */
+	uint8		ledger_head[32];
+	int			local_done;		/* local transactions finished by the block */
+} LLApply;
+
+struct ll_batch;
+extern void ll_apply_reset(void);
+extern void ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
+							  const uint8 *decision, size_t dlen,
+							  struct ll_batch *batches, int nbatches);
+
+/* submit.c: a committing backend and the consortium */
+extern void ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
+							   const uint8 *packed, const uint8 *content,
+							   const Size *content_off);
+extern void ll_submit_after_commit(void);
+extern void ll_submit_after_abort(void);
+
+/* consensus.c */
+extern PGDLLEXPORT void ll_consensus_main(Datum main_arg);
+
+/* Queued transaction record header (capture.c -> worker). */
+typedef struct LLTxHeader
+{
+	uint32		len;			/* bytes after this header */
+	int32		procno;
+	uint64		txid;
+	uint64		generation;
+} LLTxHeader;
+
+#endif							/* LL_CONSENSUS_H */

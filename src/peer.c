@@ -1,0 +1,829 @@
+/*
+ * peer.c
+ *		Node keys, channel members, the message inbox and the launcher of
+ *		per-channel consensus workers.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+#include "bft.h"
+#include "chain.h"
+#include "consensus.h"
+#include "ll_wire.h"
+#include "loopledger.h"
+
+PG_FUNCTION_INFO_V1(ll_node_key);
+PG_FUNCTION_INFO_V1(ll_add_peer);
+PG_FUNCTION_INFO_V1(ll_remove_peer);
+PG_FUNCTION_INFO_V1(ll_genesis_hash_sql);
+PG_FUNCTION_INFO_V1(ll_deliver);
+PG_FUNCTION_INFO_V1(ll_peer_status);
+PG_FUNCTION_INFO_V1(ll_consensus_status);
+
+#define NODE_KEY_FILE "loopledger_node.key"
+
+LLConsShared *ll_cons = NULL;
+
+static int	reserve_slot(int32 channel_id, const char *name);
+
+/* ---------------------------------------------------------------------
+ * Shared memory
+ * --------------------------------------------------------------------- */
+
+Size
+ll_cons_shmem_size(void)
+{
+	Size		s = offsetof(LLConsShared, waits);
+
+	s = add_size(s, mul_size(MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts + 8,
+							 sizeof(LLTxWait)));
+	s = MAXALIGN(s);
+	s = add_size(s, mul_size(LL_MAX_CONS, LL_INBOX_SIZE + LL_TXQ_SIZE));
+	return s;
+}
+
+static char *queue_base;
+
+void
+ll_cons_shmem_init(void)
+{
+	bool		found;
+	int			nwaits = MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts + 8;
+	LWLockPadded *locks;
+	int			i;
+
+	ll_cons = ShmemInitStruct("loopledger consensus", ll_cons_shmem_size(), &found);
+	queue_base = (char *) ll_cons +
+		MAXALIGN(offsetof(LLConsShared, waits) + sizeof(LLTxWait) * nwaits);
+	if (found)
+		return;
+	memset(ll_cons, 0, offsetof(LLConsShared, waits));
+	locks = GetNamedLWLockTranche("loopledger consensus");
+	for (i = 0; i < LL_MAX_CONS; i++)
+	{
+		LLConsSlot *s = &ll_cons->slots[i];
+
+		SpinLockInit(&s->mutex);
+		pg_atomic_init_u64(&s->generation, 0);
+		pg_atomic_init_u64(&s->applying, 0);
+		s->lock = &locks[i].lock;
+	}
+	ll_cons->nwaits = nwaits;
+	for (i = 0; i < nwaits; i++)
+	{
+		memset(&ll_cons->waits[i], 0, sizeof(LLTxWait));
+		pg_atomic_init_u32(&ll_cons->waits[i].state, LL_TX_IDLE);
+	}
+}
+
+char *
+ll_cons_inbox(int slot)
+{
+	return queue_base + (Size) slot * (LL_INBOX_SIZE + LL_TXQ_SIZE);
+}
+
+char *
+ll_cons_txq(int slot)
+{
+	return ll_cons_inbox(slot) + LL_INBOX_SIZE;
+}
+
+LLConsSlot *
+ll_cons_slot_for(int32 channel_id)
+{
+	int			i;
+
+	if (ll_cons == NULL)
+		return NULL;
+	for (i = 0; i < LL_MAX_CONS; i++)
+		if (ll_cons->slots[i].channel_id == channel_id)
+			return &ll_cons->slots[i];
+	return NULL;
+}
+
+/*
+ * Append one record (hdr then data) to a slot's inbox or transaction
+ * queue; false when it does not fit (the sender retries or resends).
+ */
+bool
+ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,
+			 const void *data, size_t len)
+{
+	LLQueue    *q = inbox ? &slot->inbox : &slot->txq;
+	Size		cap = inbox ? LL_INBOX_SIZE : LL_TXQ_SIZE;
+	char	   *base = inbox ? ll_cons_inbox(slot - ll_cons->slots)
+		: ll_cons_txq(slot - ll_cons->slots);
+	bool		ok;
+	Latch	   *latch;
+
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	ok = q->used + hlen + len <= cap;
+	if (ok)
+	{
+		memcpy(base + q->used, hdr, hlen);
+		if (len > 0)
+			memcpy(base + q->used + hlen, data, len);
+		q->used += hlen + len;
+	}
+	else
+		q->dropped++;
+	LWLockRelease(slot->lock);
+	SpinLockAcquire(&slot->mutex);
+	latch = slot->latch;
+	SpinLockRelease(&slot->mutex);
+	if (ok && latch)
+		SetLatch(latch);
+	return ok;
+}
+
+/* Move everything queued into dst (worker side). */
+Size
+ll_queue_take(LLConsSlot *slot, bool inbox, char *dst, Size cap)
+{
+	LLQueue    *q = inbox ? &slot->inbox : &slot->txq;
+	char	   *base = inbox ? ll_cons_inbox(slot - ll_cons->slots)
+		: ll_cons_txq(slot - ll_cons->slots);
+	Size		n;
+
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	n = Min(q->used, cap);
+	Assert(n == q->used);
+	memcpy(dst, base, n);
+	q->used = 0;
+	LWLockRelease(slot->lock);
+	return n;
+}
+
+/* ---------------------------------------------------------------------
+ * Node key: a 32-byte Ed25519 seed in a 0600 file of the data directory.
+ * --------------------------------------------------------------------- */
+
+static bool
+read_key_file(const char *path, uint8 seed[32])
+{
+	int			fd = open(path, O_RDONLY | PG_BINARY, 0);
+	ssize_t		n;
+
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return false;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open loopledger node key \"%s\": %m", path)));
+	}
+	n = read(fd, seed, 32);
+	close(fd);
+	if (n != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("loopledger node key \"%s\" is not 32 bytes", path),
+				 errhint("Restore the key file from a backup; a new key is a new identity.")));
+	return true;
+}
+
+static void
+write_key_file(const char *path, uint8 seed[32])
+{
+	char		tmp[MAXPGPATH];
+	int			fd;
+
+	if (!pg_strong_random(seed, 32))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random node key")));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+	if (fd < 0 || write(fd, seed, 32) != 32 || pg_fsync(fd) != 0 || close(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write loopledger node key \"%s\": %m", tmp)));
+	/* link() fails if another backend created the key meanwhile */
+	if (link(tmp, path) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create loopledger node key \"%s\": %m", path)));
+	unlink(tmp);
+	fsync_fname(".", true);
+}
+
+/* Load (optionally creating) this node's key; false if absent. */
+bool
+ll_load_node_key(uint8 seed[32], uint8 pub[32], bool create)
+{
+	bft_ed25519_key *key;
+
+	if (!read_key_file(NODE_KEY_FILE, seed))
+	{
+		if (!create)
+			return false;
+		write_key_file(NODE_KEY_FILE, seed);
+		if (!read_key_file(NODE_KEY_FILE, seed))
+			elog(ERROR, "node key vanished after creation");
+	}
+	key = bft_ed25519_new(seed);
+	if (key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not load the Ed25519 node key with OpenSSL")));
+	bft_ed25519_pubkey(key, pub);
+	bft_ed25519_free(key);
+	return true;
+}
+
+/*
+ * Entry numbers must be unique across the consortium, yet each node draws
+ * them from its own sequence: give each node its own range, taken from the
+ * top bits of its public key (add_peer refuses members whose ranges clash).
+ */
+#define ENTRY_RANGE_BITS 43
+
+static int64
+entry_range_start(const uint8 pub[32])
+{
+	uint64		prefix = ((uint64) pub[0] << 12) | ((uint64) pub[1] << 4) | (pub[2] >> 4);
+
+	return (int64) (prefix << ENTRY_RANGE_BITS);
+}
+
+static void
+move_entry_sequence(const uint8 pub[32])
+{
+	int64		start = entry_range_start(pub);
+	int64		end = start + ((int64) 1 << ENTRY_RANGE_BITS);
+
+	SPI_connect();
+	SPI_execute_with_args("SELECT setval('ledger.entry_seq', $1, false) "
+						  "FROM ledger.entry_seq WHERE last_value < $1 OR last_value >= $2",
+						  2, (Oid[]) {INT8OID, INT8OID},
+						  (Datum[]) {Int64GetDatum(start + 1), Int64GetDatum(end)},
+						  NULL, false, 0);
+	SPI_finish();
+}
+
+Datum
+ll_node_key(PG_FUNCTION_ARGS)
+{
+	uint8		seed[32];
+	uint8		pub[32];
+	char		hex[65];
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser may read or create the loopledger node key")));
+	ll_load_node_key(seed, pub, true);
+	explicit_bzero(seed, sizeof(seed));
+	move_entry_sequence(pub);
+	hex_encode((const char *) pub, 32, hex);
+	hex[64] = '\0';
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+/* ---------------------------------------------------------------------
+ * Members
+ * --------------------------------------------------------------------- */
+
+static void
+parse_pubkey(const char *hex, uint8 out[32])
+{
+	size_t		len = strlen(hex);
+
+	if (len == 66 && hex[0] == '\\' && hex[1] == 'x')
+	{
+		hex += 2;
+		len -= 2;
+	}
+	if (len != 64 || strspn(hex, "0123456789abcdefABCDEF") != 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid peer public key \"%s\"", hex),
+				 errdetail("A public key is 64 hexadecimal digits (32 bytes)."),
+				 errhint("Use the value of ledger.node_key() on the peer.")));
+	hex_decode(hex, 64, (char *) out);
+}
+
+static int64
+channel_head_height(int32 channel_id)
+{
+	bool		isnull;
+	Datum		d;
+
+	SPI_execute_with_args("SELECT max(height) FROM ledger.block WHERE channel_id = $1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+						  NULL, false, 1);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? -1 : DatumGetInt64(d);
+}
+
+static bool
+tier_exists(int32 channel_id, const char *tier)
+{
+	SPI_execute_with_args("SELECT 1 FROM ledger.channel WHERE channel_id = $1 AND $2 = ANY (tiers)",
+						  2, (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(channel_id), CStringGetTextDatum(tier)},
+						  NULL, false, 1);
+	return SPI_processed == 1;
+}
+
+static char *
+lowest_tier(int32 channel_id)
+{
+	SPI_execute_with_args("SELECT tiers[1] FROM ledger.channel WHERE channel_id = $1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+						  NULL, false, 1);
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+static void
+require_superuser(const char *what)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser may %s", what)));
+}
+
+/* Refuse a member whose key clashes with another member's entry range. */
+static void
+check_new_member(int32 channel_id, const char *name, const uint8 pub[32])
+{
+	uint64		i;
+
+	SPI_execute_with_args("SELECT name, pubkey FROM ledger.peer WHERE channel_id = $1 "
+						  "AND until_height IS NULL",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+						  NULL, false, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *other = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (strcmp(other, name) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("channel already has a peer named \"%s\"", name)));
+		if (memcmp(VARDATA_ANY(k), pub, 32) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("peer \"%s\" already uses this public key", other)));
+		if (entry_range_start((const uint8 *) VARDATA_ANY(k)) == entry_range_start(pub))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("the public key of \"%s\" falls in the same entry range as peer \"%s\"",
+							name, other),
+					 errdetail("Entry numbers are drawn from a range chosen by the first 20 bits of the key."),
+					 errhint("Give one of the nodes a new key (remove its loopledger_node.key before adding it anywhere).")));
+	}
+}
+
+/*
+ * Before a channel's first block its members form its genesis; the local
+ * genesis block is rewritten with a fixed time so every member derives the
+ * same block hash from the same configuration.
+ */
+static void
+make_genesis_deterministic(int32 channel_id)
+{
+	char	   *name;
+
+	SPI_execute_with_args("SELECT name, config_hash FROM ledger.channel WHERE channel_id = $1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+						  NULL, false, 1);
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	{
+		bool		isnull;
+		Datum		cfg = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		cfg = PointerGetDatum(PG_DETOAST_DATUM_COPY(cfg));
+		SPI_execute("SET LOCAL session_replication_role = replica", false, 0);
+		SPI_execute_with_args("DELETE FROM ledger.block WHERE channel_id = $1 AND height = 0",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+							  NULL, false, 0);
+		ll_insert_genesis_at(channel_id, name, cfg, 0);
+		SPI_execute("SET LOCAL session_replication_role = origin", false, 0);
+	}
+}
+
+Datum
+ll_add_peer(PG_FUNCTION_ARGS)
+{
+	LLChannel	ch;
+	char	   *name;
+	char	   *conninfo;
+	char	   *clearance;
+	uint8		pub[32];
+	int64		head;
+
+	require_superuser("add peers");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("channel, name, conninfo and pubkey must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	conninfo = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	parse_pubkey(text_to_cstring(PG_GETARG_TEXT_PP(3)), pub);
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid peer name \"%s\"", name),
+				 errdetail("A peer name has 1 to %d bytes.", NAMEDATALEN - 1)));
+	SPI_connect();
+	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	clearance = PG_ARGISNULL(4) ? lowest_tier(ch.id) : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	if (!tier_exists(ch.id, clearance))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a tier of channel \"%s\"", clearance, ch.name)));
+	check_new_member(ch.id, name, pub);
+	head = channel_head_height(ch.id);
+	if (head > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("channel \"%s\" already has blocks", ch.name),
+				 errdetail("Members are fixed in the channel's genesis, before its first block."),
+				 errhint("Membership changes after the first block are not supported yet.")));
+	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height) "
+						  "VALUES ($1, $2, $3, $4, $5, 0)", 5,
+						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name),
+							  PointerGetDatum(ll_bytea(pub, 32)), CStringGetTextDatum(conninfo),
+						  CStringGetTextDatum(clearance)}, NULL, false, 0);
+	make_genesis_deterministic(ch.id);
+	if (ll_cons != NULL && reserve_slot(ch.id, ch.name) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("this server already runs consensus for %d channels", LL_MAX_CONS)));
+	SPI_finish();
+	ll_wake_worker();
+	PG_RETURN_VOID();
+}
+
+Datum
+ll_remove_peer(PG_FUNCTION_ARGS)
+{
+	LLChannel	ch;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	require_superuser("remove peers");
+	SPI_connect();
+	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	if (channel_head_height(ch.id) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("channel \"%s\" already has blocks", ch.name),
+				 errhint("Membership changes after the first block are not supported yet.")));
+	SPI_execute_with_args("DELETE FROM ledger.peer WHERE channel_id = $1 AND name = $2", 2,
+						  (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name)},
+						  NULL, false, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("channel \"%s\" has no peer named \"%s\"", ch.name, name)));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+bool
+ll_channel_has_peers(int32 channel_id)
+{
+	SPI_execute_with_args("SELECT 1 FROM ledger.peer WHERE channel_id = $1 LIMIT 1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+						  NULL, true, 1);
+	return SPI_processed > 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Inbox: peers call ledger.deliver() over libpq.
+ * --------------------------------------------------------------------- */
+
+/*
+ * ledger.deliver(channel, sender, frames): hand a peer's messages to the
+ * local worker.  Nothing here is trusted: the worker checks every
+ * signature.  Returns 'ok', or why the frames were not taken.
+ */
+Datum
+ll_deliver(PG_FUNCTION_ARGS)
+{
+	char	   *channel = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bytea	   *sender = PG_GETARG_BYTEA_PP(1);
+	bytea	   *frames = PG_GETARG_BYTEA_PP(2);
+	LLConsSlot *slot = NULL;
+	uint32		hdr[2];
+	int			i;
+
+	if (VARSIZE_ANY_EXHDR(sender) != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sender must be a 32-byte public key")));
+	if (ll_cons != NULL)
+		for (i = 0; i < LL_MAX_CONS; i++)
+			if (ll_cons->slots[i].channel_id != 0 &&
+				strcmp(ll_cons->slots[i].channel, channel) == 0)
+				slot = &ll_cons->slots[i];
+	if (slot == NULL)
+		PG_RETURN_TEXT_P(cstring_to_text("no consensus worker for this channel here"));
+	/* record: u32 length | u32 0 | sender[32] | frames */
+	hdr[0] = (uint32) (32 + VARSIZE_ANY_EXHDR(frames));
+	hdr[1] = 0;
+	{
+		char		rec[8 + 32];
+
+		memcpy(rec, hdr, 8);
+		memcpy(rec + 8, VARDATA_ANY(sender), 32);
+		if (!ll_queue_put(slot, true, rec, sizeof(rec), VARDATA_ANY(frames),
+						  VARSIZE_ANY_EXHDR(frames)))
+			PG_RETURN_TEXT_P(cstring_to_text("busy"));
+	}
+	PG_RETURN_TEXT_P(cstring_to_text("ok"));
+}
+
+/* ---------------------------------------------------------------------
+ * Status functions behind ledger.peers and ledger.consensus_status
+ * --------------------------------------------------------------------- */
+
+Datum
+ll_peer_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i,
+				j;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ll_cons == NULL)
+		return (Datum) 0;
+	for (i = 0; i < LL_MAX_CONS; i++)
+	{
+		LLConsSlot *s = &ll_cons->slots[i];
+		LLConsSlot	copy;
+
+		SpinLockAcquire(&s->mutex);
+		memcpy(&copy, s, sizeof(copy));
+		SpinLockRelease(&s->mutex);
+		if (copy.channel_id == 0 || copy.pid == 0)
+			continue;
+		for (j = 0; j < copy.npeers; j++)
+		{
+			LLPeerStatus *p = &copy.peers[j];
+			Datum		v[7];
+			bool		n[7] = {0};
+
+			v[0] = CStringGetTextDatum(copy.channel);
+			v[1] = CStringGetTextDatum(p->name);
+			v[2] = CStringGetTextDatum(p->state);
+			v[3] = Int64GetDatum(p->height);
+			n[3] = p->height < 0;
+			v[4] = TimestampTzGetDatum(p->last_contact);
+			n[4] = p->last_contact == 0;
+			v[5] = Float8GetDatum(p->rtt_ms);
+			n[5] = p->rtt_ms < 0;
+			v[6] = CStringGetTextDatum(p->message);
+			n[6] = p->message[0] == '\0';
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	return (Datum) 0;
+}
+
+static const char *
+step_name(int step)
+{
+	switch (step)
+	{
+		case BFT_STEP_PROPOSE:
+			return "propose";
+		case BFT_STEP_PREVOTE:
+			return "prevote";
+		case BFT_STEP_PRECOMMIT:
+			return "precommit";
+		default:
+			return "starting";
+	}
+}
+
+Datum
+ll_consensus_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ll_cons == NULL)
+		return (Datum) 0;
+	for (i = 0; i < LL_MAX_CONS; i++)
+	{
+		LLConsSlot *s = &ll_cons->slots[i];
+		LLConsSlot	c;
+		Datum		v[9];
+		bool		n[9] = {0};
+
+		SpinLockAcquire(&s->mutex);
+		memcpy(&c, s, offsetof(LLConsSlot, npeers));
+		SpinLockRelease(&s->mutex);
+		if (c.channel_id == 0)
+			continue;
+		v[0] = CStringGetTextDatum(c.channel);
+		v[1] = Int64GetDatum(c.height);
+		v[2] = Int32GetDatum(c.round);
+		v[3] = CStringGetTextDatum(c.pid ? step_name(c.step) : "stopped");
+		v[4] = CStringGetTextDatum(c.proposer);
+		v[5] = Int32GetDatum(c.validators);
+		v[6] = Int32GetDatum(c.quorum);
+		v[7] = Int64GetDatum(c.ledger_height);
+		v[8] = Int32GetDatum(c.pid);
+		n[8] = c.pid == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Launcher: the sealer starts one consensus worker per channel with peers.
+ * --------------------------------------------------------------------- */
+
+/*
+ * The slot of a channel, taken if needed.  From then on committing
+ * backends send the channel's rows to consensus, so add_peer() reserves it
+ * at once: no row may slip into a local-only block meanwhile.
+ */
+static int
+reserve_slot(int32 channel_id, const char *name)
+{
+	int			j,
+				free_slot = -1;
+
+	for (j = 0; j < LL_MAX_CONS; j++)
+	{
+		if (ll_cons->slots[j].channel_id == channel_id)
+			return j;
+		if (ll_cons->slots[j].channel_id == 0 && free_slot < 0)
+			free_slot = j;
+	}
+	if (free_slot >= 0)
+	{
+		LLConsSlot *s = &ll_cons->slots[free_slot];
+
+		SpinLockAcquire(&s->mutex);
+		s->channel_id = channel_id;
+		s->registered = false;
+		strlcpy(s->channel, name, NAMEDATALEN);
+		SpinLockRelease(&s->mutex);
+	}
+	return free_slot;
+}
+
+static void
+start_worker(int i, int32 channel_id, const char *name)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *h;
+	LLConsSlot *s = &ll_cons->slots[i];
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "loopledger");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "ll_consensus_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "loopledger consensus %s", name);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "loopledger consensus");
+	bgw.bgw_main_arg = Int32GetDatum(i);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &h))
+	{
+		ereport(WARNING,
+				(errmsg("could not start the loopledger consensus worker for channel \"%s\"", name),
+				 errhint("Raise max_worker_processes.")));
+		return;
+	}
+	pfree(h);
+	s->registered = true;
+}
+
+/*
+ * Called by the sealer about once a second inside a transaction: every
+ * channel with members gets a worker (which restarts itself after a crash).
+ */
+void
+ll_launch_consensus_workers(void)
+{
+	uint64		i;
+	int			j;
+	bool		wanted[LL_MAX_CONS] = {false};
+
+	if (ll_cons == NULL)
+		return;
+	SPI_execute("SELECT DISTINCT c.channel_id, c.name FROM ledger.channel c "
+				"JOIN ledger.peer p USING (channel_id) ORDER BY 1", true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		int			slot = reserve_slot(id, name);
+
+		if (slot < 0)
+		{
+			ereport(WARNING,
+					(errmsg("channel \"%s\" has peers but every consensus slot is taken", name),
+					 errdetail("One server runs consensus for at most %d channels.", LL_MAX_CONS)));
+			continue;
+		}
+		wanted[slot] = true;
+		if (!ll_cons->slots[slot].registered)
+			start_worker(slot, id, name);
+	}
+	/* a slot reserved by an add_peer() that rolled back */
+	for (j = 0; j < LL_MAX_CONS; j++)
+	{
+		LLConsSlot *s = &ll_cons->slots[j];
+
+		SpinLockAcquire(&s->mutex);
+		if (!wanted[j] && !s->registered && s->pid == 0)
+			s->channel_id = 0;
+		SpinLockRelease(&s->mutex);
+	}
+}
+
+/*
+ * ledger.genesis_hash(channel): the hash every member must agree on (the
+ * consensus chain id): name, tiers and genesis members with clearances.
+ */
+Datum
+ll_genesis_hash_sql(PG_FUNCTION_ARGS)
+{
+	LLChannel	ch;
+	bool		isnull;
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			ntiers;
+	ll_wire_str *tiers;
+	ll_member  *mem;
+	ll_wire_str name;
+	ll_buf		g;
+	uint8		hash[LL_HASH_LEN];
+	uint64		i;
+	int			rc;
+
+	SPI_connect();
+	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	SPI_execute_with_args("SELECT tiers FROM ledger.channel WHERE channel_id = $1", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, true, 1);
+	arr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &ntiers);
+	tiers = palloc(sizeof(ll_wire_str) * ntiers);
+	for (i = 0; i < (uint64) ntiers; i++)
+	{
+		tiers[i].ptr = TextDatumGetCString(elems[i]);
+		tiers[i].len = strlen(tiers[i].ptr);
+	}
+	SPI_execute_with_args("SELECT name, pubkey, clearance FROM ledger.peer "
+						  "WHERE channel_id = $1 AND since_height = 0", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, true, 0);
+	mem = palloc(sizeof(ll_member) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		bytea	   *k = DatumGetByteaPP(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+
+		mem[i].pubkey = (const uint8 *) VARDATA_ANY(k);
+		mem[i].name.ptr = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
+		mem[i].name.len = strlen(mem[i].name.ptr);
+		mem[i].tier.ptr = SPI_getvalue(t, SPI_tuptable->tupdesc, 3);
+		mem[i].tier.len = strlen(mem[i].tier.ptr);
+	}
+	name.ptr = ch.name;
+	name.len = strlen(ch.name);
+	ll_buf_init(&g, ll_palloc_realloc);
+	rc = ll_genesis_encode(&g, name, tiers, ntiers, mem, (uint32) SPI_processed);
+	if (rc == 0)
+		rc = ll_genesis_hash(g.data, g.len, hash);
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("channel \"%s\" has no valid genesis yet: %s", ch.name, ll_wire_strerror(rc)),
+				 errhint("Add the channel's members with ledger.add_peer().")));
+	SPI_finish();
+	PG_RETURN_BYTEA_P(ll_bytea(hash, LL_HASH_LEN));
+}

@@ -1,0 +1,307 @@
+/*
+ * submit.c
+ *		A committing backend's side of a multi-peer channel.
+ *
+ * Just before commit the backend queues its rows for the channel's worker
+ * and waits, still inside its transaction, for the consortium's order:
+ *   GO       - every transaction ordered before it is applied here; it
+ *              records its outcome in ledger.txlog and commits, and (with
+ *              loopledger.synchronous_commit) COMMIT returns once the
+ *              worker has committed the block;
+ *   REJECTED - the agreed order refuses it: COMMIT fails, nothing stays.
+ * While waiting it also watches for the one conflict the order cannot
+ * settle by itself: the worker, applying a transaction ordered earlier,
+ * waits for a row lock this backend holds.  Then this transaction is the
+ * later one and must give way, as it does on every other peer.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "chain.h"
+#include "consensus.h"
+#include "loopledger.h"
+
+static LLTxWait *my_wait = NULL;
+static LLConsSlot *my_slot = NULL;
+static uint8 self[32];			/* this node's public key, read once */
+static bool have_self = false;
+
+static LLTxWait *
+wait_slot(void)
+{
+	return &ll_cons->waits[MyProc->pgprocno];
+}
+
+/* Body of the queue record: u32 nrows | nrows x (tier | commitment | u32 len | entry) */
+static StringInfo
+build_record(int n, const int32 *channel, const bool *multi, const uint8 *packed,
+			 const uint8 *content, const Size *content_off, int32 chan, int *nrows)
+{
+	StringInfo	s = makeStringInfo();
+	uint32		count = 0;
+	int			i;
+
+	appendBinaryStringInfo(s, (char *) &count, 4);
+	for (i = 0; i < n; i++)
+	{
+		LLPackedEntry e;
+		uint32		len;
+
+		if (!multi[i] || channel[i] != chan)
+			continue;
+		ll_unpack_entry(packed + (Size) i * LL_PACKED_ENTRY_SIZE, &e);
+		memcpy(&len, content + content_off[i], 4);
+		len = pg_ntoh32(len);
+		appendBinaryStringInfo(s, (char *) &e.tier, 1);
+		appendBinaryStringInfo(s, (char *) e.commitment, LL_HASH_LEN);
+		appendBinaryStringInfo(s, (char *) &len, 4);
+		appendBinaryStringInfo(s, (char *) content + content_off[i] + 4, len);
+		count++;
+	}
+	memcpy(s->data, &count, 4);
+	*nrows = (int) count;
+	return s;
+}
+
+static void
+enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body)
+{
+	LLTxHeader h;
+
+	h.len = (uint32) body->len;
+	h.procno = MyProc->pgprocno;
+	h.txid = w->txid;
+	h.generation = pg_atomic_read_u64(&slot->generation);
+	w->generation = h.generation;
+	if (body->len > LL_TXQ_SIZE / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transaction too large for a multi-peer ledger channel"),
+				 errdetail("Its rows take %d bytes; at most %d fit in one transaction.",
+						   body->len, LL_TXQ_SIZE / 2),
+				 errhint("Split the load into smaller transactions.")));
+	while (!ll_queue_put(slot, false, &h, sizeof(h), body->data, body->len))
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 2,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * True when the worker, inserting a transaction ordered before ours, waits
+ * for one of our transaction ids (a unique-index check on our row).
+ */
+static bool
+worker_waits_for_me(LLConsSlot *slot)
+{
+	PGPROC	   *wp = slot->proc;
+	volatile LOCK *lk;
+	TransactionId xid;
+
+	if (wp == NULL || pg_atomic_read_u64(&slot->applying) == 0)
+		return false;
+	lk = wp->waitLock;
+	if (lk == NULL || lk->tag.locktag_type != LOCKTAG_TRANSACTION)
+		return false;
+	xid = (TransactionId) lk->tag.locktag_field1;
+	return TransactionIdIsValid(xid) && TransactionIdIsCurrentTransactionId(xid);
+}
+
+static void
+record_outcome(LLTxWait *w)
+{
+	Relation	rel = table_open(ll_catalog_relid("txlog"), RowExclusiveLock);
+	Datum		v[8];
+	bool		n[8] = {false, false, false, false, false, true, false, true};
+	HeapTuple	tup;
+
+	v[0] = Int32GetDatum(w->channel_id);
+	v[1] = PointerGetDatum(ll_bytea(self, 32));
+	v[2] = Int64GetDatum((int64) w->txid);
+	v[3] = Int64GetDatum(w->height);
+	v[4] = Int32GetDatum(w->position);
+	v[5] = (Datum) 0;
+	v[6] = CStringGetTextDatum("accepted");
+	v[7] = (Datum) 0;
+	tup = heap_form_tuple(RelationGetDescr(rel), v, n);
+	simple_heap_insert(rel, tup);
+	table_close(rel, RowExclusiveLock);
+}
+
+static void
+rejected(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("transaction rejected by the agreed order of the ledger channel"),
+			 errdetail("%s", why),
+			 errhint("The transaction left no trace on any peer; retry it.")));
+}
+
+/* Wait for GO or REJECTED; resubmit if the worker restarted meanwhile. */
+static void
+wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
+{
+	int			blocked = 0;
+
+	pgstat_report_wait_start(PG_WAIT_EXTENSION);
+	for (;;)
+	{
+		uint32		s = pg_atomic_read_u32(&w->state);
+
+		if (s == LL_TX_GO)
+			break;
+		if (s == LL_TX_REJECTED)
+		{
+			pgstat_report_wait_end();
+			rejected(w->message);
+		}
+		if (worker_waits_for_me(slot))
+		{
+			if (++blocked >= 2)
+			{
+				pgstat_report_wait_end();
+				rejected("It conflicts with a transaction the consortium ordered first.");
+			}
+		}
+		else
+			blocked = 0;
+		if (pg_atomic_read_u64(&slot->generation) != w->generation)
+			enqueue(slot, w, body);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pgstat_report_wait_end();
+}
+
+void
+ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
+				   const uint8 *packed, const uint8 *content, const Size *content_off)
+{
+	int32		chan = -1;
+	int			i;
+	int			nrows;
+	LLConsSlot *slot;
+	LLTxWait   *w;
+	StringInfo	body;
+	uint8		seed[32];
+
+	for (i = 0; i < n; i++)
+		if (multi[i])
+		{
+			if (chan >= 0 && channel[i] != chan)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("a transaction cannot write to two multi-peer ledger channels"),
+						 errdetail("Each channel orders its transactions on its own.")));
+			chan = channel[i];
+		}
+	slot = ll_cons_slot_for(chan);
+	if (slot == NULL)
+		elog(ERROR, "multi-peer channel %d lost its consensus slot", chan);
+	if (!have_self)
+	{
+		if (!ll_load_node_key(seed, self, false))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("this node has no loopledger node key"),
+					 errhint("Run SELECT ledger.node_key() once.")));
+		explicit_bzero(seed, sizeof(seed));
+		have_self = true;
+	}
+	body = build_record(n, channel, multi, packed, content, content_off, chan, &nrows);
+	w = wait_slot();
+	w->channel_id = chan;
+	w->pid = MyProcPid;
+	w->txid = U64FromFullTransactionId(GetTopFullTransactionId());
+	w->height = -1;
+	w->message[0] = '\0';
+	pg_write_barrier();
+	pg_atomic_write_u32(&w->state, LL_TX_SUBMITTED);
+	my_wait = w;
+	my_slot = slot;
+	enqueue(slot, w, body);
+	wait_for_turn(slot, w, body);
+	record_outcome(w);
+}
+
+static void
+wake_worker(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&my_slot->mutex);
+	latch = my_slot->latch;
+	SpinLockRelease(&my_slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * After our commit: tell the worker (it waits to go on with the block),
+ * then wait for the block to be committed locally.
+ */
+void
+ll_submit_after_commit(void)
+{
+	LLTxWait   *w = my_wait;
+
+	if (w == NULL)
+		return;
+	my_wait = NULL;
+	pg_atomic_write_u32(&w->state, LL_TX_COMMITTED);
+	wake_worker();
+	for (;;)
+	{
+		uint32		s = pg_atomic_read_u32(&w->state);
+
+		if (s == LL_TX_FINAL || (s == LL_TX_SEEN && !ll_synchronous_commit))
+			break;
+		if (ProcDiePending || QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			ereport(WARNING,
+					(errmsg("canceling the wait for the ledger block"),
+					 errdetail("The transaction has committed in the agreed order; its block is being applied.")));
+			if (ProcDiePending)
+				whereToSendOutput = DestNone;
+			break;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+void
+ll_submit_after_abort(void)
+{
+	LLTxWait   *w = my_wait;
+
+	if (w == NULL)
+		return;
+	my_wait = NULL;
+	if (pg_atomic_read_u32(&w->state) == LL_TX_GO)
+	{
+		pg_atomic_write_u32(&w->state, LL_TX_ABORTED);
+		wake_worker();
+	}
+	else
+		pg_atomic_write_u32(&w->state, LL_TX_IDLE);
+}

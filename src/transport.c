@@ -1,0 +1,285 @@
+/*
+ * transport.c
+ *		Links from a channel's consensus worker to its peers, over libpq.
+ *
+ * Each peer is reached like a logical-replication publisher: with its
+ * conninfo, so pg_hba.conf, SCRAM and TLS protect the link.  Frames for a
+ * peer accumulate while a ledger.deliver() call is in flight and leave
+ * together in the next one: under load one round trip carries many
+ * messages, idle links cost nothing.  Everything is non-blocking; the
+ * worker waits on the sockets together with its latch.
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "transport.h"
+
+#define RECONNECT_MS 500
+#define MAX_UNSENT (16 * 1024 * 1024)	/* frames kept for a slow peer */
+
+static void
+link_set_state(LLLink *l, const char *state, const char *msg)
+{
+	strlcpy(l->state, state, sizeof(l->state));
+	if (msg)
+	{
+		size_t		n;
+
+		strlcpy(l->message, msg, sizeof(l->message));
+		/* libpq messages end with a newline */
+		n = strlen(l->message);
+		while (n > 0 && (l->message[n - 1] == '\n' || l->message[n - 1] == ' '))
+			l->message[--n] = '\0';
+	}
+}
+
+LLLink *
+ll_link_new(const char *name, const char *conninfo, const uint8 pub[32])
+{
+	LLLink	   *l = MemoryContextAllocZero(TopMemoryContext, sizeof(LLLink));
+
+	l->name = MemoryContextStrdup(TopMemoryContext, name);
+	l->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo);
+	memcpy(l->pubkey, pub, 32);
+	ll_buf_init(&l->out, ll_palloc_realloc_top);
+	link_set_state(l, "connecting", "");
+	l->rtt_ms = -1;
+	return l;
+}
+
+static void
+link_close(LLLink *l, const char *why)
+{
+	if (l->conn)
+		PQfinish(l->conn);
+	l->conn = NULL;
+	l->busy = false;
+	l->connecting = false;
+	l->next_attempt = GetCurrentTimestamp() + RECONNECT_MS * 1000;
+	link_set_state(l, "down", why);
+}
+
+static void
+link_start_connect(LLLink *l)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {l->conninfo, "5", "loopledger_peer", NULL};
+
+	l->conn = PQconnectStartParams(keys, vals, 1);
+	if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD)
+	{
+		link_close(l, l->conn ? PQerrorMessage(l->conn) : "out of memory");
+		return;
+	}
+	l->connecting = true;
+	l->poll = PGRES_POLLING_WRITING;
+}
+
+static void
+link_poll_connect(LLLink *l)
+{
+	l->poll = PQconnectPoll(l->conn);
+	if (l->poll == PGRES_POLLING_FAILED)
+		link_close(l, PQerrorMessage(l->conn));
+	else if (l->poll == PGRES_POLLING_OK)
+	{
+		l->connecting = false;
+		PQsetnonblocking(l->conn, 1);
+		link_set_state(l, "up", "");
+	}
+}
+
+/* Read results of the call in flight; false if the link broke. */
+static bool
+link_read(LLLink *l)
+{
+	PGresult   *res;
+
+	if (!PQconsumeInput(l->conn))
+	{
+		link_close(l, PQerrorMessage(l->conn));
+		return false;
+	}
+	while (!PQisBusy(l->conn) && (res = PQgetResult(l->conn)) != NULL)
+	{
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		{
+			const char *answer = PQgetvalue(res, 0, 0);
+
+			l->rtt_ms = (double) (GetCurrentTimestamp() - l->sent_at) / 1000.0;
+			l->last_answer = GetCurrentTimestamp();
+			if (strcmp(answer, "ok") == 0)
+				link_set_state(l, "up", "");
+			else
+				link_set_state(l, "up", answer);
+		}
+		else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			link_set_state(l, "error", PQresultErrorMessage(res));
+		PQclear(res);
+		if (!PQisBusy(l->conn))
+			l->busy = PQtransactionStatus(l->conn) == PQTRANS_ACTIVE;
+	}
+	if (PQtransactionStatus(l->conn) == PQTRANS_IDLE)
+		l->busy = false;
+	return true;
+}
+
+static void
+link_send(LLLink *l, const char *channel, const uint8 self[32])
+{
+	const char *values[3];
+	int			lengths[3];
+	int			formats[3] = {0, 1, 1};
+	Oid			types[3] = {25, 17, 17};
+
+	values[0] = channel;
+	lengths[0] = 0;
+	values[1] = (const char *) self;
+	lengths[1] = 32;
+	values[2] = (const char *) l->out.data;
+	lengths[2] = (int) l->out.len;
+	if (!PQsendQueryParams(l->conn, "SELECT ledger.deliver($1, $2, $3)", 3, types,
+						   values, lengths, formats, 0))
+	{
+		link_close(l, PQerrorMessage(l->conn));
+		return;
+	}
+	l->sent_at = GetCurrentTimestamp();
+	l->busy = true;
+	l->bytes_sent += l->out.len;
+	ll_buf_reset(&l->out);
+}
+
+/* Queue one frame; dropped (and counted) if the peer is far behind. */
+void
+ll_link_queue(LLLink *l, const uint8 *frame, size_t len)
+{
+	if (l->out.len + len > MAX_UNSENT)
+	{
+		l->dropped++;
+		return;
+	}
+	ll_buf_put(&l->out, frame, len);
+}
+
+/* Make progress without blocking: connect, flush, read, send. */
+void
+ll_link_service(LLLink *l, const char *channel, const uint8 self[32])
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (l->conn == NULL)
+	{
+		if (now < l->next_attempt)
+			return;
+		link_start_connect(l);
+		if (l->conn == NULL)
+			return;
+	}
+	if (l->connecting)
+	{
+		link_poll_connect(l);
+		if (l->conn == NULL || l->connecting)
+			return;
+	}
+	if (PQflush(l->conn) < 0)
+	{
+		link_close(l, PQerrorMessage(l->conn));
+		return;
+	}
+	if (l->busy && !link_read(l))
+		return;
+	if (!l->busy && l->out.len > 0)
+	{
+		link_send(l, channel, self);
+		if (l->conn && PQflush(l->conn) < 0)
+			link_close(l, PQerrorMessage(l->conn));
+	}
+	if (l->busy && now - l->sent_at > 10 * USECS_PER_SEC)
+		link_close(l, "peer did not answer for 10 seconds");
+}
+
+/* Socket and events to wait for, or -1. */
+int
+ll_link_wait_events(LLLink *l, pgsocket *sock)
+{
+	if (l->conn == NULL)
+		return 0;
+	*sock = PQsocket(l->conn);
+	if (*sock == PGINVALID_SOCKET)
+		return 0;
+	if (l->connecting)
+		return l->poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+	if (PQflush(l->conn) == 1)
+		return WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE;
+	return WL_SOCKET_READABLE;
+}
+
+/* Milliseconds until this link wants service without socket activity. */
+long
+ll_link_timeout(LLLink *l)
+{
+	if (l->conn == NULL)
+		return Max(1, (long) ((l->next_attempt - GetCurrentTimestamp()) / 1000));
+	return 1000;
+}
+
+/*
+ * A blocking query on a second connection, for catch-up and missing
+ * batches (outside any transaction).  Returns NULL on failure.
+ */
+PGresult *
+ll_link_fetch(LLLink *l, const char *sql, int nparams, const Oid *types,
+			  const char *const *values, const int *lengths, const int *formats)
+{
+	PGresult   *res;
+
+	if (l->sync == NULL || PQstatus(l->sync) != CONNECTION_OK)
+	{
+		const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+		const char *vals[] = {l->conninfo, "3", "loopledger_peer_fetch", NULL};
+
+		if (l->sync)
+			PQfinish(l->sync);
+		l->sync = PQconnectdbParams(keys, vals, 1);
+		if (PQstatus(l->sync) != CONNECTION_OK)
+		{
+			link_set_state(l, l->state, PQerrorMessage(l->sync));
+			PQfinish(l->sync);
+			l->sync = NULL;
+			return NULL;
+		}
+	}
+	res = PQexecParams(l->sync, sql, nparams, types, values, lengths, formats, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		link_set_state(l, l->state, PQresultErrorMessage(res));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+void
+ll_link_free(LLLink *l)
+{
+	if (l->conn)
+		PQfinish(l->conn);
+	if (l->sync)
+		PQfinish(l->sync);
+	l->conn = l->sync = NULL;
+}
+
+/* ll_buf allocator whose memory outlives every transaction. */
+void *
+ll_palloc_realloc_top(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return MemoryContextAllocHuge(TopMemoryContext, size);
+	return repalloc_huge(ptr, size);
+}
