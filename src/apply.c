@@ -96,7 +96,7 @@ stall(const char *table, const char *why)
 static void
 writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old;
 	StringInfoData sql;
 	const uint8 *pos = NULL;
 	ll_entry_col col;
@@ -113,6 +113,8 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		stall(w->key, "the table is not a ledger table of this channel here");
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	w->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* after SPI calls, which leave us in SPI's own short-lived context */
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	w->ncols = e->ncols;
 	w->colnames = palloc(sizeof(char *) * (e->ncols + 1));
 	w->types = palloc(sizeof(Oid) * (e->ncols + 1));
