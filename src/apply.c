@@ -26,6 +26,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -263,40 +264,127 @@ insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert)
 	}
 }
 
+/* Outcomes the worker records itself, inserted together at block end. */
+typedef struct TxLog
+{
+	ArrayBuildState *origin;
+	ArrayBuildState *txid;
+	ArrayBuildState *pos;
+	ArrayBuildState *status;
+	ArrayBuildState *detail;
+} TxLog;
+
 static void
-log_tx(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height, int pos,
+log_tx(TxLog *log, const uint8 *origin, uint64 txid, int pos,
 	   const char *status, const char *detail)
 {
-	SPI_execute_with_args("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7,
-						  (Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID},
-						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(origin, 32)),
-							  Int64GetDatum((int64) txid), Int64GetDatum((int64) height),
-							  Int32GetDatum(pos), CStringGetTextDatum(status),
-						  detail ? CStringGetTextDatum(detail) : (Datum) 0},
-						  detail ? "       " : "      n", false, 0);
+	MemoryContext cxt = CurrentMemoryContext;
+
+	log->origin = accumArrayResult(log->origin, PointerGetDatum(ll_bytea(origin, 32)),
+								   false, BYTEAOID, cxt);
+	log->txid = accumArrayResult(log->txid, Int64GetDatum((int64) txid), false, INT8OID, cxt);
+	log->pos = accumArrayResult(log->pos, Int32GetDatum(pos), false, INT4OID, cxt);
+	log->status = accumArrayResult(log->status, CStringGetTextDatum(status), false, TEXTOID, cxt);
+	log->detail = accumArrayResult(log->detail, detail ? CStringGetTextDatum(detail) : (Datum) 0,
+								   detail == NULL, TEXTOID, cxt);
 }
 
-/* Outcome already recorded: 'a' accepted at this height, 'd' duplicate. */
-static char
-tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
+static void
+flush_txlog(const LLApply *a, TxLog *log, uint64 height)
 {
-	bool		isnull;
-	int64		h;
-	char	   *status;
+	MemoryContext cxt = CurrentMemoryContext;
 
-	SPI_execute_with_args("SELECT height, status FROM ledger.txlog WHERE channel_id = $1 "
-						  "AND origin = $2 AND txid = $3", 3,
-						  (Oid[]) {INT4OID, BYTEAOID, INT8OID},
-						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(origin, 32)),
-						  Int64GetDatum((int64) txid)}, NULL, false, 1);
-	if (SPI_processed == 0)
-		return 0;
-	h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (!isnull && h == (int64) height && strcmp(status, "accepted") == 0)
-		return 'a';
-	return 'd';
+	if (log->origin == NULL)
+		return;
+	SPI_execute_with_args("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
+						  "SELECT $1, o, t, $2, p, s, d FROM unnest($3, $4, $5, $6, $7) AS u(o, t, p, s, d)", 7,
+						  (Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+						  TEXTARRAYOID, TEXTARRAYOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+							  makeArrayResult(log->origin, cxt), makeArrayResult(log->txid, cxt),
+							  makeArrayResult(log->pos, cxt), makeArrayResult(log->status, cxt),
+						  makeArrayResult(log->detail, cxt)},
+						  NULL, false, 0);
+}
+
+/*
+ * Outcomes already recorded for the block's transactions, read once per
+ * block: 'a' = accepted at this very height (a replay after a crash),
+ * 'd' = ordered before (a duplicate: skipped everywhere alike).
+ */
+typedef struct SeenTx
+{
+	uint8		origin[32];
+	uint64		txid;
+	char		what;
+} SeenTx;
+
+static SeenTx *
+load_seen(const LLApply *a, ll_batch *batches, int nbatches, uint64 height, int *nseen)
+{
+	ArrayBuildState *o = NULL,
+			   *t = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	SeenTx	   *seen;
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < nbatches; k++)
+	{
+		ll_batch_iter it;
+		ll_tx		tx;
+
+		ll_batch_iter_init(&it, &batches[k]);
+		while (ll_batch_next_tx(&it, &tx))
+		{
+			o = accumArrayResult(o, PointerGetDatum(ll_bytea(batches[k].origin, 32)), false, BYTEAOID, cxt);
+			t = accumArrayResult(t, Int64GetDatum((int64) tx.txid), false, INT8OID, cxt);
+		}
+	}
+	*nseen = 0;
+	if (o == NULL)
+		return NULL;
+	SPI_execute_with_args("SELECT l.origin, l.txid, l.height = $4 AND l.status = 'accepted' "
+						  "FROM unnest($2::bytea[], $3::bigint[]) AS u(o, t) "
+						  "JOIN ledger.txlog l ON l.channel_id = $1 AND l.origin = u.o AND l.txid = u.t", 4,
+						  (Oid[]) {INT4OID, BYTEAARRAYOID, INT8ARRAYOID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), makeArrayResult(o, cxt),
+						  makeArrayResult(t, cxt), Int64GetDatum((int64) height)}, NULL, false, 0);
+	seen = palloc(sizeof(SeenTx) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		memcpy(seen[i].origin, VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull))), 32);
+		seen[i].txid = (uint64) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		seen[i].what = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)) ? 'a' : 'd';
+	}
+	*nseen = (int) SPI_processed;
+	return seen;
+}
+
+static char
+tx_seen_in(const SeenTx *seen, int nseen, const uint8 *origin, uint64 txid)
+{
+	int			i;
+
+	for (i = 0; i < nseen; i++)
+		if (seen[i].txid == txid && memcmp(seen[i].origin, origin, 32) == 0)
+			return seen[i].what;
+	return 0;
+}
+
+/* Recorded by a backend that ended before telling us how: ask ledger.txlog. */
+static bool
+tx_committed(const LLApply *a, uint64 txid, uint64 height)
+{
+	SPI_execute_with_args("SELECT 1 FROM ledger.txlog WHERE channel_id = $1 AND origin = $2 "
+						  "AND txid = $3 AND height = $4 AND status = 'accepted'", 4,
+						  (Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(a->self, 32)),
+						  Int64GetDatum((int64) txid), Int64GetDatum((int64) height)}, NULL, false, 1);
+	return SPI_processed == 1;
 }
 
 static LLTxWait *
@@ -304,7 +392,6 @@ local_waiter(const LLApply *a, uint64 txid, int *procno)
 {
 	int			i;
 
-	/* the queue record told us the procno; fall back to a scan */
 	for (i = 0; i < ll_cons->nwaits; i++)
 	{
 		LLTxWait   *w = &ll_cons->waits[i];
@@ -320,42 +407,124 @@ local_waiter(const LLApply *a, uint64 txid, int *procno)
 }
 
 /*
- * Hand a local transaction its turn and wait for it to commit or abort.
- * True if it committed (its rows and txlog record are then in place).
+ * Local transactions given their turn and not finished yet.  Several may
+ * commit at once: they held their rows together, so they cannot conflict
+ * with one another.  A peer's transaction is only applied once all local
+ * ones ordered before it have finished (see drain_handed).
  */
-static bool
-hand_over(const LLApply *a, LLTxWait *w, int procno, uint64 txid, uint64 height, int pos)
+typedef struct Handed
 {
-	PGPROC	   *proc = &ProcGlobal->allProcs[procno];
-	int			pid = w->pid;
+	LLTxWait   *w;
+	int			procno;
+	int			pid;
+	uint64		txid;
+	const ll_batch *b;
+	ll_batch_iter it;			/* at the transaction's rows */
+	ll_tx		tx;
+	int			pos;
+} Handed;
 
-	w->height = (int64) height;
+typedef struct ApplyRun
+{
+	LLApply    *a;
+	uint64		height;
+	BlockRows  *br;
+	TxLog		log;
+	SeenTx	   *seen;
+	int			nseen;
+	Handed	   *handed;
+	int			nhanded;
+	int			cap;
+} ApplyRun;
+
+static void
+give_turn(ApplyRun *r, LLTxWait *w, int procno, const ll_batch *b, ll_batch_iter *it,
+		  const ll_tx *tx, int pos)
+{
+	Handed	   *h;
+
+	if (r->nhanded == r->cap)
+	{
+		r->cap = Max(16, r->cap * 2);
+		r->handed = r->handed ? repalloc(r->handed, sizeof(Handed) * r->cap)
+			: palloc(sizeof(Handed) * r->cap);
+	}
+	h = &r->handed[r->nhanded++];
+	h->w = w;
+	h->procno = procno;
+	h->pid = w->pid;
+	h->txid = tx->txid;
+	h->b = b;
+	h->it = *it;
+	h->tx = *tx;
+	h->pos = pos;
+	w->height = (int64) r->height;
 	w->position = pos;
 	pg_write_barrier();
 	pg_atomic_write_u32(&w->state, LL_TX_GO);
-	SetLatch(&proc->procLatch);
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	/* a local transaction given its turn is accepted: its rows are in the block */
+	insert_tx_rows(r->a, it, r->br, false);
+	r->br->ntx++;
+	r->a->local_done++;
+}
+
+/* 1 committed, 0 aborted, -1 still running */
+static int
+handed_outcome(ApplyRun *r, Handed *h)
+{
+	PGPROC	   *proc = &ProcGlobal->allProcs[h->procno];
+	uint32		s = pg_atomic_read_u32(&h->w->state);
+
+	if (h->w->txid != h->txid || proc->pid != h->pid)
+		return tx_committed(r->a, h->txid, r->height) ? 1 : 0;
+	if (s == LL_TX_COMMITTED)
+	{
+		pg_atomic_write_u32(&h->w->state, LL_TX_SEEN);
+		SetLatch(&proc->procLatch);
+		return 1;
+	}
+	return s == LL_TX_ABORTED ? 0 : -1;
+}
+
+static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
+				   int pos, LLTxWait *local, bool counted);
+
+/* Wait for every local transaction given its turn; redo aborted ones. */
+static void
+drain_handed(ApplyRun *r)
+{
+	int			i;
+
 	for (;;)
 	{
-		uint32		s = pg_atomic_read_u32(&w->state);
+		bool		running = false;
 
-		if (w->txid != txid || proc->pid != pid)
+		for (i = 0; i < r->nhanded; i++)
 		{
-			/* it ended and moved on: its txlog record tells how */
-			return tx_seen(a, a->self, txid, height) == 'a';
+			Handed	   *h = &r->handed[i];
+			int			o;
+
+			if (h->w == NULL)
+				continue;
+			o = handed_outcome(r, h);
+			if (o < 0)
+			{
+				running = true;
+				continue;
+			}
+			if (o == 0)			/* its backend gave up: the rows are still due */
+				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true);
+			h->w = NULL;
 		}
-		if (s == LL_TX_COMMITTED)
-		{
-			pg_atomic_write_u32(&w->state, LL_TX_SEEN);
-			SetLatch(&proc->procLatch);
-			return true;
-		}
-		if (s == LL_TX_ABORTED)
-			return false;
+		if (!running)
+			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	r->nhanded = 0;
 }
 
 static void
@@ -369,16 +538,27 @@ reject_local(LLTxWait *w, const char *why)
 	SetLatch(&ProcGlobal->allProcs[w - ll_cons->waits].procLatch);
 }
 
-/* Run one transaction of a peer (or of a local backend that is gone). */
+/*
+ * Insert a transaction's rows here (a peer's, or a local one whose backend
+ * is gone).  counted: its rows are in the block already (see give_turn).
+ */
 static void
-run_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-	   uint64 height, int pos, BlockRows *br, LLTxWait *local)
+run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
+	   int pos, LLTxWait *local, bool counted)
 {
 	MemoryContext old = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	size_t		mark = br->packed.len;
-	int			nrows = br->nrows;
+	BlockRows	scratch;
+	BlockRows  *volatile br = counted ? &scratch : r->br;
+	volatile size_t mark = br->packed.len;
+	volatile int nrows = br->nrows;
+	LLApply    *volatile a = r->a;
 
+	if (counted)
+	{
+		memset(&scratch, 0, sizeof(scratch));
+		ll_buf_init(&scratch.packed, ll_palloc_realloc);
+	}
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
@@ -388,8 +568,9 @@ run_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
-		log_tx(a, b->origin, tx->txid, height, pos, "accepted", NULL);
-		br->ntx++;
+		log_tx(&r->log, b->origin, tx->txid, pos, "accepted", NULL);
+		if (!counted)
+			br->ntx++;
 	}
 	PG_CATCH();
 	{
@@ -398,7 +579,7 @@ run_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		pg_atomic_write_u64(&a->slot->applying, 0);
 		MemoryContextSwitchTo(old);
 		ed = CopyErrorData();
-		if (ERRCODE_TO_CATEGORY(ed->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		if (counted || ERRCODE_TO_CATEGORY(ed->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
 			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
@@ -406,39 +587,37 @@ run_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		CurrentResourceOwner = owner;
 		br->packed.len = mark;
 		br->nrows = nrows;
-		log_tx(a, b->origin, tx->txid, height, pos, "rejected", ed->message);
+		log_tx(&r->log, b->origin, tx->txid, pos, "rejected", ed->message);
 		reject_local(local, ed->message);
 	}
 	PG_END_TRY();
 }
 
 static void
-apply_rows_tx(LLApply *a, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-			  uint64 height, int pos, BlockRows *br)
+apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx, int pos)
 {
-	char		seen = tx_seen(a, b->origin, tx->txid, height);
+	char		seen = tx_seen_in(r->seen, r->nseen, b->origin, tx->txid);
 	LLTxWait   *w = NULL;
 	int			procno;
 
 	if (seen == 'a')
 	{
 		/* replay after a crash: the rows are there, chain them again */
-		insert_tx_rows(a, it, br, false);
-		br->ntx++;
+		insert_tx_rows(r->a, it, r->br, false);
+		r->br->ntx++;
 		return;
 	}
 	if (seen == 'd')
 		return;
-	if (memcmp(b->origin, a->self, 32) == 0)
-		w = local_waiter(a, tx->txid, &procno);
-	if (w != NULL && hand_over(a, w, procno, tx->txid, height, pos))
+	if (memcmp(b->origin, r->a->self, 32) == 0)
+		w = local_waiter(r->a, tx->txid, &procno);
+	if (w != NULL)
 	{
-		insert_tx_rows(a, it, br, false);
-		br->ntx++;
-		a->local_done++;
+		give_turn(r, w, procno, b, it, tx, pos);
 		return;
 	}
-	run_tx(a, b, it, tx, height, pos, br, w);
+	drain_handed(r);
+	run_tx(r, b, it, tx, pos, NULL, false);
 }
 
 /* Tell committed local backends their block is in (after our commit). */
@@ -496,6 +675,7 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 				  ll_batch *batches, int nbatches)
 {
 	BlockRows	br;
+	ApplyRun	r;
 	int			pos = 0;
 	int			i;
 	bool		made_block = false;
@@ -507,7 +687,13 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 	pgstat_report_activity(STATE_RUNNING, "applying a decided block");
 	memset(&br, 0, sizeof(br));
 	ll_buf_init(&br.packed, ll_palloc_realloc);
+	ll_buf_grow(&br.packed, 256 * LL_PACKED_ENTRY_SIZE);
+	memset(&r, 0, sizeof(r));
+	r.a = a;
+	r.height = height;
+	r.br = &br;
 	a->local_done = 0;
+	r.seen = load_seen(a, batches, nbatches, height, &r.nseen);
 	for (i = 0; i < nbatches; i++)
 	{
 		ll_batch_iter it;
@@ -518,9 +704,11 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 		{
 			pos++;
 			if (tx.kind == LL_TX_ROWS)
-				apply_rows_tx(a, &batches[i], &it, &tx, height, pos, &br);
+				apply_rows_tx(&r, &batches[i], &it, &tx, pos);
 		}
 	}
+	drain_handed(&r);
+	flush_txlog(a, &r.log, height);
 	if (br.nrows > 0)
 	{
 		ll_insert_block(a->channel_id, br.packed.data, br.nrows, br.ntx, time_us,

@@ -496,8 +496,11 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		elog(ERROR, "could not encode the certificate of height " UINT64_FORMAT, height);
 	{
 		MemoryContext cxt = CurrentMemoryContext;
+		TimestampTz t0 = GetCurrentTimestamp();
 
+		if ((access("/tmp/ll_trace", F_OK) == 0)) elog(LOG, "TRACE commit h=%lu round=%u nb=%d", height, cert->round, p.nbatches);
 		ll_apply_decision(&W.apply, height, p.time_us, dec, dlen, batches, p.nbatches);
+		if ((access("/tmp/ll_trace", F_OK) == 0)) elog(LOG, "TRACE applied h=%lu in %ld us", height, (long)(GetCurrentTimestamp() - t0));
 		MemoryContextSwitchTo(cxt);
 	}
 	for (i = 0; i < p.nbatches; i++)
@@ -642,6 +645,7 @@ maybe_propose(void)
 	if (ll_payload_encode(&buf, &p) != 0 || ll_payload_value(buf.data, buf.len, value) != 0)
 		elog(ERROR, "could not encode a block payload");
 	W.want_block = false;
+	if ((access("/tmp/ll_trace", F_OK) == 0)) elog(LOG, "TRACE propose h=%lu nb=%d waited %ld us", p.height, n, (long)(GetCurrentTimestamp() - W.want_since));
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = BFT_EV_BLOCK;
 	ev.u.block.height = p.height;

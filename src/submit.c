@@ -182,7 +182,9 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 			blocked = 0;
 		if (pg_atomic_read_u64(&slot->generation) != w->generation)
 			enqueue(slot, w, body);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
+		/* the worker wakes us for GO and REJECTED; poll only for conflicts */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 pg_atomic_read_u64(&slot->applying) != 0 ? 5 : 50,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();

@@ -58,7 +58,8 @@ link_close(LLLink *l, const char *why)
 	if (l->conn)
 		PQfinish(l->conn);
 	l->conn = NULL;
-	l->busy = false;
+	l->prepared = false;
+	l->inflight = 0;
 	l->connecting = false;
 	l->next_attempt = GetCurrentTimestamp() + RECONNECT_MS * 1000;
 	link_set_state(l, "down", why);
@@ -90,11 +91,16 @@ link_poll_connect(LLLink *l)
 	{
 		l->connecting = false;
 		PQsetnonblocking(l->conn, 1);
+		if (!PQenterPipelineMode(l->conn))
+		{
+			link_close(l, PQerrorMessage(l->conn));
+			return;
+		}
 		link_set_state(l, "up", "");
 	}
 }
 
-/* Read results of the call in flight; false if the link broke. */
+/* Read results of calls in flight; false if the link broke. */
 static bool
 link_read(LLLink *l)
 {
@@ -105,27 +111,32 @@ link_read(LLLink *l)
 		link_close(l, PQerrorMessage(l->conn));
 		return false;
 	}
-	while (!PQisBusy(l->conn) && (res = PQgetResult(l->conn)) != NULL)
+	while (l->inflight > 0 && !PQisBusy(l->conn))
 	{
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		res = PQgetResult(l->conn);
+		if (res == NULL)
+			continue;			/* end of one call's results */
+		switch (PQresultStatus(res))
 		{
-			const char *answer = PQgetvalue(res, 0, 0);
-
-			l->rtt_ms = (double) (GetCurrentTimestamp() - l->sent_at) / 1000.0;
-			l->last_answer = GetCurrentTimestamp();
-			if (strcmp(answer, "ok") == 0)
-				link_set_state(l, "up", "");
-			else
-				link_set_state(l, "up", answer);
+			case PGRES_PIPELINE_SYNC:
+				l->rtt_ms = (double) (GetCurrentTimestamp() -
+									  l->sent_at[l->oldest % LL_PIPELINE]) / 1000.0;
+				l->oldest++;
+				l->inflight--;
+				l->last_answer = GetCurrentTimestamp();
+				break;
+			case PGRES_COMMAND_OK:	/* the PREPARE */
+				break;
+			case PGRES_TUPLES_OK:
+				link_set_state(l, "up", strcmp(PQgetvalue(res, 0, 0), "ok") == 0
+							   ? "" : PQgetvalue(res, 0, 0));
+				break;
+			default:
+				link_set_state(l, "error", PQresultErrorMessage(res));
+				break;
 		}
-		else if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			link_set_state(l, "error", PQresultErrorMessage(res));
 		PQclear(res);
-		if (!PQisBusy(l->conn))
-			l->busy = PQtransactionStatus(l->conn) == PQTRANS_ACTIVE;
 	}
-	if (PQtransactionStatus(l->conn) == PQTRANS_IDLE)
-		l->busy = false;
 	return true;
 }
 
@@ -143,14 +154,24 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 	lengths[1] = 32;
 	values[2] = (const char *) l->out.data;
 	lengths[2] = (int) l->out.len;
-	if (!PQsendQueryParams(l->conn, "SELECT ledger.deliver($1, $2, $3)", 3, types,
-						   values, lengths, formats, 0))
+	if (!l->prepared)
+	{
+		/* parsed and planned once per connection, not per call */
+		if (!PQsendPrepare(l->conn, "ll_deliver", "SELECT ledger.deliver($1, $2, $3)", 3, types))
+		{
+			link_close(l, PQerrorMessage(l->conn));
+			return;
+		}
+		l->prepared = true;
+	}
+	if (!PQsendQueryPrepared(l->conn, "ll_deliver", 3, values, lengths, formats, 0) ||
+		!PQpipelineSync(l->conn))
 	{
 		link_close(l, PQerrorMessage(l->conn));
 		return;
 	}
-	l->sent_at = GetCurrentTimestamp();
-	l->busy = true;
+	l->sent_at[(l->oldest + l->inflight) % LL_PIPELINE] = GetCurrentTimestamp();
+	l->inflight++;
 	l->bytes_sent += l->out.len;
 	ll_buf_reset(&l->out);
 }
@@ -192,15 +213,16 @@ ll_link_service(LLLink *l, const char *channel, const uint8 self[32])
 		link_close(l, PQerrorMessage(l->conn));
 		return;
 	}
-	if (l->busy && !link_read(l))
+	if (l->inflight > 0 && !link_read(l))
 		return;
-	if (!l->busy && l->out.len > 0)
+	if (l->inflight < LL_PIPELINE && l->out.len > 0)
 	{
 		link_send(l, channel, self);
 		if (l->conn && PQflush(l->conn) < 0)
 			link_close(l, PQerrorMessage(l->conn));
 	}
-	if (l->busy && now - l->sent_at > 10 * USECS_PER_SEC)
+	if (l->conn && l->inflight > 0 &&
+		now - l->sent_at[l->oldest % LL_PIPELINE] > 10 * USECS_PER_SEC)
 		link_close(l, "peer did not answer for 10 seconds");
 }
 

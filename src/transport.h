@@ -12,6 +12,8 @@
 
 #include "ll_core.h"
 
+#define LL_PIPELINE 4			/* deliver calls in flight per peer */
+
 typedef struct LLLink
 {
 	char	   *name;
@@ -21,8 +23,10 @@ typedef struct LLLink
 	PGconn	   *sync;			/* blocking link for fetches */
 	bool		connecting;
 	PostgresPollingStatusType poll;
-	bool		busy;			/* a deliver call is in flight */
-	TimestampTz sent_at;
+	bool		prepared;		/* ll_deliver statement prepared */
+	int			inflight;		/* deliver calls sent, not answered */
+	uint64		oldest;			/* number of the oldest call in flight */
+	TimestampTz sent_at[LL_PIPELINE];
 	TimestampTz next_attempt;
 	TimestampTz last_answer;
 	ll_buf		out;			/* frames not sent yet */
