@@ -266,13 +266,13 @@ ALTER TABLE ledger.batch ALTER COLUMN body SET STORAGE EXTERNAL;
 
 -- Outcome of every ordered transaction: applied exactly once, so a
 -- transaction proposed again after a leader change is skipped everywhere.
+-- Its ledger block is consensus_log.ledger_height of the same height.
 CREATE TABLE ledger.txlog (
 	channel_id	integer NOT NULL,
 	origin		bytea NOT NULL,
 	txid		bigint NOT NULL,
 	height		bigint,
 	"position"	integer,
-	ledger_height bigint,
 	status		text NOT NULL,
 	detail		text,
 	PRIMARY KEY (channel_id, origin, txid)

@@ -308,71 +308,37 @@ flush_txlog(const LLApply *a, TxLog *log, uint64 height)
 }
 
 /*
- * Outcomes already recorded for the block's transactions, read once per
- * block: 'a' = accepted at this very height (a replay after a crash),
- * 'd' = ordered before (a duplicate: skipped everywhere alike).
+ * Outcome already recorded for a transaction: 'a' = accepted at this very
+ * height (a replay after a crash), 'd' = ordered before (a duplicate,
+ * skipped everywhere alike), 0 = new.  One primary-key probe each.
  */
-typedef struct SeenTx
-{
-	uint8		origin[32];
-	uint64		txid;
-	char		what;
-} SeenTx;
-
-static SeenTx *
-load_seen(const LLApply *a, ll_batch *batches, int nbatches, uint64 height, int *nseen)
-{
-	ArrayBuildState *o = NULL,
-			   *t = NULL;
-	MemoryContext cxt = CurrentMemoryContext;
-	SeenTx	   *seen;
-	uint64		i;
-	int			k;
-
-	for (k = 0; k < nbatches; k++)
-	{
-		ll_batch_iter it;
-		ll_tx		tx;
-
-		ll_batch_iter_init(&it, &batches[k]);
-		while (ll_batch_next_tx(&it, &tx))
-		{
-			o = accumArrayResult(o, PointerGetDatum(ll_bytea(batches[k].origin, 32)), false, BYTEAOID, cxt);
-			t = accumArrayResult(t, Int64GetDatum((int64) tx.txid), false, INT8OID, cxt);
-		}
-	}
-	*nseen = 0;
-	if (o == NULL)
-		return NULL;
-	SPI_execute_with_args("SELECT l.origin, l.txid, l.height = $4 AND l.status = 'accepted' "
-						  "FROM unnest($2::bytea[], $3::bigint[]) AS u(o, t) "
-						  "JOIN ledger.txlog l ON l.channel_id = $1 AND l.origin = u.o AND l.txid = u.t", 4,
-						  (Oid[]) {INT4OID, BYTEAARRAYOID, INT8ARRAYOID, INT8OID},
-						  (Datum[]) {Int32GetDatum(a->channel_id), makeArrayResult(o, cxt),
-						  makeArrayResult(t, cxt), Int64GetDatum((int64) height)}, NULL, false, 0);
-	seen = palloc(sizeof(SeenTx) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		HeapTuple	tup = SPI_tuptable->vals[i];
-
-		memcpy(seen[i].origin, VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull))), 32);
-		seen[i].txid = (uint64) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-		seen[i].what = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)) ? 'a' : 'd';
-	}
-	*nseen = (int) SPI_processed;
-	return seen;
-}
+static SPIPlanPtr seen_plan = NULL;
 
 static char
-tx_seen_in(const SeenTx *seen, int nseen, const uint8 *origin, uint64 txid)
+tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
 {
-	int			i;
+	Datum		args[4];
+	bool		isnull;
 
-	for (i = 0; i < nseen; i++)
-		if (seen[i].txid == txid && memcmp(seen[i].origin, origin, 32) == 0)
-			return seen[i].what;
-	return 0;
+	if (seen_plan == NULL)
+	{
+		seen_plan = SPI_prepare("SELECT height = $4 AND status = 'accepted' FROM ledger.txlog "
+								"WHERE channel_id = $1 AND origin = $2 AND txid = $3", 4,
+								(Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID});
+		if (seen_plan == NULL)
+			elog(ERROR, "could not prepare the ledger.txlog probe");
+		SPI_keepplan(seen_plan);
+	}
+	args[0] = Int32GetDatum(a->channel_id);
+	args[1] = PointerGetDatum(ll_bytea(origin, 32));
+	args[2] = Int64GetDatum((int64) txid);
+	args[3] = Int64GetDatum((int64) height);
+	if (SPI_execute_plan(seen_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not probe ledger.txlog");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))
+		? 'a' : 'd';
 }
 
 /* Recorded by a backend that ended before telling us how: ask ledger.txlog. */
@@ -430,8 +396,6 @@ typedef struct ApplyRun
 	uint64		height;
 	BlockRows  *br;
 	TxLog		log;
-	SeenTx	   *seen;
-	int			nseen;
 	Handed	   *handed;
 	int			nhanded;
 	int			cap;
@@ -596,7 +560,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 static void
 apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx, int pos)
 {
-	char		seen = tx_seen_in(r->seen, r->nseen, b->origin, tx->txid);
+	char		seen = tx_seen(r->a, b->origin, tx->txid, r->height);
 	LLTxWait   *w = NULL;
 	int			procno;
 
@@ -661,12 +625,6 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 							  PointerGetDatum(ll_bytea(decision, dlen)),
 						  Int64GetDatum(a->ledger_height)},
 						  made_block ? "    " : "   n", false, 0);
-	if (made_block)
-		SPI_execute_with_args("UPDATE ledger.txlog SET ledger_height = $3 WHERE channel_id = $1 "
-							  "AND height = $2 AND status = 'accepted'", 3,
-							  (Oid[]) {INT4OID, INT8OID, INT8OID},
-							  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
-							  Int64GetDatum(a->ledger_height)}, NULL, false, 0);
 }
 
 void
@@ -693,7 +651,6 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 	r.height = height;
 	r.br = &br;
 	a->local_done = 0;
-	r.seen = load_seen(a, batches, nbatches, height, &r.nseen);
 	for (i = 0; i < nbatches; i++)
 	{
 		ll_batch_iter it;

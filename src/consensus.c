@@ -1319,6 +1319,13 @@ ll_consensus_main(Datum main_arg)
 	attach_slot();
 	/* rows come with their entry numbers and are hashed already */
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Every query of this process looks up a few keys in growing catalogs
+	 * (ledger.txlog above all): never let stale statistics pick a scan.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_USERSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_hashjoin", "off", PGC_USERSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_mergejoin", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	init_mempool();
 	load_state();
 	W.apply.channel_id = W.channel_id;

@@ -125,8 +125,8 @@ static void
 record_outcome(LLTxWait *w)
 {
 	Relation	rel = table_open(ll_catalog_relid("txlog"), RowExclusiveLock);
-	Datum		v[8];
-	bool		n[8] = {false, false, false, false, false, true, false, true};
+	Datum		v[7];
+	bool		n[7] = {false, false, false, false, false, false, true};
 	HeapTuple	tup;
 
 	v[0] = Int32GetDatum(w->channel_id);
@@ -134,9 +134,8 @@ record_outcome(LLTxWait *w)
 	v[2] = Int64GetDatum((int64) w->txid);
 	v[3] = Int64GetDatum(w->height);
 	v[4] = Int32GetDatum(w->position);
-	v[5] = (Datum) 0;
-	v[6] = CStringGetTextDatum("accepted");
-	v[7] = (Datum) 0;
+	v[5] = CStringGetTextDatum("accepted");
+	v[6] = (Datum) 0;
 	tup = heap_form_tuple(RelationGetDescr(rel), v, n);
 	simple_heap_insert(rel, tup);
 	table_close(rel, RowExclusiveLock);
