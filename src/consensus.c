@@ -51,7 +51,7 @@
 
 #define IDLE_PROPOSE_MS 250		/* an empty block keeps rounds short */
 #define HELLO_MS 1000
-#define MAX_TIMERS 64
+#define MAX_TIMERS 256
 #define MAX_BATCH_BYTES (8 * 1024 * 1024)
 #define CATCHUP_CHUNK 64
 
@@ -329,6 +329,13 @@ member_of(const uint8 *pub)
 	return -1;
 }
 
+static bool
+verified_before(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
+				const uint8_t sig[64])
+{
+	return true;
+}
+
 /* Decode a batch and check it belongs to this channel and a member. */
 static bool
 batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
@@ -484,7 +491,10 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 	{
 		MemBatch   *mb = mempool_find(p.batch_hashes + (Size) i * 32);
 
-		if (mb == NULL || mb->bytes == NULL || !batch_ok(mb->bytes, mb->len, &batches[i]))
+		/* signatures were checked when the batch entered the mempool */
+		if (mb == NULL || mb->bytes == NULL ||
+			ll_batch_decode(mb->bytes, mb->len, MAX_BATCH_BYTES, verified_before, NULL,
+							&batches[i]) != 0)
 			elog(ERROR, "batch %d of decided height " UINT64_FORMAT " is not available", i, height);
 	}
 	memset(&m, 0, sizeof(m));
@@ -516,6 +526,7 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
  * --------------------------------------------------------------------- */
 
 static void step(bft_event *ev);
+static int	nheld = 0;			/* proposals waiting for batches */
 
 static void
 record_evidence(const bft_evidence *e)
@@ -543,6 +554,34 @@ record_evidence(const bft_evidence *e)
 	CommitTransactionCommand();
 }
 
+/*
+ * Timers are never cancelled (the core ignores stale ones), so drop those
+ * of past heights here; otherwise a busy node runs out of slots and loses
+ * the one timeout it needs.
+ */
+static void
+add_timer(uint64 now, const bft_timer *t)
+{
+	uint64		h = bft_height(W.node);
+	int			i = 0;
+
+	while (i < W.ntimers)
+	{
+		if (W.timers[i].t.height < h)
+			W.timers[i] = W.timers[--W.ntimers];
+		else
+			i++;
+	}
+	if (W.ntimers == MAX_TIMERS)
+	{
+		elog(WARNING, "consensus timer table full; dropping the oldest timer");
+		W.timers[0] = W.timers[--W.ntimers];
+	}
+	W.timers[W.ntimers].due_ms = now + t->delay_ms;
+	W.timers[W.ntimers].t = *t;
+	W.ntimers++;
+}
+
 static void
 handle_output(bft_output *out)
 {
@@ -555,12 +594,8 @@ handle_output(bft_output *out)
 	for (i = 0; i < out->nmsgs; i++)
 		send_frame(out->msgs[i].to == BFT_TO_ALL ? BFT_TO_ALL : (int) out->msgs[i].to,
 				   LL_FRAME_CONSENSUS, out->buf + out->msgs[i].off, out->msgs[i].len);
-	for (i = 0; i < out->ntimers && W.ntimers < MAX_TIMERS; i++)
-	{
-		W.timers[W.ntimers].due_ms = t + out->timers[i].delay_ms;
-		W.timers[W.ntimers].t = out->timers[i];
-		W.ntimers++;
-	}
+	for (i = 0; i < out->ntimers; i++)
+		add_timer(t, &out->timers[i]);
 	if (out->want_block)
 	{
 		W.want_block = true;
@@ -615,8 +650,14 @@ next_timer_ms(void)
 
 	for (i = 0; i < W.ntimers; i++)
 		best = Min(best, W.timers[i].due_ms <= t ? 0 : (long) (W.timers[i].due_ms - t));
+	if (nheld > 0)
+		best = Min(best, 5);
 	if (W.want_block)
-		best = Min(best, W.npending > 0 ? 0 : IDLE_PROPOSE_MS);
+	{
+		long		since = (long) ((GetCurrentTimestamp() - W.want_since) / 1000);
+
+		best = Min(best, Max(0, (W.npending > 0 ? ll_propose_delay_ms : IDLE_PROPOSE_MS) - since));
+	}
 	return best;
 }
 
@@ -631,8 +672,8 @@ maybe_propose(void)
 
 	if (!W.want_block || W.want_height != W.next_height)
 		return;
-	if (W.npending == 0 &&
-		!TimestampDifferenceExceeds(W.want_since, GetCurrentTimestamp(), IDLE_PROPOSE_MS))
+	if (!TimestampDifferenceExceeds(W.want_since, GetCurrentTimestamp(),
+									W.npending == 0 ? IDLE_PROPOSE_MS : ll_propose_delay_ms))
 		return;
 	n = Min(W.npending, LL_PAYLOAD_MAX_BATCHES);
 	memset(&p, 0, sizeof(p));
@@ -712,6 +753,102 @@ on_hello(int from, const uint8 *body, size_t len)
 		m->mismatch = false;
 }
 
+/*
+ * A proposal whose batches have not arrived yet is held back (the batches
+ * are asked for) instead of being judged invalid at once: batches travel
+ * from their origin, the proposal from the proposer, and either may come
+ * first.  Held proposals go to the core when complete, or after
+ * HOLD_MS, when the core then finds them invalid.
+ */
+#define MAX_HELD 8
+#define HOLD_MS 300
+
+typedef struct Held
+{
+	int			from;
+	uint8	   *bytes;
+	size_t		len;
+	TimestampTz since;
+} Held;
+
+static Held held[MAX_HELD];
+
+static void
+feed_msg(int from, const uint8 *data, size_t len)
+{
+	bft_event	ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = BFT_EV_MSG;
+	ev.u.msg.peer = (uint32) from;
+	ev.u.msg.data = data;
+	ev.u.msg.len = len;
+	step(&ev);
+}
+
+/* Batches a proposal names that we do not have (requested on the way). */
+static int
+missing_batches(const uint8 *data, size_t len, bool request)
+{
+	bft_msg		m;
+	ll_payload	p;
+	uint8	   *missing;
+	int			n = 0;
+	int			i;
+
+	if (bft_decode(data, len, &m) != BFT_OK || m.type != BFT_MSG_PROPOSAL ||
+		ll_payload_decode(m.u.proposal.payload, m.u.proposal.payload_len, &p) != 0)
+		return 0;
+	missing = palloc((Size) Max(p.nbatches, 1) * 32);
+	for (i = 0; i < p.nbatches; i++)
+		if (mempool_find(p.batch_hashes + (Size) i * 32) == NULL)
+			memcpy(missing + (Size) n++ * 32, p.batch_hashes + (Size) i * 32, 32);
+	if (n > 0 && request)
+		request_batches(missing, n);
+	pfree(missing);
+	return n;
+}
+
+static void
+on_consensus_frame(int from, const uint8 *data, size_t len)
+{
+	if (nheld < MAX_HELD && missing_batches(data, len, true) > 0)
+	{
+		Held	   *h = &held[nheld++];
+
+		h->from = from;
+		h->bytes = MemoryContextAlloc(TopMemoryContext, len);
+		memcpy(h->bytes, data, len);
+		h->len = len;
+		h->since = GetCurrentTimestamp();
+		return;
+	}
+	feed_msg(from, data, len);
+}
+
+/* Feed held proposals that are complete now, or held long enough. */
+static void
+release_held(void)
+{
+	int			i = 0;
+
+	while (i < nheld)
+	{
+		Held		h = held[i];
+
+		if (missing_batches(h.bytes, h.len, false) == 0 ||
+			TimestampDifferenceExceeds(h.since, GetCurrentTimestamp(), HOLD_MS))
+		{
+			held[i] = held[--nheld];
+			feed_msg(h.from, h.bytes, h.len);
+			pfree(h.bytes);
+			i = 0;
+			continue;
+		}
+		i++;
+	}
+}
+
 static void
 on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 {
@@ -736,16 +873,7 @@ on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 		else if (f.kind == LL_FRAME_BATCH_REQ)
 			on_batch_req(from, f.body, f.len);
 		else if (f.kind == LL_FRAME_CONSENSUS)
-		{
-			bft_event	ev;
-
-			memset(&ev, 0, sizeof(ev));
-			ev.kind = BFT_EV_MSG;
-			ev.u.msg.peer = (uint32) from;
-			ev.u.msg.data = f.body;
-			ev.u.msg.len = f.len;
-			step(&ev);
-		}
+			on_consensus_frame(from, f.body, f.len);
 	}
 }
 
@@ -1354,6 +1482,7 @@ ll_consensus_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		process_inbox(false);
+		release_held();
 		process_txq();
 		fire_timers();
 		maybe_propose();

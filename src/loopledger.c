@@ -27,6 +27,7 @@ PG_FUNCTION_INFO_V1(ll_header_hash_sql);
 bool		ll_synchronous_commit = true;
 int			ll_block_max_rows = 10000;
 int			ll_block_interval_ms = 100;
+int			ll_propose_delay_ms = 2;
 char	   *ll_database = NULL;
 
 LLShared   *ll_shared = NULL;
@@ -52,6 +53,11 @@ define_gucs(void)
 	DefineCustomIntVariable("loopledger.block_interval",
 							"Longest time committed rows wait before their block is sealed.",
 							NULL, &ll_block_interval_ms, 100, 1, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("loopledger.propose_delay",
+							"How long a proposer of a multi-peer channel gathers transactions before proposing a block.",
+							"Longer gathers more transactions per block (fewer consensus rounds) at the cost of latency.",
+							&ll_propose_delay_ms, 2, 0, 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomStringVariable("loopledger.database",
 							   "Database whose ledger the sealing worker serves.",

@@ -43,6 +43,7 @@ extern void ll_unpack_entry(const uint8 *in, LLPackedEntry *e);
 extern bool ll_synchronous_commit;
 extern int	ll_block_max_rows;
 extern int	ll_block_interval_ms;
+extern int	ll_propose_delay_ms;
 extern char *ll_database;
 
 /*
