@@ -19,6 +19,12 @@ REGRESS_OPTS = --inputdir=. --use-existing
 PG_CPPFLAGS = -Isrc -I$(shell $(PG_CONFIG) --includedir)
 PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK += -lcrypto -lpq
+# The test build (make LL_FAULT_INJECTION=1) adds Byzantine behaviour for
+# the multi-node tests; release builds never contain it.
+ifdef LL_FAULT_INJECTION
+OBJS += src/fault.o
+PG_CPPFLAGS += -DLL_FAULT_INJECTION
+endif
 EXTRA_CLEAN = loopledger_verify test/unit/*.run test/unit/*.o test/unit/*.bin
 
 PG_CONFIG ?= pg_config

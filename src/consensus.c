@@ -554,6 +554,22 @@ record_evidence(const bft_evidence *e)
 	CommitTransactionCommand();
 }
 
+#ifdef LL_FAULT_INJECTION
+static int	fault_to;
+
+static int
+fault_sign(const uint8 *msg, size_t len, uint8 sig[64])
+{
+	return bft_ed25519_sign(W.key, msg, len, sig);
+}
+
+static void
+fault_emit(uint8 kind, const uint8 *body, size_t len)
+{
+	send_frame(fault_to, kind, body, len);
+}
+#endif
+
 /*
  * Timers are never cancelled (the core ignores stale ones), so drop those
  * of past heights here; otherwise a busy node runs out of slots and loses
@@ -592,8 +608,18 @@ handle_output(bft_output *out)
 		apply_payload(out->commit.height, out->commit.payload, out->commit.payload_len,
 					  &out->commit.cert);
 	for (i = 0; i < out->nmsgs; i++)
-		send_frame(out->msgs[i].to == BFT_TO_ALL ? BFT_TO_ALL : (int) out->msgs[i].to,
-				   LL_FRAME_CONSENSUS, out->buf + out->msgs[i].off, out->msgs[i].len);
+	{
+		int			to = out->msgs[i].to == BFT_TO_ALL ? BFT_TO_ALL : (int) out->msgs[i].to;
+		const uint8 *body = out->buf + out->msgs[i].off;
+
+#ifdef LL_FAULT_INJECTION
+		fault_to = to;
+		if (ll_fault_active() &&
+			ll_fault_consensus(body, out->msgs[i].len, W.chain_id, fault_sign, fault_emit))
+			continue;
+#endif
+		send_frame(to, LL_FRAME_CONSENSUS, body, out->msgs[i].len);
+	}
 	for (i = 0; i < out->ntimers; i++)
 		add_timer(t, &out->timers[i]);
 	if (out->want_block)
@@ -979,6 +1005,10 @@ process_txq(void)
 		else
 		{
 			mempool_add(hash, out.data, out.len);
+#ifdef LL_FAULT_INJECTION
+			if (ll_fault_active())
+				ll_fault_batch(out.data, out.len);
+#endif
 			send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
 		}
 	}

@@ -20,6 +20,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
@@ -148,6 +149,18 @@ extern void ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 							   const Size *content_off);
 extern void ll_submit_after_commit(void);
 extern void ll_submit_after_abort(void);
+
+/* fault.c: test build only */
+#ifdef LL_FAULT_INJECTION
+typedef int (*ll_fault_sign_fn) (const uint8 *msg, size_t len, uint8 sig[64]);
+typedef void (*ll_fault_emit_fn) (uint8 kind, const uint8 *body, size_t len);
+extern char *ll_fault;
+extern void ll_fault_define_guc(void);
+extern bool ll_fault_active(void);
+extern bool ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
+							   ll_fault_sign_fn sign, ll_fault_emit_fn emit);
+extern void ll_fault_batch(uint8 *batch, size_t len);
+#endif
 
 /* consensus.c */
 extern PGDLLEXPORT void ll_consensus_main(Datum main_arg);

@@ -63,6 +63,9 @@ define_gucs(void)
 							   "Database whose ledger the sealing worker serves.",
 							   NULL, &ll_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+#ifdef LL_FAULT_INJECTION
+	ll_fault_define_guc();
+#endif
 	MarkGUCPrefixReserved("loopledger");
 }
 

@@ -1,0 +1,168 @@
+/*
+ * fault.c
+ *		Byzantine behaviour for tests.  Compiled only into the test build
+ *		(make LL_FAULT_INJECTION=1, see test/sh/multinode_byzantine.sh);
+ *		the release build has neither this code nor its setting.
+ *
+ * With loopledger.fault set, a node's consensus worker keeps running the
+ * honest core but lies on the way out:
+ *	 equivocate - every vote for a value is also sent for another value,
+ *				  properly signed, and every proposal is also sent with
+ *				  another payload: conflicting signed messages to everyone;
+ *	 forge		- signatures of consensus messages and batches are flipped;
+ *	 garbage	- random frames are sent along with the real ones;
+ *	 replay		- messages of earlier heights are sent again;
+ *	 all		- each of the above, chosen at random per message.
+ */
+#include "postgres.h"
+
+#ifdef LL_FAULT_INJECTION
+
+#include "common/pg_prng.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "bft.h"
+#include "consensus.h"
+#include "ll_wire.h"
+
+char	   *ll_fault = NULL;
+
+#define REPLAY_KEEP 64
+
+static uint8 *replay_buf[REPLAY_KEEP];
+static size_t replay_len[REPLAY_KEEP];
+static int	replay_n = 0;
+
+void
+ll_fault_define_guc(void)
+{
+	DefineCustomStringVariable("loopledger.fault",
+							   "Test build only: Byzantine behaviour of this node's consensus worker.",
+							   "equivocate, forge, garbage, replay or all; empty for honest.",
+							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+static bool
+mode(const char *m)
+{
+	if (ll_fault == NULL || ll_fault[0] == '\0')
+		return false;
+	if (strcmp(ll_fault, "all") == 0)
+		return pg_prng_uint32(&pg_global_prng_state) % 4 == 0;
+	return strstr(ll_fault, m) != NULL;
+}
+
+bool
+ll_fault_active(void)
+{
+	return ll_fault != NULL && ll_fault[0] != '\0';
+}
+
+static void
+remember(const uint8 *msg, size_t len)
+{
+	int			i = replay_n++ % REPLAY_KEEP;
+
+	if (replay_buf[i])
+		pfree(replay_buf[i]);
+	replay_buf[i] = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(replay_buf[i], msg, len);
+	replay_len[i] = len;
+}
+
+/* A vote or proposal for a value the node never decided on, signed. */
+static bool
+conflicting(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_fn sign,
+			uint8 *out, size_t *outlen)
+{
+	bft_msg		m;
+	uint8		sb[BFT_SIGN_BYTES_LEN];
+	uint8		payload[BFT_MAX_PAYLOAD];
+
+	if (bft_decode(msg, len, &m) != BFT_OK)
+		return false;
+	if (m.type == BFT_MSG_PREVOTE || m.type == BFT_MSG_PRECOMMIT)
+	{
+		bft_vote   *v = &m.u.vote;
+
+		if (v->is_nil)
+			return false;
+		v->value[0] ^= 0x5a;
+		bft_sign_bytes(chain_id, v->type, v->height, v->round, -1, false, v->value, sb);
+		if (sign(sb, sizeof(sb), v->sig) != 0)
+			return false;
+	}
+	else if (m.type == BFT_MSG_PROPOSAL)
+	{
+		bft_proposal *p = &m.u.proposal;
+
+		/* another payload: same height, shifted time, so another value */
+		if (p->payload_len < 60 || p->payload_len > sizeof(payload))
+			return false;
+		memcpy(payload, p->payload, p->payload_len);
+		payload[44] ^= 0x01;	/* inside time_us of "LLP1" | height | prev | time */
+		p->payload = payload;
+		if (ll_payload_value(payload, p->payload_len, p->value) != 0)
+			return false;
+		p->valid_round = -1;
+		p->npol = 0;
+		bft_sign_bytes(chain_id, BFT_MSG_PROPOSAL, p->height, p->round, -1, false, p->value, sb);
+		if (sign(sb, sizeof(sb), p->sig) != 0)
+			return false;
+	}
+	else
+		return false;
+	return bft_encode(&m, out, BFT_MAX_MSG, outlen) == BFT_OK;
+}
+
+/*
+ * Called for every outgoing consensus frame body; emit() sends one body.
+ * Returns true if the original was replaced (not to be sent as is).
+ */
+bool
+ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
+				   ll_fault_sign_fn sign, ll_fault_emit_fn emit)
+{
+	uint8	   *buf = palloc(BFT_MAX_MSG);
+	size_t		n;
+	bool		replaced = false;
+
+	if (mode("replay") && replay_n > 0)
+	{
+		int			i = (int) (pg_prng_uint32(&pg_global_prng_state) % Min(replay_n, REPLAY_KEEP));
+
+		emit(LL_FRAME_CONSENSUS, replay_buf[i], replay_len[i]);
+	}
+	remember(msg, len);
+	if (mode("equivocate") && conflicting(msg, len, chain_id, sign, buf, &n))
+		emit(LL_FRAME_CONSENSUS, buf, n);
+	if (mode("forge") && len > BFT_SIG_LEN)
+	{
+		memcpy(buf, msg, len);
+		buf[len - 1] ^= 0xff;	/* the signature ends every signed message */
+		emit(LL_FRAME_CONSENSUS, buf, len);
+		replaced = true;
+	}
+	if (mode("garbage"))
+	{
+		size_t		glen = 1 + pg_prng_uint32(&pg_global_prng_state) % 512;
+		size_t		i;
+
+		for (i = 0; i < glen; i++)
+			buf[i] = (uint8) pg_prng_uint32(&pg_global_prng_state);
+		emit((uint8) (1 + pg_prng_uint32(&pg_global_prng_state) % 4), buf, glen);
+	}
+	pfree(buf);
+	return replaced;
+}
+
+/* Batches: with "forge", flip the signature (peers must drop the batch). */
+void
+ll_fault_batch(uint8 *batch, size_t len)
+{
+	if (mode("forge") && len > 200)
+		batch[len / 2] ^= 0xff;
+}
+
+#endif							/* LL_FAULT_INJECTION */
