@@ -9,7 +9,8 @@ OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
 	src/guard.o src/chain.o src/verify.o src/proof.o \
 	src/bft.o src/bft_wire.o src/bft_cert.o src/bft_crypto.o \
-	src/peer.o src/transport.o src/consensus.o src/apply.o src/submit.o
+	src/peer.o src/transport.o src/consensus.o src/apply.o src/submit.o \
+	src/membership.o
 
 DATA = sql/loopledger--$(EXTVERSION).sql
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/loopledger--%.sql,$(wildcard sql/*.sql)))
@@ -32,7 +33,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers; rebuild every object when a shared one changes.
-$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h
+$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h src/membership.h
 
 # ---- targets beside PGXS ------------------------------------------------
 CC_PLAIN ?= gcc

@@ -236,6 +236,7 @@ CREATE TABLE ledger.peer (
 	clearance	text NOT NULL,
 	since_height bigint,			-- NULL while a change is being agreed
 	until_height bigint,
+	remove_requested boolean NOT NULL DEFAULT false,
 	requested_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (channel_id, name),
 	UNIQUE (channel_id, pubkey)
@@ -278,6 +279,19 @@ CREATE TABLE ledger.txlog (
 	PRIMARY KEY (channel_id, origin, txid)
 );
 
+-- Members' requests to add or remove a member, as decided blocks carried
+-- them; a change takes effect when a quorum of members asked for it.
+CREATE TABLE ledger.member_vote (
+	channel_id	integer NOT NULL,
+	height		bigint NOT NULL,
+	voter		bytea NOT NULL,
+	op			text NOT NULL CHECK (op IN ('add', 'remove')),
+	pubkey		bytea NOT NULL,
+	name		text NOT NULL,
+	clearance	text NOT NULL,
+	decided		boolean NOT NULL DEFAULT false
+);
+
 -- Two signed, conflicting votes of one validator.
 CREATE TABLE ledger.evidence (
 	channel_id	integer NOT NULL,
@@ -294,8 +308,9 @@ SELECT pg_catalog.pg_extension_config_dump('ledger.consensus_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.batch', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.txlog', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.evidence', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.member_vote', '');
 REVOKE ALL ON ledger.peer, ledger.consensus_log, ledger.batch, ledger.txlog,
-	ledger.evidence FROM PUBLIC;
+	ledger.evidence, ledger.member_vote FROM PUBLIC;
 GRANT SELECT ON ledger.txlog, ledger.evidence TO PUBLIC;
 
 -- Peers connect as this role; it may only hand over messages and read
@@ -375,6 +390,7 @@ AS 'MODULE_PATHNAME', 'll_consensus_status' LANGUAGE C STRICT;
 CREATE VIEW ledger.peers AS
 SELECT c.name AS channel, p.name, p.pubkey, p.clearance,
 	   CASE WHEN p.until_height IS NOT NULL THEN 'removed'
+			WHEN p.remove_requested THEN 'removal requested'
 			WHEN p.since_height IS NULL THEN 'joining'
 			ELSE coalesce(s.state, 'unknown') END AS state,
 	   s.last_height,

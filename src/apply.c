@@ -662,6 +662,8 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 			pos++;
 			if (tx.kind == LL_TX_ROWS)
 				apply_rows_tx(&r, &batches[i], &it, &tx, pos);
+			else if (tx_seen(a, batches[i].origin, tx.txid, height) == 0)
+				log_tx(&r.log, batches[i].origin, tx.txid, pos, "accepted", NULL);
 		}
 	}
 	drain_handed(&r);
@@ -673,6 +675,8 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 		made_block = true;
 	}
 	store_decision(a, height, decision, dlen, batches, nbatches, made_block);
+	if (a->on_members)
+		a->on_members(NULL, height);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -47,6 +47,7 @@
 #include "consensus.h"
 #include "ll_wire.h"
 #include "loopledger.h"
+#include "membership.h"
 #include "transport.h"
 
 #define IDLE_PROPOSE_MS 250		/* an empty block keeps rounds short */
@@ -55,12 +56,12 @@
 #define MAX_BATCH_BYTES (8 * 1024 * 1024)
 #define CATCHUP_CHUNK 64
 
+/* What this node knows at run time of a member (same index as W.ms.m). */
 typedef struct Member
 {
-	char		name[NAMEDATALEN];
-	uint8		pub[32];
-	int			tier;			/* clearance */
-	LLLink	   *link;			/* NULL for this node */
+	char	   *name;			/* points into W.ms */
+	uint8	   *pub;
+	LLLink	   *link;			/* NULL for this node or without conninfo */
 	bool		mismatch;		/* different genesis: ignored */
 	int64		height;			/* from its hello */
 	TimestampTz last_contact;
@@ -90,9 +91,12 @@ static struct
 	int			ntiers;
 	char	  **tiers;
 	uint8		chain_id[32];
+	LLMembership ms;			/* members and votes (membership.c) */
 	int			nmembers;
 	Member		members[LL_MAX_PEERS];
-	int			self;			/* member index, -1 when observing */
+	int			self;			/* member index, -1 if not a member */
+	uint64		members_decided;	/* last height counted by ll_members_decide */
+	TimestampTz last_refresh;
 	uint8		self_pub[32];
 	bft_ed25519_key *key;
 	bft_valset	valset;
@@ -321,12 +325,7 @@ cb_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 static int
 member_of(const uint8 *pub)
 {
-	int			i;
-
-	for (i = 0; i < W.nmembers; i++)
-		if (memcmp(W.members[i].pub, pub, 32) == 0)
-			return i;
-	return -1;
+	return ll_member_index(&W.ms, pub);
 }
 
 static bool
@@ -348,6 +347,13 @@ batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
 /* ---------------------------------------------------------------------
  * Core callbacks
  * --------------------------------------------------------------------- */
+
+/* Only voting members' batches may be ordered at a height. */
+static bool
+origin_votes(const MemBatch *m, uint64 height)
+{
+	return ll_is_validator_at(&W.ms, m->bytes + 36, height);
+}
 
 static bool
 cb_validate(void *ctx, uint64_t height, const uint8_t value[32],
@@ -371,10 +377,10 @@ cb_validate(void *ctx, uint64_t height, const uint8_t value[32],
 	{
 		MemBatch   *m = mempool_find(p.batch_hashes + (Size) i * 32);
 
-		if (m != NULL && m->committed)
+		if (m != NULL && (m->committed || (m->bytes && !origin_votes(m, height))))
 		{
 			pfree(missing);
-			return false;		/* decided before: an honest proposer never repeats */
+			return false;		/* decided before, or not from a voting member */
 		}
 		if (m == NULL)
 			memcpy(missing + (Size) nmissing++ * 32, p.batch_hashes + (Size) i * 32, 32);
@@ -392,6 +398,7 @@ cb_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
 }
 
 static void process_inbox(bool batches_only);
+static void attach_member(int i);
 
 /* ---------------------------------------------------------------------
  * Applying decisions
@@ -448,6 +455,92 @@ fetch_batches(const uint8 *hashes, int n)
 	return true;
 }
 
+/*
+ * The decided batches of a payload, decoded (signatures were checked when
+ * they entered the mempool); missing ones are taken from the inbox or
+ * fetched from peers first.  NULL if they cannot be had.
+ */
+static ll_batch *
+decided_batches(const ll_payload *p)
+{
+	ll_batch   *batches;
+	int			i;
+
+	for (i = 0; i < 50; i++)
+	{
+		int			k,
+					nmissing = 0;
+		uint8	   *missing = palloc((Size) Max(p->nbatches, 1) * 32);
+
+		for (k = 0; k < p->nbatches; k++)
+		{
+			MemBatch   *mb = mempool_find(p->batch_hashes + (Size) k * 32);
+
+			if (mb == NULL || mb->bytes == NULL)
+				memcpy(missing + (Size) nmissing++ * 32, p->batch_hashes + (Size) k * 32, 32);
+		}
+		if (nmissing == 0)
+			break;
+		process_inbox(true);
+		if (i > 0 && fetch_batches(missing, nmissing))
+			break;
+		pg_usleep(100 * 1000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	batches = palloc0(sizeof(ll_batch) * Max(p->nbatches, 1));
+	for (i = 0; i < p->nbatches; i++)
+	{
+		MemBatch   *mb = mempool_find(p->batch_hashes + (Size) i * 32);
+
+		if (mb == NULL || mb->bytes == NULL ||
+			ll_batch_decode(mb->bytes, mb->len, MAX_BATCH_BYTES, verified_before, NULL,
+							&batches[i]) != 0)
+			return NULL;
+	}
+	return batches;
+}
+
+/*
+ * Count a decided block's membership votes exactly once per height, from
+ * the core's valset_change callback or, on catch-up, before applying.
+ */
+static bool
+decide_members(uint64 height, const uint8 *payload, size_t len)
+{
+	ll_payload	p;
+	ll_batch   *batches;
+	bool		changed;
+
+	if (W.members_decided >= height)
+		return false;
+	if (ll_payload_decode(payload, len, &p) != 0 || (batches = decided_batches(&p)) == NULL)
+		elog(ERROR, "the batches of decided height " UINT64_FORMAT " are not available", height);
+	changed = ll_members_decide(&W.ms, height, batches, p.nbatches);
+	W.members_decided = height;
+	pfree(batches);
+	return changed;
+}
+
+static bool
+cb_valset_change(void *ctx, uint64_t height, const uint8_t *payload, size_t len,
+				 bft_valset *next)
+{
+	if (!decide_members(height, payload, len))
+		return false;
+	ll_valset_at(&W.ms, height + BFT_VALSET_DELAY, next);
+	ereport(LOG,
+			(errmsg("channel \"%s\": membership change decided at height " UINT64_FORMAT
+					", %u validators from height " UINT64_FORMAT,
+					W.channel, height, next->n, height + BFT_VALSET_DELAY)));
+	return true;
+}
+
+static void
+persist_members(void *arg, uint64 height)
+{
+	ll_members_persist(&W.ms, W.channel_id, height);
+}
+
 /* Apply a certified payload; batches come from the mempool (or peers). */
 static void
 apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *cert)
@@ -465,38 +558,11 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		ereport(PANIC,
 				(errmsg("ledger channel \"%s\" diverged at height " UINT64_FORMAT, W.channel, height),
 				 errdetail("The decided block builds on a ledger head this node does not have.")));
-	for (i = 0; i < 50; i++)
-	{
-		int			k,
-					nmissing = 0;
-		uint8	   *missing = palloc((Size) Max(p.nbatches, 1) * 32);
-
-		for (k = 0; k < p.nbatches; k++)
-		{
-			MemBatch   *mb = mempool_find(p.batch_hashes + (Size) k * 32);
-
-			if (mb == NULL || mb->bytes == NULL)
-				memcpy(missing + (Size) nmissing++ * 32, p.batch_hashes + (Size) k * 32, 32);
-		}
-		if (nmissing == 0)
-			break;
-		process_inbox(true);
-		if (i > 0 && fetch_batches(missing, nmissing))
-			break;
-		pg_usleep(100 * 1000L);
-		CHECK_FOR_INTERRUPTS();
-	}
-	batches = palloc0(sizeof(ll_batch) * Max(p.nbatches, 1));
-	for (i = 0; i < p.nbatches; i++)
-	{
-		MemBatch   *mb = mempool_find(p.batch_hashes + (Size) i * 32);
-
-		/* signatures were checked when the batch entered the mempool */
-		if (mb == NULL || mb->bytes == NULL ||
-			ll_batch_decode(mb->bytes, mb->len, MAX_BATCH_BYTES, verified_before, NULL,
-							&batches[i]) != 0)
-			elog(ERROR, "batch %d of decided height " UINT64_FORMAT " is not available", i, height);
-	}
+	if (W.members_decided < height)
+		(void) decide_members(height, payload, plen);
+	batches = decided_batches(&p);
+	if (batches == NULL)
+		elog(ERROR, "the batches of decided height " UINT64_FORMAT " are not available", height);
 	memset(&m, 0, sizeof(m));
 	m.type = BFT_MSG_BLOCK_RESP;
 	m.u.resp.payload = payload;
@@ -506,16 +572,18 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		elog(ERROR, "could not encode the certificate of height " UINT64_FORMAT, height);
 	{
 		MemoryContext cxt = CurrentMemoryContext;
-		TimestampTz t0 = GetCurrentTimestamp();
 
-		if ((access("/tmp/ll_trace", F_OK) == 0)) elog(LOG, "TRACE commit h=%lu round=%u nb=%d", height, cert->round, p.nbatches);
+		W.apply.on_members = persist_members;
 		ll_apply_decision(&W.apply, height, p.time_us, dec, dlen, batches, p.nbatches);
-		if ((access("/tmp/ll_trace", F_OK) == 0)) elog(LOG, "TRACE applied h=%lu in %ld us", height, (long)(GetCurrentTimestamp() - t0));
 		MemoryContextSwitchTo(cxt);
 	}
 	for (i = 0; i < p.nbatches; i++)
 		mempool_commit(p.batch_hashes + (Size) i * 32);
 	W.next_height = height + 1;
+	ll_valset_at(&W.ms, W.next_height, &W.valset);
+	for (i = W.nmembers; i < W.ms.n; i++)
+		attach_member(i);
+	W.nmembers = W.ms.n;
 	W.last_progress = GetCurrentTimestamp();
 	pfree(batches);
 	pfree(dec);
@@ -531,11 +599,11 @@ static int	nheld = 0;			/* proposals waiting for batches */
 static void
 record_evidence(const bft_evidence *e)
 {
-	int			v = e->a.validator;
+	int			v = e->a.validator < W.valset.n ? member_of(W.valset.v[e->a.validator].pubkey) : -1;
 
 	ereport(WARNING,
 			(errmsg("validator \"%s\" of channel \"%s\" signed conflicting votes at height " UINT64_FORMAT " round %u",
-					v < W.valset.n ? W.members[v].name : "?", W.channel,
+					v >= 0 ? W.members[v].name : "?", W.channel,
 					e->a.height, e->a.round)));
 	StartTransactionCommand();
 	SPI_connect();
@@ -544,7 +612,7 @@ record_evidence(const bft_evidence *e)
 						  "VALUES ($1, $2, $3, $4, $5, $6)", 6,
 						  (Oid[]) {INT4OID, TEXTOID, INT8OID, INT4OID, TEXTOID, BYTEAOID},
 						  (Datum[]) {Int32GetDatum(W.channel_id),
-							  CStringGetTextDatum(v < W.valset.n ? W.members[v].name : "?"),
+							  CStringGetTextDatum(v >= 0 ? W.members[v].name : "?"),
 							  Int64GetDatum((int64) e->a.height), Int32GetDatum((int32) e->a.round),
 							  CStringGetTextDatum(e->a.type == BFT_MSG_PREVOTE ? "prevote" : "precommit"),
 						  PointerGetDatum(ll_bytea((const uint8 *) e, sizeof(*e)))},
@@ -695,19 +763,33 @@ maybe_propose(void)
 	uint8		value[32];
 	bft_event	ev;
 	int			n;
+	uint8	   *proposal_hashes;
 
 	if (!W.want_block || W.want_height != W.next_height)
 		return;
 	if (!TimestampDifferenceExceeds(W.want_since, GetCurrentTimestamp(),
 									W.npending == 0 ? IDLE_PROPOSE_MS : ll_propose_delay_ms))
 		return;
-	n = Min(W.npending, LL_PAYLOAD_MAX_BATCHES);
+	{
+		uint8	   *hashes = palloc((Size) Max(W.npending, 1) * 32);
+		int			k;
+
+		n = 0;
+		for (k = 0; k < W.npending && n < LL_PAYLOAD_MAX_BATCHES; k++)
+		{
+			MemBatch   *m = mempool_find(W.pending + (Size) k * 32);
+
+			if (m && m->bytes && origin_votes(m, W.want_height))
+				memcpy(hashes + (Size) n++ * 32, W.pending + (Size) k * 32, 32);
+		}
+		proposal_hashes = hashes;
+	}
 	memset(&p, 0, sizeof(p));
 	p.height = W.want_height;
 	p.prev_head = W.apply.ledger_head;
 	p.time_us = now_unix_us();
 	p.nbatches = (uint16) n;
-	p.batch_hashes = W.pending;
+	p.batch_hashes = proposal_hashes;
 	ll_buf_init(&buf, ll_palloc_realloc);
 	if (ll_payload_encode(&buf, &p) != 0 || ll_payload_value(buf.data, buf.len, value) != 0)
 		elog(ERROR, "could not encode a block payload");
@@ -1053,7 +1135,12 @@ publish_status(void)
 	s->round = (int32) bft_round(W.node);
 	s->step = 0;
 	prop = bft_proposer(&W.valset, W.next_height, bft_round(W.node));
-	strlcpy(s->proposer, prop < (uint32) W.nmembers ? W.members[prop].name : "?", NAMEDATALEN);
+	{
+		int			k = prop < W.valset.n ? member_of(W.valset.v[prop].pubkey) : -1;
+
+		strlcpy(s->proposer, k >= 0 ? W.members[k].name : "?", NAMEDATALEN);
+	}
+	s->is_validator = ll_is_validator_at(&W.ms, W.self_pub, W.next_height);
 	s->validators = (int32) W.valset.n;
 	s->quorum = (int32) bft_quorum(&W.valset);
 	s->ledger_height = W.apply.ledger_height;
@@ -1063,6 +1150,16 @@ publish_status(void)
 		LLPeerStatus *p = &s->peers[k++];
 
 		strlcpy(p->name, m->name, NAMEDATALEN);
+		if (m->link == NULL && i != W.self)
+		{
+			strlcpy(p->state, "no conninfo", sizeof(p->state));
+			strlcpy(p->message, "this node was not given a conninfo for the peer (ledger.add_peer)",
+					sizeof(p->message));
+			p->height = m->height;
+			p->last_contact = m->last_contact;
+			p->rtt_ms = -1;
+			continue;
+		}
 		if (m->link == NULL)
 		{
 			strlcpy(p->state, "self", sizeof(p->state));
@@ -1146,55 +1243,193 @@ load_channel(void)
 		W.tiers[i] = MemoryContextStrdup(TopMemoryContext, TextDatumGetCString(elems[i]));
 }
 
-static int
-tier_index(const char *name)
+/* Runtime view of member i (links for peers we know how to reach). */
+static void
+attach_member(int i)
 {
-	int			i;
+	Member	   *m = &W.members[i];
+	LLMember   *lm = &W.ms.m[i];
 
-	for (i = 0; i < W.ntiers; i++)
-		if (strcmp(W.tiers[i], name) == 0)
-			return i;
-	return 0;
+	m->name = lm->name;
+	m->pub = lm->pub;
+	m->height = -1;
+	if (memcmp(lm->pub, W.self_pub, 32) == 0)
+		W.self = i;
+	else if (m->link == NULL && lm->conninfo[0] != '\0')
+		m->link = ll_link_new(lm->name, lm->conninfo, lm->pub);
 }
 
-/* Members in pubkey order (the genesis order and validator indexes). */
 static void
 load_members(void)
 {
-	uint64		i;
+	int			i;
 
-	SPI_execute_with_args("SELECT name, pubkey, conninfo, clearance FROM ledger.peer "
-						  "WHERE channel_id = $1 AND since_height = 0 ORDER BY pubkey", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)},
-						  NULL, true, 0);
-	if (SPI_processed == 0 || SPI_processed > LL_MAX_PEERS)
+	ll_members_load(&W.ms, W.channel_id);
+	if (W.ms.n == 0)
 	{
-		ereport(LOG, (errmsg("channel \"%s\" has no peers (or too many); consensus worker exits",
-							 W.channel)));
+		ereport(LOG, (errmsg("channel \"%s\" has no peers; consensus worker exits", W.channel)));
 		proc_exit(0);
 	}
-	W.nmembers = (int) SPI_processed;
 	W.self = -1;
+	for (i = 0; i < W.ms.n; i++)
+		attach_member(i);
+	W.nmembers = W.ms.n;
+}
+
+/*
+ * Pick up members added here by ledger.add_peer() since we started (their
+ * change still to be agreed) and conninfo we did not have.
+ */
+static void
+refresh_members(void)
+{
+	LLMembership *fresh = palloc(sizeof(LLMembership));
+	int			i;
+
+	ll_members_load(fresh, W.channel_id);
+	for (i = 0; i < fresh->n; i++)
+	{
+		int			k = member_of(fresh->m[i].pub);
+
+		if (k < 0 && W.ms.n < LL_MAX_PEERS)
+		{
+			k = W.ms.n++;
+			W.ms.m[k] = fresh->m[i];
+			W.nmembers = W.ms.n;
+		}
+		else if (k >= 0 && W.ms.m[k].conninfo[0] == '\0')
+			strlcpy(W.ms.m[k].conninfo, fresh->m[i].conninfo, sizeof(W.ms.m[k].conninfo));
+		if (k >= 0)
+			attach_member(k);
+	}
+	pfree(fresh);
+}
+
+static bool
+voted_already(uint8 op, const uint8 *pub)
+{
+	int			i;
+
+	for (i = 0; i < W.ms.nvotes; i++)
+		if (W.ms.votes[i].op == op && memcmp(W.ms.votes[i].pub, pub, 32) == 0 &&
+			memcmp(W.ms.votes[i].voter, W.self_pub, 32) == 0)
+			return true;
+	return false;
+}
+
+/* Same request, same id: a request proposed twice counts once. */
+static uint64
+request_txid(uint8 op, const uint8 *pub, const char *name, const char *tier)
+{
+	ll_buf		b;
+	uint8		h[32];
+	uint64		id = 0;
+	int			i;
+
+	ll_buf_init(&b, ll_palloc_realloc);
+	ll_buf_put_u8(&b, op);
+	ll_buf_put(&b, pub, 32);
+	ll_buf_put_str(&b, name, strlen(name));
+	ll_buf_put_str(&b, tier, strlen(tier));
+	ll_sha256(b.data, b.len, h);
+	for (i = 0; i < 8; i++)
+		id = (id << 8) | h[i];
+	return id | UINT64CONST(0x8000000000000000);	/* never a transaction id */
+}
+
+/*
+ * This node's DBA asked for membership changes (ledger.add_peer or
+ * ledger.remove_peer after the first block): propose them as this
+ * member's votes until they are decided.
+ */
+static void
+propose_requests(void)
+{
+	ll_batch_builder bb;
+	ll_buf		out,
+				content;
+	uint8		hash[32];
+	int			nreq = 0;
+	uint64		i;
+
+	if (!ll_is_validator_at(&W.ms, W.self_pub, W.next_height))
+		return;
+	SPI_execute_with_args("SELECT name, pubkey, clearance, since_height IS NULL FROM ledger.peer "
+						  "WHERE channel_id = $1 AND (since_height IS NULL OR "
+						  "(remove_requested AND until_height IS NULL))", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)}, NULL, true, 0);
+	if (SPI_processed == 0)
+		return;
+	ll_buf_init(&out, ll_palloc_realloc);
+	ll_buf_init(&content, ll_palloc_realloc);
+	ll_batch_begin(&bb, &out, &content, MAX_BATCH_BYTES, W.chain_id, W.self_pub,
+				   ++W.batch_seq, now_unix_us());
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
 		TupleDesc	td = SPI_tuptable->tupdesc;
-		Member	   *m = &W.members[i];
 		bool		isnull;
-		bytea	   *k = DatumGetByteaPP(SPI_getbinval(t, td, 2, &isnull));
+		char	   *name = SPI_getvalue(t, td, 1);
+		const uint8 *pub = (const uint8 *) VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(t, td, 2, &isnull)));
+		char	   *tier = SPI_getvalue(t, td, 3);
+		bool		add = DatumGetBool(SPI_getbinval(t, td, 4, &isnull));
+		uint8		op = add ? LL_TX_ADD_MEMBER : LL_TX_REMOVE_MEMBER;
+		ll_wire_str n = {name, strlen(name)};
+		ll_wire_str tr = {tier, strlen(tier)};
 
-		strlcpy(m->name, SPI_getvalue(t, td, 1), NAMEDATALEN);
-		memcpy(m->pub, VARDATA_ANY(k), 32);
-		m->tier = tier_index(SPI_getvalue(t, td, 4));
-		m->height = -1;
-		if (memcmp(m->pub, W.self_pub, 32) == 0)
-			W.self = (int) i;
+		if (voted_already(op, pub))
+			continue;
+		if (add)
+			ll_batch_add_member_tx(&bb, request_txid(op, pub, name, tier), pub, n, tr);
 		else
-			m->link = ll_link_new(m->name, SPI_getvalue(t, td, 3), m->pub);
-		W.valset.v[i].power = 1;
-		memcpy(W.valset.v[i].pubkey, m->pub, 32);
+			ll_batch_remove_member_tx(&bb, request_txid(op, pub, "", ""), pub);
+		nreq++;
 	}
-	W.valset.n = (uint32) W.nmembers;
+	if (nreq > 0 && ll_batch_finish(&bb, cb_sign, NULL, hash) == 0)
+	{
+		mempool_add(hash, out.data, out.len);
+		send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
+	}
+}
+
+static void compute_chain_id(void);
+
+/* Before any decision the DBA may still be adding the genesis members. */
+static bool
+genesis_changed(void)
+{
+	uint8		before[32];
+	bool		changed;
+
+	memcpy(before, W.chain_id, 32);
+	ll_members_load(&W.ms, W.channel_id);
+	compute_chain_id();
+	changed = memcmp(before, W.chain_id, 32) != 0;
+	return changed;
+}
+
+static void
+membership_round(void)
+{
+	if (!TimestampDifferenceExceeds(W.last_refresh, GetCurrentTimestamp(), 1000))
+		return;
+	W.last_refresh = GetCurrentTimestamp();
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (W.next_height == 1 && genesis_changed())
+	{
+		ereport(LOG,
+				(errmsg("channel \"%s\": members changed before the first decision; restarting with the new genesis",
+						W.channel)));
+		proc_exit(1);
+	}
+	refresh_members();
+	propose_requests();
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }
 
 static void
@@ -1202,24 +1437,19 @@ compute_chain_id(void)
 {
 	ll_wire_str ch = {W.channel, strlen(W.channel)};
 	ll_wire_str *tiers = palloc(sizeof(ll_wire_str) * W.ntiers);
-	ll_member  *mem = palloc(sizeof(ll_member) * W.nmembers);
+	ll_member  *mem = palloc(sizeof(ll_member) * LL_MAX_PEERS);
 	ll_buf		g;
-	int			i;
+	int			i,
+				n;
 
 	for (i = 0; i < W.ntiers; i++)
 	{
 		tiers[i].ptr = W.tiers[i];
 		tiers[i].len = strlen(W.tiers[i]);
 	}
-	for (i = 0; i < W.nmembers; i++)
-	{
-		mem[i].pubkey = W.members[i].pub;
-		mem[i].name.ptr = W.members[i].name;
-		mem[i].name.len = strlen(W.members[i].name);
-		mem[i].tier = tiers[W.members[i].tier];
-	}
+	n = ll_members_genesis(&W.ms, mem, tiers, W.ntiers, W.tiers);
 	ll_buf_init(&g, ll_palloc_realloc);
-	if (ll_genesis_encode(&g, ch, tiers, W.ntiers, mem, W.nmembers) != 0 ||
+	if (ll_genesis_encode(&g, ch, tiers, W.ntiers, mem, n) != 0 ||
 		ll_genesis_hash(g.data, g.len, W.chain_id) != 0)
 		elog(ERROR, "could not encode the genesis of channel \"%s\"", W.channel);
 }
@@ -1270,7 +1500,26 @@ start_core(void)
 
 	W.node = bft_init(W.node_mem, &W.cfg);
 	st->height = W.next_height;
+	ll_valset_at(&W.ms, W.next_height, &W.valset);
 	st->valset = W.valset;
+	{
+		uint64		h;
+		bft_valset	prev = W.valset;
+
+		for (h = W.next_height + 1; h <= W.next_height + BFT_VALSET_DELAY; h++)
+		{
+			bft_valset	vs;
+
+			ll_valset_at(&W.ms, h, &vs);
+			if (memcmp(&vs, &prev, sizeof(vs)) != 0)
+			{
+				st->pending[st->npending].height = h;
+				st->pending[st->npending].set = vs;
+				st->npending++;
+			}
+			prev = vs;
+		}
+	}
 	st->has_persist = state_load(&st->persist);
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = BFT_EV_START;
@@ -1297,6 +1546,7 @@ setup_core(void)
 	W.cfg.cb.verify = cb_verify;
 	W.cfg.cb.validate = cb_validate;
 	W.cfg.cb.persist = cb_persist;
+	W.cfg.cb.valset_change = cb_valset_change;
 	W.node_mem = MemoryContextAllocZero(TopMemoryContext, bft_node_size());
 	W.out = MemoryContextAllocZero(TopMemoryContext, sizeof(bft_output));
 }
@@ -1517,6 +1767,7 @@ ll_consensus_main(Datum main_arg)
 		fire_timers();
 		maybe_propose();
 		send_hellos();
+		membership_round();
 		maybe_catch_up();
 		service_links();
 		publish_status();

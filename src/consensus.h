@@ -66,6 +66,7 @@ typedef struct LLConsSlot
 	int32		validators;
 	int32		quorum;
 	int64		ledger_height;
+	bool		is_validator;	/* this node votes at the current height */
 	/* transaction being applied, for conflict detection (see capture.c) */
 	pg_atomic_uint64 applying;	/* 0 or a running counter while inserting */
 	int			npeers;
@@ -135,6 +136,8 @@ typedef struct LLApply
 	int64		ledger_height;	/* in/out: local chain head */
 	uint8		ledger_head[32];
 	int			local_done;		/* local transactions finished by the block */
+	/* called inside the block's transaction, before it commits */
+	void		(*on_members) (void *arg, uint64 height);
 } LLApply;
 
 struct ll_batch;

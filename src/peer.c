@@ -320,13 +320,18 @@ parse_pubkey(const char *hex, uint8 out[32])
 	hex_decode(hex, 64, (char *) out);
 }
 
+/*
+ * Past its genesis once it has a block or a consensus decision (even an
+ * empty one): from then on the members are part of every signature.
+ */
 static int64
 channel_head_height(int32 channel_id)
 {
 	bool		isnull;
 	Datum		d;
 
-	SPI_execute_with_args("SELECT max(height) FROM ledger.block WHERE channel_id = $1",
+	SPI_execute_with_args("SELECT greatest((SELECT max(height) FROM ledger.block WHERE channel_id = $1), "
+						  "(SELECT max(height) FROM ledger.consensus_log WHERE channel_id = $1))",
 						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
 						  NULL, false, 1);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -456,19 +461,20 @@ ll_add_peer(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is not a tier of channel \"%s\"", clearance, ch.name)));
 	check_new_member(ch.id, name, pub);
 	head = channel_head_height(ch.id);
-	if (head > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("channel \"%s\" already has blocks", ch.name),
-				 errdetail("Members are fixed in the channel's genesis, before its first block."),
-				 errhint("Membership changes after the first block are not supported yet.")));
 	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height) "
-						  "VALUES ($1, $2, $3, $4, $5, 0)", 5,
-						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID},
+						  "VALUES ($1, $2, $3, $4, $5, $6)", 6,
+						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, INT8OID},
 						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name),
 							  PointerGetDatum(ll_bytea(pub, 32)), CStringGetTextDatum(conninfo),
-						  CStringGetTextDatum(clearance)}, NULL, false, 0);
-	make_genesis_deterministic(ch.id);
+						  CStringGetTextDatum(clearance), Int64GetDatum(0)},
+						  head > 0 ? "     n" : "      ", false, 0);
+	if (head <= 0)
+		make_genesis_deterministic(ch.id);
+	else
+		ereport(NOTICE,
+				(errmsg("adding peer \"%s\" to channel \"%s\" is now a membership change", name, ch.name),
+				 errdetail("It takes effect two heights after members holding a quorum of the votes have asked for it."),
+				 errhint("Run the same ledger.add_peer() call on the other members; see ledger.peers.")));
 	if (ll_cons != NULL && reserve_slot(ch.id, ch.name) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -488,19 +494,29 @@ ll_remove_peer(PG_FUNCTION_ARGS)
 	SPI_connect();
 	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
 	if (channel_head_height(ch.id) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("channel \"%s\" already has blocks", ch.name),
-				 errhint("Membership changes after the first block are not supported yet.")));
-	SPI_execute_with_args("DELETE FROM ledger.peer WHERE channel_id = $1 AND name = $2", 2,
-						  (Oid[]) {INT4OID, TEXTOID},
-						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name)},
-						  NULL, false, 0);
+	{
+		SPI_execute_with_args("UPDATE ledger.peer SET remove_requested = true WHERE channel_id = $1 "
+							  "AND name = $2 AND until_height IS NULL", 2,
+							  (Oid[]) {INT4OID, TEXTOID},
+							  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name)},
+							  NULL, false, 0);
+		if (SPI_processed == 1)
+			ereport(NOTICE,
+					(errmsg("removing peer \"%s\" from channel \"%s\" is now a membership change", name, ch.name),
+					 errdetail("It takes effect two heights after members holding a quorum of the votes have asked for it."),
+					 errhint("Run the same ledger.remove_peer() call on the other members; see ledger.peers.")));
+	}
+	else
+		SPI_execute_with_args("DELETE FROM ledger.peer WHERE channel_id = $1 AND name = $2", 2,
+							  (Oid[]) {INT4OID, TEXTOID},
+							  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name)},
+							  NULL, false, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("channel \"%s\" has no peer named \"%s\"", ch.name, name)));
+				 errmsg("channel \"%s\" has no current peer named \"%s\"", ch.name, name)));
 	SPI_finish();
+	ll_wake_worker();
 	PG_RETURN_VOID();
 }
 
@@ -733,8 +749,10 @@ ll_launch_consensus_workers(void)
 
 	if (ll_cons == NULL)
 		return;
-	SPI_execute("SELECT DISTINCT c.channel_id, c.name FROM ledger.channel c "
-				"JOIN ledger.peer p USING (channel_id) ORDER BY 1", true, 0);
+	/* one member alone would decide blocks while the DBA still adds the others */
+	SPI_execute("SELECT c.channel_id, c.name FROM ledger.channel c "
+				"JOIN ledger.peer p USING (channel_id) GROUP BY 1, 2 HAVING count(*) >= 2 ORDER BY 1",
+				true, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

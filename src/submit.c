@@ -216,6 +216,12 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	slot = ll_cons_slot_for(chan);
 	if (slot == NULL)
 		elog(ERROR, "multi-peer channel %d lost its consensus slot", chan);
+	if (slot->pid != 0 && slot->height > 0 && !slot->is_validator)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is not a voting member of ledger channel \"%s\"", slot->channel),
+				 errdetail("Only members append to a multi-peer channel; this node follows it."),
+				 errhint("See ledger.peers: a joining node votes once the members have agreed to add it.")));
 	if (!have_self)
 	{
 		if (!ll_load_node_key(seed, self, false))
