@@ -1,61 +1,94 @@
 #!/usr/bin/env bash
 # The loopledger demo, from nothing:
 #   bash test/demo.sh
-# Installs what is missing, builds, starts a throwaway PostgreSQL cluster in
-# .tmp/demo, plays a short customs-clearance story through plain SQL, checks
-# a row's proof offline with loopledger_verify, then tampers with the table
-# the way only a superuser could and shows ledger.verify catching it.
+# Installs what is missing, builds, and starts four throwaway PostgreSQL
+# servers in .tmp/ - one per organisation of a customs-clearance
+# consortium: the customs service, two couriers and a marketplace.  They
+# share one ledger channel and agree on every block with BFT consensus.
+# The story is plain SQL on each organisation's own database; mid-way one
+# courier's server is killed, the others carry on, and the restarted server
+# catches up.  At the end a row's proof is checked offline and a tampered
+# copy is caught.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/test/lib.sh"
+source "$ROOT/test/multinode.sh"
 
 PORT=${LOOPLEDGER_DEMO_PORT:-55470}
+MN_PREFIX=demo_
+ORG=(none customs fastship quickparcel shopmall)
 ensure_packages
 build_and_install
 
-say "starting a throwaway PostgreSQL 15 cluster in $TMP/demo (port $PORT)"
-trap 'stop_cluster demo' EXIT
-start_cluster demo "$PORT" "loopledger.block_interval = 50ms"
-export PGHOST="$TMP/demo" PGPORT="$PORT" PGUSER=postgres PGDATABASE=ledger
-q() { psql -X -v ON_ERROR_STOP=1 "$@"; }
-show() { printf '\n\033[36m%s\033[0m\n' "$*"; q -c "$*"; }
+say "starting four organisations' PostgreSQL 15 servers in $TMP/demo_* (ports $((PORT + 1))-$((PORT + 4)))"
+trap 'stop_nodes' EXIT
+start_nodes 4 "$PORT" "loopledger.block_interval = 50ms"
+at() { local i=$1; shift; node_psql "$i" -v ON_ERROR_STOP=1 "$@"; }
+show() {
+	local i=$1; shift
+	printf '\n\033[36m%s@%s=# %s\033[0m\n' "${ORG[$i]}" "$(node_name "$i")" "$*"
+	at "$i" -c "$*"
+}
 
-say "1. the customs service sets up a ledger"
-show "CREATE EXTENSION loopledger"
-show "SELECT ledger.create_channel('customs', ARRAY['public','partner','customs'])"
-q -qc "CREATE TABLE declarations (id bigint PRIMARY KEY, parcel text, hs_code text,
-       value numeric(12,2), importer text, courier text, status text,
-       filed_at timestamptz DEFAULT now(), tier text DEFAULT 'public')"
-show "SELECT ledger.enable_table('declarations', 'customs', tier_column => 'tier')"
+say "1. every organisation creates its node key; all agree on the channel and its members"
+for i in 1 2 3 4; do KEY[i]=$(at "$i" -Atc "SELECT ledger.node_key()"); echo "  ${ORG[$i]}: ${KEY[$i]}"; done
+CLEAR=(none customs partner partner partner)
+for i in 1 2 3 4; do
+	at "$i" -qAtc "SELECT ledger.create_channel('customs', ARRAY['public','partner','customs'])" >/dev/null
+	for j in 1 2 3 4; do
+		at "$i" -qAtc "SELECT ledger.add_peer('customs', '${ORG[$j]}', '$(node_conninfo "$j")', '${KEY[$j]}', clearance => '${CLEAR[$j]}')" >/dev/null
+	done
+	at "$i" -qc "CREATE TABLE declarations (id text PRIMARY KEY, parcel text, hs_code text,
+	             value numeric(12,2), importer text, filed_by text, status text,
+	             filed_at timestamptz DEFAULT now(), tier text DEFAULT 'public');
+	             SELECT ledger.enable_table('declarations', 'customs', tier_column => 'tier')" >/dev/null
+done
+printf '\n  (the same create_channel, add_peer and enable_table calls ran on all four servers)\n'
+show 1 "SELECT channel, name, clearance, state FROM ledger.peers ORDER BY name"
+sleep 1
+show 1 "SELECT channel, height, validators, quorum, proposer FROM ledger.consensus_status"
 
-say "2. couriers, shops and the customs service write with plain INSERT"
-show "INSERT INTO declarations (id, parcel, hs_code, value, importer, courier, status, tier) VALUES
-  (1, 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'FastShip', 'filed',    'partner'),
-  (2, 'KR-1002', '6403.99',   89.90, 'Shoe Palace',      'FastShip', 'filed',    'public'),
-  (3, 'KR-1003', '3304.99',   45.00, 'Glow Cosmetics',   'QuickParcel', 'filed', 'public')"
-show "INSERT INTO declarations (id, parcel, hs_code, value, importer, courier, status, tier) VALUES
-  (4, 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'FastShip', 'inspected: value confirmed', 'customs'),
-  (5, 'KR-1003', '3304.99',   45.00, 'Glow Cosmetics',   'QuickParcel', 'cleared', 'public')"
-say "   a correction is a new row: UPDATE and DELETE are refused, even for the owner"
-q -c "UPDATE declarations SET value = 1.00 WHERE id = 1" || true
-show "INSERT INTO declarations (id, parcel, hs_code, value, importer, courier, status, tier) VALUES
-  (6, 'KR-1002', '6403.99', 89.90, 'Shoe Palace', 'FastShip', 'duty paid: 12.40', 'partner')"
+say "2. each organisation writes with plain INSERT on its own server"
+show 2 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status, tier) VALUES
+  ('D-1001', 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'fastship', 'filed', 'partner'),
+  ('D-1002', 'KR-1002', '6403.99',   89.90, 'Shoe Palace',      'fastship', 'filed', 'public') RETURNING id, ledger_entry"
+show 3 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status) VALUES
+  ('D-2001', 'KR-2001', '3304.99', 45.00, 'Glow Cosmetics', 'quickparcel', 'filed')"
+show 4 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status) VALUES
+  ('M-1002', 'KR-1002', '6403.99', 89.90, 'Shoe Palace', 'shopmall', 'order paid')"
+show 1 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status, tier) VALUES
+  ('C-1001', 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'customs', 'inspected: value confirmed', 'customs')"
+say "   the same row is on every server, in the same block"
+for i in 1 2 3 4; do
+	printf '  %-12s %s\n' "${ORG[$i]}" "$(at "$i" -Atc "SELECT count(*) || ' rows, head ' || left(ledger.digest('customs')->>'block_hash', 16) FROM declarations")"
+done
 
-say "3. every row is hashed, sealed in a block, and chained"
-show "SELECT d.id, d.parcel, d.status, h.block_height, h.position, left(encode(h.row_hash, 'hex'), 16) AS row_hash, h.status AS ledger
-      FROM ledger.history('declarations') h JOIN declarations d ON d.ledger_entry = h.entry ORDER BY h.entry"
-show "SELECT height, left(block_hash, 16) AS block_hash, left(prev_hash, 16) AS prev_hash, tx_count, row_count FROM ledger.blocks WHERE channel = 'customs'"
-show "SELECT * FROM ledger.verify('customs')"
+say "3. two couriers file the same declaration at the same moment: the agreed order decides"
+( at 2 -qc "INSERT INTO declarations (id, parcel, filed_by, status) VALUES ('D-3000', 'KR-3000', 'fastship', 'filed')" 2>&1 | sed 's/^/  fastship:    /' ) &
+( at 3 -qc "INSERT INTO declarations (id, parcel, filed_by, status) VALUES ('D-3000', 'KR-3000', 'quickparcel', 'filed')" 2>&1 | sed 's/^/  quickparcel: /' ) &
+wait
+show 4 "SELECT id, filed_by, status FROM declarations WHERE id = 'D-3000'"
 
-say "4. the importer keeps a digest and a proof, and checks them without the database"
-q -Atc "SELECT ledger.digest('customs')" > "$TMP/demo/digest.json"
-q -Atc "SELECT ledger.proof('customs', (SELECT ledger_entry FROM declarations WHERE id = 4))" > "$TMP/demo/proof.json"
-echo "digest: $(cat "$TMP/demo/digest.json")"
-python3 -m json.tool "$TMP/demo/proof.json" | head -30
-echo "  ..."
+say "4. quickparcel's server crashes (kill -9); the other three carry on"
+kill9_node 3
+echo "  $(node_name 3) killed"
+for k in 1 2 3 4 5; do
+	at 2 -qc "INSERT INTO declarations (id, parcel, filed_by, status) VALUES ('D-40$k', 'KR-40$k', 'fastship', 'filed')"
+done
+show 1 "SELECT id, filed_by, status FROM declarations WHERE id LIKE 'D-40%' ORDER BY id"
+show 1 "SELECT name, state, last_height, lag FROM ledger.peers ORDER BY name"
+say "   quickparcel restarts and catches up, verifying every block's certificate"
+restart_node 3
+wait_converged customs 60
+for i in 1 2 3 4; do
+	printf '  %-12s %s\n' "${ORG[$i]}" "$(at "$i" -Atc "SELECT count(*) || ' rows, height ' || (ledger.digest('customs')->>'height') || ', head ' || left(ledger.digest('customs')->>'block_hash', 16) || ', verify problems: ' || (SELECT count(*) FROM ledger.verify('customs')) FROM declarations")"
+done
+
+say "5. the importer keeps a digest and a proof, and checks them without any database"
+at 4 -Atc "SELECT ledger.digest('customs')" > "$TMP/demo_4/digest.json"
+at 4 -Atc "SELECT ledger.proof('customs', (SELECT ledger_entry FROM declarations WHERE id = 'M-1002'))" > "$TMP/demo_4/proof.json"
 printf '\n\033[36m$ loopledger_verify proof.json digest.json\033[0m\n'
-"$ROOT/loopledger_verify" "$TMP/demo/proof.json" "$TMP/demo/digest.json"
-printf '\n\033[36m$ loopledger_verify forged-proof.json digest.json   (value changed to 1.00)\033[0m\n'
-python3 - "$TMP/demo/proof.json" "$TMP/demo/forged.json" <<'PY'
+"$ROOT/loopledger_verify" "$TMP/demo_4/proof.json" "$TMP/demo_4/digest.json"
+python3 - "$TMP/demo_4/proof.json" "$TMP/demo_4/forged.json" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[1]))
 for c in p["columns"]:
@@ -63,20 +96,12 @@ for c in p["columns"]:
         c["value"] = "1.00"
 json.dump(p, open(sys.argv[2], "w"))
 PY
-"$ROOT/loopledger_verify" "$TMP/demo/forged.json" "$TMP/demo/digest.json" || true
+printf '\n\033[36m$ loopledger_verify forged-proof.json digest.json   (value changed to 1.00)\033[0m\n'
+"$ROOT/loopledger_verify" "$TMP/demo_4/forged.json" "$TMP/demo_4/digest.json" || true
 
-say "5. a superuser bypasses the guards and rewrites history"
-show "SET session_replication_role = replica;
-      UPDATE declarations SET value = 1.00 WHERE id = 1;
-      DELETE FROM declarations WHERE id = 6;
-      INSERT INTO declarations (id, parcel, hs_code, value, importer, courier, status) VALUES (7, 'KR-9999', '9999.99', 0, 'Nobody', 'Ghost', 'cleared');"
-say "   ledger.verify catches every change"
-show "SELECT * FROM ledger.verify('customs')"
-show "SELECT ledger.verify_digest('$(cat "$TMP/demo/digest.json")'::jsonb) AS digest_still_holds"
-say "   and the block headers themselves are protected too"
-q -qc "ALTER TABLE ledger.block DISABLE TRIGGER block_append_only;
-       UPDATE ledger.block SET time_us = time_us + 1 WHERE height = 1 AND channel_id = (SELECT channel_id FROM ledger.channel WHERE name = 'customs')"
-show "SELECT ledger.verify_digest('$(cat "$TMP/demo/digest.json")'::jsonb) AS digest_still_holds"
-show "SELECT * FROM ledger.verify('customs') WHERE problem LIKE 'block%'"
+say "6. a superuser at the marketplace rewrites its own copy; its own verify and the other members see it"
+at 4 -qc "SET session_replication_role = replica; UPDATE declarations SET value = 1.00 WHERE id = 'M-1002'"
+show 4 "SELECT * FROM ledger.verify('customs')"
+show 1 "SELECT ledger.verify_digest('$(cat "$TMP/demo_4/digest.json")'::jsonb) AS customs_accepts_marketplace_digest"
 
-say "demo finished; the cluster in $TMP/demo is stopped and can be deleted"
+say "demo finished; the four servers are stopped and $TMP/demo_* can be deleted"

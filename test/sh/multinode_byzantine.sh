@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# One of four peers is Byzantine.  The fault injection lives only in a test
+# build (make LL_FAULT_INJECTION=1, src/fault.c), built here in a copy of
+# the tree and installed for this test only; the release build is put back
+# on exit.  Node 4 then sends equivocating proposals and votes (properly
+# signed), forged signatures, garbage frames and replays of old messages,
+# one kind after another and all mixed, while nodes 1-3 take writes.  The
+# three honest nodes must keep committing, never diverge, verify clean and
+# record the equivocation as evidence.  TAP output.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$ROOT/test/lib.sh"
+source "$ROOT/test/multinode.sh"
+source "$ROOT/test/tap.sh"
+set +e
+MN_PREFIX=byz
+BASE=${LOOPLEDGER_BYZ_PORT:-55860}
+BUILD="$TMP/byzbuild"
+
+restore_release() {
+	stop_nodes >/dev/null 2>&1
+	as_root make -C "$ROOT" -s install PG_CONFIG=$PG_BIN/pg_config >/dev/null 2>&1
+}
+trap restore_release EXIT
+
+rm -rf "$BUILD" && mkdir -p "$BUILD"
+cp -r "$ROOT/src" "$ROOT/sql" "$ROOT/Makefile" "$ROOT/loopledger.control" "$BUILD/"
+mkdir -p "$BUILD/test" && cp "$ROOT/test/bft.mk" "$BUILD/test/" 2>/dev/null
+rm -f "$BUILD"/src/*.o "$BUILD"/src/*.bc
+make -C "$BUILD" -s LL_FAULT_INJECTION=1 PG_CONFIG=$PG_BIN/pg_config >/dev/null 2>&1 &&
+	as_root make -C "$BUILD" -s install LL_FAULT_INJECTION=1 PG_CONFIG=$PG_BIN/pg_config >/dev/null 2>&1
+ok $? "test build with fault injection built and installed"
+nm -D "$ROOT/loopledger.so" 2>/dev/null | grep -q ll_fault_consensus
+ok $(( $? == 0 )) "the release build has no fault injection"
+
+start_nodes 4 "$BASE" "loopledger.propose_delay = 2ms" >/dev/null
+ok $? "start 4 nodes"
+setup_channel customs "ARRAY['public','partner','customs']" 4
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "CREATE TABLE parcel(id text PRIMARY KEY, status text, tier text);
+	                    SELECT ledger.enable_table('parcel', 'customs', 'tier')" >/dev/null
+done
+node_psql 4 -Atc "SHOW loopledger.fault" >/dev/null 2>&1
+ok $? "node 4 has the test-only setting loopledger.fault"
+
+honest_head() {
+	for i in 1 2 3; do node_psql "$i" -Atc "SELECT ledger.digest('customs')->>'block_hash'"; done | sort -u | wc -l
+}
+
+# load on the honest nodes; every INSERT must commit
+load() {
+	local tag=$1 i pids=() rc=0
+	for i in 1 2 3; do
+		(
+			for k in $(seq 1 40); do
+				node_psql "$i" -qc "INSERT INTO parcel VALUES ('$tag-$i-$k', 'ok', 'public')" >/dev/null || exit 1
+			done
+		) &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || rc=1; done
+	return $rc
+}
+
+count=0
+for mode in equivocate forge garbage replay all; do
+	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
+		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
+	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
+	PGOPTIONS="-c statement_timeout=60s" load "$mode"
+	ok $? "fault '$mode': 120 inserts on the honest nodes all commit"
+	count=$((count + 120))
+	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
+	ok $(( h1 > h0 ? 0 : 1 )) "fault '$mode': consensus advanced ($h0 -> $h1)"
+	MN_NODES=3 wait_converged customs 30
+	ok $? "fault '$mode': the honest nodes agree on the head"
+done
+MN_NODES=4
+
+for i in 1 2 3; do
+	is "$(node_psql "$i" -Atc "SELECT count(*) FROM parcel")" "$count" "node $i holds every committed row"
+	is "$(node_psql "$i" -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node $i verifies clean"
+done
+is "$(honest_head)" 1 "one head on the three honest nodes"
+ev=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.evidence WHERE validator = 'byz4'"; done | awk '{s += $1} END {print s + 0}')
+ok $(( ev > 0 ? 0 : 1 )) "equivocation of byz4 recorded as evidence ($ev records)"
+other=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.evidence WHERE validator <> 'byz4'"; done | awk '{s += $1} END {print s + 0}')
+is "$other" 0 "no honest node is accused"
+
+# the liar turns honest again and catches up
+node_psql 4 -qc "ALTER SYSTEM RESET loopledger.fault" >/dev/null && node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
+node_psql 1 -qc "INSERT INTO parcel VALUES ('after', 'ok', 'public')" >/dev/null
+wait_converged customs 30
+ok $? "node 4 back to honest converges with the others"
+
+echo "1..$n"
+[ "$failed" = 0 ]
