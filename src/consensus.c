@@ -286,6 +286,10 @@ mempool_commit(const uint8 *hash)
  * Sending
  * --------------------------------------------------------------------- */
 
+/*
+ * Queue a frame for one peer or all.  Peers with another genesis only get
+ * hellos, so that they too can tell their DBA about the mismatch.
+ */
 static void
 send_frame(int to, uint8 kind, const uint8 *body, size_t len)
 {
@@ -296,7 +300,8 @@ send_frame(int to, uint8 kind, const uint8 *body, size_t len)
 	ll_frame_append(&f, kind, body, len);
 	for (i = 0; i < W.nmembers; i++)
 	{
-		if (W.members[i].link == NULL || W.members[i].mismatch)
+		if (W.members[i].link == NULL ||
+			(W.members[i].mismatch && kind != LL_FRAME_HELLO))
 			continue;
 		if (to == BFT_TO_ALL || to == i)
 			ll_link_queue(W.members[i].link, f.data, f.len);
@@ -1048,6 +1053,25 @@ add_tx_rows(ll_batch_builder *bb, const LLTxHeader *h, const char *body)
 	}
 }
 
+/*
+ * A node that does not vote (joining, removed) must not put transactions
+ * in batches: they could be ordered later, after their client was told
+ * they failed.  Their backends are told now.
+ */
+static void
+refuse_tx(const LLTxHeader *h)
+{
+	LLTxWait   *w = &ll_cons->waits[h->procno];
+
+	if (w->txid != h->txid || pg_atomic_read_u32(&w->state) != LL_TX_SUBMITTED)
+		return;
+	strlcpy(w->message, "This node is not a voting member of the channel (yet or any more).",
+			sizeof(w->message));
+	pg_write_barrier();
+	pg_atomic_write_u32(&w->state, LL_TX_REJECTED);
+	SetLatch(&ProcGlobal->allProcs[h->procno].procLatch);
+}
+
 static void
 process_txq(void)
 {
@@ -1059,6 +1083,7 @@ process_txq(void)
 	uint8		hash[32];
 	int			ntx = 0;
 	uint64		gen = pg_atomic_read_u64(&W.slot->generation);
+	bool		voting = ll_is_validator_at(&W.ms, W.self_pub, W.next_height);
 
 	if (n == 0)
 		return;
@@ -1071,7 +1096,9 @@ process_txq(void)
 		LLTxHeader h;
 
 		memcpy(&h, W.txq_buf + off, sizeof(h));
-		if (h.generation == gen)
+		if (h.generation == gen && !voting)
+			refuse_tx(&h);
+		else if (h.generation == gen)
 		{
 			add_tx_rows(&bb, &h, W.txq_buf + off + sizeof(h));
 			ntx++;

@@ -141,6 +141,18 @@ record_outcome(LLTxWait *w)
 	table_close(rel, RowExclusiveLock);
 }
 
+/* Only voting members append; a joining or removed node follows. */
+static void
+check_member(LLConsSlot *slot)
+{
+	if (slot->pid != 0 && slot->height > 0 && !slot->is_validator)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is not a voting member of ledger channel \"%s\"", slot->channel),
+				 errdetail("Only members append to a multi-peer channel; this node follows it."),
+				 errhint("See ledger.peers: a joining node votes once the members have agreed to add it.")));
+}
+
 static void
 rejected(const char *why)
 {
@@ -169,6 +181,7 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 			pgstat_report_wait_end();
 			rejected(w->message);
 		}
+		check_member(slot);
 		if (worker_waits_for_me(slot))
 		{
 			if (++blocked >= 2)
@@ -216,12 +229,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	slot = ll_cons_slot_for(chan);
 	if (slot == NULL)
 		elog(ERROR, "multi-peer channel %d lost its consensus slot", chan);
-	if (slot->pid != 0 && slot->height > 0 && !slot->is_validator)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this node is not a voting member of ledger channel \"%s\"", slot->channel),
-				 errdetail("Only members append to a multi-peer channel; this node follows it."),
-				 errhint("See ledger.peers: a joining node votes once the members have agreed to add it.")));
+	check_member(slot);
 	if (!have_self)
 	{
 		if (!ll_load_node_key(seed, self, false))
