@@ -49,7 +49,8 @@ ALTER TABLE ledger.block ALTER COLUMN entries SET STORAGE EXTERNAL;
 -- transaction and channel, same packing as ledger.block.entries.
 CREATE TABLE ledger.pending (
 	channel_id	integer NOT NULL,
-	entries		bytea NOT NULL
+	entries		bytea NOT NULL,
+	txid		bigint			-- multi-peer channels: waits for its agreed block
 );
 ALTER TABLE ledger.pending ALTER COLUMN entries SET STORAGE EXTERNAL;
 -- Every record is deleted right after it is sealed: vacuum early so the

@@ -319,12 +319,14 @@ tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
 {
 	Datum		args[4];
 	bool		isnull;
+	char	   *status;
+	Datum		h;
 
 	if (seen_plan == NULL)
 	{
-		seen_plan = SPI_prepare("SELECT height = $4 AND status = 'accepted' FROM ledger.txlog "
-								"WHERE channel_id = $1 AND origin = $2 AND txid = $3", 4,
-								(Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID});
+		seen_plan = SPI_prepare("SELECT status, height FROM ledger.txlog "
+								"WHERE channel_id = $1 AND origin = $2 AND txid = $3", 3,
+								(Oid[]) {INT4OID, BYTEAOID, INT8OID});
 		if (seen_plan == NULL)
 			elog(ERROR, "could not prepare the ledger.txlog probe");
 		SPI_keepplan(seen_plan);
@@ -332,13 +334,36 @@ tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
 	args[0] = Int32GetDatum(a->channel_id);
 	args[1] = PointerGetDatum(ll_bytea(origin, 32));
 	args[2] = Int64GetDatum((int64) txid);
-	args[3] = Int64GetDatum((int64) height);
 	if (SPI_execute_plan(seen_plan, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not probe ledger.txlog");
 	if (SPI_processed == 0)
 		return 0;
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))
-		? 'a' : 'd';
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (strcmp(status, "pending") == 0)
+		return 'p';
+	if (!isnull && DatumGetInt64(h) == (int64) height && strcmp(status, "accepted") == 0)
+		return 'a';
+	return 'd';
+}
+
+/*
+ * A local transaction that committed without waiting for the order (its
+ * rows cannot be refused): it takes its place now.
+ */
+static void
+settle_pending(const LLApply *a, uint64 height, const uint8 *origin, uint64 txid, int pos)
+{
+	SPI_execute_with_args("UPDATE ledger.txlog SET status = 'accepted', height = $4, \"position\" = $5 "
+						  "WHERE channel_id = $1 AND origin = $2 AND txid = $3", 5,
+						  (Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID, INT4OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(origin, 32)),
+							  Int64GetDatum((int64) txid), Int64GetDatum((int64) height),
+						  Int32GetDatum(pos)}, NULL, false, 0);
+	SPI_execute_with_args("DELETE FROM ledger.pending WHERE channel_id = $1 AND txid = $2", 2,
+						  (Oid[]) {INT4OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) txid)},
+						  NULL, false, 0);
 }
 
 /* Recorded by a backend that ended before telling us how: ask ledger.txlog. */
@@ -362,8 +387,10 @@ local_waiter(const LLApply *a, uint64 txid, int *procno)
 	{
 		LLTxWait   *w = &ll_cons->waits[i];
 
+		uint32		st = pg_atomic_read_u32(&w->state);
+
 		if (w->txid == txid && w->channel_id == a->channel_id &&
-			pg_atomic_read_u32(&w->state) == LL_TX_SUBMITTED)
+			(st == LL_TX_SUBMITTED || st == LL_TX_ASYNC))
 		{
 			*procno = i;
 			return w;
@@ -558,6 +585,22 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 }
 
 static void
+wait_async(LLTxWait *w, int procno, uint64 txid)
+{
+	PGPROC	   *proc = &ProcGlobal->allProcs[procno];
+	int			pid = w->pid;
+
+	while (w->txid == txid && proc->pid == pid &&
+		   pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void
 apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx, int pos)
 {
 	char		seen = tx_seen(r->a, b->origin, tx->txid, r->height);
@@ -575,6 +618,20 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		return;
 	if (memcmp(b->origin, r->a->self, 32) == 0)
 		w = local_waiter(r->a, tx->txid, &procno);
+	if (w != NULL && pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
+	{
+		/* still committing without waiting: let it finish first */
+		wait_async(w, procno, tx->txid);
+		w = NULL;
+		seen = tx_seen(r->a, b->origin, tx->txid, r->height);
+	}
+	if (seen == 'p')
+	{
+		settle_pending(r->a, r->height, b->origin, tx->txid, pos);
+		insert_tx_rows(r->a, it, r->br, false);
+		r->br->ntx++;
+		return;
+	}
 	if (w != NULL)
 	{
 		give_turn(r, w, procno, b, it, tx, pos);

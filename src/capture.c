@@ -53,6 +53,7 @@ typedef struct CapturedRows
 	int		   *sub_marks;		/* row count at each open subtransaction */
 	/* rows of multi-peer channels also keep their canonical entry */
 	bool		any_multi;
+	bool		rejectable;		/* a multi-peer row the order could refuse */
 	bool	   *multi;
 	ll_buf		content;
 	Size	   *content_off;	/* offset of each row's entry in content */
@@ -208,6 +209,8 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 			MemoryContextSwitchTo(old);
 		}
 		rows.content_off[rows.n] = rows.content.len;
+		if (!info->order_free)
+			rows.rejectable = true;
 		ll_buf_put_u32(&rows.content, (uint32) buf.len);
 		ll_buf_put(&rows.content, buf.data, buf.len);
 		rows.any_multi = true;
@@ -322,8 +325,8 @@ ll_refuse_catalog_change(PG_FUNCTION_ARGS)
 static void
 write_pending(Relation rel, int32 channel_id, const int *idx, int n)
 {
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, true};
 	bytea	   *payload;
 	HeapTuple	tup;
 	int			i;
@@ -337,6 +340,7 @@ write_pending(Relation rel, int32 channel_id, const int *idx, int n)
 			   LL_PACKED_ENTRY_SIZE);
 	values[0] = Int32GetDatum(channel_id);
 	values[1] = PointerGetDatum(payload);
+	values[2] = (Datum) 0;
 	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	simple_heap_insert(rel, tup);
 	heap_freetuple(tup);
@@ -531,7 +535,8 @@ xact_callback(XactEvent event, void *arg)
 								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 								 errmsg("cannot prepare a transaction that wrote rows of a multi-peer ledger channel")));
 					ll_submit_and_wait(rows.n, rows.channel, rows.multi, rows.packed,
-									   rows.content.data, rows.content_off);
+									   rows.content.data, rows.content_off,
+									   !ll_synchronous_commit && !rows.rejectable);
 				}
 				if (rows.n > 0 && (!rows.any_multi || memchr(rows.multi, false, rows.n)))
 					flush_captured();

@@ -1082,7 +1082,6 @@ process_txq(void)
 				content;
 	uint8		hash[32];
 	int			ntx = 0;
-	uint64		gen = pg_atomic_read_u64(&W.slot->generation);
 	bool		voting = ll_is_validator_at(&W.ms, W.self_pub, W.next_height);
 
 	if (n == 0)
@@ -1096,9 +1095,9 @@ process_txq(void)
 		LLTxHeader h;
 
 		memcpy(&h, W.txq_buf + off, sizeof(h));
-		if (h.generation == gen && !voting)
+		if (!voting)
 			refuse_tx(&h);
-		else if (h.generation == gen)
+		else
 		{
 			add_tx_rows(&bb, &h, W.txq_buf + off + sizeof(h));
 			ntx++;
@@ -1622,10 +1621,14 @@ attach_slot(void)
 	}
 	W.key = bft_ed25519_new(seed);
 	explicit_bzero(seed, sizeof(seed));
-	/* transactions queued for an earlier worker are resubmitted by their backends */
+	/*
+	 * Transactions queued before this start stay queued: they are batched
+	 * like any other.  Waiting backends also resubmit when the generation
+	 * changes (their first record may have died with an earlier worker);
+	 * a transaction submitted twice counts once (ledger.txlog).
+	 */
 	W.txq_buf = MemoryContextAllocHuge(TopMemoryContext, LL_TXQ_SIZE);
 	W.inbox_buf = MemoryContextAllocHuge(TopMemoryContext, LL_INBOX_SIZE);
-	(void) ll_queue_take(W.slot, false, W.txq_buf, LL_TXQ_SIZE);
 	pg_atomic_fetch_add_u64(&W.slot->generation, 1);
 	SpinLockAcquire(&W.slot->mutex);
 	W.slot->pid = MyProcPid;

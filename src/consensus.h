@@ -86,6 +86,8 @@ typedef enum LLTxState
 	LL_TX_COMMITTED,			/* backend committed after GO */
 	LL_TX_ABORTED,				/* backend aborted after GO */
 	LL_TX_SEEN,					/* worker saw the commit, goes on */
+	LL_TX_ASYNC,				/* queued without waiting (sync commit off) */
+	LL_TX_ASYNC_DONE,			/* ... and committed locally */
 	LL_TX_FINAL					/* its block is applied locally */
 } LLTxState;
 
@@ -149,7 +151,7 @@ extern void ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 /* submit.c: a committing backend and the consortium */
 extern void ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 							   const uint8 *packed, const uint8 *content,
-							   const Size *content_off);
+							   const Size *content_off, bool async);
 extern void ll_submit_after_commit(void);
 extern void ll_submit_after_abort(void);
 

@@ -89,6 +89,8 @@ typedef struct LLTableInfo
 	int			entry_attno;	/* attnum of ledger_entry */
 	int			tier_attno;		/* 0 when the table has no tier column */
 	int			tier_col;		/* index of the tier column in cols */
+	bool		order_free;		/* no unique key besides ledger_entry: no
+								 * agreed order can reject its rows */
 	int			ntiers;
 	char	  **tiers;
 	int			ncols;			/* encoded columns, ledger_entry excluded */

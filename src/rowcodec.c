@@ -16,6 +16,7 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "executor/spi.h"
@@ -35,6 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/rangetypes.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -708,6 +710,35 @@ table_info_build(LLTableInfo *info, Relation rel, int32 channel_id,
 }
 
 /*
+ * True when no index other than ledger_entry's can refuse a row: then on
+ * a multi-peer channel no transaction ordered earlier can make its rows
+ * fail, and COMMIT need not wait for the order (synchronous_commit off).
+ */
+static bool
+order_free(Relation rel, int entry_attno)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		free_ = true;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index idx;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		idx = (Form_pg_index) GETSTRUCT(tup);
+		if ((idx->indisunique || idx->indisexclusion) &&
+			!(idx->indnatts == 1 && idx->indkey.values[0] == entry_attno))
+			free_ = false;
+		ReleaseSysCache(tup);
+	}
+	list_free(indexes);
+	return free_;
+}
+
+/*
  * Cached description of a ledger table, rebuilt after invalidation.
  * key fields come from the trigger arguments or ledger.ledger_table.
  */
@@ -741,6 +772,7 @@ ll_table_info_for(Relation rel, int32 channel_id, int32 table_no,
 	info->valid = false;
 	table_info_build(info, rel, channel_id, table_no, channel_name, table_name,
 					 tier_column);
+	info->order_free = order_free(rel, info->entry_attno);
 	return info;
 }
 

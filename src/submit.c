@@ -20,6 +20,7 @@
 #include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -121,12 +122,16 @@ worker_waits_for_me(LLConsSlot *slot)
 	return TransactionIdIsValid(xid) && TransactionIdIsCurrentTransactionId(xid);
 }
 
+/*
+ * The transaction's outcome, committed with its rows: 'accepted' at its
+ * place in the agreed order, or 'pending' when it did not wait for it.
+ */
 static void
-record_outcome(LLTxWait *w)
+record_outcome(LLTxWait *w, bool pending)
 {
 	Relation	rel = table_open(ll_catalog_relid("txlog"), RowExclusiveLock);
 	Datum		v[7];
-	bool		n[7] = {false, false, false, false, false, false, true};
+	bool		n[7] = {false, false, false, pending, pending, false, true};
 	HeapTuple	tup;
 
 	v[0] = Int32GetDatum(w->channel_id);
@@ -134,10 +139,11 @@ record_outcome(LLTxWait *w)
 	v[2] = Int64GetDatum((int64) w->txid);
 	v[3] = Int64GetDatum(w->height);
 	v[4] = Int32GetDatum(w->position);
-	v[5] = CStringGetTextDatum("accepted");
+	v[5] = CStringGetTextDatum(pending ? "pending" : "accepted");
 	v[6] = (Datum) 0;
 	tup = heap_form_tuple(RelationGetDescr(rel), v, n);
-	simple_heap_insert(rel, tup);
+	/* with its index entries: the worker finds outcomes by primary key */
+	CatalogTupleInsert(rel, tup);
 	table_close(rel, RowExclusiveLock);
 }
 
@@ -204,9 +210,40 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 	pgstat_report_wait_end();
 }
 
+/*
+ * Rows committed without waiting for the order show as pending (in
+ * ledger.history and ledger.block_entries) until their block is applied.
+ */
+static void
+write_pending(int n, const int32 *channel, const bool *multi, const uint8 *packed,
+			  int32 chan, uint64 txid)
+{
+	Relation	rel = table_open(ll_catalog_relid("pending"), RowExclusiveLock);
+	StringInfoData buf;
+	Datum		v[3];
+	bool		nulls[3] = {false, false, false};
+	bytea	   *payload;
+	HeapTuple	tup;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+		if (multi[i] && channel[i] == chan)
+			appendBinaryStringInfo(&buf, (const char *) packed + (Size) i * LL_PACKED_ENTRY_SIZE,
+								   LL_PACKED_ENTRY_SIZE);
+	payload = ll_bytea((const uint8 *) buf.data, buf.len);
+	v[0] = Int32GetDatum(chan);
+	v[1] = PointerGetDatum(payload);
+	v[2] = Int64GetDatum((int64) txid);
+	tup = heap_form_tuple(RelationGetDescr(rel), v, nulls);
+	simple_heap_insert(rel, tup);
+	table_close(rel, RowExclusiveLock);
+}
+
 void
 ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
-				   const uint8 *packed, const uint8 *content, const Size *content_off)
+				   const uint8 *packed, const uint8 *content, const Size *content_off,
+				   bool async)
 {
 	int32		chan = -1;
 	int			i;
@@ -248,12 +285,19 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	w->height = -1;
 	w->message[0] = '\0';
 	pg_write_barrier();
-	pg_atomic_write_u32(&w->state, LL_TX_SUBMITTED);
+	pg_atomic_write_u32(&w->state, async ? LL_TX_ASYNC : LL_TX_SUBMITTED);
 	my_wait = w;
 	my_slot = slot;
 	enqueue(slot, w, body);
+	if (async)
+	{
+		/* nothing can refuse these rows: commit now, the order follows */
+		record_outcome(w, true);
+		write_pending(n, channel, multi, packed, chan, w->txid);
+		return;
+	}
 	wait_for_turn(slot, w, body);
-	record_outcome(w);
+	record_outcome(w, false);
 }
 
 static void
@@ -280,6 +324,12 @@ ll_submit_after_commit(void)
 	if (w == NULL)
 		return;
 	my_wait = NULL;
+	if (pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
+	{
+		pg_atomic_write_u32(&w->state, LL_TX_ASYNC_DONE);
+		wake_worker();
+		return;
+	}
 	pg_atomic_write_u32(&w->state, LL_TX_COMMITTED);
 	wake_worker();
 	for (;;)
@@ -312,7 +362,8 @@ ll_submit_after_abort(void)
 	if (w == NULL)
 		return;
 	my_wait = NULL;
-	if (pg_atomic_read_u32(&w->state) == LL_TX_GO)
+	if (pg_atomic_read_u32(&w->state) == LL_TX_GO ||
+		pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
 	{
 		pg_atomic_write_u32(&w->state, LL_TX_ABORTED);
 		wake_worker();

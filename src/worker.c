@@ -58,7 +58,7 @@ prepare_plans(void)
 
 	if (plan_take != NULL)
 		return;
-	plan_take = keep_plan("DELETE FROM ledger.pending RETURNING channel_id, entries", 0, NULL);
+	plan_take = keep_plan("DELETE FROM ledger.pending WHERE txid IS NULL RETURNING channel_id, entries", 0, NULL);
 	plan_head = keep_plan("SELECT c.name, c.config_hash, b.height, b.block_hash, b.time_us "
 						  "FROM ledger.channel c JOIN ledger.block b USING (channel_id) "
 						  "WHERE channel_id = $1 ORDER BY b.height DESC LIMIT 1",

@@ -53,12 +53,32 @@ for i in 1 2 3 4; do
 done
 ok $? "rows committed on the four genesis members"
 
+# --- synchronous_commit off: a table no agreed order can refuse (no unique
+# key but ledger_entry) commits at once and shows pending until its block
+for i in 1 2 3 4 5; do
+	node_psql "$i" -qc "CREATE TABLE events(note text)" >/dev/null
+done
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "SELECT ledger.enable_table('events', 'customs')" >/dev/null
+done
+st=$(node_psql 2 -Atc "SET loopledger.synchronous_commit = off;
+                        INSERT INTO events VALUES ('async');
+                        SELECT status FROM ledger.history('events')" | tail -1)
+is "$st" pending "sync off: COMMIT returns at once, ledger.history shows the row pending"
+MN_NODES=4 wait_converged customs 30
+for i in 1 2 3 4; do
+	is "$(node_psql "$i" -Atc "SELECT string_agg(status, ',') FROM ledger.history('events')")" sealed \
+		"sync off: node $i has the row in an agreed block"
+done
+is "$(node_psql 2 -Atc "SELECT status FROM ledger.txlog WHERE height IS NOT NULL ORDER BY height DESC LIMIT 1")" accepted \
+	"sync off: its outcome is recorded as accepted"
+
 # --- the fifth node: genesis members only (not itself), then admitted by votes
 node_psql 5 -qAtc "SELECT ledger.create_channel('customs', $TIERS)" >/dev/null
 for j in 1 2 3 4; do
 	node_psql 5 -qAtc "SELECT ledger.add_peer('customs', 'mem$j', '$(node_conninfo "$j")', '${KEY[j]}', clearance => 'customs')" >/dev/null
 done
-node_psql 5 -qc "SELECT ledger.enable_table('parcel', 'customs', 'tier')" >/dev/null
+node_psql 5 -qc "SELECT ledger.enable_table('parcel', 'customs', 'tier'); SELECT ledger.enable_table('events', 'customs')" >/dev/null
 is "$(node_psql 5 -Atc "SELECT ledger.genesis_hash('customs') = '\\x$(node_psql 1 -Atc "SELECT encode(ledger.genesis_hash('customs'), 'hex')")'")" t \
 	"the joining node derives the same genesis"
 node_psql 5 -c "INSERT INTO parcel VALUES ('too-early', 'x', 'public')" >/dev/null 2>"$TMP/mem_err.txt"
