@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Multi-peer channel, 4 nodes, BFT order (test/multinode.sh harness):
+#  - 4 pgbench runs insert unique rows on all 4 nodes at once for 5 s;
+#    afterwards every node has the same head block, the same rows with the
+#    same entry numbers, the same ledger.txlog, and ledger.verify is clean;
+#  - INSERT ... RETURNING and row counts; ledger.peers and
+#    ledger.consensus_status; equal genesis hashes;
+#  - 20 keys inserted on node 1 and node 3 in transactions that COMMIT at
+#    the same instant: exactly one of each pair commits, the other fails
+#    with SQLSTATE 40001, each key exists once on every node;
+#  - enable_table on the multi-peer channel refuses a table with a foreign
+#    key, with a trigger, with a volatile CHECK, and a non-empty table, and
+#    changes nothing.
+# Starts its own clusters: .tmp/tmnbasic<pid>_1..4 on ports 55811-55814
+# (or +100, +200 ... when those are taken; MN_BASIC_PORT changes the base),
+# kept for inspection when a check fails, removed otherwise.  TAP output.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$ROOT/test/lib.sh"
+set +e +o pipefail
+# a prefix of our own: another run of this test (other checkout, other
+# shell) must not remove our clusters, nor we theirs
+MN_PREFIX=tmnbasic$$_
+source "$ROOT/test/multinode.sh"
+source "$ROOT/test/tap.sh"
+
+# first of 55810, 55910, ... whose 4 ports nobody listens on
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+BASEPORT=${MN_BASIC_PORT:-55810}
+for t in $(seq 1 20); do
+	port_free $((BASEPORT + 1)) && port_free $((BASEPORT + 2)) && port_free $((BASEPORT + 3)) && port_free $((BASEPORT + 4)) && break
+	BASEPORT=$((BASEPORT + 100))
+done
+CH=customs
+TIERS="ARRAY['public','partner','customs']"
+N=4
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+
+# a new build installed while we run makes restarted nodes differ: say so
+SO="$(pg_config --pkglibdir)/loopledger.so"
+so_sum=$(md5sum <"$SO")
+cleanup() {
+	[ "$(md5sum <"$SO")" = "$so_sum" ] || echo "# NOTE: $SO was reinstalled during this run (restarted nodes run the new build)"
+	stop_nodes >/dev/null 2>&1
+	if [ "$failed" = 0 ]; then
+		for i in $(seq 1 $N); do as_pg rm -rf "$TMP/$(node_name "$i")" "$TMP/$(node_name "$i").initdb.log"; done
+	else
+		echo "# clusters and logs kept in $TMP/${MN_PREFIX}1..$N (server.log)"
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# on node I: the "SQLSTATE: message" of the first error of SQL, "no error",
+# or "psql failed: ..." (no connection)
+error_of() {
+	local out err rc
+	out=$(node_psql "$1" -Atq -c "\\set VERBOSITY verbose" -c "$2" 2>&1 >/dev/null)
+	rc=$?
+	err=$(echo "$out" | sed -n 's/^ERROR:  //p' | head -1)
+	if [ -n "$err" ]; then echo "$err"
+	elif [ $rc = 0 ]; then echo "no error"
+	else echo "psql failed: $(echo "$out" | head -1)"; fi
+}
+# the same value of SQL on every node, or one line per node
+same_on_all() {
+	local i
+	for i in $(seq 1 $N); do node_psql "$i" -Atc "$1" 2>&1 | paste -sd' '; done | LC_ALL=C sort -u
+}
+per_node() {
+	local i
+	for i in $(seq 1 $N); do printf 'node%s: %s; ' "$i" "$(node_psql "$i" -Atc "$1" 2>&1 | paste -sd' ')"; done
+}
+
+# ------------------------------------------------------------------ setup
+(set -e; start_nodes $N "$BASEPORT")
+rc=$?
+MN_NODES=$N
+ok $rc "start $N nodes on ports $((BASEPORT + 1))-$((BASEPORT + N))"
+[ $rc = 0 ] || { echo "Bail out! nodes did not start"; exit 1; }
+echo "# nodes up after ${SECONDS}s"
+(set -e; setup_channel $CH "$TIERS" $N)
+ok $? "setup_channel: every node creates channel $CH and adds all $N peers"
+rc=0
+for i in $(seq 1 $N); do
+	node_psql "$i" -q -c "CREATE TABLE parcel (id text PRIMARY KEY, status text, tier text);
+	                      SELECT ledger.enable_table('parcel', '$CH', 'tier');
+	                      CREATE SEQUENCE idseq;" >/dev/null || rc=1
+done
+ok $rc "CREATE TABLE parcel and enable_table on every node"
+[ $rc = 0 ] || { echo "Bail out! setup failed"; exit 1; }
+
+is "$(same_on_all "SELECT encode(ledger.genesis_hash('$CH'), 'hex')" | wc -l)" 1 "ledger.genesis_hash('$CH') is the same on all $N nodes"
+
+# ledger.peers: 4 rows, this node 'self', the others 'up' (peers connect
+# in the background: give them 15 s)
+want="self,up,up,up"
+for t in $(seq 1 150); do
+	[ "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" = "$want" ] && break
+	sleep 0.1
+done
+is "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" "$want" \
+	"ledger.peers on every node: 4 rows, states self/up/up/up"
+bad=0
+for i in $(seq 1 $N); do
+	key=$(node_psql "$i" -Atc "SELECT ledger.node_key()")
+	for j in $(seq 1 $N); do
+		row=$(node_psql "$j" -Atc "SELECT state FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name "$i")' AND encode(pubkey, 'hex') = '$key'")
+		if [ "$i" = "$j" ]; then [ "$row" = self ] || bad=$((bad + 1)); else [ "$row" = up ] || bad=$((bad + 1)); fi
+	done
+done
+is $bad 0 "every node lists every peer under its name and node_key(), itself as 'self'"
+is "$(same_on_all "SELECT validators || ' ' || quorum FROM ledger.consensus_status WHERE channel = '$CH'")" "4 3" \
+	"ledger.consensus_status on every node: validators 4, quorum 3"
+
+# ------------------------------------------------------------------ INSERT ... RETURNING
+out=$(node_psql 2 -At -c "INSERT INTO parcel VALUES ('r1', 'filed', 'public'), ('r2', 'filed', 'partner'), ('r3', 'filed', 'customs')
+                           RETURNING id, status, tier, ledger_entry IS NOT NULL" 2>&1)
+is "$out" "r1|filed|public|t
+r2|filed|partner|t
+r3|filed|customs|t
+INSERT 0 3" "INSERT of 3 rows on node 2: RETURNING gives the rows with their ledger_entry, command tag INSERT 0 3"
+r1_entry=$(node_psql 2 -Atc "SELECT ledger_entry FROM parcel WHERE id = 'r1'")
+wait_converged $CH 30
+ok $? "converged after the 3-row insert"
+is "$(same_on_all "SELECT string_agg(id || ':' || ledger_entry, ',' ORDER BY id) FROM parcel")" \
+	"$(node_psql 2 -Atc "SELECT string_agg(id || ':' || ledger_entry, ',' ORDER BY id) FROM parcel")" \
+	"the 3 rows have the same ledger_entry on every node (r1 = $r1_entry)"
+
+# ------------------------------------------------------------------ concurrent load on all nodes
+for i in $(seq 1 $N); do
+	cat >"$WORK/load$i.sql" <<-SQL
+		INSERT INTO parcel (id, status, tier)
+		VALUES ('n$i-' || nextval('idseq'), 'filed', (ARRAY['public','partner','customs'])[1 + :client_id % 3]);
+	SQL
+done
+pids=()
+for i in $(seq 1 $N); do
+	name=$(node_name "$i")
+	pgbench -h "$TMP/$name" -p "$(cluster_port "$name")" -U postgres -n -c 4 -j 2 -T 5 \
+		-f "$WORK/load$i.sql" ledger >"$WORK/pgbench$i.log" 2>&1 &
+	pids+=($!)
+done
+rc=0
+for i in $(seq 1 $N); do wait "${pids[i - 1]}" || { rc=1; sed 's/^/#   /' "$WORK/pgbench$i.log" | tail -5; }; done
+ok $rc "pgbench on all $N nodes at once, 4 clients each, 5 s, no client failed"
+total=0
+for i in $(seq 1 $N); do
+	t=$(awk '/number of transactions actually processed:/ { print $NF; exit }' "$WORK/pgbench$i.log")
+	t=${t%%/*}
+	echo "# node $i: ${t:-?} transactions, $(awk '/^tps = / { print $3; exit }' "$WORK/pgbench$i.log") tx/s"
+	total=$((total + ${t:-0}))
+done
+ok $([ $total -gt 0 ]; echo $?) "the load committed transactions ($total)"
+
+echo "# load done after ${SECONDS}s"
+wait_converged $CH 60
+ok $? "wait_converged: the same head block hash on all nodes within 60 s"
+is "$(same_on_all "SELECT ledger.digest('$CH')->>'block_hash'" | wc -l)" 1 "ledger.digest block_hash identical on all nodes"
+is "$(same_on_all "SELECT ledger.digest('$CH')->>'height'" | wc -l)" 1 "ledger.digest height identical on all nodes"
+is "$(same_on_all "SELECT count(*) FROM parcel")" "$((total + 3))" \
+	"every node has the 3 + $total committed rows"
+is "$(same_on_all "SELECT count(*) FROM parcel WHERE id LIKE 'n%-%'" )" "$total" "every node has exactly the $total pgbench rows"
+for i in $(seq 1 $N); do
+	is "$(node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id LIKE 'n$i-%'")" \
+		"$(awk '/number of transactions actually processed:/ { print $NF; exit }' "$WORK/pgbench$i.log" | cut -d/ -f1)" \
+		"node $i has as many of its own rows as its pgbench committed"
+done
+md5sql="SELECT md5(string_agg(id || status || ledger_entry, ',' ORDER BY ledger_entry)) FROM parcel"
+is "$(same_on_all "$md5sql" | wc -l)" 1 "md5 of (id, status, ledger_entry) in entry order identical on all nodes"
+[ "$(same_on_all "$md5sql" | wc -l)" = 1 ] || echo "#   $(per_node "$md5sql")"
+is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" 0 "ledger.verify('$CH') finds nothing on any node"
+is "$(same_on_all "SELECT count(*) FROM ledger.block_entries('$CH') WHERE block_height IS NULL")" 0 "nothing pending on any node"
+is "$(same_on_all "SELECT count(*) FROM ledger.txlog WHERE status = 'accepted'")" "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'accepted'")" \
+	"ledger.txlog has the same number of accepted transactions on every node"
+txsql="SELECT md5(string_agg(concat_ws('|', encode(origin, 'hex'), txid, height, position, status), ',' ORDER BY height, position)) FROM ledger.txlog"
+is "$(same_on_all "$txsql" | wc -l)" 1 "ledger.txlog (origin, txid, height, position, status) identical on all nodes"
+# ------------------------------------------------------------------ conflicting inserts
+# 20 keys; each inserted on node 1 and on node 3 in a transaction that
+# waits for the same instant T before COMMIT.
+K=20
+T=$(date -d '+4 sec' '+%Y-%m-%d %H:%M:%S.%N%:z')
+for k in $(seq 1 $K); do
+	for i in 1 3; do
+		(
+			node_psql "$i" -q -c "\\set VERBOSITY verbose" -c "BEGIN" \
+				-c "INSERT INTO parcel VALUES ('dup$k', 'from$i', 'public')" \
+				-c "SELECT pg_sleep_until('$T')" -c "COMMIT" >"$WORK/dup.$k.$i.out" 2>&1
+			echo $? >"$WORK/dup.$k.$i.rc"
+		) &
+	done
+done
+wait
+one_won=0 loser_40001=0 other=()
+for k in $(seq 1 $K); do
+	r1=$(cat "$WORK/dup.$k.1.rc") r3=$(cat "$WORK/dup.$k.3.rc")
+	if [ "$r1" = 0 ] && [ "$r3" != 0 ]; then
+		one_won=$((one_won + 1)); winner[k]=1; loser=3
+	elif [ "$r3" = 0 ] && [ "$r1" != 0 ]; then
+		one_won=$((one_won + 1)); winner[k]=3; loser=1
+	else
+		winner[k]=none; other+=("dup$k: node1 rc=$r1 node3 rc=$r3"); continue
+	fi
+	if grep -q '^ERROR:  40001: transaction rejected by the agreed order' "$WORK/dup.$k.$loser.out"; then
+		loser_40001=$((loser_40001 + 1))
+	else
+		other+=("dup$k loser node$loser: $(grep -m1 ERROR "$WORK/dup.$k.$loser.out")")
+	fi
+done
+is $one_won $K "same key on node 1 and node 3 committing at once: exactly one of each of the $K pairs commits"
+is $loser_40001 $K "the other fails at COMMIT with SQLSTATE 40001 'transaction rejected by the agreed order ...'"
+for o in "${other[@]}"; do echo "#   $o"; done
+wait_converged $CH 30
+ok $? "converged after the conflicts"
+is "$(same_on_all "SELECT count(*) FROM parcel WHERE id LIKE 'dup%'")" $K "every node has each of the $K keys ..."
+is "$(same_on_all "SELECT count(*) FROM (SELECT id FROM parcel WHERE id LIKE 'dup%' GROUP BY id HAVING count(*) <> 1) x")" 0 "... exactly once"
+want=$(for k in $(seq 1 $K); do echo "dup$k:from${winner[k]}"; done | LC_ALL=C sort | paste -sd,)
+is "$(same_on_all "SELECT string_agg(id || ':' || status, ',' ORDER BY id || ':' || status COLLATE \"C\") FROM parcel WHERE id LIKE 'dup%'")" "$want" \
+	"on every node each key holds the row of the transaction whose COMMIT succeeded"
+is "$(same_on_all "$md5sql" | wc -l)" 1 "md5 of the table identical on all nodes"
+is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" 0 "ledger.verify clean on every node"
+is "$(same_on_all "$txsql" | wc -l)" 1 "ledger.txlog (origin, txid, height, position, status) still identical on all nodes"
+
+# ------------------------------------------------------------------ enable_table refusals
+head_before=$(node_psql 1 -Atc "SELECT ledger.digest('$CH')->>'block_hash'")
+node_psql 1 -q -c "
+	CREATE TABLE fk_ref (id text PRIMARY KEY);
+	CREATE TABLE fk_t (id text PRIMARY KEY, ref text REFERENCES fk_ref, tier text);
+	CREATE TABLE trg_t (id text PRIMARY KEY, tier text);
+	CREATE FUNCTION trg_f() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NEW; END\$\$;
+	CREATE TRIGGER trg BEFORE INSERT ON trg_t FOR EACH ROW EXECUTE FUNCTION trg_f();
+	CREATE TABLE full_t (id text PRIMARY KEY, tier text);
+	INSERT INTO full_t VALUES ('x', 'public');
+	CREATE TABLE chk_t (id text PRIMARY KEY, at timestamptz CHECK (at <= now()), tier text);" >/dev/null
+ok $? "created the candidate tables on node 1"
+e=$(error_of 1 "SELECT ledger.enable_table('fk_t', '$CH', 'tier')")
+is "${e%%:*}" 0A000 "enable_table: a table with a foreign key is refused with SQLSTATE 0A000"
+echo "#   $e"
+ok $(echo "$e" | grep -qi 'foreign key\|fk_t_ref_fkey'; echo $?) "... and the message names the foreign key (not just 'has triggers')"
+e=$(error_of 1 "SELECT ledger.enable_table('trg_t', '$CH', 'tier')")
+is "$e" "0A000: table \"trg_t\" has triggers" "enable_table: a table with a trigger is refused: 0A000, 'table \"trg_t\" has triggers'"
+e=$(error_of 1 "SELECT ledger.enable_table('full_t', '$CH', 'tier')")
+is "$e" "55000: table \"full_t\" is not empty" "enable_table: a non-empty table is refused: 55000, 'table \"full_t\" is not empty'"
+e=$(error_of 1 "SELECT ledger.enable_table('chk_t', '$CH', 'tier')")
+is "$e" "0A000: constraint \"chk_t_at_check\" of table \"chk_t\" could decide differently on different peers" \
+	"enable_table: a table with a CHECK calling now() is refused: 0A000"
+is "$(node_psql 1 -Atc "SELECT string_agg(\"table\"::text, ',' ORDER BY \"table\"::text) FROM ledger.tables")" "parcel" \
+	"the refused tables did not become ledger tables"
+is "$(node_psql 1 -Atc "SELECT count(*) FROM pg_attribute WHERE attname = 'ledger_entry' AND attrelid IN ('fk_t'::regclass, 'trg_t'::regclass, 'full_t'::regclass, 'chk_t'::regclass)")" 0 \
+	"the refused tables got no ledger_entry column"
+is "$(node_psql 1 -Atc "SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('fk_t'::regclass, 'trg_t'::regclass, 'full_t'::regclass, 'chk_t'::regclass) AND NOT tgisinternal AND tgname <> 'trg'")" 0 \
+	"the refused tables got no ledger triggers"
+node_psql 1 -q -c "INSERT INTO trg_t VALUES ('plain', 'public'); INSERT INTO full_t VALUES ('y', 'public')" >/dev/null
+ok $? "the refused tables still take plain INSERTs"
+sleep 0.5
+is "$(node_psql 1 -Atc "SELECT ledger.digest('$CH')->>'block_hash'")" "$head_before" "the refusals and the plain INSERTs made no block"
+wait_converged $CH 10
+ok $? "still converged after the refusals"
+
+# an immutable CHECK is fine: enable such a table on every node, insert on node 4
+rc=0
+for i in $(seq 1 $N); do
+	[ "$(error_of "$i" "CREATE TABLE imm_t (id text PRIMARY KEY CHECK (length(id) < 10), tier text);
+	                    SELECT ledger.enable_table('imm_t', '$CH', 'tier')")" = "no error" ] || rc=1
+done
+ok $rc "enable_table accepts a table whose CHECK is immutable (on every node)"
+is "$(error_of 4 "INSERT INTO imm_t VALUES ('ok', 'public')")" "no error" "an INSERT into it on node 4 commits"
+is "$(error_of 2 "INSERT INTO imm_t VALUES ('much-too-long', 'public')" | cut -d: -f1)" 23514 "its CHECK still refuses a bad row (23514)"
+wait_converged $CH 30
+ok $? "converged after the insert into imm_t"
+is "$(same_on_all "SELECT string_agg(id || ':' || ledger_entry, ',') FROM imm_t" | wc -l)" 1 "the imm_t row is on every node with the same ledger_entry"
+is "$(same_on_all "SELECT count(*) FROM imm_t")" 1 "... once"
+is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
+
+echo "# took ${SECONDS}s"
+echo "1..$n"
+[ $failed = 0 ]
