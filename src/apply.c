@@ -426,6 +426,7 @@ typedef struct ApplyRun
 	Handed	   *handed;
 	int			nhanded;
 	int			cap;
+	HTAB	   *in_block;		/* (origin, txid) already met in this block */
 } ApplyRun;
 
 static void
@@ -600,12 +601,44 @@ wait_async(LLTxWait *w, int procno, uint64 txid)
 	}
 }
 
+/*
+ * True the first time a transaction is met in this block.  A transaction
+ * may sit in two batches (its backend resubmits after a worker restart);
+ * only its first place in the order counts, as for repeats across blocks.
+ */
+static bool
+first_in_block(ApplyRun *r, const uint8 *origin, uint64 txid)
+{
+	uint8		key[40];
+	bool		found;
+
+	if (r->in_block == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(key);
+		ctl.hcxt = CurrentMemoryContext;
+		r->in_block = hash_create("loopledger block txs", 256, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memcpy(key, origin, 32);
+	memcpy(key + 32, &txid, 8);
+	(void) hash_search(r->in_block, key, HASH_ENTER, &found);
+	return !found;
+}
+
 static void
 apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx, int pos)
 {
-	char		seen = tx_seen(r->a, b->origin, tx->txid, r->height);
+	char		seen;
 	LLTxWait   *w = NULL;
 	int			procno;
+
+	if (!first_in_block(r, b->origin, tx->txid))
+		return;
+	seen = tx_seen(r->a, b->origin, tx->txid, r->height);
 
 	if (seen == 'a')
 	{
@@ -719,7 +752,8 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 			pos++;
 			if (tx.kind == LL_TX_ROWS)
 				apply_rows_tx(&r, &batches[i], &it, &tx, pos);
-			else if (tx_seen(a, batches[i].origin, tx.txid, height) == 0)
+			else if (first_in_block(&r, batches[i].origin, tx.txid) &&
+					 tx_seen(a, batches[i].origin, tx.txid, height) == 0)
 				log_tx(&r.log, batches[i].origin, tx.txid, pos, "accepted", NULL);
 		}
 	}

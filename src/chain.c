@@ -271,6 +271,12 @@ check_enable(Relation rel, const char *channel, const char *tier_column)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" has rules or takes part in inheritance or partitioning", RelationGetRelationName(rel)),
 				 errdetail("Rows reaching such a table could bypass the ledger.")));
+	if (ll_relation_has_policy(RelationGetRelid(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has row-level security policies", RelationGetRelationName(rel)),
+				 errdetail("A ledger table gets one policy, which shows each role the tiers it is cleared for; another policy would change that."),
+				 errhint("Drop the table's policies, then enable it.")));
 	for (i = 0; i < td->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(td, i);
@@ -321,11 +327,6 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 1);
 	if (SPI_processed == 0)
 		return;
-	if (rel->trigdesc != NULL && rel->trigdesc->numtriggers > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" has triggers", name),
-				 errdetail("Channel \"%s\" has peers: every peer applies every row, and a trigger could act differently on each.", channel)));
 	SPI_execute_with_args("SELECT conname, contype, pg_get_constraintdef(oid), "
 						  "contype = 'c' AND NOT ledger.expression_is_immutable(conbin::text) "
 						  "FROM pg_constraint WHERE conrelid = $1 AND contype IN ('f', 'c', 't')", 1,
@@ -349,6 +350,15 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 						 ? "Foreign keys look at local tables; drop the constraint or keep the table on a channel without peers."
 						 : "Only immutable check constraints are allowed on multi-peer channels.")));
 	}
+	/* foreign keys' own triggers are internal: checked above */
+	SPI_execute_with_args("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal", 1,
+						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
+						  NULL, true, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has triggers", name),
+				 errdetail("Channel \"%s\" has peers: every peer applies every row, and a trigger could act differently on each.", channel)));
 	{
 		char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1",
 								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)), name));
@@ -441,6 +451,17 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	spi_exec(sql.data);
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE UNIQUE INDEX ON %s (%s)", quoted, LL_ENTRY_COLUMN);
+	spi_exec(sql.data);
+	/*
+	 * Row-level security, forced so the owner is subject too, before the
+	 * capture trigger makes this a ledger table whose guards refuse policy
+	 * changes.
+	 */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", quoted);
+	spi_exec(sql.data);
+	resetStringInfo(&sql);
+	ll_append_policy_sql(&sql, quoted, ch.id, tier_column, qualname);
 	spi_exec(sql.data);
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER ledger_capture AFTER INSERT ON %s "

@@ -404,6 +404,7 @@ cb_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
 
 static void process_inbox(bool batches_only);
 static void attach_member(int i);
+static void halt(const char *fmt, uint64 height) pg_attribute_noreturn();
 
 /* ---------------------------------------------------------------------
  * Applying decisions
@@ -458,6 +459,33 @@ fetch_batches(const uint8 *hashes, int n)
 		if (mempool_find(hashes + (Size) i * 32) == NULL)
 			return false;
 	return true;
+}
+
+/*
+ * This node's copy disagrees with what the members decided: stop taking
+ * part (without restarting the server in a loop) and say so, until an
+ * operator looks.  The rest of the server keeps working.
+ */
+static void
+halt(const char *fmt, uint64 height)
+{
+	char		msg[256];
+
+	snprintf(msg, sizeof(msg), fmt, W.channel, height);
+	ereport(WARNING,
+			(errmsg("%s", msg),
+			 errdetail("This node's consensus worker stops voting and applying for the channel."),
+			 errhint("Compare ledger.verify() and ledger.digest() with the other members; restore this node's copy from a member's, then restart the server.")));
+	SpinLockAcquire(&W.slot->mutex);
+	strlcpy(W.slot->proposer, "(halted: diverged)", NAMEDATALEN);
+	SpinLockRelease(&W.slot->mutex);
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -560,9 +588,8 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 	if (ll_payload_decode(payload, plen, &p) != 0)
 		elog(ERROR, "decided payload at height " UINT64_FORMAT " does not decode", height);
 	if (memcmp(p.prev_head, W.apply.ledger_head, 32) != 0)
-		ereport(PANIC,
-				(errmsg("ledger channel \"%s\" diverged at height " UINT64_FORMAT, W.channel, height),
-				 errdetail("The decided block builds on a ledger head this node does not have.")));
+		halt("ledger channel \"%s\" diverged at height " UINT64_FORMAT
+			 ": the decided block builds on a ledger head this node does not have", height);
 	if (W.members_decided < height)
 		(void) decide_members(height, payload, plen);
 	batches = decided_batches(&p);

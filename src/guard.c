@@ -20,6 +20,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "utils/guc.h"
@@ -292,7 +293,40 @@ check_alter_table(AlterTableStmt *stmt)
 		if (!alter_allowed(cmd->subtype))
 			refuse(relid, channel, "alter",
 				   "its columns, triggers and row-level security cannot change.");
+		/* checking a constraint reads every row, hidden ones included */
+		if (cmd->subtype == AT_AddIndex || cmd->subtype == AT_AddConstraint ||
+			cmd->subtype == AT_AddIndexConstraint || cmd->subtype == AT_ValidateConstraint)
+			ll_require_full_clearance(relid, "add or validate a constraint on",
+									  "checking it evaluates expressions over every row, whatever its tier.");
 	}
+}
+
+/*
+ * Row-level security policies of ledger tables are the ledger's own: only
+ * pg_restore may re-create the ledger's policy on a table that lacks it.
+ */
+static void
+check_policy(RangeVar *rv, const char *policy_name, bool creating)
+{
+	Oid			relid = relation_of(rv);
+	char	   *channel;
+
+	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
+		return;
+	if (creating && ll_policy_create_allowed(relid, policy_name))
+		return;
+	refuse(relid, channel, creating ? "add a row-level security policy to" : "alter the row-level security policy of",
+		   "its policy decides which tiers each role can read.");
+}
+
+/* Statements that evaluate expressions over every row of a table. */
+static void
+check_full_read(RangeVar *rv, const char *action, const char *why)
+{
+	Oid			relid = relation_of(rv);
+
+	if (OidIsValid(relid))
+		ll_require_full_clearance(relid, action, why);
 }
 
 static void
@@ -343,6 +377,31 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		case T_CopyStmt:
 			check_copy((CopyStmt *) parsetree);
 			break;
+		case T_ExplainStmt:
+			ll_check_explain(((ExplainStmt *) parsetree)->query);
+			break;
+		case T_IndexStmt:
+			check_full_read(((IndexStmt *) parsetree)->relation, "create an index on",
+							"building it evaluates expressions over every row, whatever its tier.");
+			break;
+		case T_CreateStatsStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((CreateStatsStmt *) parsetree)->relations)
+					if (IsA(lfirst(lc), RangeVar))
+						check_full_read(lfirst(lc), "create statistics on",
+										"computing them reads every row, whatever its tier.");
+				break;
+			}
+		case T_CreatePolicyStmt:
+			check_policy(((CreatePolicyStmt *) parsetree)->table,
+						 ((CreatePolicyStmt *) parsetree)->policy_name, true);
+			break;
+		case T_AlterPolicyStmt:
+			check_policy(((AlterPolicyStmt *) parsetree)->table,
+						 ((AlterPolicyStmt *) parsetree)->policy_name, false);
+			break;
 		case T_RuleStmt:
 			check_relation(((RuleStmt *) parsetree)->relation, "add a rule to",
 						   "a rule could redirect or rewrite inserted rows.");
@@ -360,8 +419,10 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			{
 				RenameStmt *rs = (RenameStmt *) parsetree;
 
+				if (rs->renameType == OBJECT_POLICY)
+					check_policy(rs->relation, rs->subname, false);
 				/* ALTER INDEX/VIEW/SEQUENCE ... RENAME also reach a table */
-				if (rs->relation && rs->renameType != OBJECT_TABCONSTRAINT &&
+				else if (rs->relation && rs->renameType != OBJECT_TABCONSTRAINT &&
 					rs->renameType != OBJECT_POLICY && rs->renameType != OBJECT_RULE &&
 					rs->renameType != OBJECT_ATTRIBUTE)
 					check_relation(rs->relation, "rename",
@@ -507,6 +568,7 @@ check_copy(CopyStmt *stmt)
 	foreach(lc, stmt->attlist)
 		if (strcmp(strVal(lfirst(lc)), LL_ENTRY_COLUMN) == 0)
 			refuse_explicit_entry(relid);
+	ll_note_ledger_write(relid);
 }
 
 /* The ledger.capture()/refuse_change() trigger with this OID, if any. */
@@ -549,6 +611,15 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		if (ledger_trigger(objectId, &relid) && ll_is_ledger_table(relid, &channel))
 			refuse(relid, channel, "drop the triggers of",
 				   "ledger tables and their triggers are permanent.");
+	}
+	else if (classId == PolicyRelationId)
+	{
+		Oid			relid = ll_policy_relation(objectId);
+		char	   *channel;
+
+		if (OidIsValid(relid) && ll_is_ledger_table(relid, &channel))
+			refuse(relid, channel, "drop the row-level security policy of",
+				   "its policy decides which tiers each role can read.");
 	}
 }
 

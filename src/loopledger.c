@@ -116,6 +116,7 @@ _PG_init(void)
 	define_gucs();
 	ll_register_xact_callbacks();
 	ll_install_guards();
+	ll_install_clearance_hooks();
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	ll_worker_loaded = true;

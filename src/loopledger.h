@@ -10,6 +10,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
+#include "nodes/nodes.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -129,6 +130,18 @@ extern void ll_insert_block(int32 channel_id, const uint8 *entries, int n, int t
 /* Guards (guard.c) */
 extern void ll_install_guards(void);
 extern bool ll_is_ledger_table(Oid relid, char **channel);
+
+/* Clearances and row-level security of ledger tables (clearance.c) */
+extern int	ll_effective_clearance(int32 channel_id);
+extern void ll_append_policy_sql(StringInfo sql, const char *quoted, int32 channel_id,
+								 const char *tier_column, const char *qualname);
+extern bool ll_relation_has_policy(Oid relid);
+extern Oid	ll_policy_relation(Oid policy_oid);
+extern bool ll_policy_create_allowed(Oid relid, const char *policy_name);
+extern void ll_require_full_clearance(Oid relid, const char *action, const char *why);
+extern void ll_check_explain(Node *query);
+extern void ll_note_ledger_write(Oid relid);
+extern void ll_install_clearance_hooks(void);
 
 /* Chain helpers (chain.c) */
 extern Oid	ll_catalog_relid(const char *name);

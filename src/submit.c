@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "miscadmin.h"
+#include "utils/timestamp.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
@@ -74,6 +75,21 @@ build_record(int n, const int32 *channel, const bool *multi, const uint8 *packed
 	memcpy(s->data, &count, 4);
 	*nrows = (int) count;
 	return s;
+}
+
+/*
+ * A key for this transaction that no other transaction of this node ever
+ * gets.  Transaction ids alone are not enough: after a crash PostgreSQL
+ * hands out again the ids of transactions whose commit never reached the
+ * disk - and such a transaction may already have been sent to the peers.
+ * So the key pairs the id with the server's start time (in ms).
+ */
+static uint64
+transaction_key(void)
+{
+	uint64		start_ms = (uint64) (PgStartTime / 1000) & UINT64CONST(0x7fffffff);
+
+	return (start_ms << 32) | (uint64) XidFromFullTransactionId(GetTopFullTransactionId());
 }
 
 static void
@@ -205,6 +221,16 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 						 pg_atomic_read_u64(&slot->applying) != 0 ? 5 : 50,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (QueryCancelPending && !ProcDiePending)
+		{
+			QueryCancelPending = false;
+			pgstat_report_wait_end();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("canceling the wait for the agreed order of the ledger channel"),
+					 errdetail("The transaction was already sent to the other members: it may still be ordered and committed everywhere, this node included."),
+					 errhint("Look up its outcome in ledger.txlog (txid " UINT64_FORMAT ").", w->txid)));
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	pgstat_report_wait_end();
@@ -281,7 +307,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	w = wait_slot();
 	w->channel_id = chan;
 	w->pid = MyProcPid;
-	w->txid = U64FromFullTransactionId(GetTopFullTransactionId());
+	w->txid = transaction_key();
 	w->height = -1;
 	w->message[0] = '\0';
 	pg_write_barrier();
@@ -348,8 +374,10 @@ ll_submit_after_commit(void)
 				whereToSendOutput = DestNone;
 			break;
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-						 PG_WAIT_EXTENSION);
+		/* never exit in here: the transaction is committed already */
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH, 10,
+					  PG_WAIT_EXTENSION) & WL_POSTMASTER_DEATH)
+			break;
 		ResetLatch(MyLatch);
 	}
 }

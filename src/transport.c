@@ -55,6 +55,8 @@ ll_link_new(const char *name, const char *conninfo, const uint8 pub[32])
 static void
 link_close(LLLink *l, const char *why)
 {
+	/* why may point into the connection's error buffer: keep it first */
+	link_set_state(l, "down", why);
 	if (l->conn)
 		PQfinish(l->conn);
 	l->conn = NULL;
@@ -62,7 +64,6 @@ link_close(LLLink *l, const char *why)
 	l->inflight = 0;
 	l->connecting = false;
 	l->next_attempt = GetCurrentTimestamp() + RECONNECT_MS * 1000;
-	link_set_state(l, "down", why);
 }
 
 static void

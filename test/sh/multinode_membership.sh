@@ -61,9 +61,8 @@ done
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "SELECT ledger.enable_table('events', 'customs')" >/dev/null
 done
-st=$(node_psql 2 -Atc "SET loopledger.synchronous_commit = off;
-                        INSERT INTO events VALUES ('async');
-                        SELECT status FROM ledger.history('events')" | tail -1)
+st=$(node_psql 2 -At -c "SET loopledger.synchronous_commit = off" -c "INSERT INTO events VALUES ('async')" \
+	-c "SELECT status FROM ledger.history('events')" | tail -1)
 is "$st" pending "sync off: COMMIT returns at once, ledger.history shows the row pending"
 MN_NODES=4 wait_converged customs 30
 for i in 1 2 3 4; do
