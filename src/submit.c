@@ -221,6 +221,14 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 						 pg_atomic_read_u64(&slot->applying) != 0 ? 5 : 50,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		/*
+		 * Still before our commit: a cancel or statement_timeout (which
+		 * PostgreSQL no longer enforces during COMMIT) may end the wait.
+		 */
+		if (StatementTimeout > 0 && !QueryCancelPending &&
+			TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(),
+									   GetCurrentTimestamp(), StatementTimeout))
+			QueryCancelPending = true;
 		if (QueryCancelPending && !ProcDiePending)
 		{
 			QueryCancelPending = false;

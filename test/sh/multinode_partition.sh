@@ -139,7 +139,8 @@ fi
 rc=$(cat "$WORK/during.rc" 2>/dev/null || echo running)
 ok $([ "$rc" != 0 ] && [ "$rc" != running ]; echo $?) "the INSERT without quorum did not report success (psql exit status $rc)"
 sed 's/^/#   psql: /' "$WORK/during.err"
-during_txid=$(head -1 "$WORK/during.out")
+# the key ledger.txlog uses is in the error's HINT ("... (txid N).")
+during_txid=$(sed -n 's/.*ledger\.txlog (txid \([0-9]*\)).*/\1/p' "$WORK/during.err" | head -1)
 echo "#   its transaction id: $during_txid"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM parcel WHERE id = 'during'")" 0 "node 1 has no row 'during' after the failed INSERT"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'during'")" 0 \
