@@ -412,3 +412,97 @@ GRANT SELECT ON ledger.peers, ledger.consensus_status TO PUBLIC;
 CREATE FUNCTION ledger.expression_is_immutable(node text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'll_expression_is_immutable' LANGUAGE C STRICT;
+
+-- ---------------------------------------------------------------------
+-- Tiered visibility for local roles (see src/clearance.c).  Every ledger
+-- table gets row-level security, enabled and forced, with one policy:
+-- a role reads the rows whose tier is at or below its clearance.
+-- ---------------------------------------------------------------------
+
+-- The highest tier a role (and every member of it) may read in a channel.
+-- role_name is the role's name when granted: a grant counts only while the
+-- role still has that name, so a new role that reuses a dropped role's OID
+-- inherits nothing (rename a role, and grant again).
+CREATE TABLE ledger.clearance (
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	role		regrole NOT NULL,		-- dumped by name, so restores map
+	role_name	name NOT NULL,
+	tier		text NOT NULL,
+	granted_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (channel_id, role)
+);
+
+-- Whether roles without a clearance read a channel's lowest tier (the
+-- default, when a channel has no row here) or nothing.  Kept apart from
+-- ledger.channel, whose rows are append-only and hashed.
+CREATE TABLE ledger.channel_visibility (
+	channel_id	integer PRIMARY KEY REFERENCES ledger.channel,
+	public		boolean NOT NULL,
+	set_at		timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('ledger.clearance', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.channel_visibility', '');
+GRANT SELECT ON ledger.clearance, ledger.channel_visibility TO PUBLIC;
+
+-- Backends cache clearances; a change of either table flushes the caches.
+CREATE FUNCTION ledger.clearance_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'll_clearance_changed' LANGUAGE C;
+CREATE TRIGGER clearance_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON ledger.clearance FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
+CREATE TRIGGER visibility_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON ledger.channel_visibility FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
+
+-- Called by the policy of every ledger table.  clearance_of: index of the
+-- highest tier the session may read (lowest tier 0, none -1), the lower of
+-- current_user's and session_user's; parallel restricted because workers
+-- do not see the leader's session_user (the policy evaluates it once, in
+-- the leader, as an initplan, so scans still run in parallel).
+-- tier_index: index of a row's tier, NULL when it names no tier; with
+-- inserting_into (WITH CHECK) a bad tier is an error naming that table.
+CREATE FUNCTION ledger.clearance_of(channel_id integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'll_clearance_of' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+CREATE FUNCTION ledger.tier_index(channel_id integer, tier text, inserting_into text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'll_tier_index' LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION ledger.grant_clearance(channel text, role text, tier text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_grant_clearance' LANGUAGE C;
+
+COMMENT ON FUNCTION ledger.grant_clearance(text, text, text) IS
+'let a role and its members read rows of a channel up to a tier (superuser only)';
+
+CREATE FUNCTION ledger.revoke_clearance(channel text, role text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'll_revoke_clearance' LANGUAGE C;
+
+COMMENT ON FUNCTION ledger.revoke_clearance(text, text) IS
+'remove a role''s clearance in a channel; true when it had one (superuser only)';
+
+CREATE FUNCTION ledger.set_channel_public(channel text, public boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_set_channel_public' LANGUAGE C;
+
+COMMENT ON FUNCTION ledger.set_channel_public(text, boolean) IS
+'whether roles without a clearance read the channel''s lowest tier (default true; superuser only)';
+
+CREATE VIEW ledger.clearances AS
+SELECT c.name AS channel, k.role_name AS role, k.tier, k.granted_at
+  FROM ledger.clearance k JOIN ledger.channel c USING (channel_id)
+ WHERE pg_catalog.pg_get_userbyid(k.role) = k.role_name;
+
+GRANT SELECT ON ledger.clearances TO PUBLIC;
+
+-- Proofs: for a caller whom row-level security applies to, an entry whose
+-- row it cannot read gets the error of an entry that does not exist.
+CREATE OR REPLACE FUNCTION ledger.proof(channel text, entry bigint, upto bigint DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'll_proof_visible' LANGUAGE C;
+
+-- ledger.history() and ledger.proof() run as the caller and read the
+-- pending rows through ledger.block_entries(): the same packed entries
+-- that ledger.block shows to everyone once sealed.
+GRANT SELECT ON ledger.pending TO PUBLIC;

@@ -21,7 +21,8 @@
  * membership changes send syscache invalidations; both flush the cache.
  * The tables are read with a fresh catalog snapshot, as PostgreSQL reads
  * its own catalogs, so a cache refilled after an invalidation sees the
- * change that caused it.  A policy check is then a hash lookup.
+ * change that caused it, and a lookup during which an invalidation arrives
+ * is not cached.  A policy check is then a hash lookup.
  *
  * The rest of the file keeps hidden rows from leaking around the policy:
  * EXPLAIN and statements that evaluate expressions over every row need full
@@ -46,10 +47,10 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -123,10 +124,17 @@ static HTAB *role_cache = NULL;
 static HTAB *rel_cache = NULL;
 static bool callbacks_registered = false;
 
-/* The extension's tables whose changes flush the caches (InvalidOid: not known yet). */
+/* The extension's tables whose changes flush the caches (set before they are read). */
 static Oid	channel_relid = InvalidOid;
 static Oid	clearance_relid = InvalidOid;
 static Oid	visibility_relid = InvalidOid;
+
+/*
+ * Bumped by every invalidation we hear of.  A lookup that saw it change
+ * while reading may have missed the change behind it: its result is used
+ * once but not cached.
+ */
+static uint64 cache_generation = 0;
 
 static void
 flush_caches(void)
@@ -136,12 +144,12 @@ flush_caches(void)
 	channel_cache = NULL;
 	role_cache = NULL;
 	rel_cache = NULL;
-	channel_relid = clearance_relid = visibility_relid = InvalidOid;
 }
 
 static void
 relcache_callback(Datum arg, Oid relid)
 {
+	cache_generation++;
 	if (!OidIsValid(relid) || relid == channel_relid || relid == clearance_relid ||
 		relid == visibility_relid)
 		flush_caches();
@@ -153,8 +161,8 @@ relcache_callback(Datum arg, Oid relid)
 static void
 role_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (role_cache != NULL || rel_cache != NULL)
-		flush_caches();
+	cache_generation++;
+	flush_caches();
 }
 
 static void
@@ -250,6 +258,8 @@ load_channel(int32 channel_id, const char *by_name, ChannelInfo *ci)
 
 	if (!OidIsValid(chrel) || !OidIsValid(visrel))
 		return false;
+	channel_relid = chrel;
+	visibility_relid = visrel;
 	memset(ci, 0, sizeof(*ci));
 	rel = table_open(chrel, AccessShareLock);
 	scan = begin_scan(rel, by_name ? NULL : "channel_id", channel_id);
@@ -303,8 +313,6 @@ load_channel(int32 channel_id, const char *by_name, ChannelInfo *ci)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	channel_relid = chrel;
-	visibility_relid = visrel;
 	return true;
 }
 
@@ -334,6 +342,25 @@ tier_position(const ChannelInfo *ci, const char *s, int len)
 	return -1;
 }
 
+/* Deep copy of a channel's description into cxt. */
+static void
+copy_channel(ChannelInfo *dst, const ChannelInfo *src, MemoryContext cxt)
+{
+	Size		len = 0;
+	int			i;
+
+	for (i = 0; i < src->ntiers; i++)
+		len += src->tier_len[i] + 1;
+	dst->id = src->id;
+	dst->is_public = src->is_public;
+	dst->ntiers = src->ntiers;
+	strlcpy(dst->name, src->name, sizeof(dst->name));
+	dst->tiers = MemoryContextAlloc(cxt, Max(len, 1));
+	memcpy(dst->tiers, src->tiers, len);
+	dst->tier_len = MemoryContextAlloc(cxt, sizeof(int) * Max(src->ntiers, 1));
+	memcpy(dst->tier_len, src->tier_len, sizeof(int) * src->ntiers);
+}
+
 /*
  * The cached entry of a channel; errors when it does not exist.  The entry
  * lives until the next catalog access (which may flush the cache).
@@ -342,29 +369,24 @@ static ChannelInfo *
 channel_get(int32 channel_id)
 {
 	ChannelInfo *ci;
-	ChannelInfo tmp;
-	bool		found;
-	Size		len;
+	uint64		gen = cache_generation;
 
 	if (channel_cache != NULL &&
 		(ci = hash_search(channel_cache, &channel_id, HASH_FIND, NULL)) != NULL)
 		return ci;
-	if (!load_channel(channel_id, NULL, &tmp))
+	ci = palloc(sizeof(ChannelInfo));
+	if (!load_channel(channel_id, NULL, ci))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("channel %d of a ledger table does not exist", channel_id)));
 	ensure_caches();
-	ci = hash_search(channel_cache, &channel_id, HASH_ENTER, &found);
-	len = 0;
-	for (int i = 0; i < tmp.ntiers; i++)
-		len += tmp.tier_len[i] + 1;
-	ci->is_public = tmp.is_public;
-	ci->ntiers = tmp.ntiers;
-	strlcpy(ci->name, tmp.name, sizeof(ci->name));
-	ci->tiers = MemoryContextAlloc(cache_cxt, Max(len, 1));
-	memcpy(ci->tiers, tmp.tiers, len);
-	ci->tier_len = MemoryContextAlloc(cache_cxt, sizeof(int) * Max(tmp.ntiers, 1));
-	memcpy(ci->tier_len, tmp.tier_len, sizeof(int) * tmp.ntiers);
+	if (gen == cache_generation)
+	{
+		ChannelInfo *tmp = ci;
+
+		ci = hash_search(channel_cache, &channel_id, HASH_ENTER, NULL);
+		copy_channel(ci, tmp, cache_cxt);
+	}
 	return ci;
 }
 
@@ -393,9 +415,9 @@ role_clearance(int32 channel_id, Oid roleid)
 	RoleKey		key;
 	RoleClearance *rc;
 	ChannelInfo ch;
-	ChannelInfo *cached;
 	Oid			clrel;
 	int			best = -1;
+	uint64		gen = cache_generation;
 
 	memset(&key, 0, sizeof(key));
 	key.channel_id = channel_id;
@@ -404,27 +426,20 @@ role_clearance(int32 channel_id, Oid roleid)
 		(rc = hash_search(role_cache, &key, HASH_FIND, NULL)) != NULL)
 		return rc->clearance;
 
-	/* copy what we need: catalog access below may flush the cache */
-	cached = channel_get(channel_id);
-	ch = *cached;
-	{
-		Size		len = 0;
-
-		for (int i = 0; i < cached->ntiers; i++)
-			len += cached->tier_len[i] + 1;
-		ch.tiers = palloc(Max(len, 1));
-		memcpy(ch.tiers, cached->tiers, len);
-		ch.tier_len = palloc(sizeof(int) * Max(cached->ntiers, 1));
-		memcpy(ch.tier_len, cached->tier_len, sizeof(int) * cached->ntiers);
-	}
+	/* a copy: catalog access below may flush the cache */
+	copy_channel(&ch, channel_get(channel_id), CurrentMemoryContext);
 
 	if (superuser_arg(roleid) || has_bypassrls_privilege(roleid))
 		best = ch.ntiers - 1;
 	else if (OidIsValid(clrel = ledger_table_oid("clearance")))
 	{
-		Relation	rel = table_open(clrel, AccessShareLock);
-		SysScanDesc scan = begin_scan(rel, "channel_id", channel_id);
+		Relation	rel;
+		SysScanDesc scan;
 		HeapTuple	tup;
+
+		clearance_relid = clrel;
+		rel = table_open(clrel, AccessShareLock);
+		scan = begin_scan(rel, "channel_id", channel_id);
 
 		while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		{
@@ -440,14 +455,16 @@ role_clearance(int32 channel_id, Oid roleid)
 		}
 		systable_endscan(scan);
 		table_close(rel, AccessShareLock);
-		clearance_relid = clrel;
 	}
 	if (best < 0 && ch.is_public)
 		best = 0;
 
 	ensure_caches();
-	rc = hash_search(role_cache, &key, HASH_ENTER, NULL);
-	rc->clearance = best;
+	if (gen == cache_generation)
+	{
+		rc = hash_search(role_cache, &key, HASH_ENTER, NULL);
+		rc->clearance = best;
+	}
 	return best;
 }
 
@@ -466,18 +483,22 @@ ll_effective_clearance(int32 channel_id)
 
 /*
  * Cached answer: is relid a ledger table with row-level security enabled,
- * and of which channel?
+ * and of which channel (*channel_id)?
  */
-static LedgerRel *
-ledger_rel(Oid relid)
+static bool
+ledger_rel(Oid relid, int32 *channel_id_out)
 {
 	LedgerRel  *lr;
 	HeapTuple	tup;
 	bool		is_ledger = false;
 	int32		channel_id = 0;
+	uint64		gen = cache_generation;
 
 	if (rel_cache != NULL && (lr = hash_search(rel_cache, &relid, HASH_FIND, NULL)) != NULL)
-		return lr;
+	{
+		*channel_id_out = lr->channel_id;
+		return lr->is_ledger_rls;
+	}
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (HeapTupleIsValid(tup))
 	{
@@ -496,10 +517,14 @@ ledger_rel(Oid relid)
 		}
 	}
 	ensure_caches();
-	lr = hash_search(rel_cache, &relid, HASH_ENTER, NULL);
-	lr->is_ledger_rls = is_ledger;
-	lr->channel_id = channel_id;
-	return lr;
+	if (gen == cache_generation)
+	{
+		lr = hash_search(rel_cache, &relid, HASH_ENTER, NULL);
+		lr->is_ledger_rls = is_ledger;
+		lr->channel_id = channel_id;
+	}
+	*channel_id_out = channel_id;
+	return is_ledger;
 }
 
 /* ---------------------------------------------------------------------
@@ -817,14 +842,12 @@ ll_set_channel_public(PG_FUNCTION_ARGS)
 void
 ll_require_full_clearance(Oid relid, const char *action, const char *why)
 {
-	LedgerRel  *lr = ledger_rel(relid);
 	int32		channel_id;
 	ChannelInfo *ci;
 	char	   *name;
 
-	if (!lr->is_ledger_rls)
+	if (!ledger_rel(relid, &channel_id))
 		return;
-	channel_id = lr->channel_id;
 	if (ll_effective_clearance(channel_id) >= channel_get(channel_id)->ntiers - 1)
 		return;
 	name = get_rel_name(relid);
@@ -835,26 +858,6 @@ ll_require_full_clearance(Oid relid, const char *action, const char *why)
 			 errdetail("Table \"%s\" belongs to ledger channel \"%s\"; %s", name, ci->name, why),
 			 errhint("Roles cleared for tier \"%s\" of channel \"%s\" and superusers can.",
 					 tier_name(ci, ci->ntiers - 1), ci->name)));
-}
-
-static bool
-explain_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
-
-		if (rte->rtekind == RTE_RELATION)
-			ll_require_full_clearance(rte->relid, "explain a query on",
-									  "plans, estimates and row counts would reveal rows above your clearance.");
-		return false;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, explain_walker, context,
-								 QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, explain_walker, context);
 }
 
 /* The rewritten queries an EXPLAIN would plan (views expanded). */
@@ -887,7 +890,9 @@ explained_queries(Query *q)
 /*
  * EXPLAIN of a query reading a ledger table needs full clearance: row
  * counts ("Rows Removed by Filter"), estimates and plan choices all come
- * from every row, hidden ones included.
+ * from every row, hidden ones included.  The queries are planned, as
+ * EXPLAIN will plan them, so that tables reached through views, subqueries
+ * and inlined SQL functions are all in the plan's range table.
  */
 void
 ll_check_explain(Node *query)
@@ -897,7 +902,23 @@ ll_check_explain(Node *query)
 	if (query == NULL || !IsA(query, Query))
 		return;
 	foreach(lc, explained_queries((Query *) query))
-		(void) explain_walker((Node *) lfirst(lc), NULL);
+	{
+		Query	   *q = lfirst_node(Query, lc);
+		PlannedStmt *ps;
+		ListCell   *rc;
+
+		if (q->commandType == CMD_UTILITY)
+			continue;
+		ps = pg_plan_query(copyObject(q), NULL, CURSOR_OPT_PARALLEL_OK, NULL);
+		foreach(rc, ps->rtable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, rc);
+
+			if (rte->rtekind == RTE_RELATION)
+				ll_require_full_clearance(rte->relid, "explain a query on",
+										  "plans, estimates and row counts would reveal rows above your clearance.");
+		}
+	}
 }
 
 /*
@@ -934,19 +955,14 @@ static ExecutorStart_hook_type prev_executor_start = NULL;
 void
 ll_note_ledger_write(Oid relid)
 {
-	LedgerRel  *lr;
 	int32		channel_id;
 	ChannelInfo *ci;
 	char	   *nsp;
 	char	   *rel;
 	int			i;
 
-	if (MyProc == NULL || !IsTransactionState())
+	if (MyProc == NULL || !IsTransactionState() || !ledger_rel(relid, &channel_id))
 		return;
-	lr = ledger_rel(relid);
-	if (!lr->is_ledger_rls)
-		return;
-	channel_id = lr->channel_id;
 	if (ll_effective_clearance(channel_id) >= channel_get(channel_id)->ntiers - 1)
 		return;
 	nsp = get_namespace_name(get_rel_namespace(relid));
