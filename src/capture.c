@@ -198,7 +198,7 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 	MemoryContextSwitchTo(old);
 
 	rows_reserve(1);
-	rows.multi[rows.n] = ll_cons_slot_for(info->channel_id) != NULL;
+	rows.multi[rows.n] = ll_channel_is_multi_peer(info->channel_id, info->channel_name);
 	if (rows.multi[rows.n])
 	{
 		if (rows.content.realloc_fn == NULL)
@@ -545,6 +545,7 @@ xact_callback(XactEvent event, void *arg)
 			}
 			break;
 		case XACT_EVENT_COMMIT:
+			ll_peers_at_commit();
 			if (capture_cxt != NULL)
 				rows_clear();
 			ll_submit_after_commit();

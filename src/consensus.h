@@ -117,6 +117,10 @@ extern void ll_cons_shmem_init(void);
 extern char *ll_cons_inbox(int slot);
 extern char *ll_cons_txq(int slot);
 extern LLConsSlot *ll_cons_slot_for(int32 channel_id);
+extern int	ll_cons_reserve(int32 channel_id, const char *name);
+extern bool ll_channel_is_multi_peer(int32 channel_id, const char *name);
+extern void ll_peers_changed(void);
+extern void ll_peers_at_commit(void);
 extern bool ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,
 						 const void *data, size_t len);
 extern Size ll_queue_take(LLConsSlot *slot, bool inbox, char *dst, Size cap);

@@ -95,6 +95,7 @@ shmem_startup(void)
 		pg_atomic_init_u64(&ll_shared->seal_failed, 0);
 		pg_atomic_init_u64(&ll_shared->pending_rows, 0);
 		pg_atomic_init_u32(&ll_shared->waiters, 0);
+		pg_atomic_init_u32(&ll_shared->peers_epoch, 0);
 		ConditionVariableInit(&ll_shared->sealed_cv);
 		SpinLockInit(&ll_shared->mutex);
 		ll_shared->worker_pid = 0;

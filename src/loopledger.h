@@ -61,6 +61,7 @@ typedef struct LLShared
 	pg_atomic_uint64 seal_failed;	/* number of the last seal that failed */
 	pg_atomic_uint64 pending_rows;	/* committed rows not yet sealed */
 	pg_atomic_uint32 waiters;
+	pg_atomic_uint32 peers_epoch;	/* bumped when a channel gets peers */
 	ConditionVariable sealed_cv;
 	slock_t		mutex;			/* protects the fields below */
 	pid_t		worker_pid;

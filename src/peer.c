@@ -9,8 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/twophase.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -21,6 +24,9 @@
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "bft.h"
@@ -42,6 +48,12 @@ PG_FUNCTION_INFO_V1(ll_consensus_status);
 LLConsShared *ll_cons = NULL;
 
 static int	reserve_slot(int32 channel_id, const char *name);
+
+int
+ll_cons_reserve(int32 channel_id, const char *name)
+{
+	return reserve_slot(channel_id, name);
+}
 
 /* ---------------------------------------------------------------------
  * Shared memory
@@ -479,6 +491,7 @@ ll_add_peer(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("this server already runs consensus for %d channels", LL_MAX_CONS)));
+	ll_peers_changed();
 	SPI_finish();
 	ll_wake_worker();
 	PG_RETURN_VOID();
@@ -844,4 +857,84 @@ ll_genesis_hash_sql(PG_FUNCTION_ARGS)
 				 errhint("Add the channel's members with ledger.add_peer().")));
 	SPI_finish();
 	PG_RETURN_BYTEA_P(ll_bytea(hash, LL_HASH_LEN));
+}
+
+/* ---------------------------------------------------------------------
+ * Is a channel multi-peer?  Committing backends must never send a
+ * multi-peer channel's rows down the single-node path (the local sealer
+ * would make a block no other member has), not even in the moment after a
+ * restart before the launcher has filled the slots.  The slot answers
+ * fast; otherwise ledger.peer does, read directly (the writer needs no
+ * privilege on it), and the answer "no peers" is cached until some
+ * add_peer() commits.
+ * --------------------------------------------------------------------- */
+
+static bool peers_changed_in_xact = false;
+static int32 no_peer_channels[64];
+static int	n_no_peer = 0;
+static uint32 no_peer_epoch = 0;
+
+void
+ll_peers_changed(void)
+{
+	peers_changed_in_xact = true;
+}
+
+/* From the transaction callback, once the change is visible. */
+void
+ll_peers_at_commit(void)
+{
+	if (peers_changed_in_xact && ll_shared != NULL)
+		pg_atomic_fetch_add_u32(&ll_shared->peers_epoch, 1);
+	peers_changed_in_xact = false;
+}
+
+static bool
+catalog_has_peers(int32 channel_id)
+{
+	Relation	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
+	Oid			pk = get_relname_relid("peer_pkey", get_namespace_oid("ledger", false));
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(channel_id));
+	scan = systable_beginscan(rel, pk, OidIsValid(pk), NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+bool
+ll_channel_is_multi_peer(int32 channel_id, const char *name)
+{
+	uint32		epoch;
+	int			i;
+
+	if (ll_cons == NULL)
+		return false;
+	if (ll_cons_slot_for(channel_id) != NULL)
+		return true;
+	epoch = pg_atomic_read_u32(&ll_shared->peers_epoch);
+	if (epoch != no_peer_epoch)
+	{
+		n_no_peer = 0;
+		no_peer_epoch = epoch;
+	}
+	for (i = 0; i < n_no_peer; i++)
+		if (no_peer_channels[i] == channel_id)
+			return false;
+	if (catalog_has_peers(channel_id))
+	{
+		if (reserve_slot(channel_id, name) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("no consensus slot is free for ledger channel \"%s\"", name),
+					 errdetail("One server runs consensus for at most %d channels.", LL_MAX_CONS)));
+		return true;
+	}
+	if (n_no_peer < (int) lengthof(no_peer_channels))
+		no_peer_channels[n_no_peer++] = channel_id;
+	return false;
 }
