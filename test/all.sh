@@ -22,6 +22,7 @@ build_and_install
 
 step "C unit tests (cmocka, ASan+UBSan)" make -C "$ROOT" -s unit
 step "offline verifier tests" bash "$ROOT/test/unit/test_verify_cli.sh"
+step "peer message decoders under libFuzzer (20 s)" make -C "$ROOT" -s fuzz-wire-peer
 if [ -f "$ROOT/test/bft.mk" ]; then
 	step "consensus core: unit, simulator, broken variants, fuzz, model check" make -C "$ROOT" -s bft-test
 fi

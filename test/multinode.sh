@@ -163,3 +163,56 @@ restart_node() {
 		{ echo "$out" >&2; return 1; }
 	wait_for_sealer "$name"
 }
+
+# ---- helpers shared by the multi-node TAP tests (test/sh/multinode_*.sh) ----
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_baseport DEFAULT: the first of DEFAULT, DEFAULT+100, ... whose four
+# node ports nobody listens on (another checkout may be testing too)
+pick_baseport() {
+	local base=$1 t
+	for t in $(seq 1 20); do
+		port_free $((base + 1)) && port_free $((base + 2)) && port_free $((base + 3)) && port_free $((base + 4)) && break
+		base=$((base + 100))
+	done
+	echo "$base"
+}
+
+# same_on_all SQL: the distinct answers of all N nodes (one line each)
+same_on_all() {
+	local i
+	for i in $(seq 1 "$N"); do node_psql "$i" -Atc "$1" 2>&1 | paste -sd' '; done | LC_ALL=C sort -u
+}
+per_node() {
+	local i
+	for i in $(seq 1 "$N"); do printf 'node%s: %s; ' "$i" "$(node_psql "$i" -Atc "$1" 2>&1 | paste -sd' ')"; done
+}
+cheight() { node_psql "$1" -Atc "SELECT height FROM ledger.consensus_status WHERE channel = '$CH'" 2>/dev/null; }
+now_ms() { date +%s%3N; }
+
+# tap_setup_parcel: N nodes on BASEPORT, channel CH with tiers TIERS, an
+# enabled table parcel(id, status, tier) everywhere, all peers up; TAP
+# checks through test/tap.sh, bails out when the setup fails.
+tap_setup_parcel() {
+	local rc i t
+	(set -e; start_nodes "$N" "$BASEPORT")
+	rc=$?
+	MN_NODES=$N
+	ok $rc "start $N nodes on ports $((BASEPORT + 1))-$((BASEPORT + N))"
+	[ $rc = 0 ] || { echo "Bail out! nodes did not start"; exit 1; }
+	(set -e; setup_channel "$CH" "$TIERS" "$N")
+	ok $? "setup_channel"
+	rc=0
+	for i in $(seq 1 "$N"); do
+		node_psql "$i" -q -c "CREATE TABLE parcel (id text PRIMARY KEY, status text, tier text);
+		                      SELECT ledger.enable_table('parcel', '$CH', 'tier');" >/dev/null || rc=1
+	done
+	ok $rc "CREATE TABLE parcel and enable_table on every node"
+	[ $rc = 0 ] || { echo "Bail out! setup failed"; exit 1; }
+	for t in $(seq 1 150); do
+		[ "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" = "self,up,up,up" ] && break
+		sleep 0.1
+	done
+	is "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" "self,up,up,up" "all peers up"
+}

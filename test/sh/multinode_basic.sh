@@ -24,13 +24,7 @@ MN_PREFIX=tmnbasic$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-# first of 55810, 55910, ... whose 4 ports nobody listens on
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASEPORT=${MN_BASIC_PORT:-55810}
-for t in $(seq 1 20); do
-	port_free $((BASEPORT + 1)) && port_free $((BASEPORT + 2)) && port_free $((BASEPORT + 3)) && port_free $((BASEPORT + 4)) && break
-	BASEPORT=$((BASEPORT + 100))
-done
+BASEPORT=$(pick_baseport ${MN_BASIC_PORT:-55810})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4
@@ -64,14 +58,6 @@ error_of() {
 	else echo "psql failed: $(echo "$out" | head -1)"; fi
 }
 # the same value of SQL on every node, or one line per node
-same_on_all() {
-	local i
-	for i in $(seq 1 $N); do node_psql "$i" -Atc "$1" 2>&1 | paste -sd' '; done | LC_ALL=C sort -u
-}
-per_node() {
-	local i
-	for i in $(seq 1 $N); do printf 'node%s: %s; ' "$i" "$(node_psql "$i" -Atc "$1" 2>&1 | paste -sd' ')"; done
-}
 
 # ------------------------------------------------------------------ setup
 (set -e; start_nodes $N "$BASEPORT")

@@ -20,12 +20,7 @@ MN_PREFIX=tmncrash$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASEPORT=${MN_CRASH_PORT:-55820}
-for t in $(seq 1 20); do
-	port_free $((BASEPORT + 1)) && port_free $((BASEPORT + 2)) && port_free $((BASEPORT + 3)) && port_free $((BASEPORT + 4)) && break
-	BASEPORT=$((BASEPORT + 100))
-done
+BASEPORT=$(pick_baseport ${MN_CRASH_PORT:-55820})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4
@@ -54,14 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-same_on_all() {
-	local i
-	for i in $(seq 1 $N); do node_psql "$i" -Atc "$1" 2>&1 | paste -sd' '; done | LC_ALL=C sort -u
-}
-per_node() {
-	local i
-	for i in $(seq 1 $N); do printf 'node%s: %s; ' "$i" "$(node_psql "$i" -Atc "$1" 2>&1 | paste -sd' ')"; done
-}
 # a running node other than $1 (and $2)
 survivor() {
 	local i
@@ -69,30 +56,10 @@ survivor() {
 		[ "$i" != "$1" ] && [ "$i" != "${2:-}" ] && node_running "$i" && { echo "$i"; return; }
 	done
 }
-cheight() { node_psql "$1" -Atc "SELECT height FROM ledger.consensus_status WHERE channel = '$CH'" 2>/dev/null; }
 committed() { cat "$WORK"/ok.* 2>/dev/null | wc -l; }
-now_ms() { date +%s%3N; }
 
 # ------------------------------------------------------------------ setup
-(set -e; start_nodes $N "$BASEPORT")
-rc=$?
-MN_NODES=$N
-ok $rc "start $N nodes on ports $((BASEPORT + 1))-$((BASEPORT + N))"
-[ $rc = 0 ] || { echo "Bail out! nodes did not start"; exit 1; }
-(set -e; setup_channel $CH "$TIERS" $N)
-ok $? "setup_channel"
-rc=0
-for i in $(seq 1 $N); do
-	node_psql "$i" -q -c "CREATE TABLE parcel (id text PRIMARY KEY, status text, tier text);
-	                      SELECT ledger.enable_table('parcel', '$CH', 'tier');" >/dev/null || rc=1
-done
-ok $rc "CREATE TABLE parcel and enable_table on every node"
-[ $rc = 0 ] || { echo "Bail out! setup failed"; exit 1; }
-for t in $(seq 1 150); do
-	[ "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" = "self,up,up,up" ] && break
-	sleep 0.1
-done
-is "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" "self,up,up,up" "all peers up"
+tap_setup_parcel
 
 # ------------------------------------------------------------------ load
 # load_loop NODE CLIENT: ok.NODE.CLIENT gets the ids whose psql exited 0,

@@ -21,12 +21,7 @@ MN_PREFIX=tmnpart$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASEPORT=${MN_PARTITION_PORT:-55830}
-for t in $(seq 1 20); do
-	port_free $((BASEPORT + 1)) && port_free $((BASEPORT + 2)) && port_free $((BASEPORT + 3)) && port_free $((BASEPORT + 4)) && break
-	BASEPORT=$((BASEPORT + 100))
-done
+BASEPORT=$(pick_baseport ${MN_PARTITION_PORT:-55830})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4
@@ -48,16 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-same_on_all() {
-	local i
-	for i in $(seq 1 $N); do node_psql "$i" -Atc "$1" 2>&1 | paste -sd' '; done | LC_ALL=C sort -u
-}
-per_node() {
-	local i
-	for i in $(seq 1 $N); do printf 'node%s: %s; ' "$i" "$(node_psql "$i" -Atc "$1" 2>&1 | paste -sd' ')"; done
-}
-cheight() { node_psql "$1" -Atc "SELECT height FROM ledger.consensus_status WHERE channel = '$CH'" 2>/dev/null; }
-now_ms() { date +%s%3N; }
 peer_login() {   # peer_login LOGIN|NOLOGIN I...
 	local how=$1 i rc=0
 	shift
@@ -69,25 +54,7 @@ peer_login() {   # peer_login LOGIN|NOLOGIN I...
 }
 
 # ------------------------------------------------------------------ setup
-(set -e; start_nodes $N "$BASEPORT")
-rc=$?
-MN_NODES=$N
-ok $rc "start $N nodes on ports $((BASEPORT + 1))-$((BASEPORT + N))"
-[ $rc = 0 ] || { echo "Bail out! nodes did not start"; exit 1; }
-(set -e; setup_channel $CH "$TIERS" $N)
-ok $? "setup_channel"
-rc=0
-for i in $(seq 1 $N); do
-	node_psql "$i" -q -c "CREATE TABLE parcel (id text PRIMARY KEY, status text, tier text);
-	                      SELECT ledger.enable_table('parcel', '$CH', 'tier');" >/dev/null || rc=1
-done
-ok $rc "CREATE TABLE parcel and enable_table on every node"
-[ $rc = 0 ] || { echo "Bail out! setup failed"; exit 1; }
-for t in $(seq 1 150); do
-	[ "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" = "self,up,up,up" ] && break
-	sleep 0.1
-done
-is "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" "self,up,up,up" "all peers up"
+tap_setup_parcel
 is "$(node_psql 1 -Atqc "INSERT INTO parcel VALUES ('before', 'filed', 'public') RETURNING id" 2>&1)" before "an INSERT on node 1 commits before the partition"
 wait_converged $CH 30
 ok $? "converged before the partition"
