@@ -29,8 +29,13 @@ node_psql() {
 	psql_at "$(node_name "$i")" ledger "$@"
 }
 
+# node_conninfo J [FROM]: how node FROM reaches node J.  With FROM, it logs
+# in as peer_from_FROM (a member of loopledger_peer), so a node can refuse
+# some peers and not others (test/sh/multinode_partition.sh cuts 2|2).
 node_conninfo() {
-	echo "host=127.0.0.1 port=$(cluster_port "$(node_name "$1")") dbname=ledger user=loopledger_peer application_name=loopledger_peer"
+	local user=loopledger_peer
+	[ -n "${2:-}" ] && user="peer_from_$2"
+	echo "host=127.0.0.1 port=$(cluster_port "$(node_name "$1")") dbname=ledger user=$user application_name=loopledger_peer"
 }
 
 # by the pid in postmaster.pid, as pg_ctl status would, but not fooled by a
@@ -67,6 +72,9 @@ start_nodes() {
 				END $$;
 				ALTER ROLE loopledger_peer LOGIN;
 			SQL
+			for j in $(seq 1 $((n + 1))); do
+				echo "CREATE ROLE peer_from_$j LOGIN IN ROLE loopledger_peer;"
+			done | node_psql "$i" -q >/dev/null
 		) &
 		pids+=($!)
 	done
@@ -87,7 +95,7 @@ setup_channel() {
 	done
 	for i in $(seq 1 "$n"); do
 		for j in $(seq 1 "$n"); do
-			echo "SELECT ledger.add_peer('$ch', '$(node_name "$j")', '$(node_conninfo "$j")', '${keys[j]}',
+			echo "SELECT ledger.add_peer('$ch', '$(node_name "$j")', '$(node_conninfo "$j" "$i")', '${keys[j]}',
 			      clearance => ($tiers)[cardinality($tiers)]);"
 		done | node_psql "$i" -qAt >/dev/null
 	done
