@@ -1,0 +1,80 @@
+-- The DBA interface of multi-peer channels on one server: node key, adding
+-- and removing members before the first decision, genesis hash, what peers
+-- may call, and every bad input.  (Agreement between servers is tested with
+-- real servers in test/sh/multinode_*.sh.)
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT plan(35);
+
+-- ------------------------------------------------------------ node key
+SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
+SELECT is(ledger.node_key(), ledger.node_key(), 'node_key is created once and stays');
+SELECT ok((SELECT last_value FROM ledger.entry_seq) >= ('x' || left(ledger.node_key(), 5))::bit(20)::bigint << 43,
+		  'entry numbers are drawn from the range of this node''s key');
+CREATE ROLE tap08_user;
+SET ROLE tap08_user;
+SELECT throws_ok($$SELECT ledger.node_key()$$, '42501', NULL, 'node_key is for superusers');
+SELECT throws_ok($$SELECT ledger.add_peer('x', 'a', 'host=x', repeat('ab', 32))$$, '42501', NULL, 'add_peer is for superusers');
+SELECT throws_ok($$SELECT ledger.deliver('x', '\x00'::bytea, '\x00'::bytea)$$, '42501', NULL,
+				 'ledger.deliver is not for everybody');
+SELECT throws_ok($$SELECT * FROM ledger.decisions('x', 1, 1)$$, '42501', NULL, 'ledger.decisions is not for everybody');
+SELECT throws_ok($$SELECT ledger.batches('x', '{}')$$, '42501', NULL, 'ledger.batches is not for everybody');
+SELECT throws_ok($$SELECT * FROM ledger.peer$$, '42501', NULL, 'ledger.peer (conninfo) is not readable by everybody');
+RESET ROLE;
+
+-- ------------------------------------------------------------ add_peer
+SELECT ledger.create_channel('tap08', ARRAY['public', 'partner', 'customs']);
+SELECT throws_ok(format($$SELECT ledger.add_peer('tap08', 'self', 'host=x', %L)$$, 'zz' || repeat('0', 62)),
+				 '22023', 'invalid peer public key "' || 'zz' || repeat('0', 62) || '"', 'a key that is not hex is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', 'self', 'host=x', 'abcd')$$, '22023', NULL, 'a short key is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('nochannel', 'self', 'host=x', repeat('ab', 32))$$, '42704', NULL,
+				 'an unknown channel is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', 'self', 'host=x', repeat('ab', 32), clearance => 'secret')$$, '22023',
+				 '"secret" is not a tier of channel "tap08"', 'an unknown clearance tier is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', '', 'host=x', repeat('ab', 32))$$, '22023', NULL, 'an empty name is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', repeat('n', 64), 'host=x', repeat('ab', 32))$$, '22023', NULL,
+				 'a name of 64 bytes is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', NULL, 'host=x', repeat('ab', 32))$$, '22004', NULL, 'a NULL name is refused');
+SELECT throws_ok($$SELECT ledger.genesis_hash('tap08')$$, '55000', NULL, 'no genesis before the first member');
+
+SELECT lives_ok(format($$SELECT ledger.add_peer('tap08', 'self', 'host=/nonexistent port=1 dbname=ledger', %L, clearance => 'customs')$$,
+					   ledger.node_key()), 'add this node itself');
+SELECT is((SELECT clearance FROM ledger.peer WHERE name = 'self'), 'customs', 'with its clearance');
+SELECT is((SELECT since_height FROM ledger.peer WHERE name = 'self'), 0::bigint, 'a genesis member (since height 0)');
+SELECT lives_ok($$SELECT ledger.add_peer('tap08', 'other', 'host=/nonexistent port=1 dbname=ledger', '\x' || repeat('cd', 32))$$,
+				'add another member (key with \x prefix, default clearance)');
+SELECT is((SELECT clearance FROM ledger.peer WHERE name = 'other'), 'public', 'the default clearance is the lowest tier');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', 'other', 'host=x', repeat('ef', 32))$$, '42710',
+				 'channel already has a peer named "other"', 'a second member of the same name is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', 'third', 'host=x', repeat('cd', 32))$$, '42710', NULL,
+				 'a second member with the same key is refused');
+SELECT throws_ok($$SELECT ledger.add_peer('tap08', 'clash', 'host=x', 'cdcdc' || repeat('0', 59))$$, '42710', NULL,
+				 'a key in the same entry range as a member''s is refused');
+
+-- ------------------------------------------------------------ genesis
+SELECT is(length(ledger.genesis_hash('tap08')), 32, 'genesis_hash is 32 bytes');
+SELECT is((SELECT time_us FROM ledger.block b JOIN ledger.channel c USING (channel_id) WHERE c.name = 'tap08' AND height = 0),
+		  0::bigint, 'the genesis block of a channel with members has a fixed time (same on every member)');
+SELECT ledger.genesis_hash('tap08') AS g1 \gset
+SELECT ledger.add_peer('tap08', 'late', 'host=/nonexistent', repeat('99', 32));
+SELECT isnt(ledger.genesis_hash('tap08'), :'g1'::bytea, 'a member more: another genesis');
+SELECT lives_ok($$SELECT ledger.remove_peer('tap08', 'late')$$, 'remove_peer before the first decision drops the member');
+SELECT is(ledger.genesis_hash('tap08'), :'g1'::bytea, 'and the genesis is as before');
+SELECT throws_ok($$SELECT ledger.remove_peer('tap08', 'nobody')$$, '42704', NULL, 'removing an unknown member is refused');
+
+-- ------------------------------------------------------------ enable_table on a channel with peers
+CREATE TABLE tap08_full (id int);
+INSERT INTO tap08_full VALUES (1);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_full', 'tap08')$$, '55000', 'table "tap08_full" is not empty',
+				 'a non-empty table is refused on a channel with peers');
+CREATE TABLE tap08_ref (id int PRIMARY KEY);
+CREATE TABLE tap08_fk (id int REFERENCES tap08_ref);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_fk', 'tap08')$$, '0A000', NULL, 'a foreign key is refused');
+CREATE TABLE tap08_chk (t timestamptz CHECK (t < now()));
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_chk', 'tap08')$$, '0A000', NULL, 'a CHECK calling now() is refused');
+
+-- ------------------------------------------------------------ what a peer may send
+SELECT throws_ok($$SELECT ledger.deliver('tap08', '\x00'::bytea, '\x00'::bytea)$$, '22023',
+				 'sender must be a 32-byte public key', 'deliver checks the sender''s length');
+
+SELECT * FROM finish();
