@@ -826,7 +826,6 @@ maybe_propose(void)
 	if (ll_payload_encode(&buf, &p) != 0 || ll_payload_value(buf.data, buf.len, value) != 0)
 		elog(ERROR, "could not encode a block payload");
 	W.want_block = false;
-	if ((access("/tmp/ll_trace", F_OK) == 0)) elog(LOG, "TRACE propose h=%lu nb=%d waited %ld us", p.height, n, (long)(GetCurrentTimestamp() - W.want_since));
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = BFT_EV_BLOCK;
 	ev.u.block.height = p.height;
