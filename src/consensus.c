@@ -74,6 +74,7 @@ typedef struct MemBatch
 	size_t		len;
 	bool		committed;
 	uint64		arrival;
+	uint64		height;			/* decided at, when committed */
 } MemBatch;
 
 typedef struct Timer
@@ -269,6 +270,7 @@ mempool_commit(const uint8 *hash)
 		m->len = 0;
 	}
 	m->committed = true;
+	m->height = W.next_height;
 	if (m->bytes)
 		pfree(m->bytes);
 	m->bytes = NULL;
@@ -280,6 +282,27 @@ mempool_commit(const uint8 *hash)
 			W.npending--;
 			break;
 		}
+}
+
+/*
+ * Forget decided batches long past: they are only kept so that a proposal
+ * repeating a recent one is refused (older repeats are harmless: their
+ * transactions are skipped by ledger.txlog).
+ */
+#define KEEP_DECIDED_HEIGHTS 1000
+
+static void
+mempool_purge(void)
+{
+	HASH_SEQ_STATUS seq;
+	MemBatch   *m;
+
+	if (W.next_height % KEEP_DECIDED_HEIGHTS != 0)
+		return;
+	hash_seq_init(&seq, W.mempool);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		if (m->committed && m->height + KEEP_DECIDED_HEIGHTS < W.next_height)
+			(void) hash_search(W.mempool, m->hash, HASH_REMOVE, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -612,6 +635,7 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 	for (i = 0; i < p.nbatches; i++)
 		mempool_commit(p.batch_hashes + (Size) i * 32);
 	W.next_height = height + 1;
+	mempool_purge();
 	ll_valset_at(&W.ms, W.next_height, &W.valset);
 	for (i = W.nmembers; i < W.ms.n; i++)
 		attach_member(i);
