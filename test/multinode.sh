@@ -224,3 +224,22 @@ tap_setup_parcel() {
 	done
 	is "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" "self,up,up,up" "all peers up"
 }
+
+# The end of every multi-node TAP test: note a build reinstalled while it
+# ran, stop the nodes, remove them when all passed, keep them otherwise.
+# Call mn_watch_build first; then mn_finish from the test's EXIT trap.
+mn_watch_build() {
+	MN_SO="$(pg_config --pkglibdir)/loopledger.so"
+	MN_SO_SUM=$(md5sum <"$MN_SO")
+}
+mn_finish() {
+	local i
+	[ "$(md5sum <"$MN_SO")" = "$MN_SO_SUM" ] || echo "# NOTE: $MN_SO was reinstalled during this run (restarted nodes run the new build)"
+	wait 2>/dev/null
+	stop_nodes >/dev/null 2>&1
+	if [ "$failed" = 0 ]; then
+		for i in $(seq 1 "$N"); do as_pg rm -rf "$TMP/$(node_name "$i")" "$TMP/$(node_name "$i").initdb.log"; done
+	else
+		echo "# clusters and logs kept in $TMP/${MN_PREFIX}1..$N (server.log)"
+	fi
+}

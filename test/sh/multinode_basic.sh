@@ -32,16 +32,9 @@ WORK=$(mktemp -d)
 chmod 755 "$WORK"
 
 # a new build installed while we run makes restarted nodes differ: say so
-SO="$(pg_config --pkglibdir)/loopledger.so"
-so_sum=$(md5sum <"$SO")
+mn_watch_build
 cleanup() {
-	[ "$(md5sum <"$SO")" = "$so_sum" ] || echo "# NOTE: $SO was reinstalled during this run (restarted nodes run the new build)"
-	stop_nodes >/dev/null 2>&1
-	if [ "$failed" = 0 ]; then
-		for i in $(seq 1 $N); do as_pg rm -rf "$TMP/$(node_name "$i")" "$TMP/$(node_name "$i").initdb.log"; done
-	else
-		echo "# clusters and logs kept in $TMP/${MN_PREFIX}1..$N (server.log)"
-	fi
+	mn_finish
 	rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -31,19 +31,14 @@ chmod 755 "$WORK"
 loop_pids=()
 
 # a new build installed while we run makes restarted nodes differ: say so
-SO="$(pg_config --pkglibdir)/loopledger.so"
-so_sum=$(md5sum <"$SO")
+mn_watch_build
 cleanup() {
-	[ "$(md5sum <"$SO")" = "$so_sum" ] || echo "# NOTE: $SO was reinstalled during this run (restarted nodes run the new build)"
 	touch "$WORK/stop"
 	for p in "${loop_pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	stop_nodes >/dev/null 2>&1
-	if [ "$failed" = 0 ]; then
-		for i in $(seq 1 $N); do as_pg rm -rf "$TMP/$(node_name "$i")" "$TMP/$(node_name "$i").initdb.log"; done
-	else
+	mn_finish
+	if [ "$failed" != 0 ]; then
 		cp -r "$WORK" "$TMP/${MN_PREFIX}work" 2>/dev/null
-		echo "# clusters and logs kept in $TMP/${MN_PREFIX}1..$N (server.log), client lists in $TMP/${MN_PREFIX}work"
+		echo "# client lists kept in $TMP/${MN_PREFIX}work"
 	fi
 	rm -rf "$WORK"
 }
