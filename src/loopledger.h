@@ -27,6 +27,13 @@
 /* Largest number of entries in one ledger.pending row (keeps bytea small). */
 #define LL_PENDING_CHUNK 100000
 
+/*
+ * LLPackedEntry.flags.  REDACTED: this node holds only the row's
+ * commitment (a peer without clearance for its tier); entry_id, table_no,
+ * tier and commitment are valid, the salt is zero and no table row exists.
+ */
+#define LL_ENTRY_REDACTED 0x01
+
 typedef struct LLPackedEntry
 {
 	uint64		entry_id;
