@@ -238,6 +238,7 @@ CREATE TABLE ledger.peer (
 	since_height bigint,			-- NULL while a change is being agreed
 	until_height bigint,
 	remove_requested boolean NOT NULL DEFAULT false,
+	clearance_requested text,		-- a clearance change being agreed
 	requested_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (channel_id, name),
 	UNIQUE (channel_id, pubkey)
@@ -340,6 +341,13 @@ CREATE FUNCTION ledger.remove_peer(channel text, name text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'll_remove_peer' LANGUAGE C STRICT;
 
+-- Change a member's clearance: before the first block directly (it is
+-- part of the genesis), afterwards as a membership change every member
+-- asks for (ledger.peers shows the request until it is decided).
+CREATE FUNCTION ledger.set_peer_clearance(channel text, name text, clearance text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_set_peer_clearance' LANGUAGE C STRICT;
+
 CREATE FUNCTION ledger.genesis_hash(channel text)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'll_genesis_hash_sql' LANGUAGE C STRICT;
@@ -349,32 +357,52 @@ CREATE FUNCTION ledger.deliver(channel text, sender bytea, frames bytea)
 RETURNS text
 AS 'MODULE_PATHNAME', 'll_deliver' LANGUAGE C STRICT;
 
+-- Who is reading: a member's signed read token (src/redact.c).  Returns
+-- the tier index up to which it may read content.
+CREATE FUNCTION ledger.reader_clearance(channel text, requester bytea, at_ms bigint, sig bytea)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'll_reader_clearance' LANGUAGE C STRICT VOLATILE;
+
+-- A stored batch with the content of rows above max_tier withheld.
+CREATE FUNCTION ledger.redact_batch(body bytea, max_tier integer)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'll_redact_batch' LANGUAGE C STRICT IMMUTABLE;
+
 -- Decided blocks with their certificates and batches, for catch-up.  The
--- caller verifies every certificate and signature, so these only read.
-CREATE FUNCTION ledger.decisions(channel text, from_height bigint, max_count integer)
+-- caller verifies every certificate and signature, so these only read;
+-- batches leave redacted to the clearance of the member who signed the
+-- read token.
+CREATE FUNCTION ledger.decisions(channel text, from_height bigint, max_count integer,
+								 requester bytea, at_ms bigint, sig bytea)
 RETURNS TABLE (height bigint, decision bytea, batches bytea[])
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $4, $5, $6) AS tier)
 	SELECT l.height, l.decision,
-		   ARRAY(SELECT b.body FROM ledger.batch b
+		   ARRAY(SELECT ledger.redact_batch(b.body, r.tier) FROM ledger.batch b
 				  WHERE b.channel_id = l.channel_id AND b.height = l.height)
-	  FROM ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
+	  FROM r, ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
 	 WHERE c.name = $1 AND l.height >= $2
 	 ORDER BY l.height LIMIT $3
 $$;
 
-CREATE FUNCTION ledger.batches(channel text, hashes bytea[])
+CREATE FUNCTION ledger.batches(channel text, hashes bytea[],
+							   requester bytea, at_ms bigint, sig bytea)
 RETURNS SETOF bytea
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-	SELECT b.body FROM ledger.batch b JOIN ledger.channel c USING (channel_id)
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $3, $4, $5) AS tier)
+	SELECT ledger.redact_batch(b.body, r.tier)
+	  FROM r, ledger.batch b JOIN ledger.channel c USING (channel_id)
 	 WHERE c.name = $1 AND b.batch_hash = ANY ($2)
 $$;
 
 REVOKE ALL ON FUNCTION ledger.deliver(text, bytea, bytea) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ledger.decisions(text, bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.reader_clearance(text, bytea, bigint, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.redact_batch(bytea, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.decisions(text, bigint, integer, bytea, bigint, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.batches(text, bytea[], bytea, bigint, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ledger.deliver(text, bytea, bytea) TO loopledger_peer;
-GRANT EXECUTE ON FUNCTION ledger.decisions(text, bigint, integer) TO loopledger_peer;
-REVOKE ALL ON FUNCTION ledger.batches(text, bytea[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ledger.batches(text, bytea[]) TO loopledger_peer;
+GRANT EXECUTE ON FUNCTION ledger.decisions(text, bigint, integer, bytea, bigint, bytea) TO loopledger_peer;
+GRANT EXECUTE ON FUNCTION ledger.batches(text, bytea[], bytea, bigint, bytea) TO loopledger_peer;
 REVOKE ALL ON FUNCTION ledger.node_key() FROM PUBLIC;
 
 CREATE FUNCTION ledger.peer_status()
@@ -397,7 +425,8 @@ SELECT c.name AS channel, p.name, p.pubkey, p.clearance,
 	   s.last_height,
 	   (SELECT cs.height FROM ledger.consensus_status_raw() cs WHERE cs.channel = c.name)
 		 - s.last_height AS lag,
-	   s.last_contact, s.rtt_ms, s.message, p.since_height, p.until_height
+	   s.last_contact, s.rtt_ms, s.message, p.since_height, p.until_height,
+	   p.clearance_requested
   FROM ledger.peer p
   JOIN ledger.channel c USING (channel_id)
   LEFT JOIN ledger.peer_status() s ON s.channel = c.name AND s.name = p.name;

@@ -54,6 +54,15 @@ typedef struct TableWriter
 
 static HTAB *writers = NULL;
 
+/* Table numbers by qualified name, for rows held only as commitments. */
+typedef struct TableNo
+{
+	char		key[NAMEDATALEN * 2 + 2];
+	int32		table_no;
+} TableNo;
+
+static HTAB *table_nos = NULL;
+
 /* Rows of the block being built. */
 typedef struct BlockRows
 {
@@ -82,6 +91,9 @@ ll_apply_reset(void)
 	if (writers)
 		hash_destroy(writers);
 	writers = NULL;
+	if (table_nos)
+		hash_destroy(table_nos);
+	table_nos = NULL;
 }
 
 static void
@@ -186,6 +198,45 @@ writer_for(const LLApply *a, const ll_entry_view *e)
 	return w;
 }
 
+/*
+ * The local number of a ledger table named in a redacted row.  The table
+ * must exist here like any other: the node lists its redacted rows.
+ */
+static int32
+table_no_for(const LLApply *a, ll_wire_str table)
+{
+	char		key[NAMEDATALEN * 2 + 2];
+	TableNo    *t;
+	bool		found;
+
+	if (table.len >= sizeof(key))
+		stall("?", "table name too long");
+	memcpy(key, table.ptr, table.len);
+	key[table.len] = '\0';
+	if (table_nos == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(TableNo);
+		table_nos = hash_create("loopledger table numbers", 16, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	t = hash_search(table_nos, key, HASH_FIND, &found);
+	if (found)
+		return t->table_no;
+	SPI_execute_with_args("SELECT table_no FROM ledger.ledger_table "
+						  "WHERE channel_id = $1 AND table_name = $2", 2,
+						  (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), CStringGetTextDatum(key)},
+						  NULL, false, 1);
+	if (SPI_processed != 1)
+		stall(key, "the table is not a ledger table of this channel here");
+	t = hash_search(table_nos, key, HASH_ENTER, &found);
+	t->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &found));
+	return t->table_no;
+}
+
 /* Insert one row from its canonical entry; errors propagate. */
 static void
 insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
@@ -236,9 +287,33 @@ add_block_row(BlockRows *br, const ll_entry_view *e, int32 table_no, const ll_ro
 	br->nrows++;
 }
 
-/* Check and insert every row of a transaction; adds them to the block. */
+/* A row this node holds only as its commitment. */
 static void
-insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert)
+add_redacted_row(const LLApply *a, BlockRows *br, const ll_row *r)
+{
+	LLPackedEntry pe;
+	uint8		buf[LL_PACKED_ENTRY_SIZE];
+
+	memset(&pe, 0, sizeof(pe));
+	pe.entry_id = r->entry_id;
+	pe.table_no = (uint32) table_no_for(a, r->table);
+	pe.tier = r->tier_index;
+	pe.flags = LL_ENTRY_REDACTED;
+	memcpy(pe.commitment, r->commitment, LL_HASH_LEN);
+	ll_pack_entry(&pe, buf);
+	ll_buf_put(&br->packed, buf, sizeof(buf));
+	br->nrows++;
+}
+
+/*
+ * Check and insert every row of a transaction; adds them to the block.
+ * Rows above this node's clearance arrive without content (the senders
+ * redact them) and are recorded as commitments.  redact_all: the content
+ * was refused here in a transaction others cannot judge (apply_rows_tx).
+ */
+static void
+insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert,
+			   bool redact_all)
 {
 	ll_row		r;
 
@@ -247,12 +322,20 @@ insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert)
 		ll_entry_view e;
 		TableWriter *w;
 
+		if (r.tier_index >= a->ntiers)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+					 errmsg("a row names a tier the channel does not have")));
+		if (redact_all || (r.content == NULL && (int) r.tier_index > a->self_clearance))
+		{
+			add_redacted_row(a, br, &r);
+			continue;
+		}
 		if (r.content == NULL || !ll_entry_decode(r.content, r.content_len, &e))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 					 errmsg("a row of the transaction is not a valid ledger entry")));
-		if (r.tier_index >= a->ntiers ||
-			strlen(a->tiers[r.tier_index]) != e.tier_len ||
+		if (strlen(a->tiers[r.tier_index]) != e.tier_len ||
 			memcmp(a->tiers[r.tier_index], e.tier, e.tier_len) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
@@ -456,7 +539,7 @@ give_turn(ApplyRun *r, LLTxWait *w, int procno, const ll_batch *b, ll_batch_iter
 	pg_atomic_write_u32(&w->state, LL_TX_GO);
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 	/* a local transaction given its turn is accepted: its rows are in the block */
-	insert_tx_rows(r->a, it, r->br, false);
+	insert_tx_rows(r->a, it, r->br, false, false);
 	r->br->ntx++;
 	r->a->local_done++;
 }
@@ -480,7 +563,7 @@ handed_outcome(ApplyRun *r, Handed *h)
 }
 
 static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-				   int pos, LLTxWait *local, bool counted);
+				   int pos, LLTxWait *local, bool counted, bool blind);
 
 /* Wait for every local transaction given its turn; redo aborted ones. */
 static void
@@ -506,7 +589,7 @@ drain_handed(ApplyRun *r)
 				continue;
 			}
 			if (o == 0)			/* its backend gave up: the rows are still due */
-				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true);
+				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true, false);
 			h->w = NULL;
 		}
 		if (!running)
@@ -536,8 +619,9 @@ reject_local(LLTxWait *w, const char *why)
  */
 static void
 run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-	   int pos, LLTxWait *local, bool counted)
+	   int pos, LLTxWait *local, bool counted, bool blind)
 {
+	ll_batch_iter rows = *it;
 	MemoryContext old = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	BlockRows	scratch;
@@ -555,7 +639,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 	PG_TRY();
 	{
 		pg_atomic_fetch_add_u64(&a->slot->applying, 1);
-		insert_tx_rows(a, it, br, true);
+		insert_tx_rows(a, it, br, true, false);
 		pg_atomic_write_u64(&a->slot->applying, 0);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
@@ -579,8 +663,19 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		CurrentResourceOwner = owner;
 		br->packed.len = mark;
 		br->nrows = nrows;
-		log_tx(&r->log, b->origin, tx->txid, pos, "rejected", ed->message);
-		reject_local(local, ed->message);
+		if (blind)
+		{
+			/* members without clearance accepted it: keep its commitments */
+			insert_tx_rows(a, &rows, br, false, true);
+			br->ntx++;
+			log_tx(&r->log, b->origin, tx->txid, pos, "accepted",
+				   psprintf("content refused here and kept as commitments: %s", ed->message));
+		}
+		else
+		{
+			log_tx(&r->log, b->origin, tx->txid, pos, "rejected", ed->message);
+			reject_local(local, ed->message);
+		}
 	}
 	PG_END_TRY();
 }
@@ -629,6 +724,24 @@ first_in_block(ApplyRun *r, const uint8 *origin, uint64 txid)
 	return !found;
 }
 
+/*
+ * A transaction with a row some member may not see is judged without its
+ * content: those members cannot tell whether the row would fail a check,
+ * so it is accepted everywhere (ledger.enable_table and the INSERT path
+ * keep honest members from writing such rows that a check could refuse).
+ */
+static bool
+tx_is_blind(const LLApply *a, const ll_batch_iter *it)
+{
+	ll_batch_iter probe = *it;
+	ll_row		row;
+
+	while (ll_batch_next_row(&probe, &row))
+		if ((int) row.tier_index > a->min_clearance)
+			return true;
+	return false;
+}
+
 static void
 apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx, int pos)
 {
@@ -643,7 +756,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	if (seen == 'a')
 	{
 		/* replay after a crash: the rows are there, chain them again */
-		insert_tx_rows(r->a, it, r->br, false);
+		insert_tx_rows(r->a, it, r->br, false, false);
 		r->br->ntx++;
 		return;
 	}
@@ -661,7 +774,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	if (seen == 'p')
 	{
 		settle_pending(r->a, r->height, b->origin, tx->txid, pos);
-		insert_tx_rows(r->a, it, r->br, false);
+		insert_tx_rows(r->a, it, r->br, false, false);
 		r->br->ntx++;
 		return;
 	}
@@ -671,7 +784,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		return;
 	}
 	drain_handed(r);
-	run_tx(r, b, it, tx, pos, NULL, false);
+	run_tx(r, b, it, tx, pos, NULL, false, tx_is_blind(r->a, it));
 }
 
 /* Tell committed local backends their block is in (after our commit). */
@@ -773,4 +886,132 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	finish_local(a, height);
+}
+
+/* Index of the redacted entry a disclosed row fills in, or -1. */
+static int
+redacted_slot(const uint8 *entries, int n, const ll_row *r)
+{
+	int			j;
+
+	for (j = 0; j < n; j++)
+	{
+		LLPackedEntry pe;
+
+		ll_unpack_entry(entries + (Size) j * LL_PACKED_ENTRY_SIZE, &pe);
+		if (pe.entry_id == r->entry_id && (pe.flags & LL_ENTRY_REDACTED) &&
+			memcmp(pe.commitment, r->commitment, LL_HASH_LEN) == 0)
+			return j;
+	}
+	return -1;
+}
+
+static int
+disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
+{
+	bool		isnull;
+	bytea	   *stored;
+	uint8	   *entries;
+	int64		ledger_height;
+	int			n,
+				i,
+				filled = 0;
+
+	SPI_execute_with_args("SELECT b.entries, b.height FROM ledger.consensus_log l "
+						  "JOIN ledger.block b ON b.channel_id = l.channel_id AND b.height = l.ledger_height "
+						  "WHERE l.channel_id = $1 AND l.height = $2", 2,
+						  (Oid[]) {INT4OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height)},
+						  NULL, false, 1);
+	if (SPI_processed != 1)
+		return 0;
+	stored = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ledger_height = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	n = VARSIZE_ANY_EXHDR(stored) / LL_PACKED_ENTRY_SIZE;
+	entries = palloc((Size) n * LL_PACKED_ENTRY_SIZE);
+	memcpy(entries, VARDATA_ANY(stored), (Size) n * LL_PACKED_ENTRY_SIZE);
+	for (i = 0; i < nbatches; i++)
+	{
+		ll_batch_iter it;
+		ll_tx		tx;
+		ll_row		r;
+
+		ll_batch_iter_init(&it, &batches[i]);
+		while (ll_batch_next_tx(&it, &tx))
+			while (tx.kind == LL_TX_ROWS && ll_batch_next_row(&it, &r))
+			{
+				ll_entry_view e;
+				LLPackedEntry pe;
+				int			j;
+
+				if (r.content == NULL || (int) r.tier_index > a->self_clearance ||
+					(j = redacted_slot(entries, n, &r)) < 0 ||
+					!ll_entry_decode(r.content, r.content_len, &e))
+					continue;
+				insert_row(a, &e, writer_for(a, &e));
+				ll_unpack_entry(entries + (Size) j * LL_PACKED_ENTRY_SIZE, &pe);
+				pe.flags &= ~LL_ENTRY_REDACTED;
+				memcpy(pe.salt, e.salt, LL_SALT_LEN);
+				ll_pack_entry(&pe, entries + (Size) j * LL_PACKED_ENTRY_SIZE);
+				filled++;
+			}
+		SPI_execute_with_args("UPDATE ledger.batch SET body = $3 WHERE channel_id = $1 AND batch_hash = $2",
+							  3, (Oid[]) {INT4OID, BYTEAOID, BYTEAOID},
+							  (Datum[]) {Int32GetDatum(a->channel_id),
+								  PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
+							  PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len))},
+							  NULL, false, 0);
+	}
+	if (filled > 0)
+		SPI_execute_with_args("UPDATE ledger.block SET entries = $3 WHERE channel_id = $1 AND height = $2",
+							  3, (Oid[]) {INT4OID, INT8OID, BYTEAOID},
+							  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum(ledger_height),
+							  PointerGetDatum(ll_bytea(entries, (Size) n * LL_PACKED_ENTRY_SIZE))},
+							  NULL, false, 0);
+	return filled;
+}
+
+/*
+ * Fill in entries this node held only as commitments from fuller copies
+ * of the batches of one decided block, after its clearance was raised.
+ * Only entries of this block whose commitment the content matches are
+ * filled (the copies were checked against their signatures and hashes);
+ * the block's header and Merkle root do not change.  Returns the number
+ * of rows filled in; a row that cannot be inserted leaves its block as it
+ * was, with a warning.
+ */
+int
+ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int filled = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		filled = disclose_block(a, height, batches, nbatches);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ll_apply_reset();
+		ereport(WARNING,
+				(errmsg("could not fill in the rows of decided height " UINT64_FORMAT " of channel \"%s\" this node may now see: %s",
+						height, a->channel, ed->message)));
+		return 0;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return filled;
 }

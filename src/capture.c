@@ -152,6 +152,27 @@ ll_capture_tuple(LLTableInfo *info, HeapTuple tuple)
 }
 
 /*
+ * A member without clearance for a row cannot check its unique keys, so
+ * on such tables a row may only be at a tier every member sees: otherwise
+ * members could judge the same transaction differently.
+ */
+static void
+refuse_unjudgeable(LLTableInfo *info, int tier)
+{
+	int			min = ll_channel_min_clearance(info->channel_id, info->tiers, info->ntiers);
+
+	if (tier <= min)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("ledger table \"%s\" has a unique key, so its rows must be at a tier every member of channel \"%s\" is cleared for",
+					info->table_name, info->channel_name),
+			 errdetail("The row's tier is \"%s\"; the lowest clearance among the members is %s.",
+					   info->tiers[tier], min >= 0 ? psprintf("\"%s\"", info->tiers[min]) : "none"),
+			 errhint("Members without clearance hold only a commitment of the row and cannot check its keys: use a lower tier, or keep such rows in a table whose only unique key is ledger_entry.")));
+}
+
+/*
  * Same, for a row already split into values (info->values may be the
  * caller's array).
  */
@@ -210,7 +231,10 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 		}
 		rows.content_off[rows.n] = rows.content.len;
 		if (!info->order_free)
+		{
 			rows.rejectable = true;
+			refuse_unjudgeable(info, e.tier);
+		}
 		ll_buf_put_u32(&rows.content, (uint32) buf.len);
 		ll_buf_put(&rows.content, buf.data, buf.len);
 		rows.any_multi = true;

@@ -125,6 +125,11 @@ static struct
 	int			state_fd;
 	uint64		state_seq;
 	bool		need_restart;
+	int			disclosed_for;	/* clearance the redacted entries were checked for */
+	int64	   *disclose;		/* consensus heights with entries to fill in */
+	int			ndisclose;
+	int			disclose_pos;
+	TimestampTz last_disclose;
 } W;
 
 static uint64
@@ -332,6 +337,79 @@ send_frame(int to, uint8 kind, const uint8 *body, size_t len)
 	pfree(f.data);
 }
 
+static bool verified_before(void *ctx, const uint8_t pub[32], const uint8_t *msg,
+							size_t len, const uint8_t sig[64]);
+
+/*
+ * Clearance of member i as a tier index (-1: none, sees no content).  The
+ * members' clearances are what every node agreed on; a sender redacts by
+ * them, so content above a peer's tier never leaves for that peer.
+ */
+static int
+clearance_of(int i)
+{
+	int			t;
+
+	if (i < 0 || i >= W.ms.n)
+		return -1;
+	for (t = 0; t < W.ntiers; t++)
+		if (strcmp(W.tiers[t], W.ms.m[i].tier) == 0)
+			return t;
+	return -1;
+}
+
+/*
+ * Lowest clearance among the members at height h (voting then, or joining
+ * and following): a transaction with a row above it cannot be judged by
+ * everyone, so its outcome may not depend on its content (apply.c).
+ */
+static int
+min_clearance_at(uint64 h)
+{
+	int			i,
+				min = W.ntiers - 1;
+
+	for (i = 0; i < W.ms.n; i++)
+	{
+		const LLMember *m = &W.ms.m[i];
+
+		if (m->until >= 0 && (uint64) m->until <= h)
+			continue;
+		min = Min(min, clearance_of(i));
+	}
+	return min;
+}
+
+/* Queue a batch for one peer or all, each copy redacted to its reader. */
+static void
+send_batch(int to, const uint8 *bytes, size_t len)
+{
+	ll_batch	b;
+	int			top;
+	int			i;
+
+	if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES * 2, verified_before, NULL, &b) != 0)
+		return;
+	top = ll_batch_top_tier(&b);
+	for (i = 0; i < W.nmembers; i++)
+	{
+		int			c = clearance_of(i);
+		ll_buf		red;
+
+		if ((to != BFT_TO_ALL && to != i) || W.members[i].link == NULL)
+			continue;
+		if (top <= c)
+		{
+			send_frame(i, LL_FRAME_BATCH, bytes, len);
+			continue;
+		}
+		ll_buf_init(&red, ll_palloc_realloc);
+		if (ll_batch_redact(&b, c, &red) == 0)
+			send_frame(i, LL_FRAME_BATCH, red.data, red.len);
+		pfree(red.data);
+	}
+}
+
 static void
 request_batches(const uint8 *hashes, int n)
 {
@@ -364,12 +442,17 @@ verified_before(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len
 }
 
 /* Decode a batch and check it belongs to this channel and a member. */
+/*
+ * A copy redacted below this node's clearance (by a peer's relay or a
+ * stale view of our clearance) is refused: another copy will be complete.
+ */
 static bool
 batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
 {
 	if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES, cb_verify, NULL, b) != 0)
 		return false;
-	return memcmp(b->chain_id, W.chain_id, 32) == 0 && member_of(b->origin) >= 0;
+	return memcmp(b->chain_id, W.chain_id, 32) == 0 && member_of(b->origin) >= 0 &&
+		ll_batch_complete_for(b, clearance_of(W.self));
 }
 
 /* ---------------------------------------------------------------------
@@ -433,12 +516,38 @@ static void halt(const char *fmt, uint64 height) pg_attribute_noreturn();
  * Applying decisions
  * --------------------------------------------------------------------- */
 
+/* A signed read token as three text parameters: requester, at_ms, sig. */
+typedef struct ReadToken
+{
+	char		req[2 + 64 + 1];
+	char		at[24];
+	char		sig[2 + 128 + 1];
+} ReadToken;
+
+static void
+make_read_token(ReadToken *t)
+{
+	uint64		at = (uint64) (now_unix_us() / 1000);
+	uint8		msg[LL_READ_TOKEN_LEN];
+	uint8		sig[64];
+
+	ll_read_token_msg(msg, W.chain_id, W.self_pub, at);
+	if (bft_ed25519_sign(W.key, msg, sizeof(msg), sig) != 0)
+		elog(ERROR, "could not sign a read token");
+	memcpy(t->req, "\\x", 2);
+	ll_hex_encode(W.self_pub, 32, t->req + 2);
+	snprintf(t->at, sizeof(t->at), UINT64_FORMAT, at);
+	memcpy(t->sig, "\\x", 2);
+	ll_hex_encode(sig, 64, t->sig + 2);
+}
+
 /* Fetch decided batches we never received from any peer that has them. */
 static bool
 fetch_batches(const uint8 *hashes, int n)
 {
 	int			i;
 	StringInfoData arr;
+	ReadToken	tok;
 
 	initStringInfo(&arr);
 	appendStringInfoChar(&arr, '{');
@@ -454,16 +563,18 @@ fetch_batches(const uint8 *hashes, int n)
 		appendStringInfoChar(&arr, '"');
 	}
 	appendStringInfoChar(&arr, '}');
+	make_read_token(&tok);
 	for (i = 0; i < W.nmembers; i++)
 	{
-		const char *vals[2] = {W.channel, arr.data};
+		const char *vals[5] = {W.channel, arr.data, tok.req, tok.at, tok.sig};
 		PGresult   *res;
 		int			r;
 
 		if (W.members[i].link == NULL || W.members[i].mismatch)
 			continue;
-		res = ll_link_fetch(W.members[i].link, "SELECT ledger.batches($1, $2::bytea[])",
-							2, NULL, vals, NULL, NULL);
+		res = ll_link_fetch(W.members[i].link,
+							"SELECT ledger.batches($1, $2::bytea[], $3::bytea, $4::bigint, $5::bytea)",
+							5, NULL, vals, NULL, NULL);
 		if (res == NULL)
 			continue;
 		for (r = 0; r < PQntuples(res); r++)
@@ -629,6 +740,8 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		MemoryContext cxt = CurrentMemoryContext;
 
 		W.apply.on_members = persist_members;
+		W.apply.self_clearance = clearance_of(W.self);
+		W.apply.min_clearance = min_clearance_at(height);
 		ll_apply_decision(&W.apply, height, p.time_us, dec, dlen, batches, p.nbatches);
 		MemoryContextSwitchTo(cxt);
 	}
@@ -888,7 +1001,7 @@ on_batch_req(int from, const uint8 *body, size_t len)
 		MemBatch   *m = mempool_find(hashes + (Size) i * 32);
 
 		if (m != NULL && m->bytes != NULL)
-			send_frame(from, LL_FRAME_BATCH, m->bytes, m->len);
+			send_batch(from, m->bytes, m->len);
 	}
 }
 
@@ -1165,9 +1278,14 @@ process_txq(void)
 			mempool_add(hash, out.data, out.len);
 #ifdef LL_FAULT_INJECTION
 			if (ll_fault_active())
+			{
+				/* sent as damaged, not dropped by send_batch's decoding */
 				ll_fault_batch(out.data, out.len);
+				send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
+			}
+			else
 #endif
-			send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
+				send_batch(BFT_TO_ALL, out.data, out.len);
 		}
 	}
 	pfree(out.data);
@@ -1430,9 +1548,11 @@ propose_requests(void)
 
 	if (!ll_is_validator_at(&W.ms, W.self_pub, W.next_height))
 		return;
-	SPI_execute_with_args("SELECT name, pubkey, clearance, since_height IS NULL FROM ledger.peer "
+	SPI_execute_with_args("SELECT name, pubkey, coalesce(clearance_requested, clearance), "
+						  "since_height IS NULL OR NOT remove_requested FROM ledger.peer "
 						  "WHERE channel_id = $1 AND (since_height IS NULL OR "
-						  "(remove_requested AND until_height IS NULL))", 1,
+						  "(remove_requested AND until_height IS NULL) OR "
+						  "(clearance_requested <> clearance AND until_height IS NULL))", 1,
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)}, NULL, true, 0);
 	if (SPI_processed == 0)
 		return;
@@ -1506,6 +1626,141 @@ membership_round(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+/* ---------------------------------------------------------------------
+ * A raised clearance: fetch and fill in the rows this node may now see
+ * --------------------------------------------------------------------- */
+
+/* Heights of decided blocks holding entries redacted at or below tier. */
+static void
+plan_disclosure(int tier)
+{
+	ArrayBuildState *heights = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		i;
+	bool		isnull;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_execute_with_args("SELECT height, entries FROM ledger.block WHERE channel_id = $1 ORDER BY height",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)}, NULL, true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bytea	   *e = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		int			n = VARSIZE_ANY_EXHDR(e) / LL_PACKED_ENTRY_SIZE;
+		int			j;
+
+		for (j = 0; j < n; j++)
+		{
+			LLPackedEntry pe;
+
+			ll_unpack_entry((const uint8 *) VARDATA_ANY(e) + (Size) j * LL_PACKED_ENTRY_SIZE, &pe);
+			if ((pe.flags & LL_ENTRY_REDACTED) && (int) pe.tier <= tier)
+			{
+				heights = accumArrayResult(heights, SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull),
+										   false, INT8OID, cxt);
+				break;
+			}
+		}
+	}
+	W.ndisclose = W.disclose_pos = 0;
+	if (heights != NULL)
+	{
+		SPI_execute_with_args("SELECT height FROM ledger.consensus_log WHERE channel_id = $1 "
+							  "AND ledger_height = ANY ($2) ORDER BY height", 2,
+							  (Oid[]) {INT4OID, INT8ARRAYOID},
+							  (Datum[]) {Int32GetDatum(W.channel_id), makeArrayResult(heights, cxt)},
+							  NULL, true, 0);
+		if (W.disclose)
+			pfree(W.disclose);
+		W.disclose = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * Max(SPI_processed, 1));
+		for (i = 0; i < SPI_processed; i++)
+			W.disclose[W.ndisclose++] =
+				DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	if (W.ndisclose > 0)
+		ereport(LOG,
+				(errmsg("channel \"%s\": this node may now see tier \"%s\"; fetching the rows of %d blocks it holds as commitments",
+						W.channel, W.tiers[tier], W.ndisclose)));
+}
+
+/* The batches of decided height h, as a member copies them to us. */
+static bool
+fetch_disclosed(uint64 h, ll_batch **batches, int *n)
+{
+	char		from[32];
+	ReadToken	tok;
+	const char *vals[5] = {W.channel, from, tok.req, tok.at, tok.sig};
+	int			i;
+
+	snprintf(from, sizeof(from), UINT64_FORMAT, h);
+	make_read_token(&tok);
+	for (i = 0; i < W.nmembers; i++)
+	{
+		PGresult   *res;
+		int			r;
+
+		if (W.members[i].link == NULL || W.members[i].mismatch)
+			continue;
+		res = ll_link_fetch(W.members[i].link,
+							"SELECT b FROM ledger.decisions($1, $2, 1, $3::bytea, $4::bigint, $5::bytea) d, "
+							"unnest(d.batches) b WHERE d.height = $2",
+							5, NULL, vals, NULL, NULL);
+		if (res == NULL)
+			continue;
+		*batches = palloc0(sizeof(ll_batch) * Max(PQntuples(res), 1));
+		for (r = 0; r < PQntuples(res); r++)
+		{
+			size_t		len = PQgetlength(res, r, 0);
+			uint8	   *copy = palloc(len);
+
+			memcpy(copy, PQgetvalue(res, r, 0), len);
+			if (!batch_ok(copy, len, &(*batches)[r]))
+				break;
+		}
+		*n = r;
+		if (r == PQntuples(res) && r > 0)
+		{
+			PQclear(res);
+			return true;		/* every batch complete for our clearance */
+		}
+		PQclear(res);
+	}
+	return false;
+}
+
+static void
+disclosure_round(void)
+{
+	int			tier = clearance_of(W.self);
+	ll_batch   *batches;
+	int			n;
+
+	if (W.self < 0)
+		return;
+	if (tier > W.disclosed_for)
+	{
+		plan_disclosure(tier);
+		W.disclosed_for = tier;
+	}
+	else if (tier < W.disclosed_for)
+		W.disclosed_for = tier;	/* lowered: nothing to fetch */
+	if (W.disclose_pos >= W.ndisclose ||
+		!TimestampDifferenceExceeds(W.last_disclose, GetCurrentTimestamp(), 200))
+		return;
+	W.last_disclose = GetCurrentTimestamp();
+	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], &batches, &n))
+		return;					/* retried: a member may not have applied the change yet */
+	W.apply.self_clearance = tier;
+	(void) ll_apply_disclosed(&W.apply, (uint64) W.disclose[W.disclose_pos], batches, n);
+	W.disclose_pos++;
 }
 
 static void
@@ -1712,17 +1967,20 @@ catch_up_from(Member *m)
 {
 	char		from[32],
 				count[16];
-	const char *vals[3] = {W.channel, from, count};
+	ReadToken	tok;
+	const char *vals[6] = {W.channel, from, count, tok.req, tok.at, tok.sig};
 	PGresult   *res;
 	int			applied = 0;
 	int			r = 0;
 
 	snprintf(from, sizeof(from), UINT64_FORMAT, W.next_height);
 	snprintf(count, sizeof(count), "%d", CATCHUP_CHUNK);
+	make_read_token(&tok);
 	res = ll_link_fetch(m->link,
-						"SELECT d.height, d.decision, b FROM ledger.decisions($1, $2, $3) d "
+						"SELECT d.height, d.decision, b "
+						"FROM ledger.decisions($1, $2, $3, $4::bytea, $5::bigint, $6::bytea) d "
 						"LEFT JOIN LATERAL unnest(d.batches) b ON true ORDER BY d.height",
-						3, NULL, vals, NULL, NULL);
+						6, NULL, vals, NULL, NULL);
 	if (res == NULL)
 		return 0;
 	while (r < PQntuples(res))
@@ -1815,6 +2073,7 @@ ll_consensus_main(Datum main_arg)
 	SetConfigOption("enable_hashjoin", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_mergejoin", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	init_mempool();
+	W.disclosed_for = -2;		/* look once for entries to fill in */
 	load_state();
 	W.apply.channel_id = W.channel_id;
 	W.apply.channel = W.channel;
@@ -1848,6 +2107,7 @@ ll_consensus_main(Datum main_arg)
 		maybe_propose();
 		send_hellos();
 		membership_round();
+		disclosure_round();
 		maybe_catch_up();
 		service_links();
 		publish_status();

@@ -119,6 +119,7 @@ extern char *ll_cons_txq(int slot);
 extern LLConsSlot *ll_cons_slot_for(int32 channel_id);
 extern int	ll_cons_reserve(int32 channel_id, const char *name);
 extern bool ll_channel_is_multi_peer(int32 channel_id, const char *name);
+extern int	ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers);
 extern void ll_peers_changed(void);
 extern void ll_peers_at_commit(void);
 extern bool ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,
@@ -142,6 +143,8 @@ typedef struct LLApply
 	int64		ledger_height;	/* in/out: local chain head */
 	uint8		ledger_head[32];
 	int			local_done;		/* local transactions finished by the block */
+	int			self_clearance; /* tier index this node may see, -1 none */
+	int			min_clearance;	/* lowest clearance of the members */
 	/* called inside the block's transaction, before it commits */
 	void		(*on_members) (void *arg, uint64 height);
 } LLApply;
@@ -151,6 +154,8 @@ extern void ll_apply_reset(void);
 extern void ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 							  const uint8 *decision, size_t dlen,
 							  struct ll_batch *batches, int nbatches);
+extern int	ll_apply_disclosed(LLApply *a, uint64 height,
+							   struct ll_batch *batches, int nbatches);
 
 /* submit.c: a committing backend and the consortium */
 extern void ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
@@ -170,6 +175,31 @@ extern bool ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_
 							   ll_fault_sign_fn sign, ll_fault_emit_fn emit);
 extern void ll_fault_batch(uint8 *batch, size_t len);
 #endif
+
+/*
+ * Read token: a peer that fetches decided blocks or batches signs
+ * "LLQ1" | chain_id | its pubkey | u64 unix ms, so the member serving it
+ * knows whose clearance to redact the batches to (redact.c).  Tokens are
+ * accepted for LL_READ_TOKEN_MS either way of the server's clock.
+ */
+#define LL_READ_TOKEN_LEN (4 + 32 + 32 + 8)
+#define LL_READ_TOKEN_MS (5 * 60 * 1000)
+
+static inline void
+ll_read_token_msg(uint8 out[LL_READ_TOKEN_LEN], const uint8 chain_id[32],
+				  const uint8 requester[32], uint64 at_ms)
+{
+	int			i;
+
+	memcpy(out, "LLQ1", 4);
+	memcpy(out + 4, chain_id, 32);
+	memcpy(out + 36, requester, 32);
+	for (i = 0; i < 8; i++)
+		out[68 + i] = (uint8) (at_ms >> (56 - 8 * i));
+}
+
+/* peer.c */
+extern Datum ll_genesis_hash_sql(PG_FUNCTION_ARGS);
 
 /* consensus.c */
 extern PGDLLEXPORT void ll_consensus_main(Datum main_arg);

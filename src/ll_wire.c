@@ -126,19 +126,19 @@ r_magic(rd *r, const char magic[4])
 }
 
 /*
- * r_name
- *		A non-empty str of at most LL_WIRE_MAX_NAME bytes.  The limit is
- *		checked before the bytes, so a forged length reports LIMIT.
+ * r_bounded
+ *		A non-empty str of at most max bytes.  The limit is checked before
+ *		the bytes, so a forged length reports LIMIT.
  */
 static int
-r_name(rd *r, ll_wire_str *s)
+r_bounded(rd *r, uint32_t max, ll_wire_str *s)
 {
 	uint32_t	n;
 	const uint8_t *p;
 
 	if (!r_u32(r, &n))
 		return LL_WIRE_ERR_TRUNCATED;
-	if (n > LL_WIRE_MAX_NAME)
+	if (n > max)
 		return LL_WIRE_ERR_LIMIT;
 	if (n == 0)
 		return LL_WIRE_ERR_FIELD;
@@ -150,20 +150,32 @@ r_name(rd *r, ll_wire_str *s)
 }
 
 static int
+r_name(rd *r, ll_wire_str *s)
+{
+	return r_bounded(r, LL_WIRE_MAX_NAME, s);
+}
+
+static int
 r_end(const rd *r)
 {
 	return r->pos == r->len ? LL_WIRE_OK : LL_WIRE_ERR_TRAILING;
 }
 
-/* Same rule as r_name, for encoder arguments. */
+/* Same rule as r_bounded, for encoder arguments. */
 static int
-name_check(ll_wire_str s)
+bounded_check(ll_wire_str s, size_t max)
 {
-	if (s.len > LL_WIRE_MAX_NAME)
+	if (s.len > max)
 		return LL_WIRE_ERR_LIMIT;
 	if (s.len == 0 || s.ptr == NULL)
 		return LL_WIRE_ERR_FIELD;
 	return LL_WIRE_OK;
+}
+
+static int
+name_check(ll_wire_str s)
+{
+	return bounded_check(s, LL_WIRE_MAX_NAME);
 }
 
 static bool
@@ -189,7 +201,7 @@ put_u16(ll_buf *out, uint16_t v)
 }
 
 static void
-put_name(ll_buf *out, ll_wire_str s)
+put_str(ll_buf *out, ll_wire_str s)
 {
 	ll_buf_put_str(out, s.ptr, s.len);
 }
@@ -535,8 +547,8 @@ put_members_sorted(ll_buf *out, const ll_member *m, uint32_t n)
 				(next == NULL || memcmp(m[i].pubkey, next->pubkey, LL_PUBKEY_LEN) < 0))
 				next = &m[i];
 		ll_buf_put(out, next->pubkey, LL_PUBKEY_LEN);
-		put_name(out, next->name);
-		put_name(out, next->tier);
+		put_str(out, next->name);
+		put_str(out, next->tier);
 		last = next->pubkey;
 	}
 }
@@ -562,10 +574,10 @@ ll_genesis_encode(ll_buf *out, ll_wire_str channel,
 		(rc = name_check(channel)) != LL_WIRE_OK)
 		return rc;
 	ll_buf_put(out, "LLG1", 4);
-	put_name(out, channel);
+	put_str(out, channel);
 	ll_buf_put_u32(out, ntiers);
 	for (i = 0; i < ntiers; i++)
-		put_name(out, tiers[i]);
+		put_str(out, tiers[i]);
 	ll_buf_put_u32(out, nmembers);
 	put_members_sorted(out, members, nmembers);
 	if (out->failed)
@@ -579,14 +591,22 @@ ll_genesis_encode(ll_buf *out, ll_wire_str channel,
  * ---------------------------------------------------------------------
  */
 
-/* Body of a rows tx; *rows counts the batch's rows against the limit. */
+/*
+ * batch_rows_parse
+ *		Body of a rows tx; *rows counts the batch's rows against the limit.
+ *		Rows vary in length (table), so each is walked; the row count
+ *		bounds the loop and the input its reads.
+ */
 static int
 batch_rows_parse(rd *r, uint32_t *rows)
 {
 	const uint8_t *commitment;
+	ll_wire_str table;
+	uint64_t	entry_id;
 	uint32_t	n;
 	uint32_t	i;
 	uint8_t		tier;
+	int			rc;
 
 	if (!r_u32(r, &n))
 		return LL_WIRE_ERR_TRUNCATED;
@@ -596,7 +616,11 @@ batch_rows_parse(rd *r, uint32_t *rows)
 		return LL_WIRE_ERR_FIELD;
 	for (i = 0; i < n; i++)
 	{
-		if (!r_u8(r, &tier) || !r_take(r, LL_HASH_LEN, &commitment))
+		if (!r_u8(r, &tier) || !r_u64(r, &entry_id))
+			return LL_WIRE_ERR_TRUNCATED;
+		if ((rc = r_bounded(r, LL_WIRE_MAX_TABLE, &table)) != LL_WIRE_OK)
+			return rc;
+		if (!r_take(r, LL_HASH_LEN, &commitment))
 			return LL_WIRE_ERR_TRUNCATED;
 		if (tier >= LL_GENESIS_MAX_TIERS)
 			return LL_WIRE_ERR_FIELD;
@@ -658,12 +682,27 @@ batch_signed_parse(rd *r, ll_batch *b)
 	return r_take(r, LL_SIG_LEN, &b->sig) ? LL_WIRE_OK : LL_WIRE_ERR_TRUNCATED;
 }
 
-/* Reads the content of the next row and checks it against commitment. */
+/* Whether an entry is the one a row's signed metadata names. */
+static bool
+entry_is_row(const ll_entry_view *e, const ll_row *row)
+{
+	ll_wire_str table = {e->table, e->table_len};
+
+	return e->entry_id == row->entry_id && str_eq(table, row->table);
+}
+
+/*
+ * batch_content_check
+ *		Reads the content of the next row: it must hash to the commitment
+ *		and be the entry the row names, or a peer could be handed one
+ *		table's row labelled as another's.
+ */
 static int
-batch_content_check(rd *c, const uint8_t *commitment)
+batch_content_check(rd *c, const ll_row *row)
 {
 	const uint8_t *p;
 	uint8_t		leaf[LL_HASH_LEN];
+	ll_entry_view e;
 	uint32_t	n;
 
 	if (!r_u32(c, &n))
@@ -676,16 +715,19 @@ batch_content_check(rd *c, const uint8_t *commitment)
 		return LL_WIRE_OK;		/* withheld */
 	if (!ll_leaf_hash(p, n, leaf))
 		return LL_WIRE_ERR_CRYPTO;
-	return memcmp(leaf, commitment, LL_HASH_LEN) == 0 ? LL_WIRE_OK
-		: LL_WIRE_ERR_COMMITMENT;
+	if (memcmp(leaf, row->commitment, LL_HASH_LEN) != 0)
+		return LL_WIRE_ERR_COMMITMENT;
+	if (!ll_entry_decode(p, n, &e) || !entry_is_row(&e, row))
+		return LL_WIRE_ERR_FIELD;
+	return LL_WIRE_OK;
 }
 
-static bool batch_next_commitment(ll_batch_iter *it, ll_row *row);
+static bool batch_next_signed_row(ll_batch_iter *it, ll_row *row);
 
 /*
  * batch_contents_check
- *		One content entry per row, each matching its row's commitment,
- *		and nothing after them.  Walks the (validated) tx list alongside.
+ *		One content entry per row, each matching its row, and nothing
+ *		after them.  Walks the (validated) tx list alongside.
  */
 static int
 batch_contents_check(const ll_batch *b)
@@ -702,8 +744,8 @@ batch_contents_check(const ll_batch *b)
 	 */
 	ll_batch_iter_init(&it, b);
 	while (ll_batch_next_tx(&it, &tx))
-		while (batch_next_commitment(&it, &row))
-			if ((rc = batch_content_check(&c, row.commitment)) != LL_WIRE_OK)
+		while (batch_next_signed_row(&it, &row))
+			if ((rc = batch_content_check(&c, &row)) != LL_WIRE_OK)
 				return rc;
 	return r_end(&c);
 }
@@ -754,17 +796,21 @@ ll_batch_iter_init(ll_batch_iter *it, const ll_batch *b)
 	it->rows_left = 0;
 }
 
-/* Next row's tier and commitment from the tx list, content untouched. */
+/* Next row's signed fields from the tx list, content untouched. */
 static bool
-batch_next_commitment(ll_batch_iter *it, ll_row *row)
+batch_next_signed_row(ll_batch_iter *it, ll_row *row)
 {
+	const uint8_t *p = it->tx;
+
 	if (it->rows_left == 0)
 		return false;
-	row->tier_index = it->tx[0];
-	row->commitment = it->tx + 1;
+	row->tier_index = p[0];
+	row->entry_id = be64(p + 1);
+	p = take_str(p + 9, &row->table);
+	row->commitment = p;
 	row->content = NULL;
 	row->content_len = 0;
-	it->tx += 1 + LL_HASH_LEN;
+	it->tx = p + LL_HASH_LEN;
 	it->rows_left--;
 	return true;
 }
@@ -775,7 +821,7 @@ ll_batch_next_row(ll_batch_iter *it, ll_row *row)
 {
 	uint32_t	n;
 
-	if (!batch_next_commitment(it, row))
+	if (!batch_next_signed_row(it, row))
 		return false;
 	n = be32(it->content);
 	if (n > 0)
@@ -850,6 +896,39 @@ ll_batch_redact(const ll_batch *b, int max_tier, ll_buf *out)
 				ll_buf_put_str(out, (const char *) row.content, row.content_len);
 		}
 	return encode_done(out, start, LL_WIRE_OK);
+}
+
+/* Every row a recipient cleared up to max_tier may see has its content. */
+bool
+ll_batch_complete_for(const ll_batch *b, int max_tier)
+{
+	ll_batch_iter it;
+	ll_tx		tx;
+	ll_row		row;
+
+	ll_batch_iter_init(&it, b);
+	while (ll_batch_next_tx(&it, &tx))
+		while (ll_batch_next_row(&it, &row))
+			if (row.content == NULL && (int) row.tier_index <= max_tier)
+				return false;
+	return true;
+}
+
+/* Highest tier with content: redacting for any clearance >= it is a no-op. */
+int
+ll_batch_top_tier(const ll_batch *b)
+{
+	ll_batch_iter it;
+	ll_tx		tx;
+	ll_row		row;
+	int			top = -1;
+
+	ll_batch_iter_init(&it, b);
+	while (ll_batch_next_tx(&it, &tx))
+		while (ll_batch_next_row(&it, &row))
+			if (row.content != NULL && (int) row.tier_index > top)
+				top = row.tier_index;
+	return top;
 }
 
 /* ---------------------------------------------------------------------
@@ -967,31 +1046,62 @@ ll_batch_add_rows_tx(ll_batch_builder *b, uint64_t txid)
 	return builder_check(b);
 }
 
-/* Rules of one row, before anything is written. */
+/* Rules of every row that do not depend on its content. */
 static int
-row_check(ll_batch_builder *b, uint8_t tier_index, const uint8_t *commitment,
-		  const uint8_t *content, size_t content_len, uint8_t leaf[LL_HASH_LEN])
+row_check(const ll_batch_builder *b, uint8_t tier_index)
 {
-	if (!b->in_rows || (content == NULL && commitment == NULL))
+	if (!b->in_rows)
 		return LL_WIRE_ERR_STATE;
 	if (b->rows == LL_BATCH_MAX_ROWS)
 		return LL_WIRE_ERR_LIMIT;
 	if (tier_index >= LL_GENESIS_MAX_TIERS)
 		return LL_WIRE_ERR_FIELD;
+	return LL_WIRE_OK;
+}
+
+/*
+ * content_check
+ *		The decoder's rules for a row's content, in its order: size before
+ *		any work, then hash, then the entry that names the row.
+ */
+static int
+content_check(const uint8_t *commitment, const uint8_t *content, size_t len,
+			  uint8_t leaf[LL_HASH_LEN], ll_entry_view *e)
+{
 	if (content == NULL)
-	{
-		memcpy(leaf, commitment, LL_HASH_LEN);
-		return LL_WIRE_OK;
-	}
-	if (content_len > LL_ENTRY_MAX_LEN)
+		return LL_WIRE_ERR_STATE;
+	if (len > LL_ENTRY_MAX_LEN)
 		return LL_WIRE_ERR_LIMIT;
-	if (content_len == 0)
+	if (len == 0)
 		return LL_WIRE_ERR_FIELD;	/* length 0 on the wire means withheld */
-	if (!ll_leaf_hash(content, content_len, leaf))
+	if (!ll_leaf_hash(content, len, leaf))
 		return LL_WIRE_ERR_CRYPTO;
 	if (commitment != NULL && memcmp(leaf, commitment, LL_HASH_LEN) != 0)
 		return LL_WIRE_ERR_COMMITMENT;
-	return LL_WIRE_OK;
+	return ll_entry_decode(content, len, e) ? LL_WIRE_OK : LL_WIRE_ERR_FIELD;
+}
+
+/* Write a checked row; content NULL = withheld. */
+static int
+builder_put_row(ll_batch_builder *b, uint8_t tier_index, uint64_t entry_id,
+				ll_wire_str table, const uint8_t commitment[LL_HASH_LEN],
+				const uint8_t *content, size_t content_len)
+{
+	int			rc;
+
+	if ((rc = bounded_check(table, LL_WIRE_MAX_TABLE)) != LL_WIRE_OK)
+		return builder_fail(b, rc);
+	ll_buf_put_u8(b->out, tier_index);
+	ll_buf_put_u64(b->out, entry_id);
+	put_str(b->out, table);
+	ll_buf_put(b->out, commitment, LL_HASH_LEN);
+	if (content == NULL)
+		ll_buf_put_u32(b->content, 0);
+	else
+		ll_buf_put_str(b->content, (const char *) content, content_len);
+	b->tx_rows++;
+	b->rows++;
+	return builder_check(b);
 }
 
 int
@@ -1000,22 +1110,35 @@ ll_batch_add_row(ll_batch_builder *b, uint8_t tier_index,
 				 const uint8_t *content, size_t content_len)
 {
 	uint8_t		leaf[LL_HASH_LEN];
+	ll_entry_view e;
+	ll_wire_str table;
 	int			rc;
 
 	if (!builder_usable(b, &rc))
 		return rc;
-	rc = row_check(b, tier_index, commitment, content, content_len, leaf);
-	if (rc != LL_WIRE_OK)
+	if ((rc = row_check(b, tier_index)) != LL_WIRE_OK ||
+		(rc = content_check(commitment, content, content_len, leaf, &e)) != LL_WIRE_OK)
 		return builder_fail(b, rc);
-	ll_buf_put_u8(b->out, tier_index);
-	ll_buf_put(b->out, leaf, LL_HASH_LEN);
-	if (content == NULL)
-		ll_buf_put_u32(b->content, 0);
-	else
-		ll_buf_put_str(b->content, (const char *) content, content_len);
-	b->tx_rows++;
-	b->rows++;
-	return builder_check(b);
+	table.ptr = e.table;
+	table.len = e.table_len;
+	return builder_put_row(b, tier_index, e.entry_id, table, leaf,
+						   content, content_len);
+}
+
+int
+ll_batch_add_withheld_row(ll_batch_builder *b, uint8_t tier_index,
+						  uint64_t entry_id, ll_wire_str table,
+						  const uint8_t commitment[LL_HASH_LEN])
+{
+	int			rc;
+
+	if (!builder_usable(b, &rc))
+		return rc;
+	if (commitment == NULL)
+		return builder_fail(b, LL_WIRE_ERR_STATE);
+	if ((rc = row_check(b, tier_index)) != LL_WIRE_OK)
+		return builder_fail(b, rc);
+	return builder_put_row(b, tier_index, entry_id, table, commitment, NULL, 0);
 }
 
 int
@@ -1035,8 +1158,8 @@ ll_batch_add_member_tx(ll_batch_builder *b, uint64_t txid,
 	if ((rc = builder_tx(b, LL_TX_ADD_MEMBER, txid)) != LL_WIRE_OK)
 		return rc;
 	ll_buf_put(b->out, pubkey, LL_PUBKEY_LEN);
-	put_name(b->out, name);
-	put_name(b->out, tier);
+	put_str(b->out, name);
+	put_str(b->out, tier);
 	return builder_check(b);
 }
 
@@ -1320,7 +1443,7 @@ ll_hello_encode(ll_buf *out, const ll_hello *h)
 		return rc;
 	ll_buf_put(out, h->chain_id, LL_HASH_LEN);
 	ll_buf_put_u64(out, h->height);
-	put_name(out, h->name);
+	put_str(out, h->name);
 	return encode_done(out, start, LL_WIRE_OK);
 }
 

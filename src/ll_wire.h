@@ -20,7 +20,11 @@
  *   signed = "LLT1" | chain_id[32] | origin[32] | u64 batch_seq |
  *            i64 time_us | u32 ntx | ntx x tx
  *   tx     = u8 kind | u64 txid | body
- *     kind 1 rows:          u32 nrows (>= 1) | nrows x ( u8 tier_index | commitment[32] )
+ *     kind 1 rows:          u32 nrows (>= 1) | nrows x row
+ *       row = u8 tier_index | u64 entry_id | str table | commitment[32]
+ *       (entry_id and table as in the row's entry, so that a peer that
+ *       gets the row withheld can still list it; table non-empty, at most
+ *       LL_WIRE_MAX_TABLE bytes)
  *     kind 2 add member:    pubkey[32] | str name | str clearance_tier
  *     kind 3 remove member: pubkey[32]
  *   batch  = signed | sig[64] | content
@@ -29,8 +33,9 @@
  *   strings, so neither can pass for the other).
  *   content = for every row of every rows tx, in order: u32 len | entry
  *   ("LLE1", ll_core.h), len 0 = withheld.  A row with content must
- *   satisfy ll_leaf_hash(content) == commitment.  The signature covers no
- *   content, so withholding keeps the batch valid.
+ *   satisfy ll_leaf_hash(content) == commitment, and the entry's entry_id
+ *   and table must be the row's.  The signature covers no content, so
+ *   withholding keeps the batch valid.
  *
  * Consensus payload (the value the consensus core agrees on):
  *   "LLP1" | u64 height | prev_ledger_head[32] | i64 time_us |
@@ -55,6 +60,7 @@
 
 /* Limits.  Counts are checked before anything is read or hashed. */
 #define LL_WIRE_MAX_NAME 255	/* channel, tier, member and peer names */
+#define LL_WIRE_MAX_TABLE 511	/* qualified table name of a batch row */
 #define LL_GENESIS_MAX_TIERS 250	/* README: 1-250 tiers; tier_index is u8 */
 #define LL_GENESIS_MAX_MEMBERS 1024
 #define LL_BATCH_MAX_TXS 65536
@@ -181,12 +187,18 @@ extern int	ll_batch_begin(ll_batch_builder *b, ll_buf *out, ll_buf *content,
 						   uint64_t batch_seq, int64_t time_us);
 extern int	ll_batch_add_rows_tx(ll_batch_builder *b, uint64_t txid);
 /*
- * A row of the open rows tx.  content NULL = withheld.  commitment NULL =
- * ll_leaf_hash(content); if both are given they must match (COMMITMENT).
+ * A row of the open rows tx with its content, a whole entry (required;
+ * not an entry -> FIELD): entry_id and table are taken from it.
+ * commitment NULL = ll_leaf_hash(content); if given it must match
+ * (COMMITMENT).
  */
 extern int	ll_batch_add_row(ll_batch_builder *b, uint8_t tier_index,
 							 const uint8_t commitment[LL_HASH_LEN],
 							 const uint8_t *content, size_t content_len);
+/* A row of the open rows tx whose content the builder does not have. */
+extern int	ll_batch_add_withheld_row(ll_batch_builder *b, uint8_t tier_index,
+									  uint64_t entry_id, ll_wire_str table,
+									  const uint8_t commitment[LL_HASH_LEN]);
 extern int	ll_batch_add_member_tx(ll_batch_builder *b, uint64_t txid,
 								   const uint8_t pubkey[LL_PUBKEY_LEN],
 								   ll_wire_str name, ll_wire_str tier);
@@ -196,7 +208,10 @@ extern int	ll_batch_remove_member_tx(ll_batch_builder *b, uint64_t txid,
 extern int	ll_batch_finish(ll_batch_builder *b, ll_sign_fn sign, void *sign_ctx,
 							uint8_t batch_hash[LL_HASH_LEN]);
 
-/* A decoded batch: signature and every present commitment verified. */
+/*
+ * A decoded batch: signature verified, and every present content matches
+ * its row's commitment, entry_id and table.
+ */
 typedef struct ll_batch
 {
 	const uint8_t *chain_id;
@@ -235,6 +250,8 @@ typedef struct ll_tx
 typedef struct ll_row
 {
 	uint8_t		tier_index;
+	uint64_t	entry_id;		/* signed, so known even when withheld */
+	ll_wire_str table;
 	const uint8_t *commitment;
 	const uint8_t *content;		/* NULL when withheld */
 	size_t		content_len;
@@ -259,6 +276,18 @@ extern bool ll_batch_next_row(ll_batch_iter *it, ll_row *row);
  * out must not be the buffer b points into (growing it would move b).
  */
 extern int	ll_batch_redact(const ll_batch *b, int max_tier, ll_buf *out);
+
+/*
+ * True when every row with tier_index <= max_tier has its content: a
+ * recipient cleared up to max_tier got all it is entitled to (max_tier -1:
+ * always true).
+ */
+extern bool ll_batch_complete_for(const ll_batch *b, int max_tier);
+/*
+ * Highest tier_index among rows that have content, -1 if none.  A sender
+ * may skip ll_batch_redact when this is <= the recipient's clearance.
+ */
+extern int	ll_batch_top_tier(const ll_batch *b);
 
 /* ---- consensus payload ------------------------------------------------ */
 

@@ -170,8 +170,10 @@ already_in_effect(const LLMembership *ms, const LLVote *v)
 {
 	int			i = find_member(ms, v->pub);
 
+	/* adding an active member again with another clearance changes it */
 	if (v->op == LL_TX_ADD_MEMBER)
-		return i >= 0 && ms->m[i].since >= 0 && ms->m[i].until < 0;
+		return i >= 0 && ms->m[i].since >= 0 && ms->m[i].until < 0 &&
+			strcmp(ms->m[i].tier, v->tier) == 0;
 	return i < 0 || ms->m[i].until >= 0 || ms->m[i].since < 0;
 }
 
@@ -220,9 +222,15 @@ enact(LLMembership *ms, const LLVote *v, uint64 eff)
 			memcpy(ms->m[i].pub, v->pub, 32);
 			ms->m[i].until = -1;
 		}
+		/*
+		 * A clearance change of an active member applies from this block on
+		 * (every node decides it at the same point of the same block); its
+		 * vote keeps counting from when it joined.
+		 */
+		if (!(ms->m[i].since >= 0 && ms->m[i].until < 0))
+			ms->m[i].since = (int64) eff;
 		strlcpy(ms->m[i].name, v->name, NAMEDATALEN);
 		strlcpy(ms->m[i].tier, v->tier, NAMEDATALEN);
-		ms->m[i].since = (int64) eff;
 	}
 	else
 		ms->m[i].until = (int64) eff;
@@ -314,7 +322,9 @@ ll_members_persist(const LLMembership *ms, int32 channel_id, uint64 height)
 		if (d->vote.op == LL_TX_ADD_MEMBER)
 			SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height) "
 								  "VALUES ($1, $4, $2, '', $5, $3) ON CONFLICT (channel_id, pubkey) "
-								  "DO UPDATE SET since_height = $3, until_height = NULL", 5,
+								  "DO UPDATE SET clearance = $5, clearance_requested = NULL, "
+								  "since_height = CASE WHEN peer.since_height IS NULL OR peer.until_height IS NOT NULL "
+								  "THEN $3 ELSE peer.since_height END, until_height = NULL", 5,
 								  (Oid[]) {INT4OID, BYTEAOID, INT8OID, TEXTOID, TEXTOID}, args, NULL, false, 0);
 		else
 			SPI_execute_with_args("UPDATE ledger.peer SET until_height = $3 WHERE channel_id = $1 AND pubkey = $2",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/twophase.h"
 #include "access/xact.h"
@@ -39,6 +40,7 @@ PG_FUNCTION_INFO_V1(ll_node_key);
 PG_FUNCTION_INFO_V1(ll_add_peer);
 PG_FUNCTION_INFO_V1(ll_remove_peer);
 PG_FUNCTION_INFO_V1(ll_genesis_hash_sql);
+PG_FUNCTION_INFO_V1(ll_set_peer_clearance);
 PG_FUNCTION_INFO_V1(ll_deliver);
 PG_FUNCTION_INFO_V1(ll_peer_status);
 PG_FUNCTION_INFO_V1(ll_consensus_status);
@@ -533,6 +535,47 @@ ll_remove_peer(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+Datum
+ll_set_peer_clearance(PG_FUNCTION_ARGS)
+{
+	LLChannel	ch;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *tier = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	bool		genesis;
+
+	require_superuser("change clearances of peers");
+	SPI_connect();
+	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	if (!tier_exists(ch.id, tier))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a tier of channel \"%s\"", tier, ch.name)));
+	genesis = channel_head_height(ch.id) <= 0;
+	SPI_execute_with_args(genesis ?
+						  "UPDATE ledger.peer SET clearance = $3 WHERE channel_id = $1 AND name = $2" :
+						  "UPDATE ledger.peer SET clearance_requested = nullif($3, clearance) "
+						  "WHERE channel_id = $1 AND name = $2 AND until_height IS NULL "
+						  "AND since_height IS NOT NULL", 3,
+						  (Oid[]) {INT4OID, TEXTOID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name),
+						  CStringGetTextDatum(tier)}, NULL, false, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("channel \"%s\" has no current peer named \"%s\"", ch.name, name)));
+	if (genesis)
+		make_genesis_deterministic(ch.id);
+	else
+		ereport(NOTICE,
+				(errmsg("changing the clearance of peer \"%s\" in channel \"%s\" is now a membership change", name, ch.name),
+				 errdetail("It takes effect in the block where members holding a quorum of the votes have asked for it; from then on members send it content up to tier \"%s\".", tier),
+				 errhint("Run the same ledger.set_peer_clearance() call on the other members; see ledger.peers.")));
+	ll_peers_changed();
+	SPI_finish();
+	ll_wake_worker();
+	PG_RETURN_VOID();
+}
+
 bool
 ll_channel_has_peers(int32 channel_id)
 {
@@ -937,4 +980,50 @@ ll_channel_is_multi_peer(int32 channel_id, const char *name)
 	if (n_no_peer < (int) lengthof(no_peer_channels))
 		no_peer_channels[n_no_peer++] = channel_id;
 	return false;
+}
+
+/*
+ * Lowest clearance (tier index) among the channel's current members, read
+ * directly from ledger.peer like catalog_has_peers.  Cached for the rest
+ * of the transaction: it is asked once per row of some tables.
+ */
+int
+ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers)
+{
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static int32 cached_channel = -1;
+	static int	cached_min = -1;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			pk;
+	int			min = ntiers - 1;
+
+	if (cached_lxid == MyProc->lxid && cached_channel == channel_id)
+		return cached_min;
+	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
+	pk = get_relname_relid("peer_pkey", get_namespace_oid("ledger", false));
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(channel_id));
+	scan = systable_beginscan(rel, pk, OidIsValid(pk), NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		char	   *tier;
+		int			t;
+
+		(void) heap_getattr(tup, 7, RelationGetDescr(rel), &isnull);	/* until_height */
+		if (!isnull)
+			continue;
+		tier = TextDatumGetCString(heap_getattr(tup, 5, RelationGetDescr(rel), &isnull));
+		for (t = 0; t < ntiers && strcmp(tiers[t], tier) != 0; t++)
+			;
+		min = Min(min, t < ntiers ? t : -1);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	cached_lxid = MyProc->lxid;
+	cached_channel = channel_id;
+	cached_min = min;
+	return min;
 }

@@ -84,8 +84,10 @@ start_nodes() {
 
 # setup_channel CHANNEL TIERS_SQL_ARRAY N: every node joins CHANNEL with
 # all N nodes (itself included) as peers, each cleared for the highest tier.
+# setup_channel CHANNEL TIERS N [CLEARANCES]: CLEARANCES is a list of one
+# tier per node ("customs partner public ..."); default the highest tier.
 setup_channel() {
-	local ch=$1 tiers=$2 n=$3 i j keys=()
+	local ch=$1 tiers=$2 n=$3 i j keys=() clear=(${4:-}) c
 	for i in $(seq 1 "$n"); do
 		keys[i]=$(node_psql "$i" -Atc "SELECT ledger.node_key()")
 	done
@@ -95,8 +97,10 @@ setup_channel() {
 	done
 	for i in $(seq 1 "$n"); do
 		for j in $(seq 1 "$n"); do
+			c="($tiers)[cardinality($tiers)]"
+			[ -n "${clear[j-1]:-}" ] && c="'${clear[j-1]}'"
 			echo "SELECT ledger.add_peer('$ch', '$(node_name "$j")', '$(node_conninfo "$j" "$i")', '${keys[j]}',
-			      clearance => ($tiers)[cardinality($tiers)]);"
+			      clearance => $c);"
 		done | node_psql "$i" -qAt >/dev/null
 	done
 }

@@ -5,8 +5,9 @@
  * Every input goes to the frame iterator and to every decoder.  Properties:
  * no crash, leak or sanitizer report; whatever a decoder accepts
  * re-encodes to exactly the input (one encoding per message); a redacted
- * batch still decodes with the same batch_hash; and a batch the builder
- * makes from the input bytes decodes back to the same rows.  Signatures
+ * batch still decodes with the same batch_hash, and ll_batch_top_tier and
+ * ll_batch_complete_for agree with what was redacted; and a batch the
+ * builder makes from the input bytes decodes back to the same rows.  Signatures
  * are faked (verify accepts everything) so the fuzzer reaches the
  * structure behind them.
  *
@@ -162,7 +163,13 @@ fz_batch_rebuild(const ll_batch *b)
 		else
 			ll_batch_remove_member_tx(&bb, tx.txid, tx.pubkey);
 		while (ll_batch_next_row(&it, &r))
-			ll_batch_add_row(&bb, r.tier_index, r.commitment, r.content, r.content_len);
+		{
+			if (r.content != NULL)
+				ll_batch_add_row(&bb, r.tier_index, r.commitment, r.content, r.content_len);
+			else
+				ll_batch_add_withheld_row(&bb, r.tier_index, r.entry_id, r.table,
+										  r.commitment);
+		}
 	}
 	CHECK(ll_batch_finish(&bb, fz_sign_copy, (void *) b->sig, h) == LL_WIRE_OK);
 	CHECK(memcmp(h, b->batch_hash, LL_HASH_LEN) == 0);
@@ -171,12 +178,17 @@ fz_batch_rebuild(const ll_batch *b)
 	free(content.data);
 }
 
-/* Withholding content keeps the batch valid and its hash unchanged. */
+/*
+ * Withholding content keeps the batch valid and its hash unchanged; the
+ * recipient is as complete as the sender was, and redacting is a no-op
+ * exactly when the top tier is within the clearance.
+ */
 static void
 fz_batch_redact(const ll_batch *b, int max_tier)
 {
 	ll_buf		out;
 	ll_batch	r;
+	int			top = ll_batch_top_tier(b);
 
 	ll_buf_init(&out, fz_realloc);
 	CHECK(ll_batch_redact(b, max_tier, &out) == LL_WIRE_OK);
@@ -184,6 +196,13 @@ fz_batch_redact(const ll_batch *b, int max_tier)
 	CHECK(ll_batch_decode(out.data, out.len, b->len, fz_verify_any, NULL, &r) == LL_WIRE_OK);
 	CHECK(memcmp(r.batch_hash, b->batch_hash, LL_HASH_LEN) == 0);
 	CHECK(r.nrows == b->nrows && r.ntx == b->ntx);
+	CHECK(ll_batch_top_tier(&r) <= max_tier);
+	CHECK(ll_batch_complete_for(&r, max_tier) == ll_batch_complete_for(b, max_tier));
+	CHECK(ll_batch_complete_for(&r, -1));
+	if (top <= max_tier)
+		expect_same(&out, b->bytes, b->len);
+	else
+		CHECK(out.len < b->len);
 	free(out.data);
 }
 
@@ -203,15 +222,19 @@ fz_batch(const uint8_t *in, size_t len)
 }
 
 /*
- * Build a batch from the input: each row is (tier byte, length byte,
- * content), length 0 withheld.  Signed with the fake key, origin fixed_pk.
+ * Build a batch from the input: each row is (flag byte, length byte,
+ * table name) with table "t" for length 0; flag & 0x40 withholds the row,
+ * flag % 8 is its tier, 0xff starts a new rows tx.  Rows with content get
+ * an entry of that table.  Signed with the fake key, origin fixed_pk.
  */
 static void
 fz_build(const uint8_t *in, size_t len)
 {
+	const uint8_t salt[LL_SALT_LEN] = {0};
 	uint8_t		chain[LL_HASH_LEN] = {0};
 	ll_buf		out;
 	ll_buf		content;
+	ll_buf		e;
 	ll_batch_builder bb;
 	ll_batch	b;
 	size_t		pos = 0;
@@ -219,22 +242,39 @@ fz_build(const uint8_t *in, size_t len)
 
 	ll_buf_init(&out, fz_realloc);
 	ll_buf_init(&content, fz_realloc);
+	ll_buf_init(&e, fz_realloc);
 	ll_batch_begin(&bb, &out, &content, SIZE_MAX, chain, fixed_pk, len, -1);
 	ll_batch_add_rows_tx(&bb, 1);
-	ll_batch_add_row(&bb, 0, chain, NULL, 0);
+	ll_batch_add_withheld_row(&bb, 0, 0, (ll_wire_str) {"t", 1}, chain);
 	while (len - pos >= 2 && (size_t) in[pos + 1] <= len - pos - 2)
 	{
-		size_t		n = in[pos + 1];
+		ll_wire_str table = {(const char *) in + pos + 2, in[pos + 1]};
 
+		if (table.len == 0)
+		{
+			table.ptr = "t";
+			table.len = 1;
+		}
 		if (in[pos] == 0xff)
 			ll_batch_add_rows_tx(&bb, pos);
-		ll_batch_add_row(&bb, in[pos] % 8, n ? NULL : chain, n ? in + pos + 2 : NULL, n);
-		pos += 2 + n;
+		if (in[pos] & 0x40)
+			ll_batch_add_withheld_row(&bb, in[pos] % 8, pos, table, chain);
+		else
+		{
+			ll_buf_reset(&e);
+			ll_entry_begin(&e, table.ptr, table.len, pos, "pub", 3, salt, 1);
+			ll_entry_value(&e, "v", 1, table.ptr, table.len);
+			CHECK(!e.failed);
+			ll_batch_add_row(&bb, in[pos] % 8, NULL, e.data, e.len);
+		}
+		pos += 2 + in[pos + 1];
 	}
 	rc = ll_batch_finish(&bb, fz_sign_fake, NULL, NULL);
 	CHECK(rc == LL_WIRE_OK);
 	CHECK(ll_batch_decode(out.data, out.len, SIZE_MAX, fz_verify_fake, NULL, &b) == LL_WIRE_OK);
 	fz_batch_rebuild(&b);
+	fz_batch_redact(&b, len > 0 ? in[0] % 8 - 1 : -1);
+	free(e.data);
 	free(out.data);
 	free(content.data);
 }
@@ -367,7 +407,7 @@ seed_batch(ll_buf *out)
 	ll_batch_begin(&bb, out, &content, SIZE_MAX, chain, fixed_pk, 1, 2);
 	ll_batch_add_rows_tx(&bb, 10);
 	ll_batch_add_row(&bb, 0, NULL, e.data, e.len);
-	ll_batch_add_row(&bb, 1, chain, NULL, 0);
+	ll_batch_add_withheld_row(&bb, 1, 2, (ll_wire_str) {"public.t", 8}, chain);
 	ll_batch_add_member_tx(&bb, 11, chain, (ll_wire_str) {"n", 1}, (ll_wire_str) {"pub", 3});
 	ll_batch_remove_member_tx(&bb, 12, chain);
 	ll_batch_finish(&bb, fz_sign_fake, NULL, NULL);

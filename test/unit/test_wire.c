@@ -565,21 +565,30 @@ typedef struct sample
 static const uint8_t member_pk[32] = {0x44, 0x44, 0x44, 0x44};
 static const uint8_t removed_pk[32] = {0x55, 0x55, 0x55, 0x55};
 
+/* A real two-column entry of any table (initialises e). */
 static void
-sample_entry(ll_buf *e, uint64_t id, const char *tier, const char *val)
+table_entry(ll_buf *e, const char *table, size_t table_len, uint64_t id,
+			const char *tier, const char *val)
 {
 	const uint8_t salt[LL_SALT_LEN] = {9, 8, 7};
 
 	ll_buf_init(e, std_realloc);
-	ll_entry_begin(e, "public.t", 8, id, tier, strlen(tier), salt, 2);
+	ll_entry_begin(e, table, table_len, id, tier, strlen(tier), salt, 2);
 	ll_entry_value(e, "v", 1, val, strlen(val));
 	ll_entry_null(e, "w", 1);
 	assert_false(e->failed);
 }
 
+static void
+sample_entry(ll_buf *e, uint64_t id, const char *tier, const char *val)
+{
+	table_entry(e, "public.t", 8, id, tier, val);
+}
+
 /*
  * A batch with every tx kind: rows (tier 0 and 1 with content, tier 2
  * withheld), add member, remove member, and one more rows tx (tier 0).
+ * All rows are of "public.t"; entry_ids 1, 2, 3 (withheld), 4.
  */
 static void
 sample_build(sample *s)
@@ -608,7 +617,7 @@ sample_build(sample *s)
 	assert_int_equal(ll_batch_add_rows_tx(&b, 100), LL_WIRE_OK);
 	assert_int_equal(ll_batch_add_row(&b, 0, NULL, s->e[0].data, s->e[0].len), LL_WIRE_OK);
 	assert_int_equal(ll_batch_add_row(&b, 1, s->c[1], s->e[1].data, s->e[1].len), LL_WIRE_OK);
-	assert_int_equal(ll_batch_add_row(&b, 2, s->c[2], NULL, 0), LL_WIRE_OK);
+	assert_int_equal(ll_batch_add_withheld_row(&b, 2, 3, S("public.t"), s->c[2]), LL_WIRE_OK);
 	assert_int_equal(ll_batch_add_member_tx(&b, 101, member_pk, S("dave"), S("pub")), LL_WIRE_OK);
 	assert_int_equal(ll_batch_remove_member_tx(&b, 102, removed_pk), LL_WIRE_OK);
 	assert_int_equal(ll_batch_add_rows_tx(&b, 103), LL_WIRE_OK);
@@ -634,20 +643,34 @@ decode_real(const uint8_t *in, size_t len, ll_batch *b)
 	return ll_batch_decode(in, len, SIZE_MAX, bft_ed25519_verify, NULL, b);
 }
 
+/* A signed row of "public.t": tier, entry_id, table, commitment. */
+#define ROW_LEN (1 + 8 + 4 + 8 + 32)
+
+/* Offsets in a rows tx's first row, from the start of the tx. */
+#define ROW_AT 13				/* kind, txid, nrows */
+#define ROW_ID_AT (ROW_AT + 1)
+#define ROW_TABLE_AT (ROW_AT + 9)
+#define ROW_COMMIT_AT (ROW_AT + 21)
+
 /* Signed part length of the sample: header, 3 + 1 rows, member txs. */
 static size_t
 sample_signed_len(void)
 {
-	return 88 + (13 + 3 * 33) + (9 + 32 + 8 + 7) + (9 + 32) + (13 + 33);
+	return 88 + (13 + 3 * ROW_LEN) + (9 + 32 + 8 + 7) + (9 + 32) + (13 + ROW_LEN);
 }
 
+/* The next row is (tier, "public.t", id, c) with content e (NULL: withheld). */
 static void
-expect_row(ll_batch_iter *it, uint8_t tier, const uint8_t *c, const ll_buf *e)
+expect_row(ll_batch_iter *it, uint8_t tier, uint64_t id, const uint8_t *c,
+		   const ll_buf *e)
 {
 	ll_row		r;
 
 	assert_true(ll_batch_next_row(it, &r));
 	assert_int_equal(r.tier_index, tier);
+	assert_int_equal(r.entry_id, id);
+	assert_int_equal(r.table.len, 8);
+	assert_memory_equal(r.table.ptr, "public.t", 8);
 	assert_memory_equal(r.commitment, c, 32);
 	if (e == NULL)
 	{
@@ -692,9 +715,9 @@ test_batch_roundtrip(void **state)
 	assert_int_equal(tx.kind, LL_TX_ROWS);
 	assert_int_equal(tx.txid, 100);
 	assert_int_equal(tx.nrows, 3);
-	expect_row(&it, 0, s.c[0], &s.e[0]);
-	expect_row(&it, 1, s.c[1], &s.e[1]);
-	expect_row(&it, 2, s.c[2], NULL);
+	expect_row(&it, 0, 1, s.c[0], &s.e[0]);
+	expect_row(&it, 1, 2, s.c[1], &s.e[1]);
+	expect_row(&it, 2, 3, s.c[2], NULL);
 	assert_false(ll_batch_next_row(&it, &r));
 	assert_true(ll_batch_next_tx(&it, &tx));
 	assert_int_equal(tx.kind, LL_TX_ADD_MEMBER);
@@ -709,7 +732,7 @@ test_batch_roundtrip(void **state)
 	assert_memory_equal(tx.pubkey, removed_pk, 32);
 	assert_true(ll_batch_next_tx(&it, &tx));
 	assert_int_equal(tx.txid, 103);
-	expect_row(&it, 0, s.c[3], &s.e[2]);
+	expect_row(&it, 0, 4, s.c[3], &s.e[2]);
 	assert_false(ll_batch_next_tx(&it, &tx));
 
 	/* skipping unread rows keeps content aligned */
@@ -718,7 +741,7 @@ test_batch_roundtrip(void **state)
 	assert_true(ll_batch_next_row(&it, &r));
 	while (ll_batch_next_tx(&it, &tx) && tx.txid != 103)
 		;
-	expect_row(&it, 0, s.c[3], &s.e[2]);
+	expect_row(&it, 0, 4, s.c[3], &s.e[2]);
 	sample_free(&s);
 }
 
@@ -769,10 +792,26 @@ test_batch_tamper(void **state)
 
 	/* a commitment changed: signature breaks; if it were skipped, content */
 	memcpy(t, s.out.data, len);
-	t[88 + 13 + 1] ^= 1;		/* first row's commitment */
+	t[88 + ROW_COMMIT_AT] ^= 1; /* first row's commitment */
 	assert_int_equal(decode_real(t, len, &b), LL_WIRE_ERR_SIG);
 	assert_int_equal(ll_batch_decode(t, len, SIZE_MAX, verify_always, NULL, &b),
 					 LL_WIRE_ERR_COMMITMENT);
+
+	/* likewise entry_id and table: content must be the entry they name */
+	memcpy(t, s.out.data, len);
+	t[88 + ROW_ID_AT + 7] ^= 1; /* first row's entry_id, 1 -> 0 */
+	assert_int_equal(decode_real(t, len, &b), LL_WIRE_ERR_SIG);
+	assert_int_equal(ll_batch_decode(t, len, SIZE_MAX, verify_always, NULL, &b),
+					 LL_WIRE_ERR_FIELD);
+	memcpy(t, s.out.data, len);
+	t[88 + ROW_TABLE_AT + 4 + 7] = 'u'; /* "public.t" -> "public.u" */
+	assert_int_equal(ll_batch_decode(t, len, SIZE_MAX, verify_always, NULL, &b),
+					 LL_WIRE_ERR_FIELD);
+	/* ... which a withheld row's metadata is not checked against */
+	memcpy(t, s.out.data, len);
+	t[88 + 13 + 2 * ROW_LEN + 1] ^= 1;	/* third (withheld) row's entry_id */
+	assert_int_equal(ll_batch_decode(t, len, SIZE_MAX, verify_always, NULL, &b),
+					 LL_WIRE_OK);
 
 	/* content that does not match its commitment */
 	memcpy(t, s.out.data, len);
@@ -789,7 +828,7 @@ test_batch_tamper(void **state)
 
 	/* unknown kind and magic */
 	memcpy(t, s.out.data, len);
-	t[88 + 13 + 99 + 56] = 9;	/* the remove-member tx */
+	t[88 + 13 + 3 * ROW_LEN + 56] = 9;	/* the remove-member tx */
 	assert_int_equal(ll_batch_decode(t, len, SIZE_MAX, verify_always, NULL, &b),
 					 LL_WIRE_ERR_KIND);
 	memcpy(t, s.out.data, len);
@@ -824,13 +863,13 @@ test_batch_redact(void **state)
 	assert_memory_equal(r.batch_hash, s.hash, 32);
 	ll_batch_iter_init(&it, &r);
 	assert_true(ll_batch_next_tx(&it, &tx));
-	expect_row(&it, 0, s.c[0], &s.e[0]);
-	expect_row(&it, 1, s.c[1], NULL);
-	expect_row(&it, 2, s.c[2], NULL);
+	expect_row(&it, 0, 1, s.c[0], &s.e[0]);
+	expect_row(&it, 1, 2, s.c[1], NULL);
+	expect_row(&it, 2, 3, s.c[2], NULL);
 	assert_true(ll_batch_next_tx(&it, &tx));
 	assert_true(ll_batch_next_tx(&it, &tx));
 	assert_true(ll_batch_next_tx(&it, &tx));
-	expect_row(&it, 0, s.c[3], &s.e[2]);
+	expect_row(&it, 0, 4, s.c[3], &s.e[2]);
 
 	/* redacting again changes nothing; the highest tier keeps everything */
 	assert_int_equal(ll_batch_redact(&r, 0, &red2), LL_WIRE_OK);
@@ -841,11 +880,22 @@ test_batch_redact(void **state)
 	assert_int_equal(red2.len, s.out.len);
 	assert_memory_equal(red2.data, s.out.data, s.out.len);
 
+	/* everything withheld: same hash, valid signature, metadata intact */
 	red2.len = 0;
 	assert_int_equal(ll_batch_redact(&b, -1, &red2), LL_WIRE_OK);
 	assert_int_equal(red2.len, sample_signed_len() + 64 + 4 * 4);
 	assert_int_equal(decode_real(red2.data, red2.len, &r2), LL_WIRE_OK);
 	assert_memory_equal(r2.batch_hash, s.hash, 32);
+	assert_memory_equal(red2.data, s.out.data, sample_signed_len() + 64);
+	ll_batch_iter_init(&it, &r2);
+	assert_true(ll_batch_next_tx(&it, &tx));
+	expect_row(&it, 0, 1, s.c[0], NULL);
+	expect_row(&it, 1, 2, s.c[1], NULL);
+	expect_row(&it, 2, 3, s.c[2], NULL);
+	assert_true(ll_batch_next_tx(&it, &tx));
+	assert_true(ll_batch_next_tx(&it, &tx));
+	assert_true(ll_batch_next_tx(&it, &tx));
+	expect_row(&it, 0, 4, s.c[3], NULL);
 
 	free(red.data);
 	free(red2.data);
@@ -868,9 +918,9 @@ small_batch(ll_buf *out, bft_ed25519_key **key)
 	ll_buf_init(&scratch, std_realloc);
 	ll_batch_begin(&b, out, &scratch, SIZE_MAX, pub, pub, 1, 2);
 	ll_batch_add_rows_tx(&b, 1);
-	ll_batch_add_row(&b, 0, c, NULL, 0);
+	ll_batch_add_withheld_row(&b, 0, 1, S("public.t"), c);
 	assert_int_equal(ll_batch_finish(&b, bft_ed25519_sign, *key, NULL), LL_WIRE_OK);
-	assert_int_equal(out->len, 88 + 13 + 33 + 64 + 4);
+	assert_int_equal(out->len, 88 + 13 + ROW_LEN + 64 + 4);
 	free(scratch.data);
 }
 
@@ -883,6 +933,7 @@ test_batch_limits(void **state)
 	ll_buf		scratch;
 	ll_batch_builder bb;
 	ll_batch	b;
+	ll_buf		e;
 	uint8_t    *big;
 	uint32_t	i;
 	size_t		len;
@@ -920,16 +971,18 @@ test_batch_limits(void **state)
 	{
 		if (i == 1000)
 			ll_batch_add_rows_tx(&bb, 2);
-		assert_int_equal(ll_batch_add_row(&bb, (uint8_t) (i % 250), c, NULL, 0), LL_WIRE_OK);
+		assert_int_equal(ll_batch_add_withheld_row(&bb, (uint8_t) (i % 250), i,
+												   S("public.t"), c), LL_WIRE_OK);
 	}
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_ERR_LIMIT);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, i, S("public.t"), c),
+					 LL_WIRE_ERR_LIMIT);
 	assert_int_equal(out.len, 0);
 	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_ERR_LIMIT);
 
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
 	for (i = 0; i < LL_BATCH_MAX_ROWS; i++)
-		ll_batch_add_row(&bb, 1, c, NULL, 0);
+		ll_batch_add_withheld_row(&bb, 1, i, S("public.t"), c);
 	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_OK);
 	assert_int_equal(ll_batch_decode(out.data, out.len, SIZE_MAX, verify_always, NULL, &b),
 					 LL_WIRE_OK);
@@ -945,27 +998,219 @@ test_batch_limits(void **state)
 					 LL_WIRE_ERR_LIMIT);
 	free(big);
 
-	/* the builder's size cap: a two-row batch is 239 bytes */
+	/* the builder's size cap: two withheld rows of "public.t" */
+#define TWO_ROWS (88 + 13 + 64 + 2 * (ROW_LEN + 4))
 	out.len = 0;
-	ll_batch_begin(&bb, &out, &scratch, 88 + 13 + 64 + 2 * 37, c, c, 1, 2);
+	ll_batch_begin(&bb, &out, &scratch, TWO_ROWS, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_OK);
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_OK);
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_ERR_LIMIT);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 1, S("public.t"), c), LL_WIRE_OK);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 2, S("public.t"), c), LL_WIRE_OK);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 3, S("p"), c), LL_WIRE_ERR_LIMIT);
 	assert_int_equal(out.len, 0);
-	ll_batch_begin(&bb, &out, &scratch, 88 + 13 + 64 + 2 * 37, c, c, 1, 2);
+	ll_batch_begin(&bb, &out, &scratch, TWO_ROWS, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
-	ll_batch_add_row(&bb, 0, c, NULL, 0);
-	ll_batch_add_row(&bb, 0, c, NULL, 0);
+	ll_batch_add_withheld_row(&bb, 0, 1, S("public.t"), c);
+	ll_batch_add_withheld_row(&bb, 0, 2, S("public.t"), c);
 	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_OK);
-	assert_int_equal(out.len, 88 + 13 + 64 + 2 * 37);
+	assert_int_equal(out.len, TWO_ROWS);
+	/* one table byte more no longer fits */
 	out.len = 0;
-	ll_batch_begin(&bb, &out, &scratch, 88 + 13 + 64 + 2 * 37 - 1, c, c, 1, 2);
+	ll_batch_begin(&bb, &out, &scratch, TWO_ROWS, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
-	ll_batch_add_row(&bb, 0, c, NULL, 0);
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_ERR_LIMIT);
+	ll_batch_add_withheld_row(&bb, 0, 1, S("public.t"), c);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 2, S("public.tt"), c),
+					 LL_WIRE_ERR_LIMIT);
 	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_ERR_LIMIT);
 	assert_int_equal(out.len, 0);
+#undef TWO_ROWS
+
+	/* a row with content: its entry counts too */
+	sample_entry(&e, 1, "pub", "one");
+#define ONE_ROW (88 + 13 + ROW_LEN + 64 + 4 + e.len)
+	ll_batch_begin(&bb, &out, &scratch, ONE_ROW, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e.data, e.len), LL_WIRE_OK);
+	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_OK);
+	assert_int_equal(out.len, ONE_ROW);
+	assert_int_equal(ll_batch_decode(out.data, out.len, ONE_ROW, verify_always, NULL, &b),
+					 LL_WIRE_OK);
+	out.len = 0;
+	ll_batch_begin(&bb, &out, &scratch, ONE_ROW - 1, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e.data, e.len), LL_WIRE_ERR_LIMIT);
+	assert_int_equal(out.len, 0);
+#undef ONE_ROW
+	free(e.data);
+
+	free(out.data);
+	free(scratch.data);
+	bft_ed25519_free(key);
+}
+
+/*
+ * Decode a one-row batch signed as a withheld row (id, table, commitment)
+ * whose content was filled in afterwards.  The content section is
+ * unsigned, so anyone relaying the batch could do this.
+ */
+static int
+decode_filled(uint64_t id, const char *table, const uint8_t *commitment,
+			  const uint8_t *content, size_t content_len)
+{
+	uint8_t		seed[32] = {5};
+	uint8_t		pub[32];
+	bft_ed25519_key *key = bft_ed25519_new(seed);
+	ll_buf		out;
+	ll_buf		scratch;
+	ll_batch_builder bb;
+	ll_batch	b;
+	ll_batch_iter it;
+	ll_tx		tx;
+	ll_row		r;
+	int			rc;
+
+	bft_ed25519_pubkey(key, pub);
+	ll_buf_init(&out, std_realloc);
+	ll_buf_init(&scratch, std_realloc);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, pub, pub, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	ll_batch_add_withheld_row(&bb, 0, id, S(table), commitment);
+	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_OK);
+	assert_int_equal(decode_real(out.data, out.len, &b), LL_WIRE_OK);
+	out.len -= 4;
+	ll_buf_put_str(&out, (const char *) content, content_len);
+	rc = decode_real(out.data, out.len, &b);
+	if (rc == LL_WIRE_OK)
+	{
+		ll_batch_iter_init(&it, &b);
+		assert_true(ll_batch_next_tx(&it, &tx));
+		assert_true(ll_batch_next_row(&it, &r));
+		assert_int_equal(r.entry_id, id);
+		assert_int_equal(r.table.len, strlen(table));
+		assert_int_equal(r.content_len, content_len);
+	}
+	free(out.data);
+	free(scratch.data);
+	bft_ed25519_free(key);
+	return rc;
+}
+
+/* Content must be the entry its row's signed entry_id and table name. */
+static void
+test_batch_content_mismatch(void **state)
+{
+	ll_buf		e;
+	uint8_t		leaf[32];
+	uint8_t		other[32];
+	const uint8_t junk[8] = {'L', 'L', 'E', '1', 'a', 'b', 'c', 'd'};
+
+	(void) state;
+	sample_entry(&e, 1, "pub", "one");
+	assert_true(ll_leaf_hash(e.data, e.len, leaf));
+	assert_int_equal(decode_filled(1, "public.t", leaf, e.data, e.len), LL_WIRE_OK);
+	assert_int_equal(decode_filled(2, "public.t", leaf, e.data, e.len), LL_WIRE_ERR_FIELD);
+	assert_int_equal(decode_filled(1, "public.u", leaf, e.data, e.len), LL_WIRE_ERR_FIELD);
+	assert_int_equal(decode_filled(1, "public.", leaf, e.data, e.len), LL_WIRE_ERR_FIELD);
+	assert_int_equal(decode_filled(1, "public.tt", leaf, e.data, e.len), LL_WIRE_ERR_FIELD);
+
+	/* the hash is checked first: a wrong commitment wins */
+	memset(other, 0xee, 32);
+	assert_int_equal(decode_filled(2, "public.t", other, e.data, e.len),
+					 LL_WIRE_ERR_COMMITMENT);
+
+	/* content matching its commitment that is no entry */
+	assert_true(ll_leaf_hash(junk, sizeof(junk), leaf));
+	assert_int_equal(decode_filled(1, "public.t", leaf, junk, sizeof(junk)),
+					 LL_WIRE_ERR_FIELD);
+	free(e.data);
+}
+
+/* Table names: limits and emptiness in builder and decoder. */
+static void
+test_batch_table_limits(void **state)
+{
+	static char longest[LL_WIRE_MAX_TABLE + 1];
+	static uint8_t c[32];
+	bft_ed25519_key *key;
+	ll_wire_str tlong = {longest, LL_WIRE_MAX_TABLE};
+	ll_wire_str ttoo = {longest, LL_WIRE_MAX_TABLE + 1};
+	ll_buf		out;
+	ll_buf		scratch;
+	ll_buf		e;
+	ll_batch_builder bb;
+	ll_batch	b;
+	ll_batch_iter it;
+	ll_tx		tx;
+	ll_row		r;
+	size_t		len;
+
+	(void) state;
+	memset(longest, 'x', sizeof(longest));
+
+	/* decoding the signed table length of small_batch's row */
+	small_batch(&out, &key);
+	len = out.len;
+	put_be32(out.data + 88 + ROW_TABLE_AT, LL_WIRE_MAX_TABLE + 1);
+	assert_int_equal(decode_real(out.data, len, &b), LL_WIRE_ERR_LIMIT);
+	put_be32(out.data + 88 + ROW_TABLE_AT, UINT32_MAX);
+	assert_int_equal(decode_real(out.data, len, &b), LL_WIRE_ERR_LIMIT);
+	put_be32(out.data + 88 + ROW_TABLE_AT, 0);
+	assert_int_equal(decode_real(out.data, len, &b), LL_WIRE_ERR_FIELD);
+	put_be32(out.data + 88 + ROW_TABLE_AT, 8);
+	assert_int_equal(decode_real(out.data, len, &b), LL_WIRE_OK);
+	assert_int_equal(decode_real(out.data, 88 + ROW_TABLE_AT + 2, &b),
+					 LL_WIRE_ERR_TRUNCATED);
+	assert_int_equal(decode_real(out.data, 88 + ROW_TABLE_AT + 4 + 3, &b),
+					 LL_WIRE_ERR_TRUNCATED);
+
+	/* the longest table, withheld and with content, round trips */
+	table_entry(&e, longest, LL_WIRE_MAX_TABLE, 7, "sec", "seven");
+	ll_buf_init(&scratch, std_realloc);
+	out.len = 0;
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 3, 6, tlong, c), LL_WIRE_OK);
+	assert_int_equal(ll_batch_add_row(&bb, 1, NULL, e.data, e.len), LL_WIRE_OK);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, UINT64_MAX, S("a"), c), LL_WIRE_OK);
+	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, key, NULL), LL_WIRE_OK);
+	assert_int_equal(ll_batch_decode(out.data, out.len, SIZE_MAX, verify_always, NULL, &b),
+					 LL_WIRE_OK);
+	ll_batch_iter_init(&it, &b);
+	assert_true(ll_batch_next_tx(&it, &tx));
+	assert_true(ll_batch_next_row(&it, &r));
+	assert_int_equal(r.entry_id, 6);
+	assert_int_equal(r.table.len, LL_WIRE_MAX_TABLE);
+	assert_null(r.content);
+	assert_true(ll_batch_next_row(&it, &r));
+	assert_int_equal(r.entry_id, 7);
+	assert_int_equal(r.table.len, LL_WIRE_MAX_TABLE);
+	assert_memory_equal(r.table.ptr, longest, LL_WIRE_MAX_TABLE);
+	assert_int_equal(r.content_len, e.len);
+	assert_true(ll_batch_next_row(&it, &r));
+	assert_true(r.entry_id == UINT64_MAX);
+	assert_int_equal(r.table.len, 1);
+	assert_memory_equal(r.table.ptr, "a", 1);
+	assert_false(ll_batch_next_row(&it, &r));
+	free(e.data);
+
+	/* one byte longer, or empty, is refused and leaves nothing behind */
+	out.len = 0;
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 1, ttoo, c), LL_WIRE_ERR_LIMIT);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 1, S(""), c), LL_WIRE_ERR_FIELD);
+	table_entry(&e, longest, LL_WIRE_MAX_TABLE + 1, 7, "sec", "seven");
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e.data, e.len), LL_WIRE_ERR_LIMIT);
+	free(e.data);
+	table_entry(&e, "", 0, 7, "sec", "seven");
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e.data, e.len), LL_WIRE_ERR_FIELD);
+	assert_int_equal(out.len, 0);
+	free(e.data);
 
 	free(out.data);
 	free(scratch.data);
@@ -973,10 +1218,70 @@ test_batch_limits(void **state)
 }
 
 static void
+expect_tiers(const ll_buf *bytes, int top, int complete_up_to)
+{
+	ll_batch	b;
+	int			t;
+
+	assert_int_equal(decode_real(bytes->data, bytes->len, &b), LL_WIRE_OK);
+	assert_int_equal(ll_batch_top_tier(&b), top);
+	for (t = -1; t < LL_GENESIS_MAX_TIERS; t++)
+		assert_int_equal(ll_batch_complete_for(&b, t), t <= complete_up_to);
+}
+
+/* What a recipient may have got, and what a sender must redact. */
+static void
+test_batch_complete_top_tier(void **state)
+{
+	sample		s;
+	ll_batch	b;
+	ll_buf		red;
+	bft_ed25519_key *key;
+	ll_buf		small;
+	ll_batch_builder bb;
+
+	(void) state;
+	sample_build(&s);
+	ll_buf_init(&red, std_realloc);
+	assert_int_equal(decode_real(s.out.data, s.out.len, &b), LL_WIRE_OK);
+
+	/* content for tiers 0 and 1; tier 2's row is withheld */
+	expect_tiers(&s.out, 1, 1);
+
+	/* redacting for a clearance >= top tier changes nothing */
+	assert_int_equal(ll_batch_redact(&b, 1, &red), LL_WIRE_OK);
+	assert_int_equal(red.len, s.out.len);
+	assert_memory_equal(red.data, s.out.data, s.out.len);
+
+	red.len = 0;
+	assert_int_equal(ll_batch_redact(&b, 0, &red), LL_WIRE_OK);
+	expect_tiers(&red, 0, 0);
+	red.len = 0;
+	assert_int_equal(ll_batch_redact(&b, -1, &red), LL_WIRE_OK);
+	expect_tiers(&red, -1, -1);
+
+	/* no rows at all, and one withheld row */
+	red.len = 0;
+	ll_batch_begin(&bb, &red, &s.scratch, SIZE_MAX, s.chain, s.origin, 6, 0);
+	ll_batch_remove_member_tx(&bb, 1, removed_pk);
+	assert_int_equal(ll_batch_finish(&bb, bft_ed25519_sign, s.key, NULL), LL_WIRE_OK);
+	expect_tiers(&red, -1, LL_GENESIS_MAX_TIERS);
+	small_batch(&small, &key);
+	expect_tiers(&small, -1, -1);
+
+	free(small.data);
+	bft_ed25519_free(key);
+	free(red.data);
+	sample_free(&s);
+}
+
+static void
 test_batch_builder_misuse(void **state)
 {
 	uint8_t		c[32] = {1};
-	const uint8_t e[8] = {'L', 'L', 'E', '1', 'a', 'b', 'c', 'd'};
+	const uint8_t junk[8] = {'L', 'L', 'E', '1', 'a', 'b', 'c', 'd'};
+	ll_buf		entry;
+	const uint8_t *e;
 	ll_buf		out;
 	ll_buf		scratch;
 	ll_batch_builder bb;
@@ -984,12 +1289,14 @@ test_batch_builder_misuse(void **state)
 	size_t		len;
 
 	(void) state;
+	sample_entry(&entry, 1, "pub", "one");
+	e = entry.data;
 	ll_buf_init(&out, std_realloc);
 	ll_buf_init(&scratch, std_realloc);
 	ll_buf_put(&out, "keep", 4);
 
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_ERR_STATE);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 1, S("public.t"), c), LL_WIRE_ERR_STATE);
 	assert_int_equal(out.len, 4);
 	assert_int_equal(ll_batch_finish(&bb, sign_fails, NULL, NULL), LL_WIRE_ERR_STATE);
 
@@ -1000,13 +1307,33 @@ test_batch_builder_misuse(void **state)
 
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
-	assert_int_equal(ll_batch_add_row(&bb, 0, c, e, sizeof(e)), LL_WIRE_ERR_COMMITMENT);
+	assert_int_equal(ll_batch_add_row(&bb, 0, c, e, entry.len), LL_WIRE_ERR_COMMITMENT);
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
 	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e, 0), LL_WIRE_ERR_FIELD);
+	/* content is required, and must be an entry */
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 	ll_batch_add_rows_tx(&bb, 1);
 	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, NULL, 0), LL_WIRE_ERR_STATE);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_row(&bb, 0, c, NULL, 0), LL_WIRE_ERR_STATE);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, junk, sizeof(junk)), LL_WIRE_ERR_FIELD);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 1, S("public.t"), NULL),
+					 LL_WIRE_ERR_STATE);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 250, 1, S("public.t"), c),
+					 LL_WIRE_ERR_FIELD);
+	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
+	ll_batch_add_rows_tx(&bb, 1);
+	assert_int_equal(ll_batch_add_withheld_row(&bb, 0, 1, (ll_wire_str) {NULL, 3}, c),
+					 LL_WIRE_ERR_FIELD);
+	assert_int_equal(out.len, 4);
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 	assert_int_equal(ll_batch_add_member_tx(&bb, 1, c, S(""), S("pub")), LL_WIRE_ERR_FIELD);
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
@@ -1022,7 +1349,7 @@ test_batch_builder_misuse(void **state)
 
 	/* an empty batch is valid; a finished builder refuses more */
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
-	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e, sizeof(e)), LL_WIRE_ERR_STATE);
+	assert_int_equal(ll_batch_add_row(&bb, 0, NULL, e, entry.len), LL_WIRE_ERR_STATE);
 	ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 	{
 		uint8_t		seed[32] = {3};
@@ -1038,6 +1365,7 @@ test_batch_builder_misuse(void **state)
 	assert_int_equal(ll_batch_decode(out.data + 4, len - 4, SIZE_MAX, verify_always, NULL, &b),
 					 LL_WIRE_OK);
 	assert_int_equal(b.ntx, 0);
+	free(entry.data);
 	free(out.data);
 	free(scratch.data);
 }
@@ -1056,18 +1384,18 @@ test_batch_nomem(void **state)
 	int			rc;
 
 	(void) state;
-	for (alloc_budget = 0; alloc_budget <= 512; alloc_budget += 32)
+	for (alloc_budget = 0; alloc_budget <= 1024; alloc_budget += 32)
 	{
 		ll_buf_init(&out, budget_realloc);
 		ll_buf_init(&scratch, budget_realloc);
 		ll_batch_begin(&bb, &out, &scratch, SIZE_MAX, c, c, 1, 2);
 		ll_batch_add_rows_tx(&bb, 1);
 		for (i = 0; i < 8; i++)
-			ll_batch_add_row(&bb, 0, c, NULL, 0);
+			ll_batch_add_withheld_row(&bb, 0, i, S("public.t"), c);
 		rc = ll_batch_finish(&bb, bft_ed25519_sign, k, NULL);
 		if (alloc_budget < 128)
 			assert_int_equal(rc, LL_WIRE_ERR_NOMEM);
-		else if (alloc_budget == 512)
+		else if (alloc_budget == 1024)
 			assert_int_equal(rc, LL_WIRE_OK);
 		assert_true(rc == LL_WIRE_OK || out.len == 0);
 		free(out.data);
@@ -1273,6 +1601,9 @@ main(void)
 		cmocka_unit_test(test_batch_tamper),
 		cmocka_unit_test(test_batch_redact),
 		cmocka_unit_test(test_batch_limits),
+		cmocka_unit_test(test_batch_content_mismatch),
+		cmocka_unit_test(test_batch_table_limits),
+		cmocka_unit_test(test_batch_complete_top_tier),
 		cmocka_unit_test(test_batch_builder_misuse),
 		cmocka_unit_test(test_batch_nomem),
 		cmocka_unit_test(test_hello_and_request),

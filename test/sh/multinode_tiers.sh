@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Tiered visibility across peer organisations (4 nodes, BFT order):
+#  - clearances customs / partner / partner / public; rows at every tier
+#    from two members; the chain (head hash) is the same everywhere and
+#    ledger.verify is clean everywhere;
+#  - each node stores exactly the rows it is cleared for; the others are
+#    'redacted' in ledger.history with the same commitment the cleared
+#    members compute; a redacted entry has no proof here;
+#  - the hidden content is nowhere on an uncleared node: not in its tables,
+#    WAL or server log (byte search of the whole data directory for unique
+#    markers, after CHECKPOINT), while the cleared node has it (the search
+#    works); the same after the uncleared node is killed, misses rows and
+#    catches up through ledger.decisions();
+#  - selective disclosure: a cleared member's ledger.proof() of a customs
+#    row checks on the uncleared node (ledger.verify_disclosure) and offline
+#    (loopledger_verify against the uncleared node's digest); an altered one
+#    does not;
+#  - a table with a unique key refuses rows above the lowest clearance;
+#  - peers' read functions refuse a caller without a valid read token.
+# Clusters .tmp/tmntier<pid>_1..4 (ports from 55910, see pick_baseport),
+# kept for inspection when a check fails.  TAP output.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$ROOT/test/lib.sh"
+set +e +o pipefail
+MN_PREFIX=tmntier$$_
+source "$ROOT/test/multinode.sh"
+source "$ROOT/test/tap.sh"
+
+BASEPORT=$(pick_baseport ${MN_TIER_PORT:-55910})
+CH=customs
+TIERS="ARRAY['public','partner','customs']"
+N=4
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+mn_watch_build
+cleanup() {
+	mn_finish
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+(set -e; start_nodes "$N" "$BASEPORT")
+ok $? "start 4 nodes"
+MN_NODES=$N
+(set -e; setup_channel "$CH" "$TIERS" "$N" "customs partner partner public")
+ok $? "channel with clearances customs, partner, partner, public"
+rc=0
+for i in 1 2 3 4; do
+	node_psql "$i" -q -c "CREATE TABLE declaration (parcel text, note text, tier text)" \
+		-c "SELECT ledger.enable_table('declaration', '$CH', 'tier')" \
+		-c "CREATE TABLE parcel (id text PRIMARY KEY, status text, tier text)" \
+		-c "SELECT ledger.enable_table('parcel', '$CH', 'tier')" >/dev/null || rc=1
+done
+ok $rc "tables declaration (no unique key) and parcel (primary key) on every node"
+for t in $(seq 1 150); do
+	[ "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" = "self,up,up,up" ] && break
+	sleep 0.1
+done
+
+# unique markers: found only where the content may be
+M=$$$(date +%s%N)
+SECRET="CUSTOMSSECRET$M"
+PARTNER="PARTNERNOTE$M"
+insert_rows() {    # insert_rows NODE ROUND
+	node_psql "$1" -qc "INSERT INTO declaration VALUES
+		('p$2-1', '$SECRET-$2', 'customs'),
+		('p$2-2', '$PARTNER-$2', 'partner'),
+		('p$2-3', 'public note $2', 'public')"
+}
+insert_rows 1 a
+ok $? "customs inserts rows at all three tiers"
+node_psql 2 -qc "INSERT INTO declaration VALUES ('p-b', '$PARTNER-b', 'partner'), ('p-b2', 'public b', 'public')"
+ok $? "a courier inserts partner and public rows"
+wait_converged "$CH" 30
+ok $? "all four nodes have the same head block (the chain over commitments)"
+is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" "0" "ledger.verify is clean on every node"
+# superuser bypasses row-level security: these are the rows each node stores
+is "$(per_node "SELECT string_agg(tier, ',' ORDER BY tier) FROM declaration")" \
+	"node1: customs,partner,partner,public,public; node2: partner,partner,public,public; node3: partner,partner,public,public; node4: public,public; " \
+	"each node stores exactly the rows of its clearance"
+is "$(per_node "SELECT count(*) FROM ledger.history('declaration') WHERE status = 'redacted'")" \
+	"node1: 0; node2: 1; node3: 1; node4: 3; " "the others are listed as redacted in ledger.history"
+h1=$(node_psql 1 -Atc "SELECT string_agg(entry || ':' || encode(row_hash, 'hex'), ',' ORDER BY entry) FROM ledger.history('declaration')")
+h4=$(node_psql 4 -Atc "SELECT string_agg(entry || ':' || encode(row_hash, 'hex'), ',' ORDER BY entry) FROM ledger.history('declaration')")
+is "$h4" "$h1" "the public-only node lists every entry with the commitment the customs node computes"
+is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.history('declaration') WHERE status = 'redacted' AND row_data IS NULL AND tier IN ('partner', 'customs')")" \
+	"3" "redacted rows show their tier and no content"
+secret_entry=$(node_psql 1 -Atc "SELECT ledger_entry FROM declaration WHERE tier = 'customs'")
+out=$(node_psql 4 -Atc "SELECT ledger.proof('$CH', $secret_entry)" 2>&1)
+like "$out" "held here only as a commitment" "no proof of a redacted entry on the uncleared node (it has no content)"
+
+# --- the content is nowhere on the uncleared nodes
+leak_check() {   # leak_check NODE MARKER -> number of files containing it
+	node_psql "$1" -qc "CHECKPOINT" >/dev/null
+	grep -rla --binary-files=text "$2" "$TMP/$(node_name "$1")" 2>/dev/null | wc -l
+}
+isnt "$(leak_check 1 "$SECRET")" 0 "the customs node stores the customs marker (the search works)"
+is "$(leak_check 2 "$SECRET")" 0 "a partner node has the customs marker nowhere (tables, WAL, log)"
+is "$(leak_check 4 "$SECRET")" 0 "the public node has the customs marker nowhere"
+isnt "$(leak_check 2 "$PARTNER")" 0 "a partner node stores partner content"
+is "$(leak_check 4 "$PARTNER")" 0 "the public node has the partner marker nowhere"
+
+# --- catch-up after a crash fetches redacted batches too
+kill9_node 4
+insert_rows 1 c
+insert_rows 3 d
+restart_node 4
+wait_converged "$CH" 60
+ok $? "the public node, killed and restarted, caught up"
+is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.verify('$CH')")" "0" "and verifies clean"
+is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.history('declaration') WHERE status = 'redacted'")" \
+	"9" "rows it missed while down arrived redacted"
+is "$(leak_check 4 "$SECRET")" 0 "the customs marker is still nowhere on it"
+is "$(leak_check 4 "$PARTNER")" 0 "nor the partner marker"
+
+# --- selective disclosure
+node_psql 1 -Atc "SELECT ledger.proof('$CH', $secret_entry)" >"$WORK/disclosure.json"
+node_psql 4 -Atc "SELECT ledger.digest('$CH')" >"$WORK/digest4.json"
+is "$(node_psql 4 -Atc "SELECT ledger.verify_disclosure('$(cat "$WORK/disclosure.json")')")" "t" \
+	"the public node checks the customs row's disclosure against its commitment"
+sed "s/$SECRET-a/$SECRET-X/" "$WORK/disclosure.json" >"$WORK/altered.json"
+is "$(node_psql 4 -Atc "SELECT ledger.verify_disclosure('$(cat "$WORK/altered.json")')" 2>/dev/null)" "f" \
+	"an altered disclosure does not check"
+out=$("$(pg_config --bindir)/loopledger_verify" "$WORK/disclosure.json" "$WORK/digest4.json")
+like "$out" "^ok" "the offline verifier accepts the disclosure against the public node's digest"
+"$(pg_config --bindir)/loopledger_verify" "$WORK/altered.json" "$WORK/digest4.json" >/dev/null
+isnt $? 0 "and refuses the altered one"
+
+# --- unique keys and tiers
+out=$(node_psql 1 -Atc "INSERT INTO parcel VALUES ('k1', 'held', 'customs')" 2>&1)
+like "$out" "has a unique key, so its rows must be at a tier every member" \
+	"a table with a unique key refuses a row some member could not judge"
+node_psql 1 -qc "INSERT INTO parcel VALUES ('k2', 'filed', 'public')"
+ok $? "its public rows work"
+wait_converged "$CH" 30
+is "$(same_on_all "SELECT count(*) FROM parcel")" "1" "and reach every node"
+
+# --- the peers' read functions want a read token
+out=$(node_psql 1 -Atc "SET ROLE loopledger_peer; SELECT count(*) FROM ledger.decisions('$CH', 1, 10, '\\x$(printf '%064d' 0)', 0, '\\x$(printf '%0128d' 0)')" 2>&1)
+like "$out" "read token refused" "ledger.decisions refuses a caller without a valid read token"
+key4=$(node_psql 4 -Atc "SELECT ledger.node_key()")
+out=$(node_psql 1 -Atc "SET ROLE loopledger_peer; SELECT count(*) FROM ledger.batches('$CH', '{}', '\\x$key4', (extract(epoch from now()) * 1000)::bigint, '\\x$(printf '%0128d' 0)')" 2>&1)
+like "$out" "signature does not verify" "and a member's key with a forged signature gets nothing"
+
+echo "# took ${SECONDS}s"
+echo "1..$n"
+[ $failed = 0 ]
