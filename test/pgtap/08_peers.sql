@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(35);
+SELECT plan(47);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -17,8 +17,10 @@ SELECT throws_ok($$SELECT ledger.node_key()$$, '42501', NULL, 'node_key is for s
 SELECT throws_ok($$SELECT ledger.add_peer('x', 'a', 'host=x', repeat('ab', 32))$$, '42501', NULL, 'add_peer is for superusers');
 SELECT throws_ok($$SELECT ledger.deliver('x', '\x00'::bytea, '\x00'::bytea)$$, '42501', NULL,
 				 'ledger.deliver is not for everybody');
-SELECT throws_ok($$SELECT * FROM ledger.decisions('x', 1, 1)$$, '42501', NULL, 'ledger.decisions is not for everybody');
-SELECT throws_ok($$SELECT ledger.batches('x', '{}')$$, '42501', NULL, 'ledger.batches is not for everybody');
+SELECT throws_ok($$SELECT * FROM ledger.decisions('x', 1, 1, '\x00', 0, '\x00')$$, '42501', NULL, 'ledger.decisions is not for everybody');
+SELECT throws_ok($$SELECT ledger.batches('x', '{}', '\x00', 0, '\x00')$$, '42501', NULL, 'ledger.batches is not for everybody');
+SELECT throws_ok($$SELECT ledger.reader_clearance('x', '\x00', 0, '\x00')$$, '42501', NULL, 'ledger.reader_clearance is not for everybody');
+SELECT throws_ok($$SELECT ledger.set_peer_clearance('x', 'a', 'public')$$, '42501', NULL, 'set_peer_clearance is for superusers');
 SELECT throws_ok($$SELECT * FROM ledger.peer$$, '42501', NULL, 'ledger.peer (conninfo) is not readable by everybody');
 RESET ROLE;
 
@@ -61,6 +63,27 @@ SELECT isnt(ledger.genesis_hash('tap08'), :'g1'::bytea, 'a member more: another 
 SELECT lives_ok($$SELECT ledger.remove_peer('tap08', 'late')$$, 'remove_peer before the first decision drops the member');
 SELECT is(ledger.genesis_hash('tap08'), :'g1'::bytea, 'and the genesis is as before');
 SELECT throws_ok($$SELECT ledger.remove_peer('tap08', 'nobody')$$, '42704', NULL, 'removing an unknown member is refused');
+
+-- ------------------------------------------------------------ clearances of peers
+SELECT throws_ok($$SELECT ledger.set_peer_clearance('tap08', 'other', 'secret')$$, '22023',
+				 '"secret" is not a tier of channel "tap08"', 'set_peer_clearance refuses an unknown tier');
+SELECT throws_ok($$SELECT ledger.set_peer_clearance('tap08', 'nobody', 'partner')$$, '42704',
+				 'channel "tap08" has no current peer named "nobody"', 'and an unknown peer');
+SELECT throws_ok($$SELECT ledger.set_peer_clearance('nochannel', 'other', 'partner')$$, '42704', NULL, 'and an unknown channel');
+SELECT lives_ok($$SELECT ledger.set_peer_clearance('tap08', 'other', 'partner')$$, 'before the first block a clearance changes at once');
+SELECT is((SELECT clearance FROM ledger.peers WHERE name = 'other'), 'partner', 'ledger.peers shows it');
+SELECT isnt(ledger.genesis_hash('tap08'), :'g1'::bytea, 'clearances are part of the genesis');
+SELECT ledger.set_peer_clearance('tap08', 'other', 'public');
+SELECT is(ledger.genesis_hash('tap08'), :'g1'::bytea, 'changed back: the genesis is as before');
+
+-- ------------------------------------------------------------ read tokens
+SELECT throws_ok($$SELECT ledger.reader_clearance('tap08', '\x00', 0, '\x00')$$, '42501',
+				 'read token refused', 'a malformed read token is refused');
+SELECT throws_ok(format($$SELECT ledger.reader_clearance('tap08', %L, 0, %L)$$, '\x' || ledger.node_key(), '\x' || repeat('00', 64)),
+				 '42501', 'read token refused', 'an old read token is refused');
+SELECT throws_ok(format($$SELECT ledger.reader_clearance('tap08', %L, (extract(epoch from now()) * 1000)::bigint, %L)$$,
+						'\x' || ledger.node_key(), '\x' || repeat('00', 64)),
+				 '42501', 'read token refused', 'a read token with a forged signature is refused');
 
 -- ------------------------------------------------------------ enable_table on a channel with peers
 CREATE TABLE tap08_full (id int);

@@ -143,6 +143,51 @@ key4=$(node_psql 4 -Atc "SELECT ledger.node_key()")
 out=$(node_psql 1 -Atc "SET ROLE loopledger_peer; SELECT count(*) FROM ledger.batches('$CH', '{}', '\\x$key4', (extract(epoch from now()) * 1000)::bigint, '\\x$(printf '%0128d' 0)')" 2>&1)
 like "$out" "signature does not verify" "and a member's key with a forged signature gets nothing"
 
+# --- clearance changes are membership changes: raise the public node to
+# partner; it fetches and verifies the partner rows it may now see
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "SELECT ledger.set_peer_clearance('$CH', '$(node_name 4)', 'partner')" 2>/dev/null
+done
+for t in $(seq 1 200); do
+	[ "$(same_on_all "SELECT clearance FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")" = partner ] && break
+	sleep 0.1
+done
+is "$(same_on_all "SELECT clearance FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")" "partner" \
+	"raising the public node to partner is agreed by every member"
+want=$(node_psql 1 -Atc "SELECT count(*) FROM declaration WHERE tier IN ('public', 'partner')")
+for t in $(seq 1 200); do
+	[ "$(node_psql 4 -Atc "SELECT count(*) FROM declaration")" = "$want" ] && break
+	sleep 0.1
+done
+is "$(node_psql 4 -Atc "SELECT count(*) FROM declaration")" "$want" "it fetched the partner rows it may now see"
+is "$(node_psql 4 -Atc "SELECT string_agg(DISTINCT tier, ',') FROM ledger.history('declaration') WHERE status = 'redacted'")" \
+	"customs" "only the customs rows stay redacted there"
+is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.verify('$CH')")" "0" "and it verifies clean with the rows filled in"
+isnt "$(leak_check 4 "$PARTNER")" 0 "the partner content is there now"
+is "$(leak_check 4 "$SECRET")" 0 "the customs content still is not"
+wait_converged "$CH" 30
+ok $? "the chain did not change: same head everywhere"
+
+# --- lowering a clearance stops new content from reaching the peer
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "SELECT ledger.set_peer_clearance('$CH', '$(node_name 2)', 'public')" 2>/dev/null
+done
+for t in $(seq 1 200); do
+	[ "$(same_on_all "SELECT clearance FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 2)'")" = public ] && break
+	sleep 0.1
+done
+is "$(same_on_all "SELECT clearance FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 2)'")" "public" \
+	"lowering a courier to public is agreed by every member"
+LATER="PARTNERLATER$M"
+node_psql 1 -qc "INSERT INTO declaration VALUES ('p-later', '$LATER', 'partner')"
+ok $? "a partner row inserted after the change"
+wait_converged "$CH" 30
+ok $? "all nodes agree"
+is "$(leak_check 2 "$LATER")" 0 "the lowered courier did not receive its content"
+is "$(node_psql 2 -Atc "SELECT count(*) FROM ledger.history('declaration') WHERE status = 'redacted' AND tier = 'partner'")" "1" \
+	"it lists the new partner row as redacted"
+isnt "$(leak_check 4 "$LATER")" 0 "the raised node received it"
+
 echo "# took ${SECONDS}s"
 echo "1..$n"
 [ $failed = 0 ]
