@@ -7,7 +7,7 @@ EXTVERSION = 1.0
 CORE_OBJS = src/ll_core.o src/ll_wire.o
 OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
-	src/guard.o src/chain.o src/verify.o src/proof.o \
+	src/guard.o src/chain.o src/verify.o src/proof.o src/disclosure.o \
 	src/bft.o src/bft_wire.o src/bft_cert.o src/bft_crypto.o \
 	src/peer.o src/transport.o src/consensus.o src/apply.o src/submit.o \
 	src/membership.o src/clearance.o src/redact.o

@@ -148,12 +148,24 @@ CREATE FUNCTION ledger.proof(channel text, entry bigint, upto bigint DEFAULT NUL
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'll_proof' LANGUAGE C;
 
+-- Checks a row disclosed by another member (the jsonb ledger.proof()
+-- returns on its node) against this node's blocks: the row must hash to the
+-- commitment stored here at the disclosure's block and position, and its
+-- audit path lead to that block's Merkle root.  Works for entries held here
+-- only as a commitment (redacted), which is what it is for.
+CREATE FUNCTION ledger.verify_disclosure(disclosure jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'll_verify_disclosure' LANGUAGE C STRICT;
+GRANT EXECUTE ON FUNCTION ledger.verify_disclosure(jsonb) TO PUBLIC;
+
 -- Rows of every block of a channel, in chain order, then the committed
--- rows still waiting for a block (block_height NULL).
+-- rows still waiting for a block (block_height NULL).  redacted: this node
+-- holds only the row's commitment (it is not cleared for the row's tier);
+-- such an entry has no salt here and no row in its table.
 CREATE FUNCTION ledger.block_entries(channel text)
 RETURNS TABLE (block_height bigint, "position" integer, entry bigint,
 			   table_no integer, tier text, row_hash bytea, salt bytea,
-			   committed_at timestamptz)
+			   committed_at timestamptz, redacted boolean)
 AS 'MODULE_PATHNAME', 'll_block_entries' LANGUAGE C STRICT;
 
 -- Wait until every transaction committed before the call is sealed.
@@ -177,19 +189,28 @@ BEGIN
 				  HINT = 'Use ledger.enable_table() to make it one.';
 	END IF;
 	SELECT c.name INTO ch FROM ledger.channel c WHERE c.channel_id = t.channel_id;
-	-- Read the table as the caller so row-level security applies.
+	-- Read the table as the caller so row-level security applies.  Entries
+	-- held here only as a commitment (redacted) have no row: they come
+	-- from the chain alone, like what ledger.block shows to everyone.
 	RETURN QUERY EXECUTE format(
-		'SELECT ledger_row__.ledger_entry, e.block_height, e."position", e.row_hash,
-				e.committed_at,
-				CASE WHEN e.entry IS NULL THEN ''uncommitted''
-					 WHEN e.block_height IS NULL THEN ''pending''
-					 ELSE ''sealed'' END,
-				e.tier,
-				to_jsonb(ledger_row__.*) - ''ledger_entry''
-		   FROM %s ledger_row__
-		   LEFT JOIN ledger.block_entries($1) e
-				  ON e.entry = ledger_row__.ledger_entry AND e.table_no = $2
-		  ORDER BY e.block_height NULLS LAST, e."position", ledger_row__.ledger_entry',
+		'WITH ledger_chain__ AS MATERIALIZED (
+			SELECT * FROM ledger.block_entries($1) be WHERE be.table_no = $2)
+		 SELECT * FROM (
+			SELECT ledger_row__.ledger_entry, e.block_height, e."position", e.row_hash,
+				   e.committed_at,
+				   CASE WHEN e.entry IS NULL THEN ''uncommitted''
+						WHEN e.block_height IS NULL THEN ''pending''
+						ELSE ''sealed'' END,
+				   e.tier,
+				   to_jsonb(ledger_row__.*) - ''ledger_entry''
+			  FROM %s ledger_row__
+			  LEFT JOIN ledger_chain__ e
+					 ON e.entry = ledger_row__.ledger_entry AND NOT e.redacted
+			UNION ALL
+			SELECT e.entry, e.block_height, e."position", e.row_hash, e.committed_at,
+				   ''redacted'', e.tier, NULL::jsonb
+			  FROM ledger_chain__ e WHERE e.redacted) h
+		 ORDER BY h.block_height NULLS LAST, h."position", h.ledger_entry',
 		tbl) USING ch, t.table_no;
 END
 $$;

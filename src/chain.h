@@ -43,6 +43,7 @@ extern void ll_head_block(LLChannel *ch, LLBlock *b);
 extern void ll_append_hex_field(StringInfo s, const char *key, const uint8 *data, size_t len);
 extern bool ll_merkle_matches(const LLBlock *b);
 extern void ll_copy_hash(HeapTuple tup, TupleDesc td, int col, uint8 *out, bool *ok);
+extern bool ll_entry_is_redacted(LLChannel *ch, uint64 entry);
 
 /* SELECT list that ll_block_from_spi expects, in this order. */
 #define LL_BLOCK_COLUMNS "height, prev_hash, merkle_root, time_us, tx_count, row_count, config_hash, block_hash, entries"

@@ -1049,7 +1049,8 @@ ll_install_clearance_hooks(void)
 /*
  * ledger.proof(channel, entry, upto): when row-level security hides rows of
  * the channel's tables from the caller, an entry whose row the caller
- * cannot read gets exactly the error of an entry that does not exist.
+ * cannot read gets exactly the error of an entry that does not exist.  An
+ * entry this node holds only as a commitment gets ll_proof's own error.
  */
 Datum
 ll_proof_visible(PG_FUNCTION_ARGS)
@@ -1096,6 +1097,14 @@ ll_proof_visible(PG_FUNCTION_ARGS)
 								  NULL, true, 1);
 			found = SPI_processed > 0;
 		}
+
+		/*
+		 * A redacted entry has no row for anyone on this node: ll_proof
+		 * explains that.  Nothing is revealed by it, since ledger.block,
+		 * readable by all, shows the entry, its tier and its flags.
+		 */
+		if (rls && !found && entry > 0)
+			found = ll_entry_is_redacted(&ch, (uint64) entry);
 		SPI_finish();
 		if (rls && !found)
 			ereport(ERROR,

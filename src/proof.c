@@ -68,9 +68,9 @@ entry_is_pending(int32 channel_id, uint64 entry)
 	return false;
 }
 
-/* Find the block and position of an entry; errors when it has none. */
-static void
-find_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
+/* Find the sealed block and position of an entry; false when it has none. */
+static bool
+locate_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
 {
 	uint64		i;
 
@@ -91,10 +91,31 @@ find_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
 			if (t->entry.entry_id == entry)
 			{
 				t->position = j;
-				return;
+				return true;
 			}
 		}
 	}
+	return false;
+}
+
+/*
+ * Is the entry sealed in a block of the channel as redacted (held here only
+ * as a commitment)?  For ll_proof_visible; the caller is connected to SPI.
+ */
+bool
+ll_entry_is_redacted(LLChannel *ch, uint64 entry)
+{
+	ProofTarget t;
+
+	return locate_entry(ch, entry, &t) && (t.entry.flags & LL_ENTRY_REDACTED) != 0;
+}
+
+/* Find the block and position of an entry; errors when it has none. */
+static void
+find_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
+{
+	if (locate_entry(ch, entry, t))
+		return;
 	if (entry_is_pending(ch->id, entry))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -234,6 +255,29 @@ append_headers(StringInfo s, LLChannel *ch, int64 from, int64 upto)
 }
 
 /*
+ * A redacted entry has no row and no salt here, so no proof can be made:
+ * say so, and point to a disclosure from a cleared member.
+ */
+static void
+refuse_redacted(LLChannel *ch, ProofTarget *t)
+{
+	int			ntiers;
+	char	  **tiers;
+	const char *tier;
+
+	ll_load_tiers(ch->id, &ntiers, &tiers);
+	tier = t->entry.tier < ntiers ? tiers[t->entry.tier] : "(unknown)";
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("entry %llu of channel \"%s\" is held here only as a commitment",
+					(unsigned long long) t->entry.entry_id, ch->name),
+			 errdetail("This node is not cleared for tier \"%s\", so it stores the commitment of the row in block %llu but not the row.",
+					   tier, (unsigned long long) t->block.hdr.height),
+			 errhint("Ask a member cleared for tier \"%s\" for a disclosure (ledger.proof() on its node) and check it here with ledger.verify_disclosure().",
+					 tier)));
+}
+
+/*
  * ledger.proof(channel, entry, upto): inclusion proof of one row in its
  * block and of that block in the chain up to height upto (default: head).
  */
@@ -274,6 +318,8 @@ ll_proof(PG_FUNCTION_ARGS)
 	ll_head_block(&ch, &head);
 	upto = PG_ARGISNULL(2) ? (int64) head.hdr.height : PG_GETARG_INT64(2);
 	find_entry(&ch, (uint64) entry, &t);
+	if (t.entry.flags & LL_ENTRY_REDACTED)
+		refuse_redacted(&ch, &t);
 	if (upto < (int64) t.block.hdr.height || upto > (int64) head.hdr.height)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -334,8 +380,8 @@ put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int64 height,
 			  int position, const uint8 *packed, int64 time_us)
 {
 	LLPackedEntry e;
-	Datum		values[8];
-	bool		nulls[8] = {false};
+	Datum		values[9];
+	bool		nulls[9] = {false};
 
 	ll_unpack_entry(packed, &e);
 	values[0] = Int64GetDatum(height);
@@ -349,9 +395,14 @@ put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int64 height,
 	else
 		nulls[4] = true;
 	values[5] = PointerGetDatum(ll_bytea(e.commitment, LL_HASH_LEN));
-	values[6] = PointerGetDatum(ll_bytea(e.salt, LL_SALT_LEN));
+	/* a redacted entry has no salt on this node */
+	if (e.flags & LL_ENTRY_REDACTED)
+		nulls[6] = true;
+	else
+		values[6] = PointerGetDatum(ll_bytea(e.salt, LL_SALT_LEN));
 	values[7] = TimestampTzGetDatum(time_us - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
 	nulls[7] = height < 0;
+	values[8] = BoolGetDatum((e.flags & LL_ENTRY_REDACTED) != 0);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

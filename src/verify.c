@@ -80,6 +80,9 @@ typedef struct Verifier
 	int32	   *dense;			/* entry number - min_key -> index, or -1 */
 	vslot_hash *sparse;			/* used instead when numbers are sparse */
 	int			ntables;
+	Oid		   *table_relids;	/* the channel's tables, by table_no order */
+	int32	   *table_nos;
+	char	  **table_tier_cols;
 	char	  **table_names;	/* by table_no */
 	int			max_table_no;
 } Verifier;
@@ -357,6 +360,30 @@ table_name_of(Verifier *v, uint32 table_no)
 }
 
 /*
+ * Flags and salt are not covered by the Merkle root: only the flags this
+ * version knows are accepted, and a redacted entry carries no salt.
+ */
+static void
+check_flags(Verifier *v, const LLPackedEntry *e, int64 height, int position)
+{
+	static const uint8 zero_salt[LL_SALT_LEN];
+	char		where[64];
+
+	if (height >= 0)
+		snprintf(where, sizeof(where), "block %lld, position %d", (long long) height, position);
+	else
+		strlcpy(where, "pending", sizeof(where));
+	if ((e->flags & ~LL_ENTRY_REDACTED) != 0)
+		problem(v, height, "table %s: entry %llu (%s) has unknown flags 0x%02x",
+				table_name_of(v, e->table_no), (unsigned long long) e->entry_id, where,
+				e->flags);
+	else if ((e->flags & LL_ENTRY_REDACTED) &&
+			 memcmp(e->salt, zero_salt, LL_SALT_LEN) != 0)
+		problem(v, height, "table %s: entry %llu (%s) is held only as a commitment but has a salt",
+				table_name_of(v, e->table_no), (unsigned long long) e->entry_id, where);
+}
+
+/*
  * Check one block against its predecessor and remember its entries.
  */
 static void
@@ -392,6 +419,7 @@ verify_block(Verifier *v, LLBlock *b, int64 expected, const uint8 *prev_hash)
 		LLPackedEntry e;
 
 		ll_unpack_entry(packed, &e);
+		check_flags(v, &e, h, i);
 		add_entry(v, e.entry_id, h, i, packed);
 	}
 }
@@ -453,6 +481,7 @@ load_pending(Verifier *v)
 			LLPackedEntry e;
 
 			ll_unpack_entry(packed, &e);
+			check_flags(v, &e, -1, j);
 			add_entry(v, e.entry_id, -1, j, packed);
 		}
 	}
@@ -491,6 +520,17 @@ verify_row(Verifier *v, LLTableInfo *info, ll_buf *buf)
 	}
 	ve->seen = true;
 	ll_unpack_entry(ve->packed, &e);
+	if (e.flags & LL_ENTRY_REDACTED)
+	{
+		/* this node holds only the commitment: no row may claim the entry */
+		if (ve->height >= 0)
+			problem(v, ve->height, "table %s: row with entry %llu exists, but block %lld (position %d) holds that entry here only as a commitment (redacted)",
+					info->table_name, (unsigned long long) entry, (long long) ve->height, ve->position);
+		else
+			problem(v, -1, "table %s: row with entry %llu exists, but that entry is held here only as a commitment (redacted, pending)",
+					info->table_name, (unsigned long long) entry);
+		return;
+	}
 	if (e.table_no != (uint32) info->table_no)
 	{
 		problem(v, ve->height, "table %s: row with entry %llu is recorded for table %s",
@@ -579,6 +619,9 @@ report_missing(Verifier *v)
 		if (ve->seen)
 			continue;
 		ll_unpack_entry(ve->packed, &e);
+		/* a redacted entry has no row on this node */
+		if (e.flags & LL_ENTRY_REDACTED)
+			continue;
 		if (ve->height >= 0)
 			problem(v, ve->height, "table %s: row with entry %llu (block %lld, position %d) is missing",
 					table_name_of(v, e.table_no), (unsigned long long) e.entry_id,
@@ -589,43 +632,48 @@ report_missing(Verifier *v)
 	}
 }
 
+/*
+ * Read the channel's ledger tables.  Done before the blocks are walked so
+ * that problems found in the blocks can name their tables.
+ */
 static void
-verify_tables(Verifier *v)
+load_tables(Verifier *v)
 {
 	SPITupleTable *tt;
-	uint64		n,
-				i;
+	uint64		i;
 
 	SPI_execute_with_args("SELECT relid::oid, table_no, table_name, tier_column::text "
 						  "FROM ledger.ledger_table WHERE channel_id = $1 ORDER BY table_no",
 						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(v->ch.id)}, NULL, true, 0);
 	tt = SPI_tuptable;
-	n = SPI_processed;
+	v->ntables = (int) SPI_processed;
+	v->table_relids = palloc0(sizeof(Oid) * Max(1, v->ntables));
+	v->table_nos = palloc0(sizeof(int32) * Max(1, v->ntables));
+	v->table_tier_cols = palloc0(sizeof(char *) * Max(1, v->ntables));
 	v->max_table_no = 0;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < v->ntables; i++)
 	{
 		bool		isnull;
 
-		v->max_table_no = Max(v->max_table_no,
-							  DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
+		v->table_relids[i] = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		v->table_nos[i] = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		v->table_tier_cols[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
+		v->max_table_no = Max(v->max_table_no, v->table_nos[i]);
 	}
 	v->table_names = palloc0(sizeof(char *) * (v->max_table_no + 1));
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		int32		no = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+	for (i = 0; i < v->ntables; i++)
+		v->table_names[v->table_nos[i]] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+	SPI_freetuptable(tt);
+}
 
-		v->table_names[no] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
-	}
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		int32		no = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		char	   *tier = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
+static void
+verify_tables(Verifier *v)
+{
+	int			i;
 
-		verify_table(v, relid, no, v->table_names[no], tier);
-	}
+	for (i = 0; i < v->ntables; i++)
+		verify_table(v, v->table_relids[i], v->table_nos[i],
+					 v->table_names[v->table_nos[i]], v->table_tier_cols[i]);
 }
 
 /*
@@ -644,6 +692,7 @@ ll_verify(PG_FUNCTION_ARGS)
 	v.desc = rsinfo->setDesc;
 	SPI_connect();
 	ll_channel_lookup(channel, &v.ch);
+	load_tables(&v);
 	verify_blocks(&v);
 	load_pending(&v);
 	build_index(&v);
