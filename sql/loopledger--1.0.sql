@@ -260,6 +260,7 @@ CREATE TABLE ledger.peer (
 	until_height bigint,
 	remove_requested boolean NOT NULL DEFAULT false,
 	clearance_requested text,		-- a clearance change being agreed
+	genesis_clearance text,			-- as in the genesis (the chain id keeps it)
 	requested_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (channel_id, name),
 	UNIQUE (channel_id, pubkey)

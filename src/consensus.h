@@ -120,6 +120,7 @@ extern LLConsSlot *ll_cons_slot_for(int32 channel_id);
 extern int	ll_cons_reserve(int32 channel_id, const char *name);
 extern bool ll_channel_is_multi_peer(int32 channel_id, const char *name);
 extern int	ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers);
+extern int	ll_node_clearance(int32 channel_id, char **tiers, int ntiers);
 extern void ll_peers_changed(void);
 extern void ll_peers_at_commit(void);
 extern bool ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,

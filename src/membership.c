@@ -106,8 +106,8 @@ ll_members_load(LLMembership *ms, int32 channel_id)
 {
 	uint64		i;
 
-	SPI_execute_with_args("SELECT name, pubkey, conninfo, clearance, since_height, until_height "
-						  "FROM ledger.peer WHERE channel_id = $1 ORDER BY pubkey", 1,
+	SPI_execute_with_args("SELECT name, pubkey, conninfo, clearance, since_height, until_height, "
+						  "coalesce(genesis_clearance, clearance) FROM ledger.peer WHERE channel_id = $1 ORDER BY pubkey", 1,
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
 	ms->n = 0;
 	for (i = 0; i < SPI_processed && ms->n < LL_MAX_PEERS; i++)
@@ -127,6 +127,7 @@ ll_members_load(LLMembership *ms, int32 channel_id)
 		m->since = isnull ? -1 : DatumGetInt64(d);
 		d = SPI_getbinval(t, td, 6, &isnull);
 		m->until = isnull ? -1 : DatumGetInt64(d);
+		strlcpy(m->genesis_tier, SPI_getvalue(t, td, 7), NAMEDATALEN);
 	}
 	load_votes(ms, channel_id);
 }
@@ -147,10 +148,10 @@ ll_members_genesis(const LLMembership *ms, ll_member *out, ll_wire_str *tiers, i
 		out[n].pubkey = ms->m[i].pub;
 		out[n].name.ptr = ms->m[i].name;
 		out[n].name.len = strlen(ms->m[i].name);
-		out[n].tier.ptr = ms->m[i].tier;
-		out[n].tier.len = strlen(ms->m[i].tier);
+		out[n].tier.ptr = ms->m[i].genesis_tier;
+		out[n].tier.len = strlen(ms->m[i].genesis_tier);
 		for (k = 0; k < ntiers; k++)
-			if (strcmp(tier_names[k], ms->m[i].tier) == 0)
+			if (strcmp(tier_names[k], ms->m[i].genesis_tier) == 0)
 				out[n].tier = tiers[k];
 		n++;
 	}

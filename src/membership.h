@@ -18,6 +18,7 @@ typedef struct LLMember
 	char		name[NAMEDATALEN];
 	uint8		pub[32];
 	char		tier[NAMEDATALEN];	/* clearance */
+	char		genesis_tier[NAMEDATALEN];	/* clearance in the genesis */
 	char		conninfo[1024];	/* '' when this node was not told */
 	int64		since;			/* first height it votes, -1 not (yet) */
 	int64		until;			/* first height it no longer votes, -1 */

@@ -475,8 +475,8 @@ ll_add_peer(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is not a tier of channel \"%s\"", clearance, ch.name)));
 	check_new_member(ch.id, name, pub);
 	head = channel_head_height(ch.id);
-	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height) "
-						  "VALUES ($1, $2, $3, $4, $5, $6)", 6,
+	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, "
+						  "genesis_clearance) VALUES ($1, $2, $3, $4, $5, $6, $5)", 6,
 						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, INT8OID},
 						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name),
 							  PointerGetDatum(ll_bytea(pub, 32)), CStringGetTextDatum(conninfo),
@@ -552,7 +552,8 @@ ll_set_peer_clearance(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is not a tier of channel \"%s\"", tier, ch.name)));
 	genesis = channel_head_height(ch.id) <= 0;
 	SPI_execute_with_args(genesis ?
-						  "UPDATE ledger.peer SET clearance = $3 WHERE channel_id = $1 AND name = $2" :
+						  "UPDATE ledger.peer SET clearance = $3, genesis_clearance = $3 "
+						  "WHERE channel_id = $1 AND name = $2" :
 						  "UPDATE ledger.peer SET clearance_requested = nullif($3, clearance) "
 						  "WHERE channel_id = $1 AND name = $2 AND until_height IS NULL "
 						  "AND since_height IS NOT NULL", 3,
@@ -872,7 +873,7 @@ ll_genesis_hash_sql(PG_FUNCTION_ARGS)
 		tiers[i].ptr = TextDatumGetCString(elems[i]);
 		tiers[i].len = strlen(tiers[i].ptr);
 	}
-	SPI_execute_with_args("SELECT name, pubkey, clearance FROM ledger.peer "
+	SPI_execute_with_args("SELECT name, pubkey, genesis_clearance FROM ledger.peer "
 						  "WHERE channel_id = $1 AND since_height = 0", 1,
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, true, 0);
 	mem = palloc(sizeof(ll_member) * Max(SPI_processed, 1));
@@ -1026,4 +1027,49 @@ ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers)
 	cached_channel = channel_id;
 	cached_min = min;
 	return min;
+}
+
+/*
+ * Up to which tier this node holds rows of a channel: every tier without
+ * peers, its clearance as a member, none (-1) otherwise.  Read directly
+ * like ll_channel_min_clearance: ledger.verify runs as any user.
+ */
+int
+ll_node_clearance(int32 channel_id, char **tiers, int ntiers)
+{
+	uint8		seed[32],
+				pub[32];
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			pk;
+	bool		any = false;
+	int			found = -1;
+
+	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
+	pk = get_relname_relid("peer_pkey", get_namespace_oid("ledger", false));
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(channel_id));
+	scan = systable_beginscan(rel, pk, OidIsValid(pk), NULL, 1, &key);
+	if (!ll_load_node_key(seed, pub, false))
+		memset(pub, 0, sizeof(pub));
+	explicit_bzero(seed, sizeof(seed));
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		bytea	   *k = DatumGetByteaPP(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+		char	   *tier;
+		int			t;
+
+		any = true;
+		if (VARSIZE_ANY_EXHDR(k) != 32 || memcmp(VARDATA_ANY(k), pub, 32) != 0)
+			continue;
+		tier = TextDatumGetCString(heap_getattr(tup, 5, RelationGetDescr(rel), &isnull));
+		for (t = 0; t < ntiers && strcmp(tiers[t], tier) != 0; t++)
+			;
+		found = t < ntiers ? t : -1;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return any ? found : ntiers - 1;
 }

@@ -33,6 +33,7 @@
 
 #include "loopledger.h"
 #include "chain.h"
+#include "consensus.h"
 
 PG_FUNCTION_INFO_V1(ll_verify);
 PG_FUNCTION_INFO_V1(ll_digest);
@@ -85,6 +86,9 @@ typedef struct Verifier
 	char	  **table_tier_cols;
 	char	  **table_names;	/* by table_no */
 	int			max_table_no;
+	int			clearance;		/* this node's, as a tier index */
+	char	  **tiers;
+	int			ntiers;
 } Verifier;
 
 static void
@@ -381,6 +385,10 @@ check_flags(Verifier *v, const LLPackedEntry *e, int64 height, int position)
 			 memcmp(e->salt, zero_salt, LL_SALT_LEN) != 0)
 		problem(v, height, "table %s: entry %llu (%s) is held only as a commitment but has a salt",
 				table_name_of(v, e->table_no), (unsigned long long) e->entry_id, where);
+	else if ((e->flags & LL_ENTRY_REDACTED) && (int) e->tier <= v->clearance)
+		problem(v, height, "table %s: entry %llu (%s) is held only as a commitment, yet this node is cleared for its tier \"%s\" (its row was removed, or its content refused when applied)",
+				table_name_of(v, e->table_no), (unsigned long long) e->entry_id, where,
+				e->tier < v->ntiers ? v->tiers[e->tier] : "?");
 }
 
 /*
@@ -633,6 +641,19 @@ report_missing(Verifier *v)
 }
 
 /*
+ * Up to which tier this node should hold every row: all of them on a
+ * channel without peers, its own clearance as a member, none as an
+ * observer.  Redacted entries at or below it are problems: nothing else
+ * tells a deleted row from one this node was never sent.
+ */
+static void
+load_clearance(Verifier *v)
+{
+	ll_load_tiers(v->ch.id, &v->ntiers, &v->tiers);
+	v->clearance = ll_node_clearance(v->ch.id, v->tiers, v->ntiers);
+}
+
+/*
  * Read the channel's ledger tables.  Done before the blocks are walked so
  * that problems found in the blocks can name their tables.
  */
@@ -692,6 +713,7 @@ ll_verify(PG_FUNCTION_ARGS)
 	v.desc = rsinfo->setDesc;
 	SPI_connect();
 	ll_channel_lookup(channel, &v.ch);
+	load_clearance(&v);
 	load_tables(&v);
 	verify_blocks(&v);
 	load_pending(&v);

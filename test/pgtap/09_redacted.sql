@@ -9,7 +9,7 @@
 -- the stored commitment, refusing altered disclosures and garbage.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(135);
+SELECT plan(136);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -103,6 +103,11 @@ SELECT is((SELECT count(DISTINCT block_height) FROM ledger.block_entries('tap09'
 		  'ids 2, 3 and 4 share a block');
 
 -- ------------------------------------------------ become the uncleared peer
+-- a member cleared for partner (a row in ledger.peer, as add_peer makes
+-- it; one member alone starts no consensus worker)
+INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, genesis_clearance)
+SELECT channel_id, 'self', decode(ledger.node_key(), 'hex'), '', 'partner', 0, 'partner'
+  FROM ledger.channel WHERE name = 'tap09';
 SELECT pg_temp.rewrite_block('tap09', :h3, format('pg_temp.redact(b.entries, %s)', :p3)) \g /dev/null
 SET session_replication_role = replica;
 DELETE FROM tap09_t WHERE id = 3;
@@ -300,7 +305,10 @@ SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_bad') WHERE block_height = :b
 SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_bad') WHERE block_height = :bh
 				  AND problem ~ format('entry %s \(block %s, position 2\) has unknown flags 0x04', :b3, :bh)),
 		  'an entry with an unknown flag is reported');
-SELECT is((SELECT count(*) FROM ledger.verify('tap09_bad')), 3::bigint, 'exactly those three problems');
+SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_bad') WHERE block_height = :bh
+				  AND problem ~ format('entry %s \(block %s, position 1\) is held only as a commitment, yet this node is cleared for its tier "customs"', :b2, :bh)),
+		  'a redacted entry at a tier this node is cleared for is reported (a deleted row cannot hide as redacted)');
+SELECT is((SELECT count(*) FROM ledger.verify('tap09_bad')), 4::bigint, 'exactly those four problems');
 SELECT ok(ledger.verify_digest(ledger.digest('tap09_bad')), 'flags and salts are outside the block hash: the digest still verifies');
 
 SELECT is(pg_temp.problems('tap09'), '(none)', 'tap09 is clean at the end');
