@@ -221,6 +221,7 @@ enact(LLMembership *ms, const LLVote *v, uint64 eff)
 			i = ms->n++;
 			memset(&ms->m[i], 0, sizeof(LLMember));
 			memcpy(ms->m[i].pub, v->pub, 32);
+			ms->m[i].since = -1;
 			ms->m[i].until = -1;
 		}
 		/*

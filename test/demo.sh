@@ -5,10 +5,12 @@
 # servers in .tmp/ - one per organisation of a customs-clearance
 # consortium: the customs service, two couriers and a marketplace.  They
 # share one ledger channel and agree on every block with BFT consensus.
-# The story is plain SQL on each organisation's own database; mid-way one
-# courier's server is killed, the others carry on, and the restarted server
-# catches up.  At the end a row's proof is checked offline and a tampered
-# copy is caught.
+# The story is plain SQL on each organisation's own database; each
+# organisation's server only receives the content of rows at or below its
+# clearance (the rest it holds as commitments, and can check a disclosure
+# against); mid-way one courier's server is killed, the others carry on,
+# and the restarted server catches up.  At the end a row's proof is checked
+# offline and a tampered copy is caught.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/test/lib.sh"
 source "$ROOT/test/multinode.sh"
@@ -31,7 +33,7 @@ show() {
 
 say "1. every organisation creates its node key; all agree on the channel and its members"
 for i in 1 2 3 4; do KEY[i]=$(at "$i" -Atc "SELECT ledger.node_key()"); echo "  ${ORG[$i]}: ${KEY[$i]}"; done
-CLEAR=(none customs partner partner partner)
+CLEAR=(none customs partner partner public)
 for i in 1 2 3 4; do
 	at "$i" -qAtc "SELECT ledger.create_channel('customs', ARRAY['public','partner','customs'])" >/dev/null
 	for j in 1 2 3 4; do
@@ -41,26 +43,47 @@ for i in 1 2 3 4; do
 	             value numeric(12,2), importer text, filed_by text, status text,
 	             filed_at timestamptz DEFAULT now(), tier text DEFAULT 'public');
 	             SELECT ledger.enable_table('declarations', 'customs', tier_column => 'tier')" >/dev/null
+	at "$i" -qc "CREATE TABLE notes (parcel text, note text, author text, tier text);
+	             SELECT ledger.enable_table('notes', 'customs', tier_column => 'tier')" >/dev/null
 done
-printf '\n  (the same create_channel, add_peer and enable_table calls ran on all four servers)\n'
+printf '\n  (the same create_channel, add_peer and enable_table calls ran on all four servers;\n   clearances: customs sees every tier, the couriers public and partner rows, the marketplace public rows)\n'
 show 1 "SELECT channel, name, clearance, state FROM ledger.peers ORDER BY name"
 sleep 1
 show 1 "SELECT channel, height, validators, quorum, proposer FROM ledger.consensus_status"
 
 say "2. each organisation writes with plain INSERT on its own server"
 show 2 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status, tier) VALUES
-  ('D-1001', 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'fastship', 'filed', 'partner'),
+  ('D-1001', 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'fastship', 'filed', 'public'),
   ('D-1002', 'KR-1002', '6403.99',   89.90, 'Shoe Palace',      'fastship', 'filed', 'public') RETURNING id, ledger_entry"
 show 3 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status) VALUES
   ('D-2001', 'KR-2001', '3304.99', 45.00, 'Glow Cosmetics', 'quickparcel', 'filed')"
 show 4 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status) VALUES
   ('M-1002', 'KR-1002', '6403.99', 89.90, 'Shoe Palace', 'shopmall', 'order paid')"
-show 1 "INSERT INTO declarations (id, parcel, hs_code, value, importer, filed_by, status, tier) VALUES
-  ('C-1001', 'KR-1001', '8471.30', 1299.00, 'ACME Electronics', 'customs', 'inspected: value confirmed', 'customs')"
-say "   the same row is on every server, in the same block"
+say "   the same rows are on every server, in the same block"
 for i in 1 2 3 4; do
 	printf '  %-12s %s\n' "${ORG[$i]}" "$(at "$i" -Atc "SELECT count(*) || ' rows, head ' || left(ledger.digest('customs')->>'block_hash', 16) FROM declarations")"
 done
+
+say "2b. notes at three tiers: a server only receives what its organisation is cleared for"
+show 2 "INSERT INTO notes VALUES ('KR-1001', 'importer tax id 110-81-12345', 'fastship', 'partner'),
+                         ('KR-1001', 'out for delivery', 'fastship', 'public')"
+show 1 "INSERT INTO notes VALUES ('KR-1001', 'inspection: invoice undervalued, hold for duty', 'customs', 'customs')"
+wait_converged customs 30
+say "   what each server stores (as superuser, so row-level security hides nothing), and how its history lists the rest"
+for i in 1 2 3 4; do
+	printf '  %-12s (clearance %-8s) stores: %-38s history: %s\n' "${ORG[$i]}" "${CLEAR[$i]}" \
+		"$(at "$i" -Atc "SELECT coalesce(string_agg(tier || ' \"' || left(note, 18) || '\"', ', ' ORDER BY tier), '-') FROM notes")" \
+		"$(at "$i" -Atc "SELECT string_agg(status || ' ' || tier, ', ' ORDER BY tier) FROM ledger.history('notes')")"
+done
+show 4 "SELECT entry, status, tier, left(encode(row_hash, 'hex'), 16) AS commitment, row_data FROM ledger.history('notes') ORDER BY entry"
+say "   the chain is the same everywhere: every server verifies every block over the commitments"
+for i in 1 2 3 4; do
+	printf '  %-12s head %s, verify problems: %s\n' "${ORG[$i]}" \
+		"$(at "$i" -Atc "SELECT left(ledger.digest('customs')->>'block_hash', 16)")" \
+		"$(at "$i" -Atc "SELECT count(*) FROM ledger.verify('customs')")"
+done
+say "   a table with a unique key only takes rows every member can judge"
+show 1 "INSERT INTO declarations (id, parcel, filed_by, status, tier) VALUES ('C-1', 'KR-1001', 'customs', 'held', 'customs')" || true
 
 say "3. two couriers file the same declaration at the same moment: the agreed order decides"
 ( at 2 -qc "INSERT INTO declarations (id, parcel, filed_by, status) VALUES ('D-3000', 'KR-3000', 'fastship', 'filed')" 2>&1 | sed 's/^/  fastship:    /' ) &
@@ -82,6 +105,12 @@ wait_converged customs 60
 for i in 1 2 3 4; do
 	printf '  %-12s %s\n' "${ORG[$i]}" "$(at "$i" -Atc "SELECT count(*) || ' rows, height ' || (ledger.digest('customs')->>'height') || ', head ' || left(ledger.digest('customs')->>'block_hash', 16) || ', verify problems: ' || (SELECT count(*) FROM ledger.verify('customs')) FROM declarations")"
 done
+
+say "4b. customs discloses its inspection note to the marketplace, which checks it against its commitment"
+at 1 -Atc "SELECT ledger.proof('customs', (SELECT ledger_entry FROM notes WHERE tier = 'customs'))" > "$TMP/demo_1/disclosure.json"
+printf '  disclosure: %s...\n' "$(head -c 150 "$TMP/demo_1/disclosure.json")"
+printf '\n\033[36m%s@%s=# %s\033[0m\n' shopmall "$(node_name 4)" "SELECT ledger.verify_disclosure('<the disclosure>') AS marketplace_accepts_disclosure"
+at 4 -c "SELECT ledger.verify_disclosure('$(cat "$TMP/demo_1/disclosure.json")'::jsonb) AS marketplace_accepts_disclosure"
 
 say "5. the importer keeps a digest and a proof, and checks them without any database"
 at 4 -Atc "SELECT ledger.digest('customs')" > "$TMP/demo_4/digest.json"
