@@ -10,6 +10,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -501,4 +502,28 @@ ll_expression_is_immutable(PG_FUNCTION_ARGS)
 	Node	   *expr = stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
 	PG_RETURN_BOOL(!contain_mutable_functions(expr));
+}
+
+void
+ll_as_owner_begin(LLAsOwner *s)
+{
+	GetUserIdAndSecContext(&s->userid, &s->sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, s->sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+ll_as_owner_end(const LLAsOwner *s)
+{
+	SetUserIdAndSecContext(s->userid, s->sec);
+}
+
+void
+ll_spi_pending_entries(int32 channel_id)
+{
+	LLAsOwner	as;
+
+	ll_as_owner_begin(&as);
+	SPI_execute_with_args("SELECT entries FROM ledger.pending WHERE channel_id = $1", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
+	ll_as_owner_end(&as);
 }

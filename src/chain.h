@@ -31,6 +31,26 @@ typedef struct LLBlock
 
 typedef bool (*ll_block_fn) (LLBlock *b, void *arg);
 
+/*
+ * Packed entries hold every row's salt, and a salt with a commitment lets
+ * a reader confirm a guessed row offline: only the extension reads them.
+ * PUBLIC may select every other column of ledger.block; functions that
+ * need the entries (verify, proofs, block_entries) read them as the
+ * bootstrap superuser between these two calls and then apply the caller's
+ * clearance themselves.  An error in between is fine: aborting the
+ * (sub)transaction restores the user.
+ */
+typedef struct LLAsOwner
+{
+	Oid			userid;
+	int			sec;
+} LLAsOwner;
+
+extern void ll_as_owner_begin(LLAsOwner *s);
+extern void ll_as_owner_end(const LLAsOwner *s);
+/* SPI: the packed entries of a channel's pending rows (as the owner). */
+extern void ll_spi_pending_entries(int32 channel_id);
+
 extern void ll_channel_lookup(const char *name, LLChannel *ch);
 extern void ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg);
 extern void ll_insert_genesis(int32 id, const char *name, Datum config_hash);

@@ -472,11 +472,15 @@ ll_verify_disclosure(PG_FUNCTION_ARGS)
 	/* this node's block at the disclosure's height, intact */
 	if (ok)
 	{
+		LLAsOwner	as;
+
+		ll_as_owner_begin(&as);
 		SPI_execute_with_args("SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
 							  "WHERE channel_id = $1 AND height = $2",
 							  2, (Oid[]) {INT4OID, INT8OID},
 							  (Datum[]) {Int32GetDatum(ch.id), Int64GetDatum((int64) d.height)},
 							  NULL, true, 1);
+		ll_as_owner_end(&as);
 		if (SPI_processed == 0)
 			ok = mismatch(&d, "This node has no block " UINT64_FORMAT " in the channel.", d.height);
 		else

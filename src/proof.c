@@ -47,8 +47,7 @@ entry_is_pending(int32 channel_id, uint64 entry)
 {
 	uint64		i;
 
-	SPI_execute_with_args("SELECT entries FROM ledger.pending WHERE channel_id = $1", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
+	ll_spi_pending_entries(channel_id);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -73,13 +72,16 @@ static bool
 locate_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
 {
 	uint64		i;
+	LLAsOwner	as;
 
+	ll_as_owner_begin(&as);
 	SPI_execute_with_args("SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
 						  "WHERE channel_id = $1 AND min_entry <= $2 AND max_entry >= $2 "
 						  "ORDER BY height",
 						  2, (Oid[]) {INT4OID, INT8OID},
 						  (Datum[]) {Int32GetDatum(ch->id), Int64GetDatum((int64) entry)},
 						  NULL, true, 0);
+	ll_as_owner_end(&as);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		int			j;
@@ -375,9 +377,13 @@ ll_proof(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }
 
+/*
+ * One row of block_entries.  The salt of a row above the caller's
+ * clearance is withheld: with it, a guessed row could be confirmed.
+ */
 static void
-put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int64 height,
-			  int position, const uint8 *packed, int64 time_us)
+put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int clearance,
+			  int64 height, int position, const uint8 *packed, int64 time_us)
 {
 	LLPackedEntry e;
 	Datum		values[9];
@@ -396,7 +402,7 @@ put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int64 height,
 		nulls[4] = true;
 	values[5] = PointerGetDatum(ll_bytea(e.commitment, LL_HASH_LEN));
 	/* a redacted entry has no salt on this node */
-	if (e.flags & LL_ENTRY_REDACTED)
+	if ((e.flags & LL_ENTRY_REDACTED) || (int) e.tier > clearance)
 		nulls[6] = true;
 	else
 		values[6] = PointerGetDatum(ll_bytea(e.salt, LL_SALT_LEN));
@@ -411,6 +417,7 @@ typedef struct EntriesWalk
 	ReturnSetInfo *rsinfo;
 	int			ntiers;
 	char	  **tiers;
+	int			clearance;
 } EntriesWalk;
 
 static bool
@@ -420,7 +427,7 @@ entries_block_cb(LLBlock *b, void *arg)
 	int			j;
 
 	for (j = 0; j < b->nentries; j++)
-		put_entry_row(w->rsinfo, w->tiers, w->ntiers, (int64) b->hdr.height, j,
+		put_entry_row(w->rsinfo, w->tiers, w->ntiers, w->clearance, (int64) b->hdr.height, j,
 					  b->entries + (Size) j * LL_PACKED_ENTRY_SIZE, b->hdr.time_us);
 	return true;
 }
@@ -444,9 +451,9 @@ ll_block_entries(PG_FUNCTION_ARGS)
 	ll_channel_lookup(channel, &ch);
 	ll_load_tiers(ch.id, &w.ntiers, &w.tiers);
 	w.rsinfo = rsinfo;
+	w.clearance = ll_effective_clearance(ch.id);
 	ll_foreach_block(&ch, -1, entries_block_cb, &w);
-	SPI_execute_with_args("SELECT entries FROM ledger.pending WHERE channel_id = $1", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch.id)}, NULL, true, 0);
+	ll_spi_pending_entries(ch.id);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -454,7 +461,7 @@ ll_block_entries(PG_FUNCTION_ARGS)
 		int			n = VARSIZE_ANY_EXHDR(p) / LL_PACKED_ENTRY_SIZE;
 
 		for (j = 0; j < n; j++)
-			put_entry_row(rsinfo, w.tiers, w.ntiers, -1, j,
+			put_entry_row(rsinfo, w.tiers, w.ntiers, w.clearance, -1, j,
 						  (const uint8 *) VARDATA_ANY(p) + (Size) j * LL_PACKED_ENTRY_SIZE, 0);
 	}
 	SPI_finish();

@@ -328,7 +328,9 @@ ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg)
 {
 	Portal		portal;
 	bool		go = true;
+	LLAsOwner	as;
 
+	ll_as_owner_begin(&as);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT " LL_BLOCK_COLUMNS " FROM ledger.block "
 									   "WHERE channel_id = $1 AND height <= $2 ORDER BY height",
@@ -336,6 +338,7 @@ ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg)
 									   (Datum[]) {Int32GetDatum(ch->id),
 										   Int64GetDatum(max_height < 0 ? PG_INT64_MAX : max_height)},
 									   NULL, true, 0);
+	ll_as_owner_end(&as);
 	while (go)
 	{
 		uint64		i;
@@ -474,8 +477,7 @@ load_pending(Verifier *v)
 {
 	uint64		i;
 
-	SPI_execute_with_args("SELECT entries FROM ledger.pending WHERE channel_id = $1", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(v->ch.id)}, NULL, true, 0);
+	ll_spi_pending_entries(v->ch.id);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(119);
+SELECT plan(128);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -407,6 +407,32 @@ RESET ROLE;
 -- ------------------------------------------------------- the chain
 SELECT is_empty($$SELECT * FROM ledger.verify('tap07')$$, 'channel tap07 verifies clean');
 SELECT is((SELECT count(*) FROM ledger.history('tap07_decl') WHERE status <> 'sealed'), 0::bigint, 'every row is sealed');
+
+
+-- ------------------------------------------------------- salts
+-- A salt with its commitment would let a reader confirm a guessed row:
+-- nobody but the extension reads the packed entries.
+SET ROLE courier_app;
+SELECT is((pg_temp.try($$SELECT entries FROM ledger.block LIMIT 1$$))[1], '42501',
+		  'courier_app: ledger.block.entries (salts) is not readable');
+SELECT is((pg_temp.try($$SELECT entries FROM ledger.pending LIMIT 1$$))[1], '42501',
+		  'courier_app: ledger.pending is not readable');
+SELECT ok((SELECT count(*) > 0 FROM ledger.block b JOIN ledger.channel c USING (channel_id) WHERE c.name = 'tap07'),
+		  'courier_app: the headers of ledger.block are');
+SELECT is((SELECT count(*) FROM ledger.block_entries('tap07') WHERE tier = 'customs' AND salt IS NOT NULL), 0::bigint,
+		  'courier_app: block_entries withholds the salts of customs rows');
+SELECT ok((SELECT count(*) > 0 FROM ledger.block_entries('tap07') WHERE tier = 'customs'),
+		  'courier_app: it still lists them (entry, tier, commitment)');
+SELECT ok((SELECT bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07') WHERE tier IN ('public', 'partner')),
+		  'courier_app: and shows the salts of rows it may read');
+SELECT ok((SELECT count(*) > 0 FROM ledger.history('tap07_decl') WHERE status = 'sealed'),
+		  'courier_app: ledger.history still runs');
+SELECT ok(ledger.verify_digest(ledger.digest('tap07')), 'courier_app: digest and verify_digest still run');
+RESET ROLE;
+SET ROLE customs_officer;
+SELECT ok((SELECT bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07')),
+		  'customs_officer: block_entries shows every salt');
+RESET ROLE;
 
 SELECT dblink_disconnect(c) FROM unnest(dblink_get_connections()) c \g /dev/null
 SELECT * FROM finish();
