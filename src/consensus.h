@@ -28,6 +28,8 @@
 #define LL_MAX_PEERS 32
 #define LL_INBOX_SIZE (4 * 1024 * 1024)
 #define LL_TXQ_SIZE (8 * 1024 * 1024)
+/* One transaction's batch must stay under what peers decode (consensus.c). */
+#define LL_TX_MAX_BYTES (8 * 1024 * 1024)
 #define LL_MSG_LEN 200
 
 /* What ledger.peers shows about one peer, written by the worker. */

@@ -33,6 +33,7 @@
 
 #include "chain.h"
 #include "consensus.h"
+#include "ll_wire.h"
 #include "loopledger.h"
 
 static LLTxWait *my_wait = NULL;
@@ -274,6 +275,23 @@ write_pending(int n, const int32 *channel, const bool *multi, const uint8 *packe
 	table_close(rel, RowExclusiveLock);
 }
 
+/*
+ * A transaction travels in one signed batch, so it must fit the limits
+ * every peer's decoder enforces; refused here, before anything is sent.
+ */
+static void
+check_size(int nrows, Size bytes)
+{
+	if (nrows <= LL_BATCH_MAX_ROWS && bytes + (Size) nrows * 128 + 4096 <= LL_TX_MAX_BYTES)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("transaction too large for a multi-peer ledger channel"),
+			 errdetail("It has %d rows and %zu bytes of row data; one transaction may carry at most %d rows and about %d MB.",
+					   nrows, (size_t) bytes, LL_BATCH_MAX_ROWS, (int) (LL_TX_MAX_BYTES / (1024 * 1024))),
+			 errhint("Split it into several transactions.")));
+}
+
 void
 ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 				   const uint8 *packed, const uint8 *content, const Size *content_off,
@@ -312,6 +330,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 		have_self = true;
 	}
 	body = build_record(n, channel, multi, packed, content, content_off, chan, &nrows);
+	check_size(nrows, body->len);
 	w = wait_slot();
 	w->channel_id = chan;
 	w->pid = MyProcPid;

@@ -123,6 +123,15 @@ ok $? "its public rows work"
 wait_converged "$CH" 30
 is "$(same_on_all "SELECT count(*) FROM parcel")" "1" "and reach every node"
 
+# --- a transaction travels in one signed batch: too large is refused cleanly
+out=$(node_psql 2 -Atc "INSERT INTO declaration SELECT 'big' || g, 'x', 'public' FROM generate_series(1, 70000) g" 2>&1)
+like "$out" "transaction too large for a multi-peer ledger channel" "a 70,000-row transaction is refused with a clear error"
+node_psql 2 -qc "INSERT INTO declaration SELECT 'ok' || g, 'x', 'public' FROM generate_series(1, 20000) g"
+ok $? "a 20,000-row transaction goes through"
+wait_converged "$CH" 60
+is "$(same_on_all "SELECT count(*) FROM declaration WHERE parcel LIKE 'big%' OR parcel LIKE 'ok%'")" "20000" \
+	"every node has exactly the 20,000 rows"
+
 # --- the peers' read functions want a read token
 out=$(node_psql 1 -Atc "SET ROLE loopledger_peer; SELECT count(*) FROM ledger.decisions('$CH', 1, 10, '\\x$(printf '%064d' 0)', 0, '\\x$(printf '%0128d' 0)')" 2>&1)
 like "$out" "read token refused" "ledger.decisions refuses a caller without a valid read token"
