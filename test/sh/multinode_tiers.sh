@@ -16,7 +16,10 @@
 #    (loopledger_verify against the uncleared node's digest); an altered one
 #    does not;
 #  - a table with a unique key refuses rows above the lowest clearance;
-#  - peers' read functions refuse a caller without a valid read token.
+#  - peers' read functions refuse a caller without a valid read token;
+#  - on the wire: every frame delivered to nodes 2 and 4 is logged with its
+#    parameters for a while; hidden content never shows up in it (hex),
+#    visible content does.
 # Clusters .tmp/tmntier<pid>_1..4 (ports from 55910, see pick_baseport),
 # kept for inspection when a check fails.  TAP output.
 set -u
@@ -58,6 +61,20 @@ for t in $(seq 1 150); do
 	sleep 0.1
 done
 
+# what arrives on the wire: nodes 2 and 4 log every statement with its
+# parameters (the frames peers deliver) while the first rows travel
+wire_log() {    # wire_log NODE on|off
+	if [ "$2" = on ]; then
+		node_psql "$1" -qc "ALTER SYSTEM SET log_statement = 'all'" -c "ALTER SYSTEM SET log_parameter_max_length = -1" \
+			-c "SELECT pg_reload_conf()" >/dev/null
+	else
+		node_psql "$1" -qc "ALTER SYSTEM RESET log_statement" -c "ALTER SYSTEM RESET log_parameter_max_length" \
+			-c "SELECT pg_reload_conf()" >/dev/null
+	fi
+}
+wire_log 2 on; wire_log 4 on
+sleep 0.5
+
 # unique markers: found only where the content may be
 M=$$$(date +%s%N)
 SECRET="CUSTOMSSECRET$M"
@@ -74,6 +91,13 @@ node_psql 2 -qc "INSERT INTO declaration VALUES ('p-b', '$PARTNER-b', 'partner')
 ok $? "a courier inserts partner and public rows"
 wait_converged "$CH" 30
 ok $? "all four nodes have the same head block (the chain over commitments)"
+wire_log 2 off; wire_log 4 off
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+n2=$(grep -c "$(hex "$PARTNER-a")" "$TMP/$(node_name 2)/server.log")
+isnt "$n2" 0 "the partner node's log of delivered frames shows partner content arriving (the wire log works)"
+is "$(grep -c "$(hex "$SECRET-a")" "$TMP/$(node_name 2)/server.log")" 0 "no delivered frame carried customs content to the partner node"
+is "$(grep -c -e "$(hex "$SECRET-a")" -e "$(hex "$PARTNER-a")" "$TMP/$(node_name 4)/server.log")" 0 \
+	"no delivered frame carried customs or partner content to the public node"
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" "0" "ledger.verify is clean on every node"
 # superuser bypasses row-level security: these are the rows each node stores
 is "$(per_node "SELECT string_agg(tier, ',' ORDER BY tier) FROM declaration")" \
