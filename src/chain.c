@@ -23,6 +23,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -509,11 +510,15 @@ ll_as_owner_begin(LLAsOwner *s)
 {
 	GetUserIdAndSecContext(&s->userid, &s->sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, s->sec | SECURITY_LOCAL_USERID_CHANGE);
+	s->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 void
 ll_as_owner_end(const LLAsOwner *s)
 {
+	AtEOXact_GUC(true, s->guc_level);
 	SetUserIdAndSecContext(s->userid, s->sec);
 }
 

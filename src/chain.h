@@ -37,13 +37,15 @@ typedef bool (*ll_block_fn) (LLBlock *b, void *arg);
  * PUBLIC may select every other column of ledger.block; functions that
  * need the entries (verify, proofs, block_entries) read them as the
  * bootstrap superuser between these two calls and then apply the caller's
- * clearance themselves.  An error in between is fine: aborting the
- * (sub)transaction restores the user.
+ * clearance themselves.  search_path is pg_catalog meanwhile, so that no
+ * operator or function of the caller's schemas runs as superuser.  An
+ * error in between is fine: aborting the (sub)transaction restores both.
  */
 typedef struct LLAsOwner
 {
 	Oid			userid;
 	int			sec;
+	int			guc_level;
 } LLAsOwner;
 
 extern void ll_as_owner_begin(LLAsOwner *s);

@@ -434,5 +434,6 @@ SELECT ok((SELECT bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07'))
 		  'customs_officer: block_entries shows every salt');
 RESET ROLE;
 
+
 SELECT dblink_disconnect(c) FROM unnest(dblink_get_connections()) c \g /dev/null
 SELECT * FROM finish();
