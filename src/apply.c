@@ -59,6 +59,7 @@ typedef struct TableNo
 {
 	char		key[NAMEDATALEN * 2 + 2];
 	int32		table_no;
+	bool		order_free;		/* no unique key besides ledger_entry */
 } TableNo;
 
 static HTAB *table_nos = NULL;
@@ -202,8 +203,8 @@ writer_for(const LLApply *a, const ll_entry_view *e)
  * The local number of a ledger table named in a redacted row.  The table
  * must exist here like any other: the node lists its redacted rows.
  */
-static int32
-table_no_for(const LLApply *a, ll_wire_str table)
+static TableNo *
+table_for(const LLApply *a, ll_wire_str table)
 {
 	char		key[NAMEDATALEN * 2 + 2];
 	TableNo    *t;
@@ -224,17 +225,24 @@ table_no_for(const LLApply *a, ll_wire_str table)
 	}
 	t = hash_search(table_nos, key, HASH_FIND, &found);
 	if (found)
-		return t->table_no;
-	SPI_execute_with_args("SELECT table_no FROM ledger.ledger_table "
+		return t;
+	SPI_execute_with_args("SELECT table_no, relid FROM ledger.ledger_table "
 						  "WHERE channel_id = $1 AND table_name = $2", 2,
 						  (Oid[]) {INT4OID, TEXTOID},
 						  (Datum[]) {Int32GetDatum(a->channel_id), CStringGetTextDatum(key)},
 						  NULL, false, 1);
 	if (SPI_processed != 1)
 		stall(key, "the table is not a ledger table of this channel here");
-	t = hash_search(table_nos, key, HASH_ENTER, &found);
-	t->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &found));
-	return t->table_no;
+	{
+		int32		no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &found));
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &found));
+		bool		free_ = ll_relid_order_free(relid);
+
+		t = hash_search(table_nos, key, HASH_ENTER, &found);
+		t->table_no = no;
+		t->order_free = free_;
+	}
+	return t;
 }
 
 /* Insert one row from its canonical entry; errors propagate. */
@@ -296,7 +304,7 @@ add_redacted_row(const LLApply *a, BlockRows *br, const ll_row *r)
 
 	memset(&pe, 0, sizeof(pe));
 	pe.entry_id = r->entry_id;
-	pe.table_no = (uint32) table_no_for(a, r->table);
+	pe.table_no = (uint32) table_for(a, r->table)->table_no;
 	pe.tier = r->tier_index;
 	pe.flags = LL_ENTRY_REDACTED;
 	memcpy(pe.commitment, r->commitment, LL_HASH_LEN);
@@ -308,12 +316,13 @@ add_redacted_row(const LLApply *a, BlockRows *br, const ll_row *r)
 /*
  * Check and insert every row of a transaction; adds them to the block.
  * Rows above this node's clearance arrive without content (the senders
- * redact them) and are recorded as commitments.  redact_all: the content
- * was refused here in a transaction others cannot judge (apply_rows_tx).
+ * redact them) and are recorded as commitments, and so are rows above
+ * redact_above (content refused here in a transaction not every member
+ * can judge, see run_tx).
  */
 static void
 insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert,
-			   bool redact_all)
+			   int redact_above)
 {
 	ll_row		r;
 
@@ -326,7 +335,8 @@ insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert,
 			ereport(ERROR,
 					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 					 errmsg("a row names a tier the channel does not have")));
-		if (redact_all || (r.content == NULL && (int) r.tier_index > a->self_clearance))
+		if ((int) r.tier_index > redact_above ||
+			(r.content == NULL && (int) r.tier_index > a->self_clearance))
 		{
 			add_redacted_row(a, br, &r);
 			continue;
@@ -539,7 +549,7 @@ give_turn(ApplyRun *r, LLTxWait *w, int procno, const ll_batch *b, ll_batch_iter
 	pg_atomic_write_u32(&w->state, LL_TX_GO);
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 	/* a local transaction given its turn is accepted: its rows are in the block */
-	insert_tx_rows(r->a, it, r->br, false, false);
+	insert_tx_rows(r->a, it, r->br, false, INT_MAX);
 	r->br->ntx++;
 	r->a->local_done++;
 }
@@ -563,7 +573,8 @@ handed_outcome(ApplyRun *r, Handed *h)
 }
 
 static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-				   int pos, LLTxWait *local, bool counted, bool blind);
+				   int pos, LLTxWait *local, bool counted, bool blind,
+				   int redact_above, const char *why);
 
 /* Wait for every local transaction given its turn; redo aborted ones. */
 static void
@@ -589,7 +600,7 @@ drain_handed(ApplyRun *r)
 				continue;
 			}
 			if (o == 0)			/* its backend gave up: the rows are still due */
-				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true, false);
+				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true, false, INT_MAX, NULL);
 			h->w = NULL;
 		}
 		if (!running)
@@ -619,7 +630,8 @@ reject_local(LLTxWait *w, const char *why)
  */
 static void
 run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-	   int pos, LLTxWait *local, bool counted, bool blind)
+	   int pos, LLTxWait *local, bool counted, bool blind, int redact_above,
+	   const char *why)
 {
 	ll_batch_iter rows = *it;
 	MemoryContext old = CurrentMemoryContext;
@@ -639,12 +651,14 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 	PG_TRY();
 	{
 		pg_atomic_fetch_add_u64(&a->slot->applying, 1);
-		insert_tx_rows(a, it, br, true, false);
+		insert_tx_rows(a, it, br, true, redact_above);
 		pg_atomic_write_u64(&a->slot->applying, 0);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
-		log_tx(&r->log, b->origin, tx->txid, pos, "accepted", NULL);
+		log_tx(&r->log, b->origin, tx->txid, pos, "accepted",
+			   why ? psprintf("content above tier %d refused here and kept as commitments: %s",
+							  redact_above, why) : NULL);
 		if (!counted)
 			br->ntx++;
 	}
@@ -665,11 +679,11 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		br->nrows = nrows;
 		if (blind)
 		{
-			/* members without clearance accepted it: keep its commitments */
-			insert_tx_rows(a, &rows, br, false, true);
-			br->ntx++;
-			log_tx(&r->log, b->origin, tx->txid, pos, "accepted",
-				   psprintf("content refused here and kept as commitments: %s", ed->message));
+			/*
+			 * Members without clearance judged only the rows they see: do
+			 * the same - those rows decide, the others stay commitments.
+			 */
+			run_tx(r, b, &rows, tx, pos, local, false, false, a->min_clearance, ed->message);
 		}
 		else
 		{
@@ -742,12 +756,30 @@ tx_is_blind(const LLApply *a, const ll_batch_iter *it)
 	return false;
 }
 
+/*
+ * The INSERT path keeps rows some member cannot see out of tables with a
+ * unique key (capture.c); a transaction ordered anyway (a lying origin, or
+ * inserted before a member with lower clearance was admitted) is refused
+ * here, on every node alike: nobody could judge it the same way.
+ */
+static const char *
+unjudgeable(const LLApply *a, const ll_batch_iter *it)
+{
+	ll_batch_iter probe = *it;
+	ll_row		row;
+
+	while (ll_batch_next_row(&probe, &row))
+		if ((int) row.tier_index > a->min_clearance && !table_for(a, row.table)->order_free)
+			return "It has a row above the lowest clearance among the members in a table with a unique key.";
+	return NULL;
+}
+
 static void
 apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx, int pos)
 {
 	char		seen;
 	LLTxWait   *w = NULL;
-	int			procno;
+	int			procno = -1;
 
 	if (!first_in_block(r, b->origin, tx->txid))
 		return;
@@ -756,7 +788,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	if (seen == 'a')
 	{
 		/* replay after a crash: the rows are there, chain them again */
-		insert_tx_rows(r->a, it, r->br, false, false);
+		insert_tx_rows(r->a, it, r->br, false, INT_MAX);
 		r->br->ntx++;
 		return;
 	}
@@ -774,9 +806,19 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	if (seen == 'p')
 	{
 		settle_pending(r->a, r->height, b->origin, tx->txid, pos);
-		insert_tx_rows(r->a, it, r->br, false, false);
+		insert_tx_rows(r->a, it, r->br, false, INT_MAX);
 		r->br->ntx++;
 		return;
+	}
+	{
+		const char *why = unjudgeable(r->a, it);
+
+		if (why != NULL)
+		{
+			log_tx(&r->log, b->origin, tx->txid, pos, "rejected", why);
+			reject_local(w, why);
+			return;
+		}
 	}
 	if (w != NULL)
 	{
@@ -784,7 +826,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		return;
 	}
 	drain_handed(r);
-	run_tx(r, b, it, tx, pos, NULL, false, tx_is_blind(r->a, it));
+	run_tx(r, b, it, tx, pos, NULL, false, tx_is_blind(r->a, it), INT_MAX, NULL);
 }
 
 /* Tell committed local backends their block is in (after our commit). */

@@ -1100,8 +1100,9 @@ ll_proof_visible(PG_FUNCTION_ARGS)
 
 		/*
 		 * A redacted entry has no row for anyone on this node: ll_proof
-		 * explains that.  Nothing is revealed by it, since ledger.block,
-		 * readable by all, shows the entry, its tier and its flags.
+		 * explains that.  Nothing is revealed by it, since
+		 * ledger.block_entries() shows everyone the entry, its tier and
+		 * whether it is redacted.
 		 */
 		if (rls && !found && entry > 0)
 			found = ll_entry_is_redacted(&ch, (uint64) entry);

@@ -73,6 +73,7 @@ typedef struct MemBatch
 	uint8	   *bytes;
 	size_t		len;
 	bool		committed;
+	int			complete_to;	/* has every row's content up to this tier */
 	uint64		arrival;
 	uint64		height;			/* decided at, when committed */
 } MemBatch;
@@ -235,6 +236,8 @@ mempool_find(const uint8 *hash)
 	return hash_search(W.mempool, hash, HASH_FIND, NULL);
 }
 
+static int	clearance_of(int i);
+
 static bool
 mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 {
@@ -247,6 +250,8 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 	memcpy(m->bytes, bytes, len);
 	m->len = len;
 	m->committed = false;
+	/* what batch_ok checked on receipt (our own batches are whole) */
+	m->complete_to = W.self >= 0 ? clearance_of(W.self) : -1;
 	m->arrival = ++W.arrivals;
 	if (W.npending == W.pending_cap)
 	{
@@ -287,6 +292,32 @@ mempool_commit(const uint8 *hash)
 			W.npending--;
 			break;
 		}
+}
+
+/*
+ * Drop an undecided batch whose copy lacks content this node is now
+ * cleared for (its clearance was raised since it arrived): a fuller copy
+ * is fetched instead.
+ */
+static void
+mempool_forget(const uint8 *hash)
+{
+	MemBatch   *m = mempool_find(hash);
+	int			i;
+
+	if (m == NULL || m->committed)
+		return;
+	if (m->bytes)
+		pfree(m->bytes);
+	for (i = 0; i < W.npending; i++)
+		if (memcmp(W.pending + (Size) i * 32, hash, 32) == 0)
+		{
+			memmove(W.pending + (Size) i * 32, W.pending + (Size) (i + 1) * 32,
+					(Size) (W.npending - i - 1) * 32);
+			W.npending--;
+			break;
+		}
+	(void) hash_search(W.mempool, hash, HASH_REMOVE, NULL);
 }
 
 /*
@@ -340,22 +371,30 @@ send_frame(int to, uint8 kind, const uint8 *body, size_t len)
 static bool verified_before(void *ctx, const uint8_t pub[32], const uint8_t *msg,
 							size_t len, const uint8_t sig[64]);
 
-/*
- * Clearance of member i as a tier index (-1: none, sees no content).  The
- * members' clearances are what every node agreed on; a sender redacts by
- * them, so content above a peer's tier never leaves for that peer.
- */
+/* Member i's clearance tier as an index, -1 if not one of the tiers. */
 static int
-clearance_of(int i)
+tier_of(int i)
 {
 	int			t;
 
-	if (i < 0 || i >= W.ms.n)
-		return -1;
 	for (t = 0; t < W.ntiers; t++)
 		if (strcmp(W.tiers[t], W.ms.m[i].tier) == 0)
 			return t;
 	return -1;
+}
+
+/*
+ * Clearance of member i as a tier index (-1: none, sees no content).  The
+ * members' clearances are what every node agreed on; a sender redacts by
+ * them, so content above a peer's tier never leaves for that peer.  A
+ * removed member keeps following the chain over commitments only.
+ */
+static int
+clearance_of(int i)
+{
+	if (i < 0 || i >= W.ms.n || W.ms.m[i].until >= 0)
+		return -1;
+	return tier_of(i);
 }
 
 /*
@@ -373,9 +412,10 @@ min_clearance_at(uint64 h)
 	{
 		const LLMember *m = &W.ms.m[i];
 
-		if (m->until >= 0 && (uint64) m->until <= h)
+		/* not agreed yet (a local request), or gone by h */
+		if (m->since < 0 || (m->until >= 0 && (uint64) m->until <= h))
 			continue;
-		min = Min(min, clearance_of(i));
+		min = Min(min, tier_of(i));
 	}
 	return min;
 }
@@ -525,13 +565,13 @@ typedef struct ReadToken
 } ReadToken;
 
 static void
-make_read_token(ReadToken *t)
+make_read_token(ReadToken *t, const uint8 *audience)
 {
 	uint64		at = (uint64) (now_unix_us() / 1000);
 	uint8		msg[LL_READ_TOKEN_LEN];
 	uint8		sig[64];
 
-	ll_read_token_msg(msg, W.chain_id, W.self_pub, at);
+	ll_read_token_msg(msg, W.chain_id, W.self_pub, audience, at);
 	if (bft_ed25519_sign(W.key, msg, sizeof(msg), sig) != 0)
 		elog(ERROR, "could not sign a read token");
 	memcpy(t->req, "\\x", 2);
@@ -563,7 +603,6 @@ fetch_batches(const uint8 *hashes, int n)
 		appendStringInfoChar(&arr, '"');
 	}
 	appendStringInfoChar(&arr, '}');
-	make_read_token(&tok);
 	for (i = 0; i < W.nmembers; i++)
 	{
 		const char *vals[5] = {W.channel, arr.data, tok.req, tok.at, tok.sig};
@@ -572,6 +611,7 @@ fetch_batches(const uint8 *hashes, int n)
 
 		if (W.members[i].link == NULL || W.members[i].mismatch)
 			continue;
+		make_read_token(&tok, W.members[i].pub);
 		res = ll_link_fetch(W.members[i].link,
 							"SELECT ledger.batches($1, $2::bytea[], $3::bytea, $4::bigint, $5::bytea)",
 							5, NULL, vals, NULL, NULL);
@@ -622,6 +662,20 @@ halt(const char *fmt, uint64 height)
 	}
 }
 
+/* Has a stored copy the content this node's clearance now calls for? */
+static bool
+copy_complete(MemBatch *mb)
+{
+	ll_batch	b;
+	int			c = clearance_of(W.self);
+
+	if (ll_batch_decode(mb->bytes, mb->len, MAX_BATCH_BYTES, verified_before, NULL, &b) != 0 ||
+		!ll_batch_complete_for(&b, c))
+		return false;
+	mb->complete_to = c;
+	return true;
+}
+
 /*
  * The decided batches of a payload, decoded (signatures were checked when
  * they entered the mempool); missing ones are taken from the inbox or
@@ -643,6 +697,9 @@ decided_batches(const ll_payload *p)
 		{
 			MemBatch   *mb = mempool_find(p->batch_hashes + (Size) k * 32);
 
+			if (mb != NULL && mb->bytes != NULL && mb->complete_to < clearance_of(W.self) &&
+				!copy_complete(mb))
+				mempool_forget(mb->hash), mb = NULL;
 			if (mb == NULL || mb->bytes == NULL)
 				memcpy(missing + (Size) nmissing++ * 32, p->batch_hashes + (Size) k * 32, 32);
 		}
@@ -1253,6 +1310,7 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 		return;
 	}
 	mempool_add(hash, out->data, out->len);
+	mempool_find(hash)->complete_to = W.ntiers - 1;
 #ifdef LL_FAULT_INJECTION
 	if (ll_fault_active())
 	{
@@ -1727,7 +1785,6 @@ fetch_disclosed(uint64 h, ll_batch **batches, int *n)
 	int			i;
 
 	snprintf(from, sizeof(from), UINT64_FORMAT, h);
-	make_read_token(&tok);
 	for (i = 0; i < W.nmembers; i++)
 	{
 		PGresult   *res;
@@ -1735,6 +1792,7 @@ fetch_disclosed(uint64 h, ll_batch **batches, int *n)
 
 		if (W.members[i].link == NULL || W.members[i].mismatch)
 			continue;
+		make_read_token(&tok, W.members[i].pub);
 		res = ll_link_fetch(W.members[i].link,
 							"SELECT b FROM ledger.decisions($1, $2, 1, $3::bytea, $4::bigint, $5::bytea) d, "
 							"unnest(d.batches) b WHERE d.height = $2",
@@ -1762,6 +1820,34 @@ fetch_disclosed(uint64 h, ll_batch **batches, int *n)
 	return false;
 }
 
+/*
+ * Only a node whose own clearance changed after the genesis (or that
+ * joined by vote) can hold entries it may now see: look for them at start
+ * only then, not through the whole chain on every start.
+ */
+static bool
+clearance_ever_changed(void)
+{
+	bool		changed;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_execute_with_args("SELECT 1 FROM ledger.member_vote WHERE channel_id = $1 AND pubkey = $2 "
+						  "AND op = 'add' AND decided LIMIT 1", 2,
+						  (Oid[]) {INT4OID, BYTEAOID},
+						  (Datum[]) {Int32GetDatum(W.channel_id), PointerGetDatum(ll_bytea(W.self_pub, 32))},
+						  NULL, true, 1);
+	changed = SPI_processed > 0;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	return changed;
+}
+
 static void
 disclosure_round(void)
 {
@@ -1771,6 +1857,8 @@ disclosure_round(void)
 
 	if (W.self < 0)
 		return;
+	if (W.disclosed_for == -2 && (tier < 0 || !clearance_ever_changed()))
+		W.disclosed_for = tier;
 	if (tier > W.disclosed_for)
 	{
 		plan_disclosure(tier);
@@ -2001,7 +2089,7 @@ catch_up_from(Member *m)
 
 	snprintf(from, sizeof(from), UINT64_FORMAT, W.next_height);
 	snprintf(count, sizeof(count), "%d", CATCHUP_CHUNK);
-	make_read_token(&tok);
+	make_read_token(&tok, m->pub);
 	res = ll_link_fetch(m->link,
 						"SELECT d.height, d.decision, b "
 						"FROM ledger.decisions($1, $2, $3, $4::bytea, $5::bigint, $6::bytea) d "

@@ -181,24 +181,27 @@ extern void ll_fault_batch(uint8 *batch, size_t len);
 
 /*
  * Read token: a peer that fetches decided blocks or batches signs
- * "LLQ1" | chain_id | its pubkey | u64 unix ms, so the member serving it
- * knows whose clearance to redact the batches to (redact.c).  Tokens are
- * accepted for LL_READ_TOKEN_MS either way of the server's clock.
+ * "LLQ2" | chain_id | its pubkey | the serving member's pubkey | u64 unix
+ * ms, so the member serving it knows whose clearance to redact the batches
+ * to (redact.c).  Naming the server keeps a member that receives a token
+ * from using it at another member.  Tokens are accepted for
+ * LL_READ_TOKEN_MS either way of the server's clock.
  */
-#define LL_READ_TOKEN_LEN (4 + 32 + 32 + 8)
+#define LL_READ_TOKEN_LEN (4 + 32 + 32 + 32 + 8)
 #define LL_READ_TOKEN_MS (5 * 60 * 1000)
 
 static inline void
 ll_read_token_msg(uint8 out[LL_READ_TOKEN_LEN], const uint8 chain_id[32],
-				  const uint8 requester[32], uint64 at_ms)
+				  const uint8 requester[32], const uint8 audience[32], uint64 at_ms)
 {
 	int			i;
 
-	memcpy(out, "LLQ1", 4);
+	memcpy(out, "LLQ2", 4);
 	memcpy(out + 4, chain_id, 32);
 	memcpy(out + 36, requester, 32);
+	memcpy(out + 68, audience, 32);
 	for (i = 0; i < 8; i++)
-		out[68 + i] = (uint8) (at_ms >> (56 - 8 * i));
+		out[100 + i] = (uint8) (at_ms >> (56 - 8 * i));
 }
 
 /* peer.c */

@@ -110,6 +110,7 @@ typedef struct LLTableInfo
 } LLTableInfo;
 
 extern void ll_check_encodable(Oid typid, const char *colname);
+extern bool ll_relid_order_free(Oid relid);
 extern LLTableInfo *ll_table_info_for(Relation rel, int32 channel_id,
 									  int32 table_no, const char *channel_name,
 									  const char *table_name,

@@ -1064,6 +1064,9 @@ ll_node_clearance(int32 channel_id, char **tiers, int ntiers)
 		any = true;
 		if (VARSIZE_ANY_EXHDR(k) != 32 || memcmp(VARDATA_ANY(k), pub, 32) != 0)
 			continue;
+		(void) heap_getattr(tup, 7, RelationGetDescr(rel), &isnull);	/* until_height */
+		if (!isnull)
+			continue;			/* removed: new content no longer comes */
 		tier = TextDatumGetCString(heap_getattr(tup, 5, RelationGetDescr(rel), &isnull));
 		for (t = 0; t < ntiers && strcmp(tiers[t], tier) != 0; t++)
 			;

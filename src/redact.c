@@ -76,6 +76,8 @@ ll_reader_clearance(PG_FUNCTION_ARGS)
 	LLChannel	ch;
 	bytea	   *chain;
 	uint8		msg[LL_READ_TOKEN_LEN];
+	uint8		seed[32],
+				self[32];
 	int			t;
 
 	if (VARSIZE_ANY_EXHDR(req) != 32 || VARSIZE_ANY_EXHDR(sig) != 64)
@@ -85,11 +87,14 @@ ll_reader_clearance(PG_FUNCTION_ARGS)
 	if (at_ms < now_ms - LL_READ_TOKEN_MS || at_ms > now_ms + LL_READ_TOKEN_MS)
 		refuse_reader("The token is too old or from the future.");
 	chain = DatumGetByteaPP(DirectFunctionCall1(ll_genesis_hash_sql, PointerGetDatum(channel)));
+	if (!ll_load_node_key(seed, self, false))
+		refuse_reader("This server has no node key.");
+	explicit_bzero(seed, sizeof(seed));
 	ll_read_token_msg(msg, (const uint8 *) VARDATA_ANY(chain),
-					  (const uint8 *) VARDATA_ANY(req), (uint64) at_ms);
+					  (const uint8 *) VARDATA_ANY(req), self, (uint64) at_ms);
 	if (!bft_ed25519_verify(NULL, (const uint8 *) VARDATA_ANY(req), msg, sizeof(msg),
 							(const uint8 *) VARDATA_ANY(sig)))
-		refuse_reader("The token's signature does not verify.");
+		refuse_reader("The token's signature does not verify (or it was made for another member).");
 	SPI_connect();
 	ll_channel_lookup(text_to_cstring(channel), &ch);
 	t = member_clearance(ch.id, (const uint8 *) VARDATA_ANY(req));

@@ -16,6 +16,7 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
@@ -920,4 +921,15 @@ ll_unpack_entry(const uint8 *in, LLPackedEntry *e)
 	e->flags = in[13];
 	memcpy(e->commitment, in + 14, LL_HASH_LEN);
 	memcpy(e->salt, in + 14 + LL_HASH_LEN, LL_SALT_LEN);
+}
+
+/* For the consensus worker, which meets ledger tables by name. */
+bool
+ll_relid_order_free(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	bool		f = order_free(rel, get_attnum(relid, LL_ENTRY_COLUMN));
+
+	table_close(rel, AccessShareLock);
+	return f;
 }

@@ -282,7 +282,8 @@ write_pending(int n, const int32 *channel, const bool *multi, const uint8 *packe
 static void
 check_size(int nrows, Size bytes)
 {
-	if (nrows <= LL_BATCH_MAX_ROWS && bytes + (Size) nrows * 128 + 4096 <= LL_TX_MAX_BYTES)
+	/* a row's table name and entry number also travel in the signed part */
+	if (nrows <= LL_BATCH_MAX_ROWS && 2 * bytes + (Size) nrows * 64 + 4096 <= LL_TX_MAX_BYTES)
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -129,9 +129,30 @@ is "$(leak_check 4 "$PARTNER")" 0 "the public node has the partner marker nowher
 kill9_node 4
 insert_rows 1 c
 insert_rows 3 d
+for i in 1 2 3; do wire_log "$i" on; done
+sleep 0.5
 restart_node 4
 wait_converged "$CH" 60
 ok $? "the public node, killed and restarted, caught up"
+for i in 1 2 3; do wire_log "$i" off; done
+
+# its catch-up read tokens, as logged by the member that served them: one
+# works there again (within minutes) and nowhere else
+tok_server="" tok=""
+for i in 1 2 3; do
+	line=$(grep -a "ledger.decisions" -A1 "$TMP/$(node_name "$i")/server.log" | grep -a "parameters: .*\$4 = '\\\\x" | tail -1)
+	[ -n "$line" ] && { tok_server=$i; tok=$line; break; }
+done
+isnt "$tok_server" "" "the catch-up's ledger.decisions calls carry a read token (seen in a member's log)"
+tok_req=$(printf '%s' "$tok" | sed -E "s/.*\\\$4 = '([^']*)'.*/\1/")
+tok_at=$(printf '%s' "$tok" | sed -E "s/.*\\\$5 = '([^']*)'.*/\1/")
+tok_sig=$(printf '%s' "$tok" | sed -E "s/.*\\\$6 = '([^']*)'.*/\1/")
+replay() {   # replay NODE -> rows of decisions, or the error
+	node_psql "$1" -qAtc "SET ROLE loopledger_peer; SELECT count(*) FROM ledger.decisions('$CH', 1, 5, '$tok_req', $tok_at, '$tok_sig')" 2>&1
+}
+is "$(replay "$tok_server")" "5" "the token is real: the member it was made for serves it again"
+other=$(( tok_server % 3 + 1 ))
+like "$(replay "$other")" "read token refused" "the same token is refused by another member (tokens name the member they are for)"
 is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.verify('$CH')")" "0" "and verifies clean"
 is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.history('declaration') WHERE status = 'redacted'")" \
 	"7" "rows it missed while down arrived redacted"
