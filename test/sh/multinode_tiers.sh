@@ -186,9 +186,15 @@ like "$out" "signature does not verify" "and a member's key with a forged signat
 
 # --- clearance changes are membership changes: raise the public node to
 # partner; it fetches and verifies the partner rows it may now see
+# partner rows keep coming from two members while the change is agreed
+( for k in $(seq 1 40); do node_psql 1 -qc "INSERT INTO declaration VALUES ('r1-$k', 'during raise', 'partner')"; done ) &
+load1=$!
+( for k in $(seq 1 40); do node_psql 3 -qc "INSERT INTO declaration VALUES ('r3-$k', 'during raise', 'partner')"; done ) &
+load3=$!
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "SELECT ledger.set_peer_clearance('$CH', '$(node_name 4)', 'partner')" >/dev/null 2>&1
 done
+wait $load1 $load3
 for t in $(seq 1 200); do
 	[ "$(same_on_all "SELECT clearance FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")" = partner ] && break
 	sleep 0.1
@@ -208,6 +214,8 @@ isnt "$(leak_check 4 "$PARTNER")" 0 "the partner content is there now"
 is "$(leak_check 4 "$SECRET")" 0 "the customs content still is not"
 wait_converged "$CH" 30
 ok $? "the chain did not change: same head everywhere"
+is "$(per_node "SELECT count(*) FROM declaration WHERE note = 'during raise'")" \
+	"node1: 80; node2: 80; node3: 80; node4: 80; " "partner rows written while the raise was agreed reached every partner-cleared node"
 
 # --- lowering a clearance stops new content from reaching the peer
 for i in 1 2 3 4; do
