@@ -230,7 +230,11 @@ enact(LLMembership *ms, const LLVote *v, uint64 eff)
 		 * vote keeps counting from when it joined.
 		 */
 		if (!(ms->m[i].since >= 0 && ms->m[i].until < 0))
+		{
+			/* new, or removed before: votes again from eff, as persisted */
 			ms->m[i].since = (int64) eff;
+			ms->m[i].until = -1;
+		}
 		strlcpy(ms->m[i].name, v->name, NAMEDATALEN);
 		strlcpy(ms->m[i].tier, v->tier, NAMEDATALEN);
 	}
