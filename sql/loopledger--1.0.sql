@@ -387,7 +387,7 @@ AS 'MODULE_PATHNAME', 'll_deliver' LANGUAGE C STRICT;
 -- the tier index up to which it may read content.
 CREATE FUNCTION ledger.reader_clearance(channel text, requester bytea, at_ms bigint, sig bytea)
 RETURNS integer
-AS 'MODULE_PATHNAME', 'll_reader_clearance' LANGUAGE C STRICT VOLATILE;
+AS 'MODULE_PATHNAME', 'll_reader_clearance' LANGUAGE C VOLATILE;
 
 -- A stored batch with the content of rows above max_tier withheld.
 CREATE FUNCTION ledger.redact_batch(body bytea, max_tier integer)

@@ -532,3 +532,24 @@ ll_spi_pending_entries(int32 channel_id)
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
 	ll_as_owner_end(&as);
 }
+
+char *
+ll_vformat(const char *fmt, va_list args)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		copy;
+		int			needed;
+
+		va_copy(copy, args);
+		needed = appendStringInfoVA(&buf, fmt, copy);
+		va_end(copy);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	return buf.data;
+}

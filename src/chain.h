@@ -48,6 +48,9 @@ typedef struct LLAsOwner
 	int			guc_level;
 } LLAsOwner;
 
+/* A palloc'd string from a format and its arguments (vsnprintf-like). */
+extern char *ll_vformat(const char *fmt, va_list args) pg_attribute_printf(1, 0);
+
 extern void ll_as_owner_begin(LLAsOwner *s);
 extern void ll_as_owner_end(const LLAsOwner *s);
 /* SPI: the packed entries of a channel's pending rows (as the owner). */

@@ -81,24 +81,15 @@ static bool mismatch(const Disclosure *d, const char *fmt,...) pg_attribute_prin
 static void
 malformed(const char *fmt,...)
 {
-	StringInfoData buf;
+	char	   *msg;
 	va_list		args;
 
-	initStringInfo(&buf);
-	for (;;)
-	{
-		int			needed;
-
-		va_start(args, fmt);
-		needed = appendStringInfoVA(&buf, fmt, args);
-		va_end(args);
-		if (needed == 0)
-			break;
-		enlargeStringInfo(&buf, needed);
-	}
+	va_start(args, fmt);
+	msg = ll_vformat(fmt, args);
+	va_end(args);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid disclosure: %s", buf.data),
+			 errmsg("invalid disclosure: %s", msg),
 			 errhint("Pass the jsonb that ledger.proof() returns on a node cleared for the row.")));
 	pg_unreachable();
 }
@@ -110,25 +101,16 @@ malformed(const char *fmt,...)
 static bool
 mismatch(const Disclosure *d, const char *fmt,...)
 {
-	StringInfoData buf;
+	char	   *msg;
 	va_list		args;
 
-	initStringInfo(&buf);
-	for (;;)
-	{
-		int			needed;
-
-		va_start(args, fmt);
-		needed = appendStringInfoVA(&buf, fmt, args);
-		va_end(args);
-		if (needed == 0)
-			break;
-		enlargeStringInfo(&buf, needed);
-	}
+	va_start(args, fmt);
+	msg = ll_vformat(fmt, args);
+	va_end(args);
 	ereport(NOTICE,
 			(errmsg("disclosure of entry %llu does not match channel \"%s\" on this node",
 					(unsigned long long) d->entry, d->channel),
-			 errdetail("%s", buf.data)));
+			 errdetail("%s", msg)));
 	return false;
 }
 

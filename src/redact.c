@@ -68,10 +68,10 @@ member_clearance(int32 channel_id, const uint8 *pub)
 Datum
 ll_reader_clearance(PG_FUNCTION_ARGS)
 {
-	text	   *channel = PG_GETARG_TEXT_PP(0);
-	bytea	   *req = PG_GETARG_BYTEA_PP(1);
-	int64		at_ms = PG_GETARG_INT64(2);
-	bytea	   *sig = PG_GETARG_BYTEA_PP(3);
+	text	   *channel;
+	bytea	   *req;
+	int64		at_ms;
+	bytea	   *sig;
 	int64		now_ms;
 	LLChannel	ch;
 	bytea	   *chain;
@@ -80,6 +80,13 @@ ll_reader_clearance(PG_FUNCTION_ARGS)
 				self[32];
 	int			t;
 
+	/* not STRICT: a NULL must refuse, not read as "no clearance" silently */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		refuse_reader("A read token has a channel, a key, a time and a signature; one is NULL.");
+	channel = PG_GETARG_TEXT_PP(0);
+	req = PG_GETARG_BYTEA_PP(1);
+	at_ms = PG_GETARG_INT64(2);
+	sig = PG_GETARG_BYTEA_PP(3);
 	if (VARSIZE_ANY_EXHDR(req) != 32 || VARSIZE_ANY_EXHDR(sig) != 64)
 		refuse_reader("A token has a 32-byte key and a 64-byte signature.");
 	now_ms = (GetCurrentTimestamp() / 1000) +

@@ -100,23 +100,14 @@ problem(Verifier *v, int64 height, const char *fmt,...)
 {
 	Datum		values[2];
 	bool		nulls[2] = {height < 0, false};
-	StringInfoData buf;
+	char	   *msg;
 	va_list		args;
 
-	initStringInfo(&buf);
-	for (;;)
-	{
-		int			needed;
-
-		va_start(args, fmt);
-		needed = appendStringInfoVA(&buf, fmt, args);
-		va_end(args);
-		if (needed == 0)
-			break;
-		enlargeStringInfo(&buf, needed);
-	}
+	va_start(args, fmt);
+	msg = ll_vformat(fmt, args);
+	va_end(args);
 	values[0] = Int64GetDatum(height);
-	values[1] = CStringGetTextDatum(buf.data);
+	values[1] = CStringGetTextDatum(msg);
 	tuplestore_putvalues(v->store, v->desc, values, nulls);
 }
 

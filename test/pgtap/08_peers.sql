@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(47);
+SELECT plan(48);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -79,6 +79,8 @@ SELECT is(ledger.genesis_hash('tap08'), :'g1'::bytea, 'changed back: the genesis
 -- ------------------------------------------------------------ read tokens
 SELECT throws_ok($$SELECT ledger.reader_clearance('tap08', '\x00', 0, '\x00')$$, '42501',
 				 'read token refused', 'a malformed read token is refused');
+SELECT throws_ok($$SELECT ledger.reader_clearance('tap08', NULL, 0, NULL)$$, '42501',
+				 'read token refused', 'a read token with NULLs is refused (not taken as no clearance)');
 SELECT throws_ok(format($$SELECT ledger.reader_clearance('tap08', %L, 0, %L)$$, '\x' || ledger.node_key(), '\x' || repeat('00', 64)),
 				 '42501', 'read token refused', 'an old read token is refused');
 SELECT throws_ok(format($$SELECT ledger.reader_clearance('tap08', %L, (extract(epoch from now()) * 1000)::bigint, %L)$$,
