@@ -8,7 +8,8 @@
 # nodes (default 55600, nodes at +1..+4), REPL_PORT for the replication
 # clusters (default 55650, standbys at +1..+3), CATCHUP_ROWS (default
 # 100000), NO_BUILD=1 skips installing packages and building,
-# BENCH_KEEP=1 leaves the clusters and logs in .tmp.
+# BENCH_KEEP=1 leaves the clusters and logs in .tmp, LL_EXTRA_CONF adds one
+# postgresql.conf line to the loopledger nodes (e.g. "loopledger.propose_delay = 0").
 #
 # Both sides: 64 clients of single-row INSERT transactions (pgbench -n
 # -M prepared) on loopback, fsync and synchronous_commit on; latency
@@ -150,7 +151,7 @@ run_baseline() {
 run_ledger() {
 	local i t n pids=()
 	say "loopledger: 4 nodes (ports $((BASEPORT + 1))..$((BASEPORT + 4))), channel bench"
-	start_nodes 4 "$BASEPORT" "${COMMON[@]}" "loopledger.synchronous_commit = on"
+	start_nodes 4 "$BASEPORT" "${COMMON[@]}" "loopledger.synchronous_commit = on" ${LL_EXTRA_CONF:+"$LL_EXTRA_CONF"}
 	setup_channel bench "ARRAY['public','partner','customs']" 4
 	for i in 1 2 3 4; do
 		# node i draws ids i, i+4, ...: rows from all nodes meet in one table
