@@ -425,12 +425,19 @@ static void
 send_batch(int to, const uint8 *bytes, size_t len)
 {
 	ll_batch	b;
-	int			top;
+	int			top = W.ntiers - 1;
 	int			i;
 
-	if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES * 2, verified_before, NULL, &b) != 0)
-		return;
-	top = ll_batch_top_tier(&b);
+	/* decoding hashes every row: only when some reader is not cleared for all */
+	for (i = 0; i < W.nmembers; i++)
+		if ((to == BFT_TO_ALL || to == i) && W.members[i].link != NULL)
+			top = Min(top, clearance_of(i));
+	if (top < W.ntiers - 1)
+	{
+		if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES * 2, verified_before, NULL, &b) != 0)
+			return;
+		top = ll_batch_top_tier(&b);
+	}
 	for (i = 0; i < W.nmembers; i++)
 	{
 		int			c = clearance_of(i);
