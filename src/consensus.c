@@ -264,12 +264,27 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 	return true;
 }
 
+/* Take a batch out of the list of those still to be proposed. */
+static void
+pending_remove(const uint8 *hash)
+{
+	int			i;
+
+	for (i = 0; i < W.npending; i++)
+		if (memcmp(W.pending + (Size) i * 32, hash, 32) == 0)
+		{
+			memmove(W.pending + (Size) i * 32, W.pending + (Size) (i + 1) * 32,
+					(Size) (W.npending - i - 1) * 32);
+			W.npending--;
+			return;
+		}
+}
+
 /* A batch was decided: drop its bytes, keep the hash to refuse repeats. */
 static void
 mempool_commit(const uint8 *hash)
 {
 	MemBatch   *m = mempool_find(hash);
-	int			i;
 
 	if (m == NULL)
 	{
@@ -284,14 +299,7 @@ mempool_commit(const uint8 *hash)
 	if (m->bytes)
 		pfree(m->bytes);
 	m->bytes = NULL;
-	for (i = 0; i < W.npending; i++)
-		if (memcmp(W.pending + (Size) i * 32, hash, 32) == 0)
-		{
-			memmove(W.pending + (Size) i * 32, W.pending + (Size) (i + 1) * 32,
-					(Size) (W.npending - i - 1) * 32);
-			W.npending--;
-			break;
-		}
+	pending_remove(hash);
 }
 
 /*
@@ -303,20 +311,12 @@ static void
 mempool_forget(const uint8 *hash)
 {
 	MemBatch   *m = mempool_find(hash);
-	int			i;
 
 	if (m == NULL || m->committed)
 		return;
 	if (m->bytes)
 		pfree(m->bytes);
-	for (i = 0; i < W.npending; i++)
-		if (memcmp(W.pending + (Size) i * 32, hash, 32) == 0)
-		{
-			memmove(W.pending + (Size) i * 32, W.pending + (Size) (i + 1) * 32,
-					(Size) (W.npending - i - 1) * 32);
-			W.npending--;
-			break;
-		}
+	pending_remove(hash);
 	(void) hash_search(W.mempool, hash, HASH_REMOVE, NULL);
 }
 
@@ -706,7 +706,10 @@ decided_batches(const ll_payload *p)
 
 			if (mb != NULL && mb->bytes != NULL && mb->complete_to < clearance_of(W.self) &&
 				!copy_complete(mb))
-				mempool_forget(mb->hash), mb = NULL;
+			{
+				mempool_forget(mb->hash);
+				mb = NULL;
+			}
 			if (mb == NULL || mb->bytes == NULL)
 				memcpy(missing + (Size) nmissing++ * 32, p->batch_hashes + (Size) k * 32, 32);
 		}
