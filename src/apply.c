@@ -19,18 +19,24 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "chain.h"
@@ -38,19 +44,38 @@
 #include "ll_wire.h"
 #include "loopledger.h"
 
-/* How this node inserts rows of one table received from peers. */
+/*
+ * How this node inserts rows of one table received from peers.  Rows go
+ * straight to the heap and indexes (as logical replication applies them)
+ * when the entry names every column and no row trigger or rule could act
+ * on the insert; otherwise through a prepared INSERT.  The direct path
+ * keeps the executor state open for the rest of the block: starting an
+ * executor per row was a large part of applying a block.
+ */
 typedef struct TableWriter
 {
 	char		key[NAMEDATALEN * 2 + 2];	/* qualified name as hashed */
 	int32		table_no;
+	Oid			relid;
 	int			ncols;
 	char	  **colnames;
 	Oid		   *types;
 	Oid		   *inputs;
 	Oid		   *ioparams;
 	int32	   *typmods;
+	AttrNumber *attnums;		/* [0] ledger_entry, [i + 1] entry column i */
+	bool		direct;
 	SPIPlanPtr	plan;
+	/* direct path, valid while open_gen == block_gen (one transaction) */
+	uint64		open_gen;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
 } TableWriter;
+
+/* Bumped per apply transaction: writers opened in an older one are stale. */
+static uint64 block_gen = 1;
 
 static HTAB *writers = NULL;
 
@@ -95,6 +120,7 @@ ll_apply_reset(void)
 	if (table_nos)
 		hash_destroy(table_nos);
 	table_nos = NULL;
+	block_gen++;
 }
 
 static void
@@ -105,6 +131,45 @@ stall(const char *table, const char *why)
 			 errmsg("cannot apply a decided block: %s", why),
 			 errdetail("Ledger table \"%s\" must exist with the same columns on every peer of the channel.", table),
 			 errhint("Create the table and run ledger.enable_table() on this node; the worker retries.")));
+}
+
+/* Every live column is ledger_entry or named by the entry, once. */
+static bool
+covers_table(Relation rel, const TableWriter *w)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	bool	   *named = palloc0(sizeof(bool) * td->natts);
+	int			live = 0;
+	int			i;
+
+	if (td->constr && td->constr->has_generated_stored)
+		return false;
+	for (i = 0; i <= w->ncols; i++)
+	{
+		if (w->attnums[i] < 1 || w->attnums[i] > td->natts || named[w->attnums[i] - 1])
+			return false;
+		named[w->attnums[i] - 1] = true;
+	}
+	for (i = 0; i < td->natts; i++)
+		if (!TupleDescAttr(td, i)->attisdropped)
+			live++;
+	return live == w->ncols + 1;
+}
+
+/* Direct inserts would skip row triggers and rules: leave those to SQL. */
+static bool
+can_insert_directly(const TableWriter *w)
+{
+	Relation	rel = table_open(w->relid, AccessShareLock);
+	TriggerDesc *td = rel->trigdesc;
+	bool		ok;
+
+	ok = rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rules == NULL &&
+		!(td && (td->trig_insert_before_row || td->trig_insert_after_row ||
+				 td->trig_insert_instead_row)) &&
+		covers_table(rel, w);
+	table_close(rel, AccessShareLock);
+	return ok;
 }
 
 static void
@@ -127,6 +192,7 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		stall(w->key, "the table is not a ledger table of this channel here");
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	w->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	w->relid = relid;
 	/* after SPI calls, which leave us in SPI's own short-lived context */
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	w->ncols = e->ncols;
@@ -135,6 +201,10 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	w->inputs = palloc(sizeof(Oid) * (e->ncols + 1));
 	w->ioparams = palloc(sizeof(Oid) * (e->ncols + 1));
 	w->typmods = palloc(sizeof(int32) * (e->ncols + 1));
+	w->attnums = palloc(sizeof(AttrNumber) * (e->ncols + 1));
+	w->attnums[0] = get_attnum(relid, LL_ENTRY_COLUMN);
+	if (w->attnums[0] == InvalidAttrNumber)
+		stall(w->key, "column \"" LL_ENTRY_COLUMN "\" is missing");
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s (%s", get_rel_name(relid) ?
 					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
@@ -144,17 +214,15 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	for (i = 0; i < (int) e->ncols; i++)
 	{
 		AttrNumber	att;
+		Oid			coll;
 
 		ll_entry_next_col(e, &pos, &col);
 		w->colnames[i] = pnstrdup(col.name, col.name_len);
 		att = get_attnum(relid, w->colnames[i]);
 		if (att == InvalidAttrNumber)
 			stall(w->key, psprintf("column \"%s\" is missing", w->colnames[i]));
-		{
-			Oid			coll;
-
-			get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
-		}
+		w->attnums[i + 1] = att;
+		get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
 		getTypeInputInfo(w->types[i + 1], &w->inputs[i], &w->ioparams[i]);
 		appendStringInfo(&sql, ", %s", quote_identifier(w->colnames[i]));
 	}
@@ -163,10 +231,66 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		appendStringInfo(&sql, ", $%d", i + 2);
 	appendStringInfoChar(&sql, ')');
 	MemoryContextSwitchTo(old);
+	w->direct = can_insert_directly(w);
+	w->open_gen = 0;
 	w->plan = SPI_prepare(sql.data, e->ncols + 1, w->types);
 	if (w->plan == NULL)
 		elog(ERROR, "could not prepare \"%s\"", sql.data);
 	SPI_keepplan(w->plan);
+}
+
+/*
+ * Executor state for direct inserts into w's table until the end of this
+ * transaction.  Opened under the transaction's own resource owner and
+ * memory, so that a transaction's subtransaction rolling back (a refused
+ * row) leaves it usable for the next one.
+ */
+static void
+writer_open(TableWriter *w)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	RangeTblEntry *rte;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	w->rel = table_open(w->relid, RowExclusiveLock);
+	w->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = w->relid;
+	rte->relkind = w->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	w->open_gen = block_gen;
+	CurrentResourceOwner = owner;
+	MemoryContextSwitchTo(old);
+}
+
+/* Before the apply transaction commits: release what writer_open took. */
+static void
+writers_close(void)
+{
+	HASH_SEQ_STATUS seq;
+	TableWriter *w;
+
+	if (writers == NULL)
+		return;
+	hash_seq_init(&seq, writers);
+	while ((w = hash_seq_search(&seq)) != NULL)
+	{
+		if (w->open_gen != block_gen)
+			continue;
+		ExecCloseIndices(w->rri);
+		ExecResetTupleTable(w->estate->es_tupleTable, false);
+		FreeExecutorState(w->estate);
+		table_close(w->rel, NoLock);
+		w->open_gen = 0;
+	}
+	block_gen++;
 }
 
 static TableWriter *
@@ -250,32 +374,57 @@ static void
 insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 {
 	Datum	   *values = palloc(sizeof(Datum) * (w->ncols + 1));
-	char	   *nulls = palloc(w->ncols + 2);
+	bool	   *isnull = palloc(sizeof(bool) * (w->ncols + 1));
 	const uint8 *pos = NULL;
-	ll_entry_col col;
 	int			i;
 
 	if ((int) e->ncols != w->ncols)
 		stall(w->key, "the rows have a different number of columns");
 	values[0] = Int64GetDatum((int64) e->entry_id);
-	nulls[0] = ' ';
+	isnull[0] = false;
 	for (i = 0; i < w->ncols; i++)
 	{
-		ll_entry_col c;
+		ll_entry_col col;
 
-		ll_entry_next_col(e, &pos, &c);
-		col = c;
+		ll_entry_next_col(e, &pos, &col);
 		if (col.name_len != strlen(w->colnames[i]) ||
 			memcmp(col.name, w->colnames[i], col.name_len) != 0)
 			stall(w->key, "the rows have different columns");
-		nulls[i + 1] = col.isnull ? 'n' : ' ';
+		isnull[i + 1] = col.isnull;
 		values[i + 1] = col.isnull ? (Datum) 0 :
 			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
 								 w->ioparams[i], w->typmods[i]);
 	}
-	nulls[w->ncols + 1] = '\0';
-	if (SPI_execute_plan(w->plan, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert a row received from a peer");
+	if (w->direct)
+	{
+		TupleTableSlot *slot;
+
+		if (w->open_gen != block_gen)
+			writer_open(w);
+		slot = w->slot;
+		ExecClearTuple(slot);
+		for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+			slot->tts_isnull[i] = true;
+		for (i = 0; i <= w->ncols; i++)
+		{
+			slot->tts_values[w->attnums[i] - 1] = values[i];
+			slot->tts_isnull[w->attnums[i] - 1] = isnull[i];
+		}
+		ExecStoreVirtualTuple(slot);
+		w->estate->es_output_cid = GetCurrentCommandId(true);
+		ExecSimpleRelationInsert(w->rri, w->estate, slot);
+		ResetPerTupleExprContext(w->estate);
+	}
+	else
+	{
+		char	   *nulls = palloc(w->ncols + 2);
+
+		for (i = 0; i <= w->ncols; i++)
+			nulls[i] = isnull[i] ? 'n' : ' ';
+		nulls[w->ncols + 1] = '\0';
+		if (SPI_execute_plan(w->plan, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert a row received from a peer");
+	}
 }
 
 static void
@@ -382,62 +531,90 @@ log_tx(TxLog *log, const uint8 *origin, uint64 txid, int pos,
 								   detail == NULL, TEXTOID, cxt);
 }
 
+/* A statement run at every block, planned once per worker. */
+static SPIPlanPtr
+kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare \"%s\"", sql);
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
 static void
 flush_txlog(const LLApply *a, TxLog *log, uint64 height)
 {
+	static SPIPlanPtr plan = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (log->origin == NULL)
 		return;
-	SPI_execute_with_args("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
-						  "SELECT $1, o, t, $2, p, s, d FROM unnest($3, $4, $5, $6, $7) AS u(o, t, p, s, d)", 7,
-						  (Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
-						  TEXTARRAYOID, TEXTARRAYOID},
-						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
-							  makeArrayResult(log->origin, cxt), makeArrayResult(log->txid, cxt),
-							  makeArrayResult(log->pos, cxt), makeArrayResult(log->status, cxt),
-						  makeArrayResult(log->detail, cxt)},
-						  NULL, false, 0);
+	kept_plan(&plan, "INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
+			  "SELECT $1, o, t, $2, p, s, d FROM unnest($3, $4, $5, $6, $7) AS u(o, t, p, s, d)", 7,
+			  (Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+			  TEXTARRAYOID, TEXTARRAYOID});
+	if (SPI_execute_plan(plan,
+						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+							 makeArrayResult(log->origin, cxt), makeArrayResult(log->txid, cxt),
+							 makeArrayResult(log->pos, cxt), makeArrayResult(log->status, cxt),
+						 makeArrayResult(log->detail, cxt)},
+						 NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the outcomes of decided height " UINT64_FORMAT, height);
 }
 
 /*
  * Outcome already recorded for a transaction: 'a' = accepted at this very
  * height (a replay after a crash), 'd' = ordered before (a duplicate,
- * skipped everywhere alike), 0 = new.  One primary-key probe each.
+ * skipped everywhere alike), 'p' = committed without waiting, 0 = new.
+ * One primary-key probe each, straight through the index: a query per
+ * transaction cost more than inserting its rows.  The latest snapshot
+ * sees local backends that committed since the block began.
  */
-static SPIPlanPtr seen_plan = NULL;
-
 static char
 tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
 {
-	Datum		args[4];
-	bool		isnull;
-	char	   *status;
-	Datum		h;
+	static Oid	txlog_relid = InvalidOid;
+	Relation	rel;
+	ScanKeyData key[3];
+	SysScanDesc scan;
+	Snapshot	snap;
+	HeapTuple	tup;
+	char		seen = 0;
 
-	if (seen_plan == NULL)
+	if (!OidIsValid(txlog_relid))
+		txlog_relid = ll_catalog_relid("txlog");
+	rel = table_open(txlog_relid, AccessShareLock);
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(a->channel_id));
+	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(ll_bytea(origin, 32)));
+	ScanKeyInit(&key[2], 3, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) txid));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true, snap, 3, key);
+	if ((tup = systable_getnext(scan)) != NULL)
 	{
-		seen_plan = SPI_prepare("SELECT status, height FROM ledger.txlog "
-								"WHERE channel_id = $1 AND origin = $2 AND txid = $3", 3,
-								(Oid[]) {INT4OID, BYTEAOID, INT8OID});
-		if (seen_plan == NULL)
-			elog(ERROR, "could not prepare the ledger.txlog probe");
-		SPI_keepplan(seen_plan);
+		TupleDesc	td = RelationGetDescr(rel);
+		bool		hnull,
+					snull;
+		Datum		h = heap_getattr(tup, 4, td, &hnull);
+		char	   *status = TextDatumGetCString(heap_getattr(tup, 6, td, &snull));
+
+		if (strcmp(status, "pending") == 0)
+			seen = 'p';
+		else if (!hnull && DatumGetInt64(h) == (int64) height && strcmp(status, "accepted") == 0)
+			seen = 'a';
+		else
+			seen = 'd';
 	}
-	args[0] = Int32GetDatum(a->channel_id);
-	args[1] = PointerGetDatum(ll_bytea(origin, 32));
-	args[2] = Int64GetDatum((int64) txid);
-	if (SPI_execute_plan(seen_plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not probe ledger.txlog");
-	if (SPI_processed == 0)
-		return 0;
-	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (strcmp(status, "pending") == 0)
-		return 'p';
-	if (!isnull && DatumGetInt64(h) == (int64) height && strcmp(status, "accepted") == 0)
-		return 'a';
-	return 'd';
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return seen;
 }
 
 /*
@@ -852,24 +1029,30 @@ static void
 store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 			   ll_batch *batches, int nbatches, bool made_block)
 {
+	static SPIPlanPtr batch_plan = NULL;
+	static SPIPlanPtr log_plan = NULL;
 	int			i;
 
+	kept_plan(&batch_plan, "INSERT INTO ledger.batch (channel_id, batch_hash, height, body) "
+			  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
+			  (Oid[]) {INT4OID, BYTEAOID, INT8OID, BYTEAOID});
+	kept_plan(&log_plan, "INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
+			  "VALUES ($1, $2, $3, $4)", 4,
+			  (Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
 	for (i = 0; i < nbatches; i++)
-		SPI_execute_with_args("INSERT INTO ledger.batch (channel_id, batch_hash, height, body) "
-							  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
-							  (Oid[]) {INT4OID, BYTEAOID, INT8OID, BYTEAOID},
-							  (Datum[]) {Int32GetDatum(a->channel_id),
-								  PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
-								  Int64GetDatum((int64) height),
-							  PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len))},
-							  NULL, false, 0);
-	SPI_execute_with_args("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
-						  "VALUES ($1, $2, $3, $4)", 4,
-						  (Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID},
-						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
-							  PointerGetDatum(ll_bytea(decision, dlen)),
-						  Int64GetDatum(a->ledger_height)},
-						  made_block ? "    " : "   n", false, 0);
+		if (SPI_execute_plan(batch_plan,
+							 (Datum[]) {Int32GetDatum(a->channel_id),
+								 PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
+								 Int64GetDatum((int64) height),
+							 PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len))},
+							 NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store a batch of decided height " UINT64_FORMAT, height);
+	if (SPI_execute_plan(log_plan,
+						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+							 PointerGetDatum(ll_bytea(decision, dlen)),
+						 Int64GetDatum(a->ledger_height)},
+						 made_block ? "    " : "   n", false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store decided height " UINT64_FORMAT, height);
 }
 
 void
@@ -920,6 +1103,7 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 						&a->ledger_height, a->ledger_head);
 		made_block = true;
 	}
+	writers_close();
 	store_decision(a, height, decision, dlen, batches, nbatches, made_block);
 	if (a->on_members)
 		a->on_members(NULL, height);
@@ -1035,6 +1219,7 @@ ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 	PG_TRY();
 	{
 		filled = disclose_block(a, height, batches, nbatches);
+		writers_close();
 	}
 	PG_CATCH();
 	{
