@@ -133,7 +133,11 @@ stall(const char *table, const char *why)
 			 errhint("Create the table and run ledger.enable_table() on this node; the worker retries.")));
 }
 
-/* Every live column is ledger_entry or named by the entry, once. */
+/*
+ * Every live column is ledger_entry or named by the entry, once.  Stored
+ * generated columns are named too (the origin computed them); the direct
+ * insert computes them again, as INSERT would refuse the value.
+ */
 static bool
 covers_table(Relation rel, const TableWriter *w)
 {
@@ -142,8 +146,6 @@ covers_table(Relation rel, const TableWriter *w)
 	int			live = 0;
 	int			i;
 
-	if (td->constr && td->constr->has_generated_stored)
-		return false;
 	for (i = 0; i <= w->ncols; i++)
 	{
 		if (w->attnums[i] < 1 || w->attnums[i] > td->natts || named[w->attnums[i] - 1])
@@ -233,6 +235,8 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	MemoryContextSwitchTo(old);
 	w->direct = can_insert_directly(w);
 	w->open_gen = 0;
+	if (w->direct)
+		return;
 	w->plan = SPI_prepare(sql.data, e->ncols + 1, w->types);
 	if (w->plan == NULL)
 		elog(ERROR, "could not prepare \"%s\"", sql.data);

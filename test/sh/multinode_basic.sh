@@ -250,6 +250,21 @@ wait_converged $CH 30
 ok $? "converged after the insert into imm_t"
 is "$(same_on_all "SELECT string_agg(id || ':' || ledger_entry, ',') FROM imm_t" | wc -l)" 1 "the imm_t row is on every node with the same ledger_entry"
 is "$(same_on_all "SELECT count(*) FROM imm_t")" 1 "... once"
+
+# a stored generated column: peers recompute it as they insert the row
+rc=0
+for i in $(seq 1 $N); do
+	[ "$(error_of "$i" "CREATE TABLE gen_t (id text PRIMARY KEY, qty int, price int,
+	                      total int GENERATED ALWAYS AS (qty * price) STORED, tier text);
+	                    SELECT ledger.enable_table('gen_t', '$CH', 'tier')")" = "no error" ] || rc=1
+done
+ok $rc "enable_table accepts a table with a stored generated column (on every node)"
+is "$(error_of 3 "INSERT INTO gen_t (id, qty, price, tier) VALUES ('g1', 6, 7, 'public')")" "no error" \
+	"an INSERT into it on node 3 commits"
+wait_converged $CH 30
+ok $? "converged after the insert into gen_t"
+is "$(same_on_all "SELECT string_agg(id || ':' || total || ':' || ledger_entry, ',') FROM gen_t")" "g1:42:$(node_psql 3 -Atc "SELECT ledger_entry FROM gen_t")" \
+	"the gen_t row, its generated total included, is the same on every node"
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 
 echo "# took ${SECONDS}s"
