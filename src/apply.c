@@ -747,7 +747,9 @@ handed_outcome(ApplyRun *r, Handed *h)
 	if (s == LL_TX_COMMITTED)
 	{
 		pg_atomic_write_u32(&h->w->state, LL_TX_SEEN);
-		SetLatch(&proc->procLatch);
+		/* a backend waiting for its block is woken once, by finish_local */
+		if (h->w->wake_seen)
+			SetLatch(&proc->procLatch);
 		return 1;
 	}
 	return s == LL_TX_ABORTED ? 0 : -1;

@@ -1478,30 +1478,72 @@ service_links(void)
 			ll_link_service(W.members[i].link, W.channel, W.self_pub);
 }
 
+/*
+ * The worker's wait set outlives one loop (creating it costs an epoll set
+ * and a system call per socket, at every wake-up): it is rebuilt only when
+ * a link got another connection, and its socket events are changed in
+ * place.
+ */
+static struct
+{
+	WaitEventSet *set;
+	int			nmembers;
+	int			pos[LL_MAX_PEERS];	/* position in set, -1 if not in it */
+	int			events[LL_MAX_PEERS];
+	uint64		conn_no[LL_MAX_PEERS];
+} WS = {NULL, -1};
+
+static void
+wait_set_build(const int *events, const pgsocket *socks)
+{
+	int			i;
+
+	if (WS.set)
+		FreeWaitEventSet(WS.set);
+	WS.set = CreateWaitEventSet(TopMemoryContext, W.nmembers + 2);
+	AddWaitEventToSet(WS.set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(WS.set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < W.nmembers; i++)
+	{
+		WS.pos[i] = events[i] != 0 ?
+			AddWaitEventToSet(WS.set, events[i], socks[i], NULL, NULL) : -1;
+		WS.events[i] = events[i];
+		WS.conn_no[i] = W.members[i].link ? W.members[i].link->conn_no : 0;
+	}
+	WS.nmembers = W.nmembers;
+}
+
 static void
 wait_for_work(long timeout)
 {
-	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, W.nmembers + 2);
 	WaitEvent	ev[LL_MAX_PEERS + 2];
+	int			events[LL_MAX_PEERS];
+	pgsocket	socks[LL_MAX_PEERS];
+	bool		rebuild = WS.set == NULL || WS.nmembers != W.nmembers;
 	int			i;
 
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < W.nmembers; i++)
 	{
-		pgsocket	sock;
-		int			events;
+		LLLink	   *l = W.members[i].link;
 
-		if (W.members[i].link == NULL)
-			continue;
-		events = ll_link_wait_events(W.members[i].link, &sock);
-		if (events != 0)
-			AddWaitEventToSet(set, events, sock, NULL, NULL);
-		else
-			timeout = Min(timeout, ll_link_timeout(W.members[i].link));
+		events[i] = l ? ll_link_wait_events(l, &socks[i]) : 0;
+		if (l && events[i] == 0)
+			timeout = Min(timeout, ll_link_timeout(l));
+		if (i < WS.nmembers &&
+			((events[i] != 0) != (WS.pos[i] >= 0) ||
+			 (events[i] != 0 && l->conn_no != WS.conn_no[i])))
+			rebuild = true;
 	}
-	(void) WaitEventSetWait(set, Max(timeout, 0), ev, lengthof(ev), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
+	if (rebuild)
+		wait_set_build(events, socks);
+	else
+		for (i = 0; i < W.nmembers; i++)
+			if (events[i] != 0 && events[i] != WS.events[i])
+			{
+				ModifyWaitEvent(WS.set, WS.pos[i], events[i], NULL);
+				WS.events[i] = events[i];
+			}
+	(void) WaitEventSetWait(WS.set, Max(timeout, 0), ev, lengthof(ev), PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 }
 

@@ -102,6 +102,7 @@ typedef struct LLTxWait
 	uint64		generation;
 	int64		height;
 	int32		position;
+	bool		wake_seen;		/* returns once committed (synchronous_commit off) */
 	char		message[LL_MSG_LEN];
 } LLTxWait;
 

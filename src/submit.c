@@ -337,6 +337,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	w->pid = MyProcPid;
 	w->txid = transaction_key();
 	w->height = -1;
+	w->wake_seen = !ll_synchronous_commit;
 	w->message[0] = '\0';
 	pg_write_barrier();
 	pg_atomic_write_u32(&w->state, async ? LL_TX_ASYNC : LL_TX_SUBMITTED);
@@ -390,7 +391,7 @@ ll_submit_after_commit(void)
 	{
 		uint32		s = pg_atomic_read_u32(&w->state);
 
-		if (s == LL_TX_FINAL || (s == LL_TX_SEEN && !ll_synchronous_commit))
+		if (s == LL_TX_FINAL || (s == LL_TX_SEEN && w->wake_seen))
 			break;
 		if (ProcDiePending || QueryCancelPending)
 		{

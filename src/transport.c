@@ -73,6 +73,7 @@ link_start_connect(LLLink *l)
 	const char *vals[] = {l->conninfo, "5", "loopledger_peer", NULL};
 
 	l->conn = PQconnectStartParams(keys, vals, 1);
+	l->conn_no++;
 	if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD)
 	{
 		link_close(l, l->conn ? PQerrorMessage(l->conn) : "out of memory");

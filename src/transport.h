@@ -20,6 +20,7 @@ typedef struct LLLink
 	char	   *conninfo;
 	uint8		pubkey[32];
 	PGconn	   *conn;			/* async link for ledger.deliver() */
+	uint64		conn_no;		/* counts connection attempts (new socket) */
 	PGconn	   *sync;			/* blocking link for fetches */
 	bool		connecting;
 	PostgresPollingStatusType poll;
