@@ -377,10 +377,24 @@ table_for(const LLApply *a, ll_wire_str table)
 static void
 insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 {
-	Datum	   *values = palloc(sizeof(Datum) * (w->ncols + 1));
-	bool	   *isnull = palloc(sizeof(bool) * (w->ncols + 1));
+	static MemoryContext row_cxt = NULL;
+	MemoryContext old;
+	Datum	   *values;
+	bool	   *isnull;
 	const uint8 *pos = NULL;
 	int			i;
+
+	/*
+	 * The row's converted values live only until it is inserted: a block
+	 * of large transactions would otherwise keep them all until it ends.
+	 */
+	if (row_cxt == NULL)
+		row_cxt = AllocSetContextCreate(TopMemoryContext, "loopledger row to apply",
+										ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(row_cxt);
+	old = MemoryContextSwitchTo(row_cxt);
+	values = palloc(sizeof(Datum) * (w->ncols + 1));
+	isnull = palloc(sizeof(bool) * (w->ncols + 1));
 
 	if ((int) e->ncols != w->ncols)
 		stall(w->key, "the rows have a different number of columns");
@@ -429,6 +443,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 		if (SPI_execute_plan(w->plan, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert a row received from a peer");
 	}
+	MemoryContextSwitchTo(old);
 }
 
 static void
