@@ -211,7 +211,7 @@ run_ledger() {
 	done < <(node_psql 1 -Atc "SELECT pid, CASE WHEN backend_type LIKE 'loopledger%' THEN backend_type
 	                                         ELSE 'peer backend (' || usename || ')' END
 	                           FROM pg_stat_activity
-	                           WHERE backend_type LIKE 'loopledger%' OR usename = 'loopledger_peer' ORDER BY 2")
+	                           WHERE backend_type LIKE 'loopledger%' OR application_name = 'loopledger_peer' ORDER BY 2")
 	[ $found = 1 ] && L_MEM=$sum || L_MEM=none
 	echo "   Pss of loopledger channel workers and peer backends: $L_MEM MB"
 }
