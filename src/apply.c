@@ -64,10 +64,11 @@ typedef struct TableWriter
 	Oid		   *ioparams;
 	int32	   *typmods;
 	AttrNumber *attnums;		/* [0] ledger_entry, [i + 1] entry column i */
-	bool		direct;
-	SPIPlanPtr	plan;
-	/* direct path, valid while open_gen == block_gen (one transaction) */
+	bool	   *generated;		/* entry column i is a stored generated one */
+	SPIPlanPtr	plan;			/* the prepared INSERT, made when first needed */
+	/* valid while open_gen == block_gen (one apply transaction) */
 	uint64		open_gen;
+	bool		direct;			/* rows go straight to heap and indexes */
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -158,27 +159,26 @@ covers_table(Relation rel, const TableWriter *w)
 	return live == w->ncols + 1;
 }
 
-/* Direct inserts would skip row triggers and rules: leave those to SQL. */
+/*
+ * Direct inserts would skip row triggers and rules: leave those to SQL.
+ * Asked again in every block: DDL allowed on ledger tables (a foreign key,
+ * a deferrable unique constraint) can add a row trigger.
+ */
 static bool
-can_insert_directly(const TableWriter *w)
+direct_ok(Relation rel, const TableWriter *w)
 {
-	Relation	rel = table_open(w->relid, AccessShareLock);
 	TriggerDesc *td = rel->trigdesc;
-	bool		ok;
 
-	ok = rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rules == NULL &&
+	return rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rules == NULL &&
 		!(td && (td->trig_insert_before_row || td->trig_insert_after_row ||
 				 td->trig_insert_instead_row)) &&
 		covers_table(rel, w);
-	table_close(rel, AccessShareLock);
-	return ok;
 }
 
 static void
 writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 {
 	MemoryContext old;
-	StringInfoData sql;
 	const uint8 *pos = NULL;
 	ll_entry_col col;
 	Oid			relid;
@@ -195,6 +195,8 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	w->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	w->relid = relid;
+	w->plan = NULL;
+	w->open_gen = 0;
 	/* after SPI calls, which leave us in SPI's own short-lived context */
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	w->ncols = e->ncols;
@@ -204,14 +206,10 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	w->ioparams = palloc(sizeof(Oid) * (e->ncols + 1));
 	w->typmods = palloc(sizeof(int32) * (e->ncols + 1));
 	w->attnums = palloc(sizeof(AttrNumber) * (e->ncols + 1));
+	w->generated = palloc(sizeof(bool) * (e->ncols + 1));
 	w->attnums[0] = get_attnum(relid, LL_ENTRY_COLUMN);
 	if (w->attnums[0] == InvalidAttrNumber)
 		stall(w->key, "column \"" LL_ENTRY_COLUMN "\" is missing");
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (%s", get_rel_name(relid) ?
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-												get_rel_name(relid)) : "?",
-					 LL_ENTRY_COLUMN);
 	w->types[0] = INT8OID;
 	for (i = 0; i < (int) e->ncols; i++)
 	{
@@ -224,20 +222,42 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		if (att == InvalidAttrNumber)
 			stall(w->key, psprintf("column \"%s\" is missing", w->colnames[i]));
 		w->attnums[i + 1] = att;
+		w->generated[i] = get_attgenerated(relid, att) != '\0';
 		get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
 		getTypeInputInfo(w->types[i + 1], &w->inputs[i], &w->ioparams[i]);
-		appendStringInfo(&sql, ", %s", quote_identifier(w->colnames[i]));
 	}
-	appendStringInfoString(&sql, ") VALUES ($1");
-	for (i = 0; i < (int) e->ncols; i++)
-		appendStringInfo(&sql, ", $%d", i + 2);
-	appendStringInfoChar(&sql, ')');
 	MemoryContextSwitchTo(old);
-	w->direct = can_insert_directly(w);
-	w->open_gen = 0;
-	if (w->direct)
-		return;
-	w->plan = SPI_prepare(sql.data, e->ncols + 1, w->types);
+}
+
+/*
+ * The INSERT for tables that cannot take rows directly.  Stored generated
+ * columns are left out: INSERT computes them (and refuses a value).
+ */
+static void
+writer_plan(TableWriter *w)
+{
+	StringInfoData sql;
+	Oid		   *types = palloc(sizeof(Oid) * (w->ncols + 1));
+	int			nparams = 1;
+	int			i;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (%s", get_rel_name(w->relid) ?
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(w->relid)),
+												get_rel_name(w->relid)) : "?",
+					 LL_ENTRY_COLUMN);
+	types[0] = INT8OID;
+	for (i = 0; i < w->ncols; i++)
+		if (!w->generated[i])
+		{
+			appendStringInfo(&sql, ", %s", quote_identifier(w->colnames[i]));
+			types[nparams++] = w->types[i + 1];
+		}
+	appendStringInfoString(&sql, ") VALUES ($1");
+	for (i = 2; i <= nparams; i++)
+		appendStringInfo(&sql, ", $%d", i);
+	appendStringInfoChar(&sql, ')');
+	w->plan = SPI_prepare(sql.data, nparams, types);
 	if (w->plan == NULL)
 		elog(ERROR, "could not prepare \"%s\"", sql.data);
 	SPI_keepplan(w->plan);
@@ -258,6 +278,17 @@ writer_open(TableWriter *w)
 
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	w->rel = table_open(w->relid, RowExclusiveLock);
+	w->open_gen = block_gen;
+	w->direct = direct_ok(w->rel, w);
+	if (!w->direct)
+	{
+		table_close(w->rel, NoLock);
+		w->rel = NULL;
+		w->estate = NULL;
+		CurrentResourceOwner = owner;
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	w->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
@@ -269,7 +300,6 @@ writer_open(TableWriter *w)
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->rri, false);
 	w->slot = table_slot_create(w->rel, &w->estate->es_tupleTable);
-	w->open_gen = block_gen;
 	CurrentResourceOwner = owner;
 	MemoryContextSwitchTo(old);
 }
@@ -286,13 +316,14 @@ writers_close(void)
 	hash_seq_init(&seq, writers);
 	while ((w = hash_seq_search(&seq)) != NULL)
 	{
-		if (w->open_gen != block_gen)
+		if (w->open_gen != block_gen || w->estate == NULL)
 			continue;
 		ExecCloseIndices(w->rri);
 		ExecResetTupleTable(w->estate->es_tupleTable, false);
 		FreeExecutorState(w->estate);
 		table_close(w->rel, NoLock);
-		w->open_gen = 0;
+		w->estate = NULL;
+		w->rel = NULL;
 	}
 	block_gen++;
 }
@@ -413,13 +444,12 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
 								 w->ioparams[i], w->typmods[i]);
 	}
+	if (w->open_gen != block_gen)
+		writer_open(w);
 	if (w->direct)
 	{
-		TupleTableSlot *slot;
+		TupleTableSlot *slot = w->slot;
 
-		if (w->open_gen != block_gen)
-			writer_open(w);
-		slot = w->slot;
 		ExecClearTuple(slot);
 		for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
 			slot->tts_isnull[i] = true;
@@ -436,10 +466,22 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 	else
 	{
 		char	   *nulls = palloc(w->ncols + 2);
+		int			n = 1;
 
-		for (i = 0; i <= w->ncols; i++)
-			nulls[i] = isnull[i] ? 'n' : ' ';
-		nulls[w->ncols + 1] = '\0';
+		if (w->plan == NULL)
+		{
+			MemoryContextSwitchTo(old);
+			writer_plan(w);
+			MemoryContextSwitchTo(row_cxt);
+		}
+		nulls[0] = ' ';
+		for (i = 0; i < w->ncols; i++)
+			if (!w->generated[i])
+			{
+				values[n] = values[i + 1];
+				nulls[n++] = isnull[i + 1] ? 'n' : ' ';
+			}
+		nulls[n] = '\0';
 		if (SPI_execute_plan(w->plan, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert a row received from a peer");
 	}
@@ -599,6 +641,7 @@ static char
 tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
 {
 	static Oid	txlog_relid = InvalidOid;
+	static uint64 relid_gen = 0;
 	Relation	rel;
 	ScanKeyData key[3];
 	SysScanDesc scan;
@@ -606,8 +649,11 @@ tx_seen(const LLApply *a, const uint8 *origin, uint64 txid, uint64 height)
 	HeapTuple	tup;
 	char		seen = 0;
 
-	if (!OidIsValid(txlog_relid))
+	if (relid_gen != block_gen)	/* looked up once per apply transaction */
+	{
 		txlog_relid = ll_catalog_relid("txlog");
+		relid_gen = block_gen;
+	}
 	rel = table_open(txlog_relid, AccessShareLock);
 	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(a->channel_id));
 	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_BYTEAEQ,

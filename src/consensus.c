@@ -1480,9 +1480,11 @@ service_links(void)
 
 /*
  * The worker's wait set outlives one loop (creating it costs an epoll set
- * and a system call per socket, at every wake-up): it is rebuilt only when
- * a link got another connection, and its socket events are changed in
- * place.
+ * and a system call per socket, at every wake-up): it is rebuilt when a
+ * link's socket may have changed - another connection, another socket
+ * number, or a connection still being set up (libpq may close and open
+ * sockets while trying addresses) - and socket events are changed in
+ * place otherwise.
  */
 static struct
 {
@@ -1490,6 +1492,7 @@ static struct
 	int			nmembers;
 	int			pos[LL_MAX_PEERS];	/* position in set, -1 if not in it */
 	int			events[LL_MAX_PEERS];
+	pgsocket	sock[LL_MAX_PEERS];
 	uint64		conn_no[LL_MAX_PEERS];
 } WS = {NULL, -1};
 
@@ -1508,6 +1511,7 @@ wait_set_build(const int *events, const pgsocket *socks)
 		WS.pos[i] = events[i] != 0 ?
 			AddWaitEventToSet(WS.set, events[i], socks[i], NULL, NULL) : -1;
 		WS.events[i] = events[i];
+		WS.sock[i] = socks[i];
 		WS.conn_no[i] = W.members[i].link ? W.members[i].link->conn_no : 0;
 	}
 	WS.nmembers = W.nmembers;
@@ -1526,12 +1530,14 @@ wait_for_work(long timeout)
 	{
 		LLLink	   *l = W.members[i].link;
 
+		socks[i] = PGINVALID_SOCKET;
 		events[i] = l ? ll_link_wait_events(l, &socks[i]) : 0;
 		if (l && events[i] == 0)
 			timeout = Min(timeout, ll_link_timeout(l));
 		if (i < WS.nmembers &&
 			((events[i] != 0) != (WS.pos[i] >= 0) ||
-			 (events[i] != 0 && l->conn_no != WS.conn_no[i])))
+			 (events[i] != 0 && (l->connecting || l->conn_no != WS.conn_no[i] ||
+								 socks[i] != WS.sock[i]))))
 			rebuild = true;
 	}
 	if (rebuild)

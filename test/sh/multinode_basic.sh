@@ -265,6 +265,19 @@ wait_converged $CH 30
 ok $? "converged after the insert into gen_t"
 is "$(same_on_all "SELECT string_agg(id || ':' || total || ':' || ledger_entry, ',') FROM gen_t")" "g1:42:$(node_psql 3 -Atc "SELECT ledger_entry FROM gen_t")" \
 	"the gen_t row, its generated total included, is the same on every node"
+# a deferrable unique constraint adds a row trigger: peers then insert
+# through SQL, which must leave the generated column to INSERT
+rc=0
+for i in $(seq 1 $N); do
+	[ "$(error_of "$i" "ALTER TABLE gen_t ADD CONSTRAINT gen_t_qty UNIQUE (qty) DEFERRABLE")" = "no error" ] || rc=1
+done
+ok $rc "a deferrable unique constraint added to gen_t on every node"
+is "$(error_of 2 "INSERT INTO gen_t (id, qty, price, tier) VALUES ('g2', 3, 5, 'public')")" "no error" \
+	"an INSERT into it on node 2 commits"
+wait_converged $CH 30
+ok $? "converged after the second insert into gen_t"
+is "$(same_on_all "SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM gen_t")" "g1:42,g2:15" \
+	"both gen_t rows, generated totals included, are the same on every node"
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 
 echo "# took ${SECONDS}s"
