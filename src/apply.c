@@ -257,10 +257,7 @@ writer_plan(TableWriter *w)
 	for (i = 2; i <= nparams; i++)
 		appendStringInfo(&sql, ", $%d", i);
 	appendStringInfoChar(&sql, ')');
-	w->plan = SPI_prepare(sql.data, nparams, types);
-	if (w->plan == NULL)
-		elog(ERROR, "could not prepare \"%s\"", sql.data);
-	SPI_keepplan(w->plan);
+	w->plan = ll_keep_plan(sql.data, nparams, types);
 }
 
 /*
@@ -592,22 +589,6 @@ log_tx(TxLog *log, const uint8 *origin, uint64 txid, int pos,
 								   detail == NULL, TEXTOID, cxt);
 }
 
-/* A statement run at every block, planned once per worker. */
-static SPIPlanPtr
-kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare \"%s\"", sql);
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
 static void
 flush_txlog(const LLApply *a, TxLog *log, uint64 height)
 {
@@ -616,10 +597,11 @@ flush_txlog(const LLApply *a, TxLog *log, uint64 height)
 
 	if (log->origin == NULL)
 		return;
-	kept_plan(&plan, "INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
-			  "SELECT $1, o, t, $2, p, s, d FROM unnest($3, $4, $5, $6, $7) AS u(o, t, p, s, d)", 7,
-			  (Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
-			  TEXTARRAYOID, TEXTARRAYOID});
+	if (plan == NULL)
+		plan = ll_keep_plan("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
+							"SELECT $1, o, t, $2, p, s, d FROM unnest($3, $4, $5, $6, $7) AS u(o, t, p, s, d)", 7,
+							(Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+							TEXTARRAYOID, TEXTARRAYOID});
 	if (SPI_execute_plan(plan,
 						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
 							 makeArrayResult(log->origin, cxt), makeArrayResult(log->txid, cxt),
@@ -1100,12 +1082,14 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 	static SPIPlanPtr log_plan = NULL;
 	int			i;
 
-	kept_plan(&batch_plan, "INSERT INTO ledger.batch (channel_id, batch_hash, height, body) "
-			  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
-			  (Oid[]) {INT4OID, BYTEAOID, INT8OID, BYTEAOID});
-	kept_plan(&log_plan, "INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
-			  "VALUES ($1, $2, $3, $4)", 4,
-			  (Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
+	if (batch_plan == NULL)
+		batch_plan = ll_keep_plan("INSERT INTO ledger.batch (channel_id, batch_hash, height, body) "
+								  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
+								  (Oid[]) {INT4OID, BYTEAOID, INT8OID, BYTEAOID});
+	if (log_plan == NULL)
+		log_plan = ll_keep_plan("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
+								"VALUES ($1, $2, $3, $4)", 4,
+								(Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
 	for (i = 0; i < nbatches; i++)
 		if (SPI_execute_plan(batch_plan,
 							 (Datum[]) {Int32GetDatum(a->channel_id),

@@ -14,6 +14,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "executor/spi.h"
 #include "utils/relcache.h"
 
 #include "ll_core.h"
@@ -154,5 +155,6 @@ extern void ll_install_clearance_hooks(void);
 
 /* Chain helpers (chain.c) */
 extern Oid	ll_catalog_relid(const char *name);
+extern SPIPlanPtr ll_keep_plan(const char *sql, int nargs, Oid *argtypes);
 
 #endif							/* LOOPLEDGER_H */

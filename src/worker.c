@@ -38,8 +38,9 @@ static SPIPlanPtr plan_take = NULL;
 static SPIPlanPtr plan_head = NULL;
 static SPIPlanPtr plan_insert = NULL;
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
+/* A statement prepared once and kept for the life of the process. */
+SPIPlanPtr
+ll_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
@@ -58,12 +59,12 @@ prepare_plans(void)
 
 	if (plan_take != NULL)
 		return;
-	plan_take = keep_plan("DELETE FROM ledger.pending WHERE txid IS NULL RETURNING channel_id, entries", 0, NULL);
-	plan_head = keep_plan("SELECT c.name, c.config_hash, b.height, b.block_hash, b.time_us "
+	plan_take = ll_keep_plan("DELETE FROM ledger.pending WHERE txid IS NULL RETURNING channel_id, entries", 0, NULL);
+	plan_head = ll_keep_plan("SELECT c.name, c.config_hash, b.height, b.block_hash, b.time_us "
 						  "FROM ledger.channel c JOIN ledger.block b USING (channel_id) "
 						  "WHERE channel_id = $1 ORDER BY b.height DESC LIMIT 1",
 						  1, head_args);
-	plan_insert = keep_plan("INSERT INTO ledger.block (channel_id, height, prev_hash, merkle_root, "
+	plan_insert = ll_keep_plan("INSERT INTO ledger.block (channel_id, height, prev_hash, merkle_root, "
 							"time_us, tx_count, row_count, config_hash, block_hash, min_entry, "
 							"max_entry, entries) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
 							12, insert_args);
