@@ -164,17 +164,25 @@ run_ledger() {
 	wait_converged bench 60
 
 	say "loopledger: $CLIENTS clients (16 on each node), ${DURATION}s"
+	for i in 1 2 3 4; do node_psql "$i" -qc CHECKPOINT; done
+	local h0 h1 t0
+	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status WHERE channel = 'bench'")
+	t0=$(now)
 	for i in 1 2 3 4; do
-		node_psql "$i" -qc CHECKPOINT
 		# one thread each: four pgbench processes already use both cores
 		pgbench_run "node$i" "$TMP/$(node_name "$i")" $((BASEPORT + i)) 16 1 >"$WORK/tps$i" &
 		pids+=($!)
 	done
 	for i in "${pids[@]}"; do wait "$i"; done # a failed run fails the benchmark
+	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status WHERE channel = 'bench'")
+	t0=$(calc "$(now) - $t0" 3)
 	L_TPS=$(cat "$WORK"/tps? | awk '{ s += $1 } END { print s }')
 	read -r L_P50 L_P99 n < <(latency "$WORK"/node?.*)
 	printf '   %.0f tx/s (%s), %s transactions logged, p50 %s ms, p99 %s ms\n' "$L_TPS" \
 		"$(cat "$WORK"/tps? | xargs printf '%.0f ' | sed 's/ $//; s/ / + /g')" "$n" "$L_P50" "$L_P99"
+	# consensus heights decided meanwhile: each is one block of the agreed order
+	printf '   %s heights in %s s: %.0f heights/s, %.0f transactions per height\n' "$((h1 - h0))" "$t0" \
+		"$(calc "($h1 - $h0) / $t0" 1)" "$(calc "$n / ($h1 - $h0)" 1)"
 	L_AGREE=no
 	wait_converged bench 120 && L_AGREE=yes
 	for i in 1 2 3 4; do
