@@ -340,7 +340,6 @@ writer_for(const LLApply *a, const ll_entry_view *e)
 	w = hash_search(writers, key, HASH_ENTER, &found);
 	if (!found)
 	{
-		w->plan = NULL;
 		PG_TRY();
 		{
 			writer_prepare(w, a, e);
@@ -456,7 +455,6 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 			slot->tts_isnull[w->attnums[i] - 1] = isnull[i];
 		}
 		ExecStoreVirtualTuple(slot);
-		w->estate->es_output_cid = GetCurrentCommandId(true);
 		ExecSimpleRelationInsert(w->rri, w->estate, slot);
 		ResetPerTupleExprContext(w->estate);
 	}
