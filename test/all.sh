@@ -8,7 +8,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/test/lib.sh"
 
-PORT=${LOOPLEDGER_TEST_PORT:-55440}
+PORT=${LOOPLEDGER_TEST_PORT:-25440}
 failures=()
 step() {
 	local name=$1

@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/test/lib.sh"
 source "$ROOT/test/multinode.sh"
 
-PORT=${LOOPLEDGER_DEMO_PORT:-55470}
+PORT=${LOOPLEDGER_DEMO_PORT:-25470}
 MN_PREFIX=demo_
 ORG=(none customs fastship quickparcel shopmall)
 ensure_packages

@@ -58,6 +58,10 @@ prepare_tmp() {
 }
 
 # start_cluster NAME PORT [extra postgresql.conf lines...]
+# Test ports sit below Linux's ephemeral range (32768-60999): a client
+# connection's local port (pgbench, peers) could otherwise take a port a
+# test server is about to listen on (seen once in CI as a node that would
+# not start).
 start_cluster() {
 	local name=$1 port=$2 dir="$TMP/$1"
 	shift 2

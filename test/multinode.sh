@@ -1,7 +1,7 @@
 # Multi-node harness: N throwaway loopledger clusters on loopback.
 # Source it after test/lib.sh (it uses start_cluster, psql_at, as_pg, $TMP).
 #
-#   start_nodes 4 55600 "loopledger.synchronous_commit = on"
+#   start_nodes 4 25600 "loopledger.synchronous_commit = on"
 #   setup_channel customs "ARRAY['public','partner','customs']" 4
 #   node_psql 1 -c "INSERT ..."; wait_converged customs 60
 #   kill9_node 2; restart_node 2; stop_nodes

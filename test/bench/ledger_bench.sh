@@ -5,7 +5,7 @@
 # ROWS rows for the bulk load and verify (default 1000000), REPEATS runs of
 # each pgbench configuration, interleaved (default 3; the median is shown),
 # BULK_REPEATS bulk loads of each table (default 2; the best is shown),
-# CLIENTS client counts (default "8 64"), BENCH_PORT (default 55460),
+# CLIENTS client counts (default "8 64"), BENCH_PORT (default 25460),
 # BENCH_KEEP=1 leaves the cluster running afterwards (for profiling;
 # stop it with: source test/lib.sh; stop_cluster bench).
 #
@@ -20,7 +20,7 @@ ROWS=${ROWS:-1000000}
 REPEATS=${REPEATS:-3}
 BULK_REPEATS=${BULK_REPEATS:-2}
 CLIENTS=${CLIENTS:-"8 64"}
-PORT=${BENCH_PORT:-55460}
+PORT=${BENCH_PORT:-25460}
 NAME=bench
 T0=$(date +%s.%N)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)

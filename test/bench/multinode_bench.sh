@@ -5,8 +5,8 @@
 #   bash test/bench/multinode_bench.sh
 # Options (environment): PART=baseline|ledger|all (default all),
 # DURATION seconds per pgbench run (default 15), BASEPORT for the ledger
-# nodes (default 55600, nodes at +1..+4), REPL_PORT for the replication
-# clusters (default 55650, standbys at +1..+3), CATCHUP_ROWS (default
+# nodes (default 25600, nodes at +1..+4), REPL_PORT for the replication
+# clusters (default 25650, standbys at +1..+3), CATCHUP_ROWS (default
 # 100000), NO_BUILD=1 skips installing packages and building,
 # BENCH_KEEP=1 leaves the clusters and logs in .tmp, LL_EXTRA_CONF adds one
 # postgresql.conf line to the loopledger nodes (e.g. "loopledger.propose_delay = 0").
@@ -20,8 +20,8 @@ source "$ROOT/test/multinode.sh"
 
 PART=${PART:-all}
 DURATION=${DURATION:-15}
-BASEPORT=${BASEPORT:-55600}
-REPL_PORT=${REPL_PORT:-55650}
+BASEPORT=${BASEPORT:-25600}
+REPL_PORT=${REPL_PORT:-25650}
 CATCHUP_ROWS=${CATCHUP_ROWS:-100000}
 CLIENTS=64
 WORK="$TMP/mnbench"

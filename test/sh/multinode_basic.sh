@@ -11,7 +11,7 @@
 #  - enable_table on the multi-peer channel refuses a table with a foreign
 #    key, with a trigger, with a volatile CHECK, and a non-empty table, and
 #    changes nothing.
-# Starts its own clusters: .tmp/tmnbasic<pid>_1..4 on ports 55811-55814
+# Starts its own clusters: .tmp/tmnbasic<pid>_1..4 on ports 25811-25814
 # (or +100, +200 ... when those are taken; MN_BASIC_PORT changes the base),
 # kept for inspection when a check fails, removed otherwise.  TAP output.
 set -u
@@ -24,7 +24,7 @@ MN_PREFIX=tmnbasic$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-BASEPORT=$(pick_baseport ${MN_BASIC_PORT:-55810})
+BASEPORT=$(pick_baseport ${MN_BASIC_PORT:-25810})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4

@@ -14,7 +14,7 @@ source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 set +e
 MN_PREFIX=byz
-BASE=${LOOPLEDGER_BYZ_PORT:-55860}
+BASE=${LOOPLEDGER_BYZ_PORT:-25860}
 BUILD="$TMP/byzbuild"
 
 restore_release() {

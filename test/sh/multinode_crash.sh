@@ -9,7 +9,7 @@
 # node catches up.  At the end every node has every id whose COMMIT
 # succeeded and none whose INSERT failed with an ERROR, the same head
 # block, the same rows, and ledger.verify is clean.
-# Starts its own clusters: .tmp/tmncrash<pid>_1..4 on ports 55821-55824
+# Starts its own clusters: .tmp/tmncrash<pid>_1..4 on ports 25821-25824
 # (or +100, ... when taken; MN_CRASH_PORT changes the base), kept when a
 # check fails.  TAP output.
 set -u
@@ -20,7 +20,7 @@ MN_PREFIX=tmncrash$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-BASEPORT=$(pick_baseport ${MN_CRASH_PORT:-55820})
+BASEPORT=$(pick_baseport ${MN_CRASH_PORT:-25820})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4

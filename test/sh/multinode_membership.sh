@@ -11,7 +11,7 @@ source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 set +e
 MN_PREFIX=mem
-BASE=${LOOPLEDGER_MEM_PORT:-55880}
+BASE=${LOOPLEDGER_MEM_PORT:-25880}
 TIERS="ARRAY['public','partner','customs']"
 trap 'MN_NODES=5 stop_nodes >/dev/null 2>&1' EXIT
 

@@ -11,7 +11,7 @@
 #  - after ALTER ROLE ... LOGIN everywhere, the 4 nodes converge within
 #    30 s, heights advance again, a new INSERT commits and is on every
 #    node, ledger.verify is clean and the rows are the same everywhere.
-# Starts its own clusters: .tmp/tmnpart<pid>_1..4 on ports 55831-55834 (or
+# Starts its own clusters: .tmp/tmnpart<pid>_1..4 on ports 25831-25834 (or
 # +100, ... when taken; MN_PARTITION_PORT changes the base), kept when a
 # check fails.  TAP output.
 set -u
@@ -22,7 +22,7 @@ MN_PREFIX=tmnpart$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-BASEPORT=$(pick_baseport ${MN_PARTITION_PORT:-55830})
+BASEPORT=$(pick_baseport ${MN_PARTITION_PORT:-25830})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4

@@ -20,7 +20,7 @@
 #  - on the wire: every frame delivered to nodes 2 and 4 is logged with its
 #    parameters for a while; hidden content never shows up in it (hex),
 #    visible content does.
-# Clusters .tmp/tmntier<pid>_1..4 (ports from 55910, see pick_baseport),
+# Clusters .tmp/tmntier<pid>_1..4 (ports from 25910, see pick_baseport),
 # kept for inspection when a check fails.  TAP output.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,7 +30,7 @@ MN_PREFIX=tmntier$$_
 source "$ROOT/test/multinode.sh"
 source "$ROOT/test/tap.sh"
 
-BASEPORT=$(pick_baseport ${MN_TIER_PORT:-55910})
+BASEPORT=$(pick_baseport ${MN_TIER_PORT:-25910})
 CH=customs
 TIERS="ARRAY['public','partner','customs']"
 N=4
