@@ -512,4 +512,21 @@ extern bool bft_ed25519_verify(void *ctx, const uint8_t pubkey[BFT_PUBKEY_LEN],
 							   const uint8_t *msg, size_t len,
 							   const uint8_t sig[BFT_SIG_LEN]);
 
+
+/* ---- link authenticators: X25519 link keys and HMAC-SHA256 (bft_crypto.c) ---- */
+typedef struct bft_x25519_key bft_x25519_key;
+/* A fresh random key; its public half in pub.  NULL on failure. */
+extern bft_x25519_key *bft_x25519_generate(uint8_t pub[BFT_PUBKEY_LEN]);
+extern void bft_x25519_free(bft_x25519_key *key);
+extern int	bft_link_key(const bft_x25519_key *mine, const uint8_t chain_id[BFT_HASH_LEN],
+						 const uint8_t my_node[BFT_PUBKEY_LEN], const uint8_t my_x[BFT_PUBKEY_LEN],
+						 const uint8_t peer_node[BFT_PUBKEY_LEN],
+						 const uint8_t peer_x[BFT_PUBKEY_LEN], uint8_t key[BFT_HASH_LEN]);
+extern int	bft_link_mac(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LEN],
+						 const uint8_t receiver[BFT_PUBKEY_LEN], const uint8_t *data,
+						 size_t len, uint8_t mac[BFT_HASH_LEN]);
+extern bool bft_link_mac_ok(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LEN],
+							const uint8_t receiver[BFT_PUBKEY_LEN], const uint8_t *data,
+							size_t len, const uint8_t mac[BFT_HASH_LEN]);
+
 #endif							/* BFT_H */

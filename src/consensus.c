@@ -65,6 +65,9 @@ typedef struct Member
 	bool		mismatch;		/* different genesis: ignored */
 	int64		height;			/* from its hello */
 	TimestampTz last_contact;
+	uint64		kex_epoch;		/* of its link key announcement in use */
+	uint8		kex_x[32];
+	uint64		mac_batches;	/* its batches taken on the link MAC */
 } Member;
 
 typedef struct MemBatch
@@ -101,6 +104,13 @@ static struct
 	TimestampTz last_refresh;
 	uint8		self_pub[32];
 	bft_ed25519_key *key;
+	bft_x25519_key *xkey;		/* this run's half of every link key */
+	uint8		xpub[32];
+	uint64		kex_epoch;
+	const uint8 *link_sender;	/* node whose link MAC covers the frames at hand */
+	const uint8 *certified;		/* batch hashes of a certified payload at hand */
+	int			ncertified;
+	uint64		batches_by_mac; /* batches taken on a link MAC, not a signature */
 	bft_valset	valset;
 	bft_node   *node;
 	void	   *node_mem;
@@ -493,10 +503,34 @@ verified_before(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len
  * A copy redacted below this node's clearance (by a peer's relay or a
  * stale view of our clearance) is refused: another copy will be complete.
  */
+/*
+ * A batch's origin is established by its signature, or without checking it
+ * when the origin itself sent the batch over a link whose MAC checked out
+ * (the signature then stays for the record), or when a certificate already
+ * names the batch: 2f+1 validators accepted it, so at least one honest one
+ * checked its origin.
+ */
+static bool
+batch_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
+			 const uint8_t sig[64])
+{
+	int			i;
+
+	if (W.link_sender != NULL && memcmp(W.link_sender, pub, 32) == 0)
+	{
+		W.batches_by_mac++;
+		return true;
+	}
+	for (i = 0; len == 32 && i < W.ncertified; i++)
+		if (memcmp(W.certified + (Size) i * 32, msg, 32) == 0)
+			return true;
+	return bft_ed25519_verify(ctx, pub, msg, len, sig);
+}
+
 static bool
 batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
 {
-	if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES, cb_verify, NULL, b) != 0)
+	if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES, batch_verify, NULL, b) != 0)
 		return false;
 	return memcmp(b->chain_id, W.chain_id, 32) == 0 && member_of(b->origin) >= 0 &&
 		ll_batch_complete_for(b, clearance_of(W.self));
@@ -694,6 +728,8 @@ decided_batches(const ll_payload *p)
 	ll_batch   *batches;
 	int			i;
 
+	W.certified = p->batch_hashes;
+	W.ncertified = p->nbatches;
 	for (i = 0; i < 50; i++)
 	{
 		int			k,
@@ -721,6 +757,8 @@ decided_batches(const ll_payload *p)
 		pg_usleep(100 * 1000L);
 		CHECK_FOR_INTERRUPTS();
 	}
+	W.certified = NULL;
+	W.ncertified = 0;
 	batches = palloc0(sizeof(ll_batch) * Max(p->nbatches, 1));
 	for (i = 0; i < p->nbatches; i++)
 	{
@@ -1044,12 +1082,19 @@ maybe_propose(void)
  * Inbox: frames from peers
  * --------------------------------------------------------------------- */
 
+/* A batch from member from; authed: its link MAC covers the batch. */
 static void
-on_batch_frame(const uint8 *body, size_t len)
+on_batch_frame(int from, const uint8 *body, size_t len, bool authed)
 {
 	ll_batch	b;
+	bool		ok;
+	uint64		by_mac = W.batches_by_mac;
 
-	if (batch_ok(body, len, &b) && mempool_find(b.batch_hash) == NULL)
+	W.link_sender = authed ? W.members[from].pub : NULL;
+	ok = batch_ok(body, len, &b);
+	W.link_sender = NULL;
+	W.members[from].mac_batches += W.batches_by_mac - by_mac;
+	if (ok && mempool_find(b.batch_hash) == NULL)
 		mempool_add(b.batch_hash, body, len);
 }
 
@@ -1192,11 +1237,54 @@ release_held(void)
 	}
 }
 
+/*
+ * A peer's announcement of its link key: checked against its node key, it
+ * gives the link key both ends derive.  A restarted peer announces a new
+ * key with a later epoch; until both ends hold each other's current key
+ * the MACs do not match and signatures are checked as before.
+ */
+static void
+on_kex(int from, const uint8 *body, size_t len)
+{
+	Member	   *m = &W.members[from];
+	ll_kex		k;
+	uint8		sb[LL_KEX_SIGN_LEN];
+	uint8		key[32];
+
+	if (m->link == NULL || W.xkey == NULL || ll_kex_decode(body, len, &k) != 0 ||
+		k.epoch < m->kex_epoch ||
+		(k.epoch == m->kex_epoch && memcmp(k.xpub, m->kex_x, 32) == 0))
+		return;
+	ll_kex_sign_bytes(W.chain_id, m->pub, k.xpub, k.epoch, sb);
+	if (!bft_ed25519_verify(NULL, m->pub, sb, sizeof(sb), k.sig) ||
+		bft_link_key(W.xkey, W.chain_id, W.self_pub, W.xpub, m->pub, k.xpub, key) != 0)
+		return;
+	m->kex_epoch = k.epoch;
+	memcpy(m->kex_x, k.xpub, 32);
+	memcpy(m->link->mac_key, key, 32);
+	m->link->has_mac_key = true;
+	explicit_bzero(key, sizeof(key));
+}
+
+/* Whether the frames of one deliver() call carry a good MAC of member from. */
+static bool
+link_authenticated(int from, const uint8 *data, size_t len)
+{
+	LLLink	   *l = W.members[from].link;
+	size_t		covered;
+	const uint8 *mac;
+
+	return l != NULL && l->has_mac_key && ll_frames_auth(data, len, &covered, &mac) &&
+		bft_link_mac_ok(l->mac_key, W.members[from].pub, W.self_pub, data, covered, mac);
+}
+
 static void
 on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 {
 	ll_frame_iter it;
 	ll_frame	f;
+
+	bool		authed = link_authenticated(from, data, len);
 
 	ll_frame_iter_init(&it, data, len);
 	while (ll_frame_next(&it, &f) == 1)
@@ -1204,15 +1292,17 @@ on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 		if (batches_only)
 		{
 			if (f.kind == LL_FRAME_BATCH && !W.members[from].mismatch)
-				on_batch_frame(f.body, f.len);
+				on_batch_frame(from, f.body, f.len, authed);
 			continue;
 		}
 		if (f.kind == LL_FRAME_HELLO)
 			on_hello(from, f.body, f.len);
 		else if (W.members[from].mismatch)
 			continue;
+		else if (f.kind == LL_FRAME_KEX)
+			on_kex(from, f.body, f.len);
 		else if (f.kind == LL_FRAME_BATCH)
-			on_batch_frame(f.body, f.len);
+			on_batch_frame(from, f.body, f.len, authed);
 		else if (f.kind == LL_FRAME_BATCH_REQ)
 			on_batch_req(from, f.body, f.len);
 		else if (f.kind == LL_FRAME_CONSENSUS)
@@ -1391,6 +1481,25 @@ process_txq(void)
  * Links, hellos and status
  * --------------------------------------------------------------------- */
 
+/* Announce this run's link key, signed by the node key (with every hello). */
+static void
+send_kex(void)
+{
+	uint8		sb[LL_KEX_SIGN_LEN];
+	uint8		sig[64];
+	ll_buf		body;
+
+	if (W.xkey == NULL)
+		return;
+	ll_kex_sign_bytes(W.chain_id, W.self_pub, W.xpub, W.kex_epoch, sb);
+	if (bft_ed25519_sign(W.key, sb, sizeof(sb), sig) != 0)
+		return;
+	ll_buf_init(&body, ll_palloc_realloc);
+	ll_kex_encode(&body, W.xpub, W.kex_epoch, sig);
+	send_frame(BFT_TO_ALL, LL_FRAME_KEX, body.data, body.len);
+	pfree(body.data);
+}
+
 static void
 send_hellos(void)
 {
@@ -1408,6 +1517,7 @@ send_hellos(void)
 	ll_hello_encode(&body, &h);
 	send_frame(BFT_TO_ALL, LL_FRAME_HELLO, body.data, body.len);
 	pfree(body.data);
+	send_kex();
 }
 
 static void
@@ -1438,6 +1548,8 @@ publish_status(void)
 		LLPeerStatus *p = &s->peers[k++];
 
 		strlcpy(p->name, m->name, NAMEDATALEN);
+		p->link_key = false;
+		p->mac_batches = 0;
 		if (m->link == NULL && i != W.self)
 		{
 			strlcpy(p->state, "no conninfo", sizeof(p->state));
@@ -1463,6 +1575,8 @@ publish_status(void)
 		p->height = m->height;
 		p->last_contact = m->last_contact;
 		p->rtt_ms = m->link->rtt_ms;
+		p->link_key = m->link->has_mac_key;
+		p->mac_batches = m->mac_batches;
 	}
 	s->npeers = k;
 	SpinLockRelease(&s->mutex);
@@ -2098,6 +2212,9 @@ attach_slot(void)
 	}
 	W.key = bft_ed25519_new(seed);
 	explicit_bzero(seed, sizeof(seed));
+	/* without a link key (OpenSSL refused) every signature is checked */
+	W.xkey = bft_x25519_generate(W.xpub);
+	W.kex_epoch = (uint64) GetCurrentTimestamp();
 	/*
 	 * Transactions queued before this start stay queued: they are batched
 	 * like any other.  Waiting backends also resubmit when the generation
@@ -2159,8 +2276,21 @@ catch_up_from(Member *m)
 	{
 		uint64		h = pg_ntoh64(*(uint64 *) PQgetvalue(res, r, 0));
 		bft_msg		msg;
-		int			first = r;
+		ll_payload	p;
 
+		if (h != W.next_height ||
+			!verified_decision((const uint8 *) PQgetvalue(res, r, 1),
+							   PQgetlength(res, r, 1), h, &msg) ||
+			ll_payload_decode(msg.u.resp.payload, msg.u.resp.payload_len, &p) != 0)
+		{
+			ereport(WARNING,
+					(errmsg("peer \"%s\" sent an unverifiable decision for height " UINT64_FORMAT,
+							m->name, h)));
+			break;
+		}
+		/* the certificate vouches for the batches it names */
+		W.certified = p.batch_hashes;
+		W.ncertified = p.nbatches;
 		for (; r < PQntuples(res) && pg_ntoh64(*(uint64 *) PQgetvalue(res, r, 0)) == h; r++)
 		{
 			ll_batch	b;
@@ -2169,15 +2299,8 @@ catch_up_from(Member *m)
 				batch_ok((const uint8 *) PQgetvalue(res, r, 2), PQgetlength(res, r, 2), &b))
 				mempool_add(b.batch_hash, (const uint8 *) PQgetvalue(res, r, 2), PQgetlength(res, r, 2));
 		}
-		if (h != W.next_height ||
-			!verified_decision((const uint8 *) PQgetvalue(res, first, 1),
-							   PQgetlength(res, first, 1), h, &msg))
-		{
-			ereport(WARNING,
-					(errmsg("peer \"%s\" sent an unverifiable decision for height " UINT64_FORMAT,
-							m->name, h)));
-			break;
-		}
+		W.certified = NULL;
+		W.ncertified = 0;
 		apply_payload(h, msg.u.resp.payload, msg.u.resp.payload_len, &msg.u.resp.cert);
 		applied++;
 	}

@@ -41,6 +41,8 @@ typedef struct LLPeerStatus
 	int64		height;			/* next height the peer decides */
 	TimestampTz last_contact;
 	double		rtt_ms;
+	bool		link_key;		/* a link MAC key is agreed with the peer */
+	uint64		mac_batches;	/* its batches taken on the link MAC */
 } LLPeerStatus;
 
 /* A byte queue: writers append records, the worker takes them all. */

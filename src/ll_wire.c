@@ -1304,7 +1304,7 @@ ll_payload_value(const uint8_t *in, size_t len, uint8_t out[LL_HASH_LEN])
 static bool
 frame_kind_known(uint8_t kind)
 {
-	return kind >= LL_FRAME_CONSENSUS && kind <= LL_FRAME_HELLO;
+	return kind >= LL_FRAME_CONSENSUS && kind <= LL_FRAME_AUTH;
 }
 
 int
@@ -1459,4 +1459,78 @@ ll_hello_decode(const uint8_t *in, size_t len, ll_hello *h)
 	if ((rc = r_name(&r, &h->name)) != LL_WIRE_OK)
 		return rc;
 	return r_end(&r);
+}
+
+int
+ll_kex_encode(ll_buf *out, const uint8_t xpub[32], uint64_t epoch, const uint8_t sig[LL_SIG_LEN])
+{
+	size_t		start = out->len;
+
+	if (out->failed)
+		return LL_WIRE_ERR_NOMEM;
+	if (xpub == NULL || sig == NULL)
+		return LL_WIRE_ERR_STATE;
+	ll_buf_put(out, xpub, 32);
+	ll_buf_put_u64(out, epoch);
+	ll_buf_put(out, sig, LL_SIG_LEN);
+	return encode_done(out, start, LL_WIRE_OK);
+}
+
+int
+ll_kex_decode(const uint8_t *in, size_t len, ll_kex *k)
+{
+	rd			r = {in, len, 0};
+
+	memset(k, 0, sizeof(*k));
+	if (!r_take(&r, 32, &k->xpub) || !r_u64(&r, &k->epoch) ||
+		!r_take(&r, LL_SIG_LEN, &k->sig))
+		return LL_WIRE_ERR_TRUNCATED;
+	if (k->epoch == 0)
+		return LL_WIRE_ERR_FIELD;
+	return r_end(&r);
+}
+
+/* What a KEX signature covers: a label, the chain, the node, key and epoch. */
+void
+ll_kex_sign_bytes(const uint8_t chain_id[LL_HASH_LEN], const uint8_t node[32],
+				  const uint8_t xpub[32], uint64_t epoch, uint8_t out[LL_KEX_SIGN_LEN])
+{
+	int			i;
+
+	memcpy(out, "llkex1\0\0", 8);
+	memcpy(out + 8, chain_id, LL_HASH_LEN);
+	memcpy(out + 8 + LL_HASH_LEN, node, 32);
+	memcpy(out + 8 + LL_HASH_LEN + 32, xpub, 32);
+	for (i = 0; i < 8; i++)
+		out[LL_KEX_SIGN_LEN - 1 - i] = (uint8_t) (epoch >> (8 * i));
+}
+
+bool
+ll_frames_auth(const uint8_t *in, size_t len, size_t *covered, const uint8_t **mac)
+{
+	ll_frame_iter it;
+	ll_frame	f;
+	size_t		before = 0;
+	int			rc;
+
+	ll_frame_iter_init(&it, in, len);
+	for (;;)
+	{
+		size_t		start = it.pos;
+
+		rc = ll_frame_next(&it, &f);
+		if (rc != 1)
+			return false;
+		if (f.kind == LL_FRAME_AUTH)
+		{
+			before = start;
+			break;
+		}
+	}
+	/* the MAC must close the run: nothing unauthenticated after it */
+	if (f.len != LL_HASH_LEN || it.pos != len)
+		return false;
+	*covered = before;
+	*mac = f.body;
+	return true;
 }

@@ -312,7 +312,9 @@ typedef enum ll_frame_kind
 	LL_FRAME_CONSENSUS = 1,
 	LL_FRAME_BATCH = 2,
 	LL_FRAME_BATCH_REQ = 3,
-	LL_FRAME_HELLO = 4
+	LL_FRAME_HELLO = 4,
+	LL_FRAME_KEX = 5,			/* a worker's link key announcement */
+	LL_FRAME_AUTH = 6			/* MAC over the frames before it; last */
 } ll_frame_kind;
 
 typedef struct ll_frame
@@ -354,5 +356,34 @@ extern int	ll_batch_req_decode(const uint8_t *in, size_t len, uint16_t *n,
 								const uint8_t **hashes);
 extern int	ll_hello_encode(ll_buf *out, const ll_hello *h);
 extern int	ll_hello_decode(const uint8_t *in, size_t len, ll_hello *h);
+
+/*
+ * Frame 5: a worker's X25519 key for link MACs (see bft_link_key), with the
+ * epoch it was made at (a later one replaces it) and the node's Ed25519
+ * signature over ll_kex_sign_bytes.  Frame 6: LL_HASH_LEN bytes of MAC.
+ */
+#define LL_KEX_LEN (32 + 8 + LL_SIG_LEN)
+#define LL_KEX_SIGN_LEN (8 + LL_HASH_LEN + 32 + 32 + 8)
+
+typedef struct ll_kex
+{
+	const uint8_t *xpub;		/* 32 bytes */
+	uint64_t	epoch;
+	const uint8_t *sig;
+} ll_kex;
+
+extern int	ll_kex_encode(ll_buf *out, const uint8_t xpub[32], uint64_t epoch,
+						  const uint8_t sig[LL_SIG_LEN]);
+extern int	ll_kex_decode(const uint8_t *in, size_t len, ll_kex *k);
+extern void ll_kex_sign_bytes(const uint8_t chain_id[LL_HASH_LEN], const uint8_t node[32],
+							  const uint8_t xpub[32], uint64_t epoch,
+							  uint8_t out[LL_KEX_SIGN_LEN]);
+/*
+ * The MAC of a frame run: the bytes before a final, well-formed AUTH frame
+ * are covered (*covered = their length) and *mac points at its body.
+ * False if the run does not end in one.
+ */
+extern bool ll_frames_auth(const uint8_t *in, size_t len, size_t *covered,
+						   const uint8_t **mac);
 
 #endif							/* LL_WIRE_H */

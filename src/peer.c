@@ -658,8 +658,8 @@ ll_peer_status(PG_FUNCTION_ARGS)
 		for (j = 0; j < copy.npeers; j++)
 		{
 			LLPeerStatus *p = &copy.peers[j];
-			Datum		v[7];
-			bool		n[7] = {0};
+			Datum		v[9];
+			bool		n[9] = {0};
 
 			v[0] = CStringGetTextDatum(copy.channel);
 			v[1] = CStringGetTextDatum(p->name);
@@ -672,6 +672,8 @@ ll_peer_status(PG_FUNCTION_ARGS)
 			n[5] = p->rtt_ms < 0;
 			v[6] = CStringGetTextDatum(p->message);
 			n[6] = p->message[0] == '\0';
+			v[7] = BoolGetDatum(p->link_key);
+			v[8] = Int64GetDatum((int64) p->mac_batches);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 		}
 	}

@@ -17,6 +17,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "bft.h"
+#include "ll_wire.h"
 #include "transport.h"
 
 #define RECONNECT_MS 500
@@ -150,6 +152,14 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 	int			formats[3] = {0, 1, 1};
 	Oid			types[3] = {25, 17, 17};
 
+	/* once the link has a key, every call ends with a MAC of its frames */
+	if (l->has_mac_key)
+	{
+		uint8		mac[32];
+
+		if (bft_link_mac(l->mac_key, self, l->pubkey, l->out.data, l->out.len, mac) == 0)
+			ll_frame_append(&l->out, LL_FRAME_AUTH, mac, sizeof(mac));
+	}
 	values[0] = channel;
 	lengths[0] = 0;
 	values[1] = (const char *) self;

@@ -31,6 +31,8 @@ typedef struct LLLink
 	TimestampTz next_attempt;
 	TimestampTz last_answer;
 	ll_buf		out;			/* frames not sent yet */
+	bool		has_mac_key;	/* calls carry a MAC under mac_key */
+	uint8		mac_key[32];	/* link key agreed with the peer (bft_link_key) */
 	uint64		bytes_sent;
 	uint64		dropped;
 	double		rtt_ms;

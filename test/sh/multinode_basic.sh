@@ -150,6 +150,12 @@ md5sql="SELECT md5(string_agg(id || status || ledger_entry, ',' ORDER BY ledger_
 is "$(same_on_all "$md5sql" | wc -l)" 1 "md5 of (id, status, ledger_entry) in entry order identical on all nodes"
 [ "$(same_on_all "$md5sql" | wc -l)" = 1 ] || echo "#   $(per_node "$md5sql")"
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" 0 "ledger.verify('$CH') finds nothing on any node"
+# batches from their own origin are taken on the link MAC (the signature
+# stays in the batch for the record); the key exchange reached every link
+is "$(same_on_all "SELECT count(*) FILTER (WHERE link_key) FROM ledger.peers WHERE channel = '$CH' AND state <> 'self'")" "$((N - 1))" \
+	"every node agreed a link MAC key with each of its $((N - 1)) peers"
+is "$(same_on_all "SELECT count(*) FILTER (WHERE mac_batches > 0) FROM ledger.peers WHERE channel = '$CH' AND state <> 'self'")" "$((N - 1))" \
+	"every node took batches of each peer on the link MAC"
 is "$(same_on_all "SELECT count(*) FROM ledger.block_entries('$CH') WHERE block_height IS NULL")" 0 "nothing pending on any node"
 is "$(same_on_all "SELECT count(*) FROM ledger.txlog WHERE status = 'accepted'")" "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'accepted'")" \
 	"ledger.txlog has the same number of accepted transactions on every node"

@@ -330,6 +330,38 @@ fz_hello(const uint8_t *in, size_t len)
 	free(buf.data);
 }
 
+static void
+fz_kex(const uint8_t *in, size_t len)
+{
+	ll_kex		k;
+	ll_buf		buf;
+
+	if (ll_kex_decode(in, len, &k) != LL_WIRE_OK)
+		return;
+	ll_buf_init(&buf, fz_realloc);
+	CHECK(ll_kex_encode(&buf, k.xpub, k.epoch, k.sig) == LL_WIRE_OK);
+	expect_same(&buf, in, len);
+	free(buf.data);
+}
+
+/* A run that ends in a MAC frame: what it covers is a clean frame run. */
+static void
+fz_auth(const uint8_t *in, size_t len)
+{
+	size_t		covered;
+	const uint8_t *mac;
+	ll_frame_iter it;
+	ll_frame	f;
+
+	if (!ll_frames_auth(in, len, &covered, &mac))
+		return;
+	CHECK(covered + 5 + LL_HASH_LEN == len && mac == in + covered + 5);
+	ll_frame_iter_init(&it, in, covered);
+	while (ll_frame_next(&it, &f) == 1)
+		;
+	CHECK(it.err == LL_WIRE_OK && it.pos == covered);
+}
+
 /* ---- frames ----------------------------------------------------------- */
 
 /* Re-append every frame: a list that iterates cleanly re-encodes exactly. */
@@ -352,6 +384,8 @@ fz_frames(const uint8_t *in, size_t len)
 			fz_request(f.body, f.len);
 		else if (f.kind == LL_FRAME_HELLO)
 			fz_hello(f.body, f.len);
+		else if (f.kind == LL_FRAME_KEX)
+			fz_kex(f.body, f.len);
 	}
 	CHECK(ll_frame_next(&it, &f) == rc);
 	if (rc == 0)
@@ -370,6 +404,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_payload(data, size);
 	fz_request(data, size);
 	fz_hello(data, size);
+	fz_kex(data, size);
+	fz_auth(data, size);
 	fz_build(data, size);
 	return 0;
 }
