@@ -281,6 +281,9 @@ CREATE TABLE ledger.consensus_log (
 	PRIMARY KEY (channel_id, height)
 );
 ALTER TABLE ledger.consensus_log ALTER COLUMN decision SET STORAGE EXTERNAL;
+-- decisions and batches are written once per block by the worker: keep
+-- the usual ones inline (one heap tuple, no TOAST table and index insert)
+ALTER TABLE ledger.consensus_log SET (toast_tuple_target = 8160);
 
 -- Signed transaction batches referenced by decided payloads.
 CREATE TABLE ledger.batch (
@@ -292,6 +295,7 @@ CREATE TABLE ledger.batch (
 );
 CREATE INDEX batch_height ON ledger.batch (channel_id, height);
 ALTER TABLE ledger.batch ALTER COLUMN body SET STORAGE EXTERNAL;
+ALTER TABLE ledger.batch SET (toast_tuple_target = 8160);
 
 -- Outcome of every ordered transaction: applied exactly once, so a
 -- transaction proposed again after a leader change is skipped everywhere.

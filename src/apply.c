@@ -1078,24 +1078,37 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 {
 	static SPIPlanPtr batch_plan = NULL;
 	static SPIPlanPtr log_plan = NULL;
+	Datum	   *hashes;
+	Datum	   *bodies;
 	int			i;
 
 	if (batch_plan == NULL)
 		batch_plan = ll_keep_plan("INSERT INTO ledger.batch (channel_id, batch_hash, height, body) "
-								  "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
-								  (Oid[]) {INT4OID, BYTEAOID, INT8OID, BYTEAOID});
+								  "SELECT $1, h, $3, b FROM unnest($2::bytea[], $4::bytea[]) AS u(h, b) "
+								  "ON CONFLICT DO NOTHING", 4,
+								  (Oid[]) {INT4OID, BYTEAARRAYOID, INT8OID, BYTEAARRAYOID});
 	if (log_plan == NULL)
 		log_plan = ll_keep_plan("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
 								"VALUES ($1, $2, $3, $4)", 4,
 								(Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
-	for (i = 0; i < nbatches; i++)
+	/* one statement for all of a block's batches: executor start-up is most of a row's cost */
+	if (nbatches > 0)
+	{
+		hashes = palloc(sizeof(Datum) * nbatches);
+		bodies = palloc(sizeof(Datum) * nbatches);
+		for (i = 0; i < nbatches; i++)
+		{
+			hashes[i] = PointerGetDatum(ll_bytea(batches[i].batch_hash, 32));
+			bodies[i] = PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len));
+		}
 		if (SPI_execute_plan(batch_plan,
 							 (Datum[]) {Int32GetDatum(a->channel_id),
-								 PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
+								 PointerGetDatum(construct_array(hashes, nbatches, BYTEAOID, -1, false, TYPALIGN_INT)),
 								 Int64GetDatum((int64) height),
-							 PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len))},
+							 PointerGetDatum(construct_array(bodies, nbatches, BYTEAOID, -1, false, TYPALIGN_INT))},
 							 NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not store a batch of decided height " UINT64_FORMAT, height);
+			elog(ERROR, "could not store the batches of decided height " UINT64_FORMAT, height);
+	}
 	if (SPI_execute_plan(log_plan,
 						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
 							 PointerGetDatum(ll_bytea(decision, dlen)),
