@@ -14,6 +14,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 
 #include "consensus.h"
@@ -156,18 +157,64 @@ ll_wake_worker(void)
 		SetLatch(latch);
 }
 
+/*
+ * Catalog OIDs looked up by name, kept until a relcache invalidation names
+ * one of them (or all): a committing backend needs ledger.txlog and
+ * ledger.peer in every transaction, and two name lookups each cost more
+ * than the probe that follows.
+ */
+#define CATALOG_CACHE 16
+
+static struct
+{
+	char		name[NAMEDATALEN];
+	Oid			relid;
+}			catalog_cache[CATALOG_CACHE];
+static int	catalog_cached = 0;
+static bool catalog_callback_set = false;
+
+static void
+catalog_cache_invalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < catalog_cached; i++)
+		if (!OidIsValid(relid) || catalog_cache[i].relid == relid)
+		{
+			catalog_cached = 0;
+			return;
+		}
+}
+
 /* OID of one of the extension's catalogs in schema "ledger". */
 Oid
 ll_catalog_relid(const char *name)
 {
-	Oid			nsp = get_namespace_oid("ledger", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+	Oid			nsp;
+	Oid			relid;
+	int			i;
 
+	for (i = 0; i < catalog_cached; i++)
+		if (strcmp(catalog_cache[i].name, name) == 0)
+			return catalog_cache[i].relid;
+	nsp = get_namespace_oid("ledger", true);
+	relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"ledger.%s\" does not exist", name),
 				 errhint("Is the loopledger extension installed in this database?")));
+	if (!catalog_callback_set)
+	{
+		CacheRegisterRelcacheCallback(catalog_cache_invalidate, (Datum) 0);
+		catalog_callback_set = true;
+	}
+	if (catalog_cached < CATALOG_CACHE)
+	{
+		strlcpy(catalog_cache[catalog_cached].name, name, NAMEDATALEN);
+		catalog_cache[catalog_cached].relid = relid;
+		catalog_cached++;
+	}
 	return relid;
 }
 

@@ -939,7 +939,7 @@ static bool
 catalog_has_peers(int32 channel_id)
 {
 	Relation	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
-	Oid			pk = get_relname_relid("peer_pkey", get_namespace_oid("ledger", false));
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyData key;
 	SysScanDesc scan;
 	bool		found;
@@ -1006,7 +1006,7 @@ ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers)
 	if (cached_lxid == MyProc->lxid && cached_channel == channel_id)
 		return cached_min;
 	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
-	pk = get_relname_relid("peer_pkey", get_namespace_oid("ledger", false));
+	pk = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(channel_id));
 	scan = systable_beginscan(rel, pk, OidIsValid(pk), NULL, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -1050,7 +1050,7 @@ ll_node_clearance(int32 channel_id, char **tiers, int ntiers)
 	int			found = -1;
 
 	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
-	pk = get_relname_relid("peer_pkey", get_namespace_oid("ledger", false));
+	pk = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(channel_id));
 	scan = systable_beginscan(rel, pk, OidIsValid(pk), NULL, 1, &key);
 	if (!ll_load_node_key(seed, pub, false))
