@@ -1080,6 +1080,8 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 	static SPIPlanPtr log_plan = NULL;
 	Datum	   *hashes;
 	Datum	   *bodies;
+	ArrayType  *harr;
+	ArrayType  *barr;
 	int			i;
 
 	if (batch_plan == NULL)
@@ -1091,23 +1093,41 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 		log_plan = ll_keep_plan("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
 								"VALUES ($1, $2, $3, $4)", 4,
 								(Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
-	/* one statement for all of a block's batches: executor start-up is most of a row's cost */
-	if (nbatches > 0)
+	/*
+	 * One statement for a block's batches (executor start-up is most of
+	 * what a row costs here), in chunks of at most 64 MB: a block of large
+	 * batches must not need a gigabyte array.
+	 */
+	hashes = palloc(sizeof(Datum) * Max(nbatches, 1));
+	bodies = palloc(sizeof(Datum) * Max(nbatches, 1));
+	for (i = 0; i < nbatches;)
 	{
-		hashes = palloc(sizeof(Datum) * nbatches);
-		bodies = palloc(sizeof(Datum) * nbatches);
-		for (i = 0; i < nbatches; i++)
+		int			n = 0;
+		Size		bytes = 0;
+
+		while (i < nbatches && (n == 0 || bytes + batches[i].len <= 64 * 1024 * 1024))
 		{
-			hashes[i] = PointerGetDatum(ll_bytea(batches[i].batch_hash, 32));
-			bodies[i] = PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len));
+			hashes[n] = PointerGetDatum(ll_bytea(batches[i].batch_hash, 32));
+			bodies[n] = PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len));
+			bytes += batches[i].len;
+			n++;
+			i++;
 		}
+		harr = construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT);
+		barr = construct_array(bodies, n, BYTEAOID, -1, false, TYPALIGN_INT);
 		if (SPI_execute_plan(batch_plan,
-							 (Datum[]) {Int32GetDatum(a->channel_id),
-								 PointerGetDatum(construct_array(hashes, nbatches, BYTEAOID, -1, false, TYPALIGN_INT)),
-								 Int64GetDatum((int64) height),
-							 PointerGetDatum(construct_array(bodies, nbatches, BYTEAOID, -1, false, TYPALIGN_INT))},
+							 (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(harr),
+							 Int64GetDatum((int64) height), PointerGetDatum(barr)},
 							 NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not store the batches of decided height " UINT64_FORMAT, height);
+		pfree(harr);
+		pfree(barr);
+		while (n > 0)
+		{
+			n--;
+			pfree(DatumGetPointer(hashes[n]));
+			pfree(DatumGetPointer(bodies[n]));
+		}
 	}
 	if (SPI_execute_plan(log_plan,
 						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),

@@ -102,7 +102,7 @@ bft_ed25519_verify(void *ctx, const uint8_t pubkey[BFT_PUBKEY_LEN],
  * Link authenticators.
  *
  * Checking an Ed25519 signature costs about 100 us here; a batch is signed
- * once by its origin and was checked by every peer, a fifth of the CPU of a
+ * once by its origin and was checked by every peer, a tenth of the CPU of a
  * busy consortium.  As PBFT does, messages that come straight from their
  * author over a link are instead authenticated with a MAC under a key only
  * the two ends of the link hold: each worker makes a fresh X25519 key when

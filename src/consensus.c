@@ -68,6 +68,8 @@ typedef struct Member
 	uint64		kex_epoch;		/* of its link key announcement in use */
 	uint8		kex_x[32];
 	uint64		mac_batches;	/* its batches taken on the link MAC */
+	bool		mac_seen;		/* a call under the current link key checked out */
+	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
 } Member;
 
 typedef struct MemBatch
@@ -79,6 +81,7 @@ typedef struct MemBatch
 	int			complete_to;	/* has every row's content up to this tier */
 	uint64		arrival;
 	uint64		height;			/* decided at, when committed */
+	bool		unchecked;		/* taken on a link MAC, signature not checked */
 } MemBatch;
 
 typedef struct Timer
@@ -260,6 +263,7 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 	memcpy(m->bytes, bytes, len);
 	m->len = len;
 	m->committed = false;
+	m->unchecked = false;
 	/* what batch_ok checked on receipt (our own batches are whole) */
 	m->complete_to = W.self >= 0 ? clearance_of(W.self) : -1;
 	m->arrival = ++W.arrivals;
@@ -521,10 +525,17 @@ batch_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 		W.batches_by_mac++;
 		return true;
 	}
+	if (bft_ed25519_verify(ctx, pub, msg, len, sig))
+		return true;
 	for (i = 0; len == 32 && i < W.ncertified; i++)
 		if (memcmp(W.certified + (Size) i * 32, msg, 32) == 0)
+		{
+			ereport(LOG,
+					(errmsg("channel \"%s\": taking a decided batch whose signature does not verify, on its certificate",
+							W.channel)));
 			return true;
-	return bft_ed25519_verify(ctx, pub, msg, len, sig);
+		}
+	return false;
 }
 
 static bool
@@ -1029,6 +1040,8 @@ next_timer_ms(void)
 	return best;
 }
 
+static bool proposable(MemBatch *m);
+
 static void
 maybe_propose(void)
 {
@@ -1054,7 +1067,14 @@ maybe_propose(void)
 			MemBatch   *m = mempool_find(W.pending + (Size) k * 32);
 
 			if (m && m->bytes && origin_votes(m, W.want_height))
+			{
+				if (!proposable(m))
+				{
+					k--;		/* dropped from W.pending */
+					continue;
+				}
 				memcpy(hashes + (Size) n++ * 32, W.pending + (Size) k * 32, 32);
+			}
 		}
 		proposal_hashes = hashes;
 	}
@@ -1090,12 +1110,46 @@ on_batch_frame(int from, const uint8 *body, size_t len, bool authed)
 	bool		ok;
 	uint64		by_mac = W.batches_by_mac;
 
-	W.link_sender = authed ? W.members[from].pub : NULL;
+	W.link_sender = authed && !W.members[from].mac_distrusted ? W.members[from].pub : NULL;
 	ok = batch_ok(body, len, &b);
 	W.link_sender = NULL;
 	W.members[from].mac_batches += W.batches_by_mac - by_mac;
-	if (ok && mempool_find(b.batch_hash) == NULL)
-		mempool_add(b.batch_hash, body, len);
+	if (ok && mempool_add(b.batch_hash, body, len) && W.batches_by_mac != by_mac)
+		mempool_find(b.batch_hash)->unchecked = true;
+}
+
+/*
+ * A batch taken on a link MAC convinces only this node: a peer that gets
+ * it relayed checks the signature.  So before proposing one, its
+ * signature is checked once here - or a member could make every proposal
+ * of this node fail by sending it alone a badly signed batch.  A bad
+ * signature under the origin's own MAC proves the origin lies: its
+ * batches are checked one by one from then on.
+ */
+static bool
+proposable(MemBatch *m)
+{
+	ll_batch	b;
+	int			origin;
+
+	if (!m->unchecked)
+		return true;
+	if (ll_batch_decode(m->bytes, m->len, MAX_BATCH_BYTES, cb_verify, NULL, &b) == 0)
+	{
+		m->unchecked = false;
+		return true;
+	}
+	origin = member_of(m->bytes + 36);
+	if (origin >= 0 && !W.members[origin].mac_distrusted)
+	{
+		W.members[origin].mac_distrusted = true;
+		ereport(WARNING,
+				(errmsg("member \"%s\" of channel \"%s\" sent a batch whose signature does not verify over its authenticated link",
+						W.members[origin].name, W.channel),
+				 errdetail("The batch is dropped, and the member's batches are checked one by one from now on.")));
+	}
+	mempool_forget(m->hash);
+	return false;
 }
 
 /* Serve a peer's request for batches we hold (mempool or decided). */
@@ -1261,6 +1315,7 @@ on_kex(int from, const uint8 *body, size_t len)
 		return;
 	m->kex_epoch = k.epoch;
 	memcpy(m->kex_x, k.xpub, 32);
+	m->mac_seen = false;
 	memcpy(m->link->mac_key, key, 32);
 	m->link->has_mac_key = true;
 	explicit_bzero(key, sizeof(key));
@@ -1274,8 +1329,11 @@ link_authenticated(int from, const uint8 *data, size_t len)
 	size_t		covered;
 	const uint8 *mac;
 
-	return l != NULL && l->has_mac_key && ll_frames_auth(data, len, &covered, &mac) &&
-		bft_link_mac_ok(l->mac_key, W.members[from].pub, W.self_pub, data, covered, mac);
+	if (l == NULL || !l->has_mac_key || !ll_frames_auth(data, len, &covered, &mac) ||
+		!bft_link_mac_ok(l->mac_key, W.members[from].pub, W.self_pub, data, covered, mac))
+		return false;
+	W.members[from].mac_seen = true;
+	return true;
 }
 
 static void
@@ -1575,7 +1633,7 @@ publish_status(void)
 		p->height = m->height;
 		p->last_contact = m->last_contact;
 		p->rtt_ms = m->link->rtt_ms;
-		p->link_key = m->link->has_mac_key;
+		p->link_key = m->link->has_mac_key && m->mac_seen;
 		p->mac_batches = m->mac_batches;
 	}
 	s->npeers = k;

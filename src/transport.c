@@ -151,6 +151,7 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 	int			lengths[3];
 	int			formats[3] = {0, 1, 1};
 	Oid			types[3] = {25, 17, 17};
+	size_t		unsent = l->out.len;	/* the frames, without a MAC */
 
 	/* once the link has a key, every call ends with a MAC of its frames */
 	if (l->has_mac_key)
@@ -171,6 +172,7 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 		/* parsed and planned once per connection, not per call */
 		if (!PQsendPrepare(l->conn, "ll_deliver", "SELECT ledger.deliver($1, $2, $3)", 3, types))
 		{
+			l->out.len = unsent;	/* the next call gets a fresh MAC */
 			link_close(l, PQerrorMessage(l->conn));
 			return;
 		}
@@ -179,6 +181,7 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 	if (!PQsendQueryPrepared(l->conn, "ll_deliver", 3, values, lengths, formats, 0) ||
 		!PQpipelineSync(l->conn))
 	{
+		l->out.len = unsent;
 		link_close(l, PQerrorMessage(l->conn));
 		return;
 	}
