@@ -1042,6 +1042,34 @@ next_timer_ms(void)
 
 static bool proposable(MemBatch *m);
 
+/*
+ * A height needs a second round: check the signatures of the pending
+ * batches taken on a link MAC (once per height).  A member that sends one
+ * node alone a badly signed batch makes that node's proposals fail, as the
+ * others cannot get a good copy; checking every such batch before
+ * proposing it would cost every height a few signature checks on the
+ * proposer's critical path, so they are checked only once a round failed.
+ * The liar is then named and its batches are checked one by one: it can
+ * cost each node at most one failed round.
+ */
+static void
+check_unchecked(void)
+{
+	static uint64 checked_height = 0;
+	int			k;
+
+	if (W.node == NULL || bft_round(W.node) == 0 || checked_height == W.next_height)
+		return;
+	checked_height = W.next_height;
+	for (k = 0; k < W.npending; k++)
+	{
+		MemBatch   *m = mempool_find(W.pending + (Size) k * 32);
+
+		if (m != NULL && m->bytes != NULL && !proposable(m))
+			k--;				/* dropped from W.pending */
+	}
+}
+
 static void
 maybe_propose(void)
 {
@@ -1067,14 +1095,7 @@ maybe_propose(void)
 			MemBatch   *m = mempool_find(W.pending + (Size) k * 32);
 
 			if (m && m->bytes && origin_votes(m, W.want_height))
-			{
-				if (!proposable(m))
-				{
-					k--;		/* dropped from W.pending */
-					continue;
-				}
 				memcpy(hashes + (Size) n++ * 32, W.pending + (Size) k * 32, 32);
-			}
 		}
 		proposal_hashes = hashes;
 	}
@@ -1119,12 +1140,10 @@ on_batch_frame(int from, const uint8 *body, size_t len, bool authed)
 }
 
 /*
- * A batch taken on a link MAC convinces only this node: a peer that gets
- * it relayed checks the signature.  So before proposing one, its
- * signature is checked once here - or a member could make every proposal
- * of this node fail by sending it alone a badly signed batch.  A bad
- * signature under the origin's own MAC proves the origin lies: its
- * batches are checked one by one from then on.
+ * Whether a pending batch may still be proposed: one taken on a link MAC
+ * has its signature checked now (see check_unchecked).  A bad signature
+ * under the origin's own MAC proves the origin lies: the batch is dropped
+ * and the origin's batches are checked one by one from then on.
  */
 static bool
 proposable(MemBatch *m)
@@ -1162,6 +1181,10 @@ on_batch_req(int from, const uint8 *body, size_t len)
 
 	if (ll_batch_req_decode(body, len, &n, &hashes) != 0)
 		return;
+#ifdef LL_FAULT_INJECTION
+	if (ll_fault_active() && ll_fault_withhold())
+		return;
+#endif
 	for (i = 0; i < n; i++)
 	{
 		MemBatch   *m = mempool_find(hashes + (Size) i * 32);
@@ -1472,9 +1495,18 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 #ifdef LL_FAULT_INJECTION
 	if (ll_fault_active())
 	{
+		static int	victim = 0;
+
 		/* sent as damaged, not dropped by send_batch's decoding */
-		ll_fault_batch(out->data, out->len);
-		send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out->data, out->len);
+		if (!ll_fault_batch(out->data, out->len))
+			send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out->data, out->len);
+		else if (W.nmembers > 1)
+		{
+			do
+				victim = (victim + 1) % W.nmembers;
+			while (victim == W.self);
+			send_frame(victim, LL_FRAME_BATCH, out->data, out->len);
+		}
 		return;
 	}
 #endif
@@ -2457,6 +2489,7 @@ ll_consensus_main(Datum main_arg)
 		release_held();
 		process_txq();
 		fire_timers();
+		check_unchecked();
 		maybe_propose();
 		send_hellos();
 		membership_round();

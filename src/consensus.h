@@ -179,7 +179,8 @@ extern void ll_fault_define_guc(void);
 extern bool ll_fault_active(void);
 extern bool ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
 							   ll_fault_sign_fn sign, ll_fault_emit_fn emit);
-extern void ll_fault_batch(uint8 *batch, size_t len);
+extern bool ll_fault_batch(uint8 *batch, size_t len);
+extern bool ll_fault_withhold(void);
 #endif
 
 /*

@@ -165,18 +165,28 @@ accept_any(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 }
 
 /*
- * Batches: with "forge", flip a byte of the signature.  The copy goes out
- * over the node's own authenticated links, so receivers may take it on
- * the MAC; a proposer must then find the bad signature before proposing it.
+ * Batches: with "forge", flip a byte of the signature and say so: the
+ * caller then sends the copy to one peer only, over the node's own
+ * authenticated link, and the node serves no batch requests - the attack
+ * on link MACs that makes the peer's proposals fail (consensus.c,
+ * check_unchecked).
  */
-void
+bool
 ll_fault_batch(uint8 *batch, size_t len)
 {
 	ll_batch	b;
 
-	if (mode("forge") &&
-		ll_batch_decode(batch, len, LL_TX_MAX_BYTES, accept_any, NULL, &b) == 0)
-		batch[b.sig - batch] ^= 0xff;
+	if (!mode("forge") ||
+		ll_batch_decode(batch, len, LL_TX_MAX_BYTES, accept_any, NULL, &b) != 0)
+		return false;
+	batch[b.sig - batch] ^= 0xff;
+	return true;
+}
+
+bool
+ll_fault_withhold(void)
+{
+	return mode("forge");
 }
 
 #endif							/* LL_FAULT_INJECTION */

@@ -68,11 +68,12 @@ for mode in equivocate forge garbage replay all; do
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
 	if [ "$mode" = forge ]; then
-		# the liar writes too: its batches go out with a flipped signature
-		# over its own authenticated links (see below)
+		# the liar writes too, and sends each batch with a flipped signature
+		# to one honest node only, over its own authenticated link, serving
+		# no copies: taken on the MAC, it makes that node's proposals fail
 		(
-			for k in $(seq 1 10); do
-				PGOPTIONS="-c statement_timeout=60s" node_psql 4 -qc "INSERT INTO parcel VALUES ('forge-4-$k', 'ok', 'public')" >/dev/null || exit 1
+			for k in 1 2 3 4 5 6; do
+				PGOPTIONS="-c statement_timeout=3s" node_psql 4 -qc "INSERT INTO parcel VALUES ('forge-4-$k', 'ok', 'public')" >/dev/null 2>&1
 			done
 		) &
 		liar=$!
@@ -82,8 +83,6 @@ for mode in equivocate forge garbage replay all; do
 	count=$((count + 120))
 	if [ "$mode" = forge ]; then
 		wait $liar
-		ok $? "fault 'forge': node 4's own 10 inserts commit (its proposals carry the batches it kept intact)"
-		count=$((count + 10))
 	fi
 	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
 	ok $(( h1 > h0 ? 0 : 1 )) "fault '$mode': consensus advanced ($h0 -> $h1)"
@@ -93,7 +92,7 @@ done
 MN_NODES=4
 
 for i in 1 2 3; do
-	is "$(node_psql "$i" -Atc "SELECT count(*) FROM parcel")" "$count" "node $i holds every committed row"
+	is "$(node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id NOT LIKE 'forge-4-%'")" "$count" "node $i holds every committed row"
 	is "$(node_psql "$i" -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node $i verifies clean"
 done
 is "$(honest_head)" 1 "one head on the three honest nodes"
@@ -101,7 +100,7 @@ is "$(honest_head)" 1 "one head on the three honest nodes"
 # proposes it: the bad signature is found, named, and the liar's batches
 # are checked one by one from then on
 caught=$(for i in 1 2 3; do grep -c "member \"byz4\" of channel \"customs\" sent a batch whose signature does not verify over its authenticated link" "$TMP/$(node_name "$i")/server.log"; done | awk '{s += $1} END {print s + 0}')
-ok $(( caught > 0 ? 0 : 1 )) "an honest proposer caught byz4's badly signed batch taken on its MAC ($caught warnings)"
+ok $(( caught > 0 ? 0 : 1 )) "a failed round made the honest nodes check the batches they took on byz4's MAC: the bad signature was caught ($caught warnings)"
 ev=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.evidence WHERE validator = 'byz4'"; done | awk '{s += $1} END {print s + 0}')
 ok $(( ev > 0 ? 0 : 1 )) "equivocation of byz4 recorded as evidence ($ev records)"
 other=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.evidence WHERE validator <> 'byz4'"; done | awk '{s += $1} END {print s + 0}')
@@ -112,6 +111,8 @@ node_psql 4 -qc "ALTER SYSTEM RESET loopledger.fault" >/dev/null && node_psql 4 
 node_psql 1 -qc "INSERT INTO parcel VALUES ('after', 'ok', 'public')" >/dev/null
 wait_converged customs 30
 ok $? "node 4 back to honest converges with the others"
+is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(id, ',' ORDER BY id)) FROM parcel"; done | sort -u | wc -l)" 1 \
+	"all four nodes hold the same rows (the liar's own, if ordered once it turned honest, included)"
 
 echo "1..$n"
 [ "$failed" = 0 ]
