@@ -44,6 +44,8 @@ CREATE TABLE ledger.block (
 CREATE INDEX block_entry_range ON ledger.block (channel_id, min_entry);
 -- Hashes and salts do not compress: do not let TOAST try.
 ALTER TABLE ledger.block ALTER COLUMN entries SET STORAGE EXTERNAL;
+-- a block of up to about 120 rows stays one heap tuple, without TOAST inserts
+ALTER TABLE ledger.block SET (toast_tuple_target = 8160);
 
 -- Committed transactions' rows waiting to be sealed, one row per
 -- transaction and channel, same packing as ledger.block.entries.
