@@ -1364,7 +1364,6 @@ on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 {
 	ll_frame_iter it;
 	ll_frame	f;
-
 	bool		authed = link_authenticated(from, data, len);
 
 	ll_frame_iter_init(&it, data, len);
