@@ -1043,24 +1043,28 @@ next_timer_ms(void)
 static bool proposable(MemBatch *m);
 
 /*
- * A height needs a second round: check the signatures of the pending
- * batches taken on a link MAC (once per height).  A member that sends one
- * node alone a badly signed batch makes that node's proposals fail, as the
+ * A round failed: check the signatures of the pending batches taken on a
+ * link MAC (once per round after the first).  A member that sends one node
+ * alone a badly signed batch makes that node's proposals fail, as the
  * others cannot get a good copy; checking every such batch before
  * proposing it would cost every height a few signature checks on the
  * proposer's critical path, so they are checked only once a round failed.
  * The liar is then named and its batches are checked one by one: it can
- * cost each node at most one failed round.
+ * cost each node only the rounds until it first gets caught there.
  */
 static void
 check_unchecked(void)
 {
 	static uint64 checked_height = 0;
+	static uint32 checked_round = 0;
+	uint32		round;
 	int			k;
 
-	if (W.node == NULL || bft_round(W.node) == 0 || checked_height == W.next_height)
+	if (W.node == NULL || (round = bft_round(W.node)) == 0 ||
+		(checked_height == W.next_height && checked_round == round))
 		return;
 	checked_height = W.next_height;
+	checked_round = round;
 	for (k = 0; k < W.npending; k++)
 	{
 		MemBatch   *m = mempool_find(W.pending + (Size) k * 32);
