@@ -514,6 +514,9 @@ CREATE TRIGGER clearance_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON ledger.clearance FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
 CREATE TRIGGER visibility_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON ledger.channel_visibility FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
+-- ... and so is the lowest clearance among a channel's members (peer.c).
+CREATE TRIGGER peer_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON ledger.peer FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
 
 -- Called by the policy of every ledger table.  clearance_of: index of the
 -- highest tier the session may read (lowest tier 0, none -1), the lower of

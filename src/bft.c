@@ -33,6 +33,11 @@ typedef struct bft_tally
 	uint8_t		vals[BFT_MAX_VALIDATORS][BFT_HASH_LEN];
 	uint64_t	val_power[BFT_MAX_VALIDATORS];
 	uint8_t		sigs[BFT_MAX_VALIDATORS][BFT_SIG_LEN];
+	/* votes held back unchecked, see on_vote */
+	uint64_t	parked_mask;
+	uint64_t	parked_nil;
+	uint8_t		park_val[BFT_MAX_VALIDATORS][BFT_HASH_LEN];
+	uint8_t		park_sig[BFT_MAX_VALIDATORS][BFT_SIG_LEN];
 } bft_tally;
 
 typedef struct bft_slot
@@ -242,6 +247,8 @@ tally_reset(bft_tally *t)
 	t->nil_power = 0;
 	t->evidence_mask = 0;
 	t->nvals = 0;
+	t->parked_mask = 0;
+	t->parked_nil = 0;
 }
 
 static int
@@ -613,6 +620,71 @@ buffer_future_vote(bft_node *n, const bft_vote *v)
 }
 
 /* Verifies and records a vote of the current height. */
+/*
+ * A tally holding a quorum for one value (or nil) is settled: a further
+ * vote in it can change no rule's outcome (line 34 and 47 timers, a polka,
+ * a decision and its certificate are all there; a conflicting quorum would
+ * need more than f liars), so its signature - checking one is the costliest
+ * thing a node does per height, and with n = 4 one prevote and one
+ * precommit in three arrive after the quorum - is not checked.  The vote is
+ * parked instead, and checked only if its validator later sends a
+ * different one, so equivocation is still caught.  Only for rounds we
+ * reached: a vote of a higher round may be what makes us join it.
+ */
+static bool
+settled(const bft_node *n, const bft_tally *t)
+{
+	uint32_t	k;
+
+	if (t->nil_power >= n->quorum)
+		return true;
+	for (k = 0; k < t->nvals; k++)
+		if (t->val_power[k] >= n->quorum)
+			return true;
+	return false;
+}
+
+static void
+park(bft_tally *t, const bft_vote *v)
+{
+	uint64_t	bit = UINT64_C(1) << v->validator;
+
+	t->parked_mask |= bit;
+	if (v->is_nil)
+		t->parked_nil |= bit;
+	else
+		t->parked_nil &= ~bit;
+	memcpy(t->park_val[v->validator], v->value, BFT_HASH_LEN);
+	memcpy(t->park_sig[v->validator], v->sig, BFT_SIG_LEN);
+}
+
+static bool
+same_parked(const bft_tally *t, const bft_vote *v)
+{
+	bool		nil = (t->parked_nil >> v->validator) & 1;
+
+	if (v->is_nil || nil)
+		return v->is_nil && nil;
+	return memcmp(t->park_val[v->validator], v->value, BFT_HASH_LEN) == 0;
+}
+
+/* The parked vote of v's validator, checked now; tallied if good. */
+static void
+take_parked(bft_node *n, bft_slot *s, bft_tally *t, const bft_vote *v)
+{
+	bft_vote	p = *v;
+
+	t->parked_mask &= ~(UINT64_C(1) << v->validator);
+	p.is_nil = (t->parked_nil >> v->validator) & 1;
+	memcpy(p.value, t->park_val[v->validator], BFT_HASH_LEN);
+	memcpy(p.sig, t->park_sig[v->validator], BFT_SIG_LEN);
+	if (verify_sig(n, p.validator, p.type, p.height, p.round, -1,
+				   p.is_nil, p.value, p.sig))
+		tally_add(n, s, &p);
+	else
+		n->stats.rejected++;
+}
+
 static void
 on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 {
@@ -655,6 +727,12 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 	}
 	t = v->type == BFT_MSG_PREVOTE ? &s->prevote : &s->precommit;
 	bit = UINT64_C(1) << v->validator;
+	if (t->parked_mask & bit)
+	{
+		if (same_parked(t, v))
+			return;
+		take_parked(n, s, t, v);
+	}
 	if (t->mask & bit)
 	{
 		if (same_vote(t, v))
@@ -666,6 +744,12 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 			t->evidence_mask |= bit;
 			report_evidence(n, t, v);
 		}
+		return;
+	}
+	if (v->round <= n->round && settled(n, t))
+	{
+		park(t, v);
+		n->stats.parked++;
 		return;
 	}
 	if (!verify_sig(n, v->validator, v->type, v->height, v->round, -1,

@@ -436,6 +436,7 @@ typedef struct bft_stats
 {
 	uint64_t	signs;
 	uint64_t	verifies;
+	uint64_t	parked;			/* votes not checked: their tally had a quorum */
 	uint64_t	sign_refused;	/* persistence rule prevented a signature */
 	uint64_t	rejected;		/* messages that failed decode or checks */
 	uint64_t	commits;

@@ -26,6 +26,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -987,26 +988,39 @@ ll_channel_is_multi_peer(int32 channel_id, const char *name)
 
 /*
  * Lowest clearance (tier index) among the channel's current members, read
- * directly from ledger.peer like catalog_has_peers.  Cached for the rest
- * of the transaction: it is asked once per row of some tables.
+ * directly from ledger.peer like catalog_has_peers.  It is asked for every
+ * row some tables take, so it is cached until ledger.peer changes: a
+ * statement trigger on it (ledger.clearance_changed) invalidates its
+ * relcache entry in every backend.
  */
-int
-ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers)
+#define MIN_CLEARANCE_CACHE 8
+
+static struct
 {
-	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-	static int32 cached_channel = -1;
-	static int	cached_min = -1;
-	Relation	rel;
+	int32		channel_id;
+	int			ntiers;
+	int			min;
+}			min_cache[MIN_CLEARANCE_CACHE];
+static int	min_cached;
+static Oid	min_cache_rel = InvalidOid;
+static bool min_callback_set = false;
+
+static void
+min_cache_invalidate(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == min_cache_rel)
+		min_cached = 0;
+}
+
+static int
+read_min_clearance(Relation rel, int32 channel_id, char **tiers, int ntiers)
+{
 	SysScanDesc scan;
 	ScanKeyData key;
 	HeapTuple	tup;
-	Oid			pk;
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
 	int			min = ntiers - 1;
 
-	if (cached_lxid == MyProc->lxid && cached_channel == channel_id)
-		return cached_min;
-	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
-	pk = RelationGetPrimaryKeyIndex(rel);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(channel_id));
 	scan = systable_beginscan(rel, pk, OidIsValid(pk), NULL, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -1024,10 +1038,36 @@ ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers)
 		min = Min(min, t < ntiers ? t : -1);
 	}
 	systable_endscan(scan);
+	return min;
+}
+
+int
+ll_channel_min_clearance(int32 channel_id, char **tiers, int ntiers)
+{
+	Relation	rel;
+	int			min;
+	int			i;
+
+	for (i = 0; i < min_cached; i++)
+		if (min_cache[i].channel_id == channel_id && min_cache[i].ntiers == ntiers)
+			return min_cache[i].min;
+	if (!min_callback_set)
+	{
+		CacheRegisterRelcacheCallback(min_cache_invalidate, (Datum) 0);
+		min_callback_set = true;
+	}
+	rel = table_open(ll_catalog_relid("peer"), AccessShareLock);
+	min_cache_rel = RelationGetRelid(rel);
+	/* the lock taken above has processed pending invalidations */
+	min = read_min_clearance(rel, channel_id, tiers, ntiers);
 	table_close(rel, AccessShareLock);
-	cached_lxid = MyProc->lxid;
-	cached_channel = channel_id;
-	cached_min = min;
+	if (min_cached < MIN_CLEARANCE_CACHE)
+	{
+		min_cache[min_cached].channel_id = channel_id;
+		min_cache[min_cached].ntiers = ntiers;
+		min_cache[min_cached].min = min;
+		min_cached++;
+	}
 	return min;
 }
 

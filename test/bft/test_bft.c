@@ -591,6 +591,69 @@ test_evidence(void **state)
 	ut_teardown(&u);
 }
 
+/*
+ * Once a tally holds a quorum, later votes in it are parked unchecked; a
+ * parked validator that sends a different vote is checked after all, so
+ * equivocation still yields evidence, and a bad parked signature counts
+ * for nothing.
+ */
+static void
+test_parked_votes(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				pw[16],
+				v[BFT_HASH_LEN],
+				w[BFT_HASH_LEN];
+	uint32_t	lv,
+				lw;
+	uint64_t	checked;
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	payload_for(1, 'w', true, pw, &lw, w);
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
+	assert_int_equal(bft_get_stats(u.node)->parked, 0);
+	vote_as(&u, 3, BFT_MSG_PREVOTE, 1, 0, NULL);	/* no quorum yet: checked */
+	assert_int_equal(bft_get_stats(u.node)->parked, 0);
+	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);	/* the quorum */
+	checked = bft_get_stats(u.node)->verifies;
+	/* precommits: a quorum, then one more that is parked, then its twin */
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 2, 0, v);	/* next height: buffered */
+	m->type = BFT_MSG_PRECOMMIT;
+	m->u.vote.type = BFT_MSG_PRECOMMIT;
+	m->u.vote.height = 1;
+	m->u.vote.validator = 3;
+	memcpy(m->u.vote.value, w, BFT_HASH_LEN);
+	memset(m->u.vote.sig, 7, BFT_SIG_LEN);	/* a forgery nobody checks yet */
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
+	vote_as(&u, 0, BFT_MSG_PRECOMMIT, 1, 0, v);
+	assert_int_equal(bft_get_stats(u.node)->verifies, checked + 3);
+	feed(&u, 3, m);
+	assert_int_equal(bft_get_stats(u.node)->parked, 1);
+	assert_int_equal(bft_get_stats(u.node)->verifies, checked + 3);
+	feed(&u, 3, m);				/* the same again: still parked */
+	assert_int_equal(bft_get_stats(u.node)->verifies, checked + 3);
+	/* a different vote from 3: the forgery is checked and thrown away */
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, NULL);
+	assert_int_equal(bft_get_stats(u.node)->verifies, checked + 4);
+	assert_int_equal(bft_get_stats(u.node)->parked, 2);
+	assert_int_equal(u.out->nevidence, 0);
+	/* and a genuine conflict with the parked nil is evidence */
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, w);
+	assert_int_equal(u.out->nevidence, 1);
+	assert_int_equal(u.out->evidence[0].a.validator, 3);
+	assert_true(u.out->evidence[0].a.is_nil);
+	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
+										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
+	free(m);
+	ut_teardown(&u);
+}
+
 static void
 make_cert(bft_cert *c, uint64_t h, uint32_t r, const uint8_t v[BFT_HASH_LEN],
 		  const int *who, int k)
@@ -1035,6 +1098,45 @@ test_ed25519(void **state)
 	bft_ed25519_free(k);
 }
 
+/*
+ * Key objects are cached, contexts are not: OpenSSL 3.0 keeps the first
+ * key of a reused verify context, which once made every check use one
+ * member's key.  A signature must verify under its own key only, whatever
+ * was checked before, also once the cache has turned over.
+ */
+static void
+test_ed25519_many_keys(void **state)
+{
+	enum
+	{
+		NK = 40
+	};
+	uint8_t		pub[NK][32],
+				sig[NK][64],
+				msg[BFT_SIGN_BYTES_LEN] = {9};
+	int			i,
+				round;
+
+	(void) state;
+	for (i = 0; i < NK; i++)
+	{
+		uint8_t		seed[32] = {(uint8_t) i, 7};
+		bft_ed25519_key *k = bft_ed25519_new(seed);
+
+		assert_non_null(k);
+		bft_ed25519_pubkey(k, pub[i]);
+		assert_int_equal(bft_ed25519_sign(k, msg, sizeof(msg), sig[i]), 0);
+		bft_ed25519_free(k);
+	}
+	for (round = 0; round < 2; round++)
+		for (i = 0; i < NK; i++)
+		{
+			assert_true(bft_ed25519_verify(NULL, pub[i], msg, sizeof(msg), sig[i]));
+			assert_false(bft_ed25519_verify(NULL, pub[(i + 1) % NK], msg, sizeof(msg), sig[i]));
+			assert_false(bft_ed25519_verify(NULL, pub[i], msg, sizeof(msg), sig[(i + 3) % NK]));
+		}
+}
+
 int
 main(void)
 {
@@ -1046,6 +1148,7 @@ main(void)
 		cmocka_unit_test(test_invalid_proposal_gets_nil),
 		cmocka_unit_test(test_wrong_proposer_and_bad_sig_rejected),
 		cmocka_unit_test(test_evidence),
+		cmocka_unit_test(test_parked_votes),
 		cmocka_unit_test(test_cert_verify),
 		cmocka_unit_test(test_restart_no_double_sign),
 		cmocka_unit_test(test_catchup_verifies_cert),
@@ -1054,6 +1157,7 @@ main(void)
 		cmocka_unit_test(test_wire_roundtrip),
 		cmocka_unit_test(test_wire_rejects),
 		cmocka_unit_test(test_ed25519),
+		cmocka_unit_test(test_ed25519_many_keys),
 	};
 
 	return cmocka_run_group_tests_name("bft", tests, NULL, NULL);
