@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(48);
+SELECT plan(51);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -97,6 +97,24 @@ CREATE TABLE tap08_fk (id int REFERENCES tap08_ref);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_fk', 'tap08')$$, '0A000', NULL, 'a foreign key is refused');
 CREATE TABLE tap08_chk (t timestamptz CHECK (t < now()));
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_chk', 'tap08')$$, '0A000', NULL, 'a CHECK calling now() is refused');
+
+-- ------------------------------------------------------------ unique keys and the lowest clearance
+-- The lowest clearance among the members is cached per backend until
+-- ledger.peer changes; a change in this very transaction, and its
+-- rollback, must both be seen.
+CREATE TABLE tap08_key (id int PRIMARY KEY, tier text);
+SELECT ledger.enable_table('tap08_key', 'tap08', 'tier');
+BEGIN;
+SELECT throws_ok($$INSERT INTO tap08_key VALUES (1, 'partner')$$, '0A000', NULL,
+				 'a unique-key row above the lowest clearance among the members is refused');
+SELECT ledger.set_peer_clearance('tap08', 'other', 'partner');
+SELECT lives_ok($$INSERT INTO tap08_key VALUES (2, 'partner')$$,
+				'once that member is cleared for it, the same backend takes it');
+ROLLBACK;
+BEGIN;
+SELECT throws_ok($$INSERT INTO tap08_key VALUES (3, 'partner')$$, '0A000', NULL,
+				 'and refuses it again once the change is rolled back');
+ROLLBACK;
 
 -- ------------------------------------------------------------ what a peer may send
 SELECT throws_ok($$SELECT ledger.deliver('tap08', '\x00'::bytea, '\x00'::bytea)$$, '22023',
