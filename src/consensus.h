@@ -181,6 +181,7 @@ extern bool ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_
 							   ll_fault_sign_fn sign, ll_fault_emit_fn emit);
 extern bool ll_fault_batch(uint8 *batch, size_t len);
 extern bool ll_fault_withhold(void);
+extern void ll_fault_crash_point(void);
 #endif
 
 /*

@@ -18,6 +18,9 @@
 
 #ifdef LL_FAULT_INJECTION
 
+#include <unistd.h>
+
+#include "access/xlog.h"
 #include "common/pg_prng.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -187,6 +190,31 @@ bool
 ll_fault_withhold(void)
 {
 	return mode("forge");
+}
+
+/*
+ * A crash between a local backend's commit and the worker's commit of the
+ * same block, with the backend's commit on disk: the worker must then find
+ * the backend's rows and record their outcome itself (apply.c,
+ * local_rows_present).  Armed by creating
+ * pg_loopledger/crash_before_block_commit in the data directory; fires
+ * once, taking the whole server down as a crash would.
+ */
+void
+ll_fault_crash_point(void)
+{
+	const char *path = "pg_loopledger/crash_before_block_commit";
+
+	if (access(path, F_OK) != 0)
+		return;
+	(void) unlink(path);
+	/*
+	 * The backends' commits skip their own WAL flush (capture.c), so most
+	 * such crashes lose them too; the WAL writer may have flushed them
+	 * first, though, and that is the case worth testing.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
+	elog(PANIC, "loopledger test build: crashing between a local commit and the block's commit");
 }
 
 #endif							/* LL_FAULT_INJECTION */

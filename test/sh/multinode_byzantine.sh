@@ -114,5 +114,25 @@ ok $? "node 4 back to honest converges with the others"
 is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(id, ',' ORDER BY id)) FROM parcel"; done | sort -u | wc -l)" 1 \
 	"all four nodes hold the same rows (the liar's own, if ordered once it turned honest, included)"
 
+# A crash between a local backend's commit and the worker's commit of the
+# same block (test build: armed by a file, fires once, a PANIC takes the
+# server down).  The backend's rows are in, the block and the outcome are
+# not: the restarted worker must find the rows by their entry number and
+# record the outcome, not insert them a second time nor refuse them.
+marker="$TMP/$(node_name 1)/data/pg_loopledger/crash_before_block_commit"
+as_pg touch "$marker"
+node_psql 1 -qc "INSERT INTO parcel VALUES ('crash', 'ok', 'public')" >/dev/null 2>&1	# cut by the crash
+for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+ok $(( $(grep -c "crashing between a local commit and the block's commit" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
+	"node 1 crashed after its backend committed and before its worker committed the block"
+node_psql 2 -qc "INSERT INTO parcel VALUES ('after-crash', 'ok', 'public')" >/dev/null
+wait_converged customs 60
+ok $? "node 1 recovers and converges with the others"
+is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id = 'crash'"; done | sort -u | tr '\n' ' ')" "1 " \
+	"the row committed just before the crash is there once on every node"
+is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(encode(origin, 'hex') || txid || ':' || height || ':' || \"position\" || status, ',' ORDER BY origin, txid)) FROM ledger.txlog"; done | sort -u | wc -l)" 1 \
+	"ledger.txlog is the same on every node (node 1 recorded its own outcome after the crash)"
+is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node 1 verifies clean"
+
 echo "1..$n"
 [ "$failed" = 0 ]
