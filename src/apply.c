@@ -22,7 +22,6 @@
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -38,7 +37,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 
 #include "chain.h"
@@ -87,7 +85,6 @@ typedef struct TableNo
 {
 	char		key[NAMEDATALEN * 2 + 2];
 	int32		table_no;
-	Oid			relid;
 	bool		order_free;		/* no unique key besides ledger_entry */
 } TableNo;
 
@@ -398,7 +395,6 @@ table_for(const LLApply *a, ll_wire_str table)
 
 		t = hash_search(table_nos, key, HASH_ENTER, &found);
 		t->table_no = no;
-		t->relid = relid;
 		t->order_free = free_;
 	}
 	return t;
@@ -685,56 +681,16 @@ settle_pending(const LLApply *a, uint64 height, const uint8 *origin, uint64 txid
 						  NULL, false, 0);
 }
 
-/*
- * Whether a local transaction's rows are here: committed by its backend,
- * whose outcome the worker records in ledger.txlog with the block.  Asked
- * only when the backend cannot tell us (it is gone, or the worker restarted
- * between the backend's commit and its own).  The first row's entry number
- * is unique in its table, and only that transaction writes it.
- */
+/* Recorded by a backend that ended before telling us how: ask ledger.txlog. */
 static bool
-local_rows_present(const LLApply *a, const ll_batch_iter *it)
+tx_committed(const LLApply *a, uint64 txid, uint64 height)
 {
-	ll_batch_iter probe = *it;
-	ll_row		row;
-	TableNo    *t;
-	Relation	rel;
-	AttrNumber	attno;
-	List	   *indexes;
-	ListCell   *lc;
-	Oid			entry_index = InvalidOid;
-	ScanKeyData key;
-	SysScanDesc scan;
-	Snapshot	snap;
-	bool		present;
-
-	if (!ll_batch_next_row(&probe, &row))
-		return false;
-	t = table_for(a, row.table);
-	rel = table_open(t->relid, AccessShareLock);
-	attno = get_attnum(t->relid, "ledger_entry");
-	indexes = RelationGetIndexList(rel);
-	foreach(lc, indexes)
-	{
-		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ix = idx->rd_index;
-
-		if (ix->indisunique && ix->indnkeyatts == 1 && ix->indkey.values[0] == attno &&
-			RelationGetIndexPredicate(idx) == NIL)
-			entry_index = RelationGetRelid(idx);
-		index_close(idx, AccessShareLock);
-		if (OidIsValid(entry_index))
-			break;
-	}
-	list_free(indexes);
-	ScanKeyInit(&key, attno, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum((int64) row.entry_id));
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	scan = systable_beginscan(rel, entry_index, OidIsValid(entry_index), snap, 1, &key);
-	present = systable_getnext(scan) != NULL;
-	systable_endscan(scan);
-	UnregisterSnapshot(snap);
-	table_close(rel, AccessShareLock);
-	return present;
+	SPI_execute_with_args("SELECT 1 FROM ledger.txlog WHERE channel_id = $1 AND origin = $2 "
+						  "AND txid = $3 AND height = $4 AND status = 'accepted'", 4,
+						  (Oid[]) {INT4OID, BYTEAOID, INT8OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(a->self, 32)),
+						  Int64GetDatum((int64) txid), Int64GetDatum((int64) height)}, NULL, false, 1);
+	return SPI_processed == 1;
 }
 
 static LLTxWait *
@@ -828,7 +784,7 @@ handed_outcome(ApplyRun *r, Handed *h)
 	uint32		s = pg_atomic_read_u32(&h->w->state);
 
 	if (h->w->txid != h->txid || proc->pid != h->pid)
-		return local_rows_present(r->a, &h->it) ? 1 : 0;
+		return tx_committed(r->a, h->txid, r->height) ? 1 : 0;
 	if (s == LL_TX_COMMITTED)
 	{
 		pg_atomic_write_u32(&h->w->state, LL_TX_SEEN);
@@ -869,8 +825,6 @@ drain_handed(ApplyRun *r)
 			}
 			if (o == 0)			/* its backend gave up: the rows are still due */
 				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true, false, INT_MAX, NULL);
-			else
-				log_tx(&r->log, r->a->self, h->txid, h->pos, "accepted", NULL);
 			h->w = NULL;
 		}
 		if (!running)
@@ -1078,15 +1032,6 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		settle_pending(r->a, r->height, b->origin, tx->txid, pos);
 		insert_tx_rows(r->a, it, r->br, false, INT_MAX);
 		r->br->ntx++;
-		return;
-	}
-	if (w == NULL && seen == 0 && memcmp(b->origin, r->a->self, 32) == 0 &&
-		local_rows_present(r->a, it))
-	{
-		/* its backend committed, we did not: chain the rows, record it */
-		insert_tx_rows(r->a, it, r->br, false, INT_MAX);
-		r->br->ntx++;
-		log_tx(&r->log, b->origin, tx->txid, pos, "accepted", NULL);
 		return;
 	}
 	{

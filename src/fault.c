@@ -194,9 +194,9 @@ ll_fault_withhold(void)
 
 /*
  * A crash between a local backend's commit and the worker's commit of the
- * same block, with the backend's commit on disk: the worker must then find
- * the backend's rows and record their outcome itself (apply.c,
- * local_rows_present).  Armed by creating
+ * same block, with the backend's commit on disk: the restarted worker must
+ * find the backend's outcome in ledger.txlog and chain its rows instead of
+ * inserting them again.  Armed by creating
  * pg_loopledger/crash_before_block_commit in the data directory; fires
  * once, taking the whole server down as a crash would.
  */

@@ -159,9 +159,9 @@ ll_wake_worker(void)
 
 /*
  * Catalog OIDs looked up by name, kept until a relcache invalidation names
- * one of them (or all): a committing backend needs ledger.peer (and,
- * without waiting for the order, ledger.txlog) in every transaction, and
- * two name lookups each cost more than the probe that follows.
+ * one of them (or all): a committing backend needs ledger.txlog and
+ * ledger.peer in every transaction, and two name lookups each cost more
+ * than the probe that follows.
  */
 #define CATALOG_CACHE 16
 

@@ -5,9 +5,9 @@
  * Just before commit the backend queues its rows for the channel's worker
  * and waits, still inside its transaction, for the consortium's order:
  *   GO       - every transaction ordered before it is applied here; it
- *              commits, and (with loopledger.synchronous_commit) COMMIT
- *              returns once the worker has committed the block, which
- *              records the outcome in ledger.txlog;
+ *              records its outcome in ledger.txlog and commits, and (with
+ *              loopledger.synchronous_commit) COMMIT returns once the
+ *              worker has committed the block;
  *   REJECTED - the agreed order refuses it: COMMIT fails, nothing stays.
  * While waiting it also watches for the one conflict the order cannot
  * settle by itself: the worker, applying a transaction ordered earlier,
@@ -140,23 +140,23 @@ worker_waits_for_me(LLConsSlot *slot)
 }
 
 /*
- * A transaction that does not wait for the order commits its rows with a
- * 'pending' outcome, which the worker settles at its place in the order.
+ * The transaction's outcome, committed with its rows: 'accepted' at its
+ * place in the agreed order, or 'pending' when it did not wait for it.
  */
 static void
-record_pending(LLTxWait *w)
+record_outcome(LLTxWait *w, bool pending)
 {
 	Relation	rel = table_open(ll_catalog_relid("txlog"), RowExclusiveLock);
 	Datum		v[7];
-	bool		n[7] = {false, false, false, true, true, false, true};	/* no height, position, detail yet */
+	bool		n[7] = {false, false, false, pending, pending, false, true};
 	HeapTuple	tup;
 
 	v[0] = Int32GetDatum(w->channel_id);
 	v[1] = PointerGetDatum(ll_bytea(self, 32));
 	v[2] = Int64GetDatum((int64) w->txid);
-	v[3] = (Datum) 0;
-	v[4] = (Datum) 0;
-	v[5] = CStringGetTextDatum("pending");
+	v[3] = Int64GetDatum(w->height);
+	v[4] = Int32GetDatum(w->position);
+	v[5] = CStringGetTextDatum(pending ? "pending" : "accepted");
 	v[6] = (Datum) 0;
 	tup = heap_form_tuple(RelationGetDescr(rel), v, n);
 	/* with its index entries: the worker finds outcomes by primary key */
@@ -347,16 +347,12 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	if (async)
 	{
 		/* nothing can refuse these rows: commit now, the order follows */
-		record_pending(w);
+		record_outcome(w, true);
 		write_pending(n, channel, multi, packed, chan, w->txid);
 		return;
 	}
-	/*
-	 * Our outcome goes into ledger.txlog with the worker's block, not here:
-	 * the worker records it once it sees us committed (or finds our rows,
-	 * after a crash between the two commits).
-	 */
 	wait_for_turn(slot, w, body);
+	record_outcome(w, false);
 }
 
 static void

@@ -6,7 +6,9 @@
 # signed), forged signatures, garbage frames and replays of old messages,
 # one kind after another and all mixed, while nodes 1-3 take writes.  The
 # three honest nodes must keep committing, never diverge, verify clean and
-# record the equivocation as evidence.  TAP output.
+# record the equivocation as evidence.  Then a test-build crash point
+# takes node 1 down between a local commit and its worker's commit of the
+# block; the row must be there once everywhere afterwards.  TAP output.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/test/lib.sh"
@@ -116,9 +118,9 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(id, ',' OR
 
 # A crash between a local backend's commit and the worker's commit of the
 # same block (test build: armed by a file, fires once, a PANIC takes the
-# server down).  The backend's rows are in, the block and the outcome are
-# not: the restarted worker must find the rows by their entry number and
-# record the outcome, not insert them a second time nor refuse them.
+# server down).  The backend's rows and outcome are in, the block is not:
+# the restarted worker must find the outcome and chain the rows, not insert
+# them a second time nor refuse them.
 marker="$TMP/$(node_name 1)/data/pg_loopledger/crash_before_block_commit"
 as_pg touch "$marker"
 node_psql 1 -qc "INSERT INTO parcel VALUES ('crash', 'ok', 'public')" >/dev/null 2>&1	# cut by the crash
@@ -131,7 +133,7 @@ ok $? "node 1 recovers and converges with the others"
 is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id = 'crash'"; done | sort -u | tr '\n' ' ')" "1 " \
 	"the row committed just before the crash is there once on every node"
 is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(encode(origin, 'hex') || txid || ':' || height || ':' || \"position\" || status, ',' ORDER BY origin, txid)) FROM ledger.txlog"; done | sort -u | wc -l)" 1 \
-	"ledger.txlog is the same on every node (node 1 recorded its own outcome after the crash)"
+	"ledger.txlog is the same on every node"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node 1 verifies clean"
 
 echo "1..$n"
