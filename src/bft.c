@@ -171,6 +171,12 @@ bft_round(const bft_node *n)
 	return n->round;
 }
 
+int
+bft_step_of(const bft_node *n)
+{
+	return (int) n->step;
+}
+
 const bft_valset *
 bft_current_valset(const bft_node *n)
 {

@@ -452,6 +452,8 @@ extern bft_node *bft_init(void *mem, const bft_config *cfg);
 extern void bft_step(bft_node *node, const bft_event *ev, bft_output *out);
 extern uint64_t bft_height(const bft_node *node);
 extern uint32_t bft_round(const bft_node *node);
+/* BFT_STEP_PROPOSE, _PREVOTE or _PRECOMMIT; 0 before the first start */
+extern int	bft_step_of(const bft_node *node);
 extern const bft_valset *bft_current_valset(const bft_node *node);
 extern const bft_stats *bft_get_stats(const bft_node *node);
 /* Validator index of proposer for (height, round). */

@@ -1624,7 +1624,7 @@ publish_status(void)
 	SpinLockAcquire(&s->mutex);
 	s->height = (int64) W.next_height;
 	s->round = (int32) bft_round(W.node);
-	s->step = 0;
+	s->step = bft_step_of(W.node);
 	prop = bft_proposer(&W.valset, W.next_height, bft_round(W.node));
 	{
 		int			k = prop < W.valset.n ? member_of(W.valset.v[prop].pubkey) : -1;
