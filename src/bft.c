@@ -625,7 +625,6 @@ buffer_future_vote(bft_node *n, const bft_vote *v)
 	n->fut_votes[t][v->validator] = *v;
 }
 
-/* Verifies and records a vote of the current height. */
 /*
  * A tally holding a quorum for one value (or nil) is settled: a further
  * vote in it can change no rule's outcome (line 34 and 47 timers, a polka,
@@ -691,6 +690,7 @@ take_parked(bft_node *n, bft_slot *s, bft_tally *t, const bft_vote *v)
 		n->stats.rejected++;
 }
 
+/* Verifies and records a vote of the current height. */
 static void
 on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 {

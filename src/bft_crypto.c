@@ -126,7 +126,7 @@ bft_ed25519_verify(void *ctx, const uint8_t pubkey[BFT_PUBKEY_LEN],
 	/*
 	 * A fresh context every time: OpenSSL 3.0 keeps the first key of a
 	 * reused Ed25519 verify context, so a context reused across keys took
-	 * signatures under the wrong key (test_ed25519 checks this).
+	 * signatures under the wrong key (test_ed25519_many_keys).
 	 */
 	md = EVP_MD_CTX_new();
 	if (pk != NULL && md != NULL &&
