@@ -517,6 +517,9 @@ CREATE TRIGGER visibility_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 -- ... and so is the lowest clearance among a channel's members (peer.c).
 CREATE TRIGGER peer_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON ledger.peer FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
+-- The consensus worker writes decided membership and clearance changes
+-- with session_replication_role = replica: fire there too.
+ALTER TABLE ledger.peer ENABLE ALWAYS TRIGGER peer_changed;
 
 -- Called by the policy of every ledger table.  clearance_of: index of the
 -- highest tier the session may read (lowest tier 0, none -1), the lower of

@@ -668,26 +668,46 @@ same_parked(const bft_tally *t, const bft_vote *v)
 {
 	bool		nil = (t->parked_nil >> v->validator) & 1;
 
+	/*
+	 * The signature too: anyone may send a vote under any validator's
+	 * index, and a forged copy with the right value must not hide the
+	 * genuine vote (Ed25519 is deterministic, so honest resends match).
+	 */
+	if (memcmp(t->park_sig[v->validator], v->sig, BFT_SIG_LEN) != 0)
+		return false;
 	if (v->is_nil || nil)
 		return v->is_nil && nil;
 	return memcmp(t->park_val[v->validator], v->value, BFT_HASH_LEN) == 0;
 }
 
-/* The parked vote of v's validator, checked now; tallied if good. */
+/*
+ * The parked vote of v's validator, checked now; tallied if good.  If the
+ * validator's slot was filled meanwhile (a POL, our own vote), a good
+ * parked vote that differs from it is equivocation like any other.
+ */
 static void
 take_parked(bft_node *n, bft_slot *s, bft_tally *t, const bft_vote *v)
 {
 	bft_vote	p = *v;
+	uint64_t	bit = UINT64_C(1) << v->validator;
 
-	t->parked_mask &= ~(UINT64_C(1) << v->validator);
+	t->parked_mask &= ~bit;
 	p.is_nil = (t->parked_nil >> v->validator) & 1;
 	memcpy(p.value, t->park_val[v->validator], BFT_HASH_LEN);
 	memcpy(p.sig, t->park_sig[v->validator], BFT_SIG_LEN);
-	if (verify_sig(n, p.validator, p.type, p.height, p.round, -1,
-				   p.is_nil, p.value, p.sig))
-		tally_add(n, s, &p);
-	else
+	if (!verify_sig(n, p.validator, p.type, p.height, p.round, -1,
+					p.is_nil, p.value, p.sig))
+	{
 		n->stats.rejected++;
+		return;
+	}
+	if (!(t->mask & bit))
+		tally_add(n, s, &p);
+	else if (!same_vote(t, &p) && !(t->evidence_mask & bit))
+	{
+		t->evidence_mask |= bit;
+		report_evidence(n, t, &p);
+	}
 }
 
 /* Verifies and records a vote of the current height. */
@@ -1280,6 +1300,18 @@ progress(bft_node *n)
 				start_round(n, best);
 				fired = true;
 			}
+		}
+		/*
+		 * 2f+1 nil precommits in our round: no value can gather a quorum
+		 * of precommits in it without more than f liars, so waiting out
+		 * the precommit timeout (line 47) would only delay the next
+		 * proposer - with a crashed proposer, every n-th height.  Move on
+		 * at once, as its expiry would.
+		 */
+		if (!fired && cur->precommit.nil_power >= n->quorum)
+		{
+			start_round(n, n->round + 1);
+			fired = true;
 		}
 		if (!fired)
 			break;

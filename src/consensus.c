@@ -924,6 +924,35 @@ fault_emit(uint8 kind, const uint8 *body, size_t len)
 #endif
 
 /*
+ * A proposer whose server is down cannot propose, and waiting the whole
+ * propose timeout for it (a second) would stall every n-th height for as
+ * long as a member is crashed.  Timeouts pace liveness only, never safety
+ * (Tendermint's proof holds for any timeout a node picks), so a node may
+ * cut this one short when it has good reason: its link to the proposer is
+ * not up and nothing has been heard from it for two hello periods.  A
+ * member sending hellos in the proposer's name only brings back the usual
+ * timeout.
+ */
+#define DOWN_PROPOSER_MS 20
+
+static bool
+proposer_down(uint64 height, uint32 round)
+{
+	const bft_valset *vs = bft_current_valset(W.node);
+	int			k;
+	Member	   *m;
+
+	if (height != bft_height(W.node) || vs->n == 0)
+		return false;
+	k = member_of(vs->v[bft_proposer(vs, height, round)].pubkey);
+	if (k < 0 || k == W.self)
+		return false;
+	m = &W.members[k];
+	return m->link != NULL && strcmp(m->link->state, "up") != 0 &&
+		TimestampDifferenceExceeds(m->last_contact, GetCurrentTimestamp(), 2 * HELLO_MS);
+}
+
+/*
  * Timers are never cancelled (the core ignores stale ones), so drop those
  * of past heights here; otherwise a busy node runs out of slots and loses
  * the one timeout it needs.
@@ -932,6 +961,7 @@ static void
 add_timer(uint64 now, const bft_timer *t)
 {
 	uint64		h = bft_height(W.node);
+	uint32		delay = t->delay_ms;
 	int			i = 0;
 
 	while (i < W.ntimers)
@@ -946,7 +976,9 @@ add_timer(uint64 now, const bft_timer *t)
 		elog(WARNING, "consensus timer table full; dropping the oldest timer");
 		W.timers[0] = W.timers[--W.ntimers];
 	}
-	W.timers[W.ntimers].due_ms = now + t->delay_ms;
+	if (t->kind == BFT_TIMER_PROPOSE && delay > DOWN_PROPOSER_MS && proposer_down(t->height, t->round))
+		delay = DOWN_PROPOSER_MS;
+	W.timers[W.ntimers].due_ms = now + delay;
 	W.timers[W.ntimers].t = *t;
 	W.ntimers++;
 }

@@ -453,7 +453,7 @@ test_locked_value_and_stale_pol(void **state)
 	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, NULL);
 	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, NULL);
 	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, NULL);
-	fire(&u, BFT_TIMER_PRECOMMIT, 1, 0);
+	assert_int_equal(bft_round(u.node), 1);
 	/* round 1: lock on v */
 	propose_as(&u, 2, 1, 1, -1, pv, lv, v, NULL, 0);
 	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 1, v);
@@ -468,7 +468,7 @@ test_locked_value_and_stale_pol(void **state)
 	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 2, NULL);
 	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 2, NULL);
 	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 2, NULL);
-	fire(&u, BFT_TIMER_PRECOMMIT, 1, 2);
+	/* 2f+1 nil precommits: round 3 at once, without the precommit timeout */
 	assert_int_equal(bft_round(u.node), 3);
 	/* round 3: proposer is us (1+3)%4 = 0: we re-propose validValue v, vr 1 */
 	{
@@ -651,6 +651,81 @@ test_parked_votes(void **state)
 	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
 										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
 	free(m);
+	ut_teardown(&u);
+}
+
+/*
+ * A forged copy of a vote (right value, junk signature) parked under an
+ * honest validator must not hide its genuine vote: the genuine one is
+ * checked against the parked one and takes its place, so a later
+ * conflicting vote from that validator is still caught.
+ */
+static void
+test_parked_forged_copy(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN];
+	uint32_t	lv;
+	uint64_t	checked,
+				parked;
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
+	vote_as(&u, 0, BFT_MSG_PRECOMMIT, 1, 0, v);
+	m->type = BFT_MSG_PRECOMMIT;
+	m->u.vote.type = BFT_MSG_PRECOMMIT;
+	m->u.vote.height = 1;
+	m->u.vote.validator = 3;
+	memcpy(m->u.vote.value, v, BFT_HASH_LEN);
+	memset(m->u.vote.sig, 7, BFT_SIG_LEN);
+	feed(&u, 1, m);				/* sent by 1, claiming to be 3 */
+	checked = bft_get_stats(u.node)->verifies;
+	parked = bft_get_stats(u.node)->parked;
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, v);	/* the genuine vote */
+	assert_int_equal(bft_get_stats(u.node)->verifies, checked + 1);
+	assert_int_equal(bft_get_stats(u.node)->parked, parked + 1);
+	/* 3 equivocates: its parked genuine vote is the evidence */
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, NULL);
+	assert_int_equal(u.out->nevidence, 1);
+	assert_int_equal(u.out->evidence[0].a.validator, 3);
+	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
+										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
+	free(m);
+	ut_teardown(&u);
+}
+
+/*
+ * A vote parked before its validator's slot was filled some other way
+ * (here: our own nil prevote on the propose timeout) is still compared
+ * with what was counted when it is finally checked.
+ */
+static void
+test_parked_then_slot_filled(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN];
+	uint32_t	lv;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 3, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);	/* our key, settled tally: parked */
+	assert_int_equal(bft_get_stats(u.node)->parked, 1);
+	fire(&u, BFT_TIMER_PROPOSE, 1, 0);	/* we prevote nil: the slot is filled */
+	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, NULL);	/* our nil echoed back */
+	assert_int_equal(u.out->nevidence, 1);
+	assert_int_equal(u.out->evidence[0].a.validator, 0);
+	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
+										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
 	ut_teardown(&u);
 }
 
@@ -1149,6 +1224,8 @@ main(void)
 		cmocka_unit_test(test_wrong_proposer_and_bad_sig_rejected),
 		cmocka_unit_test(test_evidence),
 		cmocka_unit_test(test_parked_votes),
+		cmocka_unit_test(test_parked_forged_copy),
+		cmocka_unit_test(test_parked_then_slot_filled),
 		cmocka_unit_test(test_cert_verify),
 		cmocka_unit_test(test_restart_no_double_sign),
 		cmocka_unit_test(test_catchup_verifies_cert),

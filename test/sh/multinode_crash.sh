@@ -194,6 +194,21 @@ is "$out" final "a last INSERT on node 4 commits"
 wait_converged $CH 30
 ok $? "converged again"
 is "$(same_on_all "SELECT count(*) FROM parcel WHERE id = 'final'")" 1 "the last row is on every node"
+
+# A member that stays down must not cost every height it would propose a
+# whole propose timeout (1 s) plus a precommit timeout: the others cut the
+# propose timeout short once they have not heard from it for two hello
+# periods, and 2f+1 nil precommits start the next round at once.
+as_pg pg_ctl -D "$TMP/$(node_name 4)/data" -m fast -w stop >/dev/null
+sleep 3
+t0=$(now_ms)
+for k in $(seq 1 40); do node_psql 1 -qc "INSERT INTO parcel VALUES ('down-$k', 'filed', 'public')" || break; done
+t=$(($(now_ms) - t0))
+is "$(node_psql 1 -Atc "SELECT count(*) FROM parcel WHERE id LIKE 'down-%'")" 40 "40 commits one after another on node 1 while node 4 is down"
+ok $([ "$t" -lt 8000 ]; echo $?) "and they take ${t} ms (waiting out the timeouts on every 4th height took over 15 s)"
+restart_node 4
+wait_converged $CH 60
+ok $? "node 4, restarted, caught up"
 # Backends that outlive their killed postmaster for a moment while waiting
 # after their COMMIT log "PANIC: cannot abort transaction N, it was already
 # committed" (their postmaster is gone by then): within 10 s after one of
