@@ -929,11 +929,15 @@ fault_emit(uint8 kind, const uint8 *body, size_t len)
  * long as a member is crashed.  Timeouts pace liveness only, never safety
  * (Tendermint's proof holds for any timeout a node picks), so a node may
  * cut this one short when it has good reason: its link to the proposer is
- * not up and nothing has been heard from it for two hello periods.  A
+ * not up and nothing has been heard from it for two hello periods (the
+ * worker's own start counts as news: right after it, links are still
+ * connecting and no hello has had time to come in).  A
  * member sending hellos in the proposer's name only brings back the usual
  * timeout.
  */
 #define DOWN_PROPOSER_MS 20
+
+static TimestampTz worker_started;	/* the silence counts from here at most */
 
 static bool
 proposer_down(uint64 height, uint32 round)
@@ -949,7 +953,8 @@ proposer_down(uint64 height, uint32 round)
 		return false;
 	m = &W.members[k];
 	return m->link != NULL && strcmp(m->link->state, "up") != 0 &&
-		TimestampDifferenceExceeds(m->last_contact, GetCurrentTimestamp(), 2 * HELLO_MS);
+		TimestampDifferenceExceeds(Max(m->last_contact, worker_started),
+								   GetCurrentTimestamp(), 2 * HELLO_MS);
 }
 
 /*
@@ -1407,7 +1412,10 @@ on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 	{
 		if (batches_only)
 		{
-			if (f.kind == LL_FRAME_BATCH && !W.members[from].mismatch)
+			/* hellos too: they tell who is alive (see proposer_down) */
+			if (f.kind == LL_FRAME_HELLO)
+				on_hello(from, f.body, f.len);
+			else if (f.kind == LL_FRAME_BATCH && !W.members[from].mismatch)
 				on_batch_frame(from, f.body, f.len, authed);
 			continue;
 		}
@@ -2522,6 +2530,7 @@ ll_consensus_main(Datum main_arg)
 	W.apply.slot = W.slot;
 	W.apply.ntiers = W.ntiers;
 	W.apply.tiers = W.tiers;
+	worker_started = GetCurrentTimestamp();
 	state_open();
 	setup_core();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "loopledger consensus loop",

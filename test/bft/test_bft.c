@@ -591,6 +591,29 @@ test_evidence(void **state)
 	ut_teardown(&u);
 }
 
+/* A height-1 round-0 precommit under validator's index with a junk signature. */
+static void
+forged_precommit(bft_msg *m, int validator, const uint8_t value[BFT_HASH_LEN])
+{
+	memset(m, 0, sizeof(*m));
+	m->type = BFT_MSG_PRECOMMIT;
+	m->u.vote.type = BFT_MSG_PRECOMMIT;
+	m->u.vote.height = 1;
+	m->u.vote.validator = (uint16_t) validator;
+	memcpy(m->u.vote.value, value, BFT_HASH_LEN);
+	memset(m->u.vote.sig, 7, BFT_SIG_LEN);
+}
+
+/* The last step reported exactly one piece of evidence, against validator, and it checks. */
+static void
+assert_evidence_against(ut *u, int validator)
+{
+	assert_int_equal(u->out->nevidence, 1);
+	assert_int_equal(u->out->evidence[0].a.validator, validator);
+	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u->out->evidence[0],
+										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
+}
+
 /*
  * Once a tally holds a quorum, later votes in it are parked unchecked; a
  * parked validator that sends a different vote is checked after all, so
@@ -623,12 +646,7 @@ test_parked_votes(void **state)
 	checked = bft_get_stats(u.node)->verifies;
 	/* precommits: a quorum, then one more that is parked, then its twin */
 	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 2, 0, v);	/* next height: buffered */
-	m->type = BFT_MSG_PRECOMMIT;
-	m->u.vote.type = BFT_MSG_PRECOMMIT;
-	m->u.vote.height = 1;
-	m->u.vote.validator = 3;
-	memcpy(m->u.vote.value, w, BFT_HASH_LEN);
-	memset(m->u.vote.sig, 7, BFT_SIG_LEN);	/* a forgery nobody checks yet */
+	forged_precommit(m, 3, w);	/* a forgery nobody checks yet */
 	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
 	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
 	vote_as(&u, 0, BFT_MSG_PRECOMMIT, 1, 0, v);
@@ -645,11 +663,8 @@ test_parked_votes(void **state)
 	assert_int_equal(u.out->nevidence, 0);
 	/* and a genuine conflict with the parked nil is evidence */
 	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, w);
-	assert_int_equal(u.out->nevidence, 1);
-	assert_int_equal(u.out->evidence[0].a.validator, 3);
+	assert_evidence_against(&u, 3);
 	assert_true(u.out->evidence[0].a.is_nil);
-	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
-										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
 	free(m);
 	ut_teardown(&u);
 }
@@ -677,12 +692,7 @@ test_parked_forged_copy(void **state)
 	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
 	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
 	vote_as(&u, 0, BFT_MSG_PRECOMMIT, 1, 0, v);
-	m->type = BFT_MSG_PRECOMMIT;
-	m->u.vote.type = BFT_MSG_PRECOMMIT;
-	m->u.vote.height = 1;
-	m->u.vote.validator = 3;
-	memcpy(m->u.vote.value, v, BFT_HASH_LEN);
-	memset(m->u.vote.sig, 7, BFT_SIG_LEN);
+	forged_precommit(m, 3, v);
 	feed(&u, 1, m);				/* sent by 1, claiming to be 3 */
 	checked = bft_get_stats(u.node)->verifies;
 	parked = bft_get_stats(u.node)->parked;
@@ -691,10 +701,7 @@ test_parked_forged_copy(void **state)
 	assert_int_equal(bft_get_stats(u.node)->parked, parked + 1);
 	/* 3 equivocates: its parked genuine vote is the evidence */
 	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, NULL);
-	assert_int_equal(u.out->nevidence, 1);
-	assert_int_equal(u.out->evidence[0].a.validator, 3);
-	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
-										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
+	assert_evidence_against(&u, 3);
 	free(m);
 	ut_teardown(&u);
 }
@@ -722,10 +729,41 @@ test_parked_then_slot_filled(void **state)
 	assert_int_equal(bft_get_stats(u.node)->parked, 1);
 	fire(&u, BFT_TIMER_PROPOSE, 1, 0);	/* we prevote nil: the slot is filled */
 	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, NULL);	/* our nil echoed back */
-	assert_int_equal(u.out->nevidence, 1);
-	assert_int_equal(u.out->evidence[0].a.validator, 0);
-	assert_int_equal(bft_evidence_verify(&g_vs, g_chain, &u.out->evidence[0],
-										 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
+	assert_evidence_against(&u, 0);
+	ut_teardown(&u);
+}
+
+/*
+ * 2f+1 nil precommits end the round at once (no value can be decided in
+ * it); 2f+1 precommits that are not all nil still wait for the timeout,
+ * which gives a late precommit for the value its chance.
+ */
+static void
+test_nil_precommit_quorum(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN];
+	uint32_t	lv;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	fire(&u, BFT_TIMER_PROPOSE, 1, 0);
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, NULL);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, NULL);
+	assert_int_equal(bft_round(u.node), 0);	/* 2 of 4: no quorum yet */
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, v);
+	assert_int_equal(bft_round(u.node), 0);	/* a quorum, but not all nil */
+	fire(&u, BFT_TIMER_PRECOMMIT, 1, 0);
+	assert_int_equal(bft_round(u.node), 1);
+	/* round 1: three nil precommits move us on without any timer */
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 1, NULL);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 1, NULL);
+	assert_int_equal(bft_round(u.node), 1);
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 1, NULL);
+	assert_int_equal(bft_round(u.node), 2);
+	assert_int_equal(bft_height(u.node), 1);
 	ut_teardown(&u);
 }
 
@@ -1226,6 +1264,7 @@ main(void)
 		cmocka_unit_test(test_parked_votes),
 		cmocka_unit_test(test_parked_forged_copy),
 		cmocka_unit_test(test_parked_then_slot_filled),
+		cmocka_unit_test(test_nil_precommit_quorum),
 		cmocka_unit_test(test_cert_verify),
 		cmocka_unit_test(test_restart_no_double_sign),
 		cmocka_unit_test(test_catchup_verifies_cert),
