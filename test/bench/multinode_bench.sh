@@ -10,6 +10,9 @@
 # 100000), NO_BUILD=1 skips installing packages and building,
 # BENCH_KEEP=1 leaves the clusters and logs in .tmp, LL_EXTRA_CONF adds one
 # postgresql.conf line to the loopledger nodes (e.g. "loopledger.propose_delay = 0").
+# Also measured: the same load with one of the four servers stopped (a
+# loopledger member, a standby), since a crashed member is the proposer of
+# every fourth height.
 #
 # Both sides: 64 clients of single-row INSERT transactions (pgbench -n
 # -M prepared) on loopback, fsync and synchronous_commit on; latency
@@ -84,8 +87,8 @@ bulk_insert() {
 	done | "$@" -q
 }
 
-B_TPS=n/a B_P50=n/a B_P99=n/a B_CATCHUP=n/a B_MEM=n/a
-L_TPS=n/a L_P50=n/a L_P99=n/a L_CATCHUP=n/a L_MEM=n/a L_AGREE=n/a
+B_TPS=n/a B_P50=n/a B_P99=n/a B_CATCHUP=n/a B_MEM=n/a B_DOWN=n/a B_DP50=n/a B_DP99=n/a
+L_TPS=n/a L_P50=n/a L_P99=n/a L_CATCHUP=n/a L_MEM=n/a L_AGREE=n/a L_DOWN=n/a L_DP50=n/a L_DP99=n/a
 
 # ---------------------------------------------------------------------------
 run_baseline() {
@@ -131,6 +134,15 @@ run_baseline() {
 		echo "   walsender pid $s: rss/pss/anon MB $(mem "$s" | tee "$WORK/ws$s")"
 	done
 	B_MEM=$(cat "$WORK"/ws* | awk '{ s += $2 } END { printf "%.1f", s / NR }')
+
+	say "baseline: s3 stopped, $CLIENTS clients, ${DURATION}s"
+	stop_cluster mnb_s3
+	B_DOWN=$(pgbench_run bdown "$TMP/mnb_primary" "$REPL_PORT" $CLIENTS 2)
+	read -r B_DP50 B_DP99 n < <(latency "$WORK"/bdown.*)
+	printf '   %.0f tx/s, p50 %s ms, p99 %s ms\n' "$B_DOWN" "$B_DP50" "$B_DP99"
+	lsn=$(psql_at mnb_primary ledger -Atc "SELECT pg_current_wal_lsn()")
+	as_pg pg_ctl -D "$TMP/mnb_s3/data" -l "$TMP/mnb_s3/server.log" -w start >/dev/null
+	until [ "$(psql_at mnb_s3 ledger -Atc "SELECT pg_last_wal_replay_lsn() >= '$lsn'")" = t ]; do sleep 0.05; done
 
 	say "baseline catch-up: s3 stopped, $CATCHUP_ROWS rows on the primary, s3 restarted"
 	stop_cluster mnb_s3
@@ -191,6 +203,22 @@ run_ledger() {
 	done
 	echo "   digests agree: $L_AGREE"
 
+	# a crashed member is the proposer of every 4th height
+	say "loopledger: node4 stopped, $CLIENTS clients on nodes 1-3, ${DURATION}s"
+	as_pg pg_ctl -D "$TMP/$(node_name 4)/data" -m fast -w stop >/dev/null
+	sleep 3 # two hello periods: the others take it for down
+	pids=()
+	for i in 1 2 3; do
+		pgbench_run "down$i" "$TMP/$(node_name "$i")" $((BASEPORT + i)) $((i == 3 ? 22 : 21)) 1 >"$WORK/dtps$i" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	L_DOWN=$(cat "$WORK"/dtps? | awk '{ s += $1 } END { print s }')
+	read -r L_DP50 L_DP99 n < <(latency "$WORK"/down?.*)
+	printf '   %.0f tx/s, p50 %s ms, p99 %s ms\n' "$L_DOWN" "$L_DP50" "$L_DP99"
+	restart_node 4
+	wait_converged bench 300 || echo "   node4 did not catch up within 300 s"
+
 	say "loopledger catch-up: node4 stopped, $CATCHUP_ROWS rows on node1, node4 restarted"
 	as_pg pg_ctl -D "$TMP/$(node_name 4)/data" -m fast -w stop >/dev/null
 	t=$(now)
@@ -249,6 +277,8 @@ echo "|---|---:|---:|---:|---|"
 echo "| 1-row INSERT, $CLIENTS clients (tx/s) | $(fmt "$L_TPS") | $(fmt "$B_TPS") | $(ratio "$L_TPS" "$B_TPS") | $TPS_GOAL |"
 echo "| latency p50 (ms) | $L_P50 | $B_P50 | $(ratio "$L_P50" "$B_P50") | $(goal "$L_P50" '<=' 20 '<= 20 ms') |"
 echo "| latency p99 (ms) | $L_P99 | $B_P99 | $(ratio "$L_P99" "$B_P99") | |"
+echo "| 1-row INSERT, $CLIENTS clients, one of 4 servers down (tx/s) | $(fmt "$L_DOWN") | $(fmt "$B_DOWN") | $(ratio "$L_DOWN" "$B_DOWN") | |"
+echo "| latency p50 / p99 with one server down (ms) | $L_DP50 / $L_DP99 | $B_DP50 / $B_DP99 | | |"
 echo "| catch-up after restart, $(fmt "$CATCHUP_ROWS") rows (rows/s) | $(fmt "$L_CATCHUP") | $(fmt "$B_CATCHUP") | $(ratio "$L_CATCHUP" "$B_CATCHUP") | $(goal "$L_CATCHUP" '>=' 20000 '>= 20,000') |"
 echo "| memory per channel / per walsender (Pss MB) | $L_MEM | $B_MEM | $(ratio "$L_MEM" "$B_MEM") | |"
 echo "| digests agree after the run | $L_AGREE | | | |"
