@@ -52,9 +52,12 @@ test_mac_known_answer(void **state)
 	char		h[65];
 
 	(void) state;
-	fill(key, 1, 32);
+	fill(key, 9, 32);
 	fill(s, 2, 32);
 	fill(r, 3, 32);
+	/* first under another key: the one context kept must be re-keyed */
+	assert_int_equal(bft_link_mac(key, s, r, (const uint8_t *) "abc", 3, mac), 0);
+	fill(key, 1, 32);
 	assert_int_equal(bft_link_mac(key, s, r, (const uint8_t *) "abc", 3, mac), 0);
 	hex(mac, 32, h);
 	assert_string_equal(h, "bb89a78dd42d7be6d5e1f6e5f7dfb3171aec2193b1ee24b3520a9155f18a2713");
