@@ -755,7 +755,8 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 	bit = UINT64_C(1) << v->validator;
 	if (t->parked_mask & bit)
 	{
-		if (same_parked(t, v))
+		/* a resend is news only if the slot was filled meanwhile */
+		if (same_parked(t, v) && !(t->mask & bit))
 			return;
 		take_parked(n, s, t, v);
 	}

@@ -731,6 +731,17 @@ test_parked_then_slot_filled(void **state)
 	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, NULL);	/* our nil echoed back */
 	assert_evidence_against(&u, 0);
 	ut_teardown(&u);
+
+	/* the same, but the parked vote itself is sent again */
+	ut_setup(&u, 4, 0, NULL);
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 3, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);
+	fire(&u, BFT_TIMER_PROPOSE, 1, 0);
+	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);
+	assert_evidence_against(&u, 0);
+	ut_teardown(&u);
 }
 
 /*
