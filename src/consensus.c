@@ -931,9 +931,8 @@ fault_emit(uint8 kind, const uint8 *body, size_t len)
  * cut this one short when it has good reason: its link to the proposer is
  * not up and nothing has been heard from it for two hello periods (the
  * worker's own start counts as news: right after it, links are still
- * connecting and no hello has had time to come in).  A
- * member sending hellos in the proposer's name only brings back the usual
- * timeout.
+ * connecting and no hello has had time to come in).  A member sending
+ * hellos in the proposer's name only brings back the usual timeout.
  */
 #define DOWN_PROPOSER_MS 20
 
