@@ -709,17 +709,18 @@ test_parked_forged_copy(void **state)
 /*
  * A vote parked before its validator's slot was filled some other way
  * (here: our own nil prevote on the propose timeout) is still compared
- * with what was counted when it is finally checked.
+ * with what was counted when it is finally checked: when a different vote
+ * of that validator arrives (our nil, echoed back) or, with resend, the
+ * parked vote itself is sent again.
  */
 static void
-test_parked_then_slot_filled(void **state)
+parked_then_slot_filled(bool resend)
 {
 	ut			u;
 	uint8_t		pv[16],
 				v[BFT_HASH_LEN];
 	uint32_t	lv;
 
-	(void) state;
 	ut_setup(&u, 4, 0, NULL);
 	payload_for(1, 'v', true, pv, &lv, v);
 	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
@@ -728,20 +729,17 @@ test_parked_then_slot_filled(void **state)
 	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);	/* our key, settled tally: parked */
 	assert_int_equal(bft_get_stats(u.node)->parked, 1);
 	fire(&u, BFT_TIMER_PROPOSE, 1, 0);	/* we prevote nil: the slot is filled */
-	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, NULL);	/* our nil echoed back */
+	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, resend ? v : NULL);
 	assert_evidence_against(&u, 0);
 	ut_teardown(&u);
+}
 
-	/* the same, but the parked vote itself is sent again */
-	ut_setup(&u, 4, 0, NULL);
-	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
-	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
-	vote_as(&u, 3, BFT_MSG_PREVOTE, 1, 0, v);
-	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);
-	fire(&u, BFT_TIMER_PROPOSE, 1, 0);
-	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);
-	assert_evidence_against(&u, 0);
-	ut_teardown(&u);
+static void
+test_parked_then_slot_filled(void **state)
+{
+	(void) state;
+	parked_then_slot_filled(false);
+	parked_then_slot_filled(true);
 }
 
 /*
