@@ -158,8 +158,11 @@ kill9_node() {
 	# Until the dead postmaster is reaped, kill(pid, 0) still succeeds and
 	# a new postmaster refuses to start on its lock file; the process and
 	# all its children are gone, so the lock file is stale: drop it.
+	# A zombie is as dead as it gets: do not wait for a reaper that may
+	# never come (a container's PID 1 need not reap).
 	for t in $(seq 1 20); do
 		[ -d "/proc/$pid" ] || return 0
+		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
 		sleep 0.1
 	done
 	rm -f "$pidfile"
