@@ -156,16 +156,15 @@ kill9_node() {
 		sleep 0.1
 	done
 	# Until the dead postmaster is reaped, kill(pid, 0) still succeeds and
-	# a new postmaster refuses to start on its lock file; the process and
-	# all its children are gone, so the lock file is stale: drop it.
-	# A zombie is as dead as it gets: do not wait for a reaper that may
-	# never come (a container's PID 1 need not reap).
-	for t in $(seq 1 20); do
+	# a new postmaster refuses to start on its lock files (data directory
+	# and socket).  Here PID 1 reaps orphans only every 2 s or so: wait
+	# for it, and if it never comes, the process and all its children are
+	# gone, so the lock files are stale: drop them.
+	for t in $(seq 1 100); do
 		[ -d "/proc/$pid" ] || return 0
-		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
 		sleep 0.1
 	done
-	rm -f "$pidfile"
+	rm -f "$pidfile" "$TMP/$(node_name "$1")"/.s.PGSQL.*.lock
 }
 
 # restart_node I: start a stopped or crashed node (crash recovery runs inside
