@@ -929,10 +929,13 @@ fault_emit(uint8 kind, const uint8 *body, size_t len)
  * long as a member is crashed.  Timeouts pace liveness only, never safety
  * (Tendermint's proof holds for any timeout a node picks), so a node may
  * cut this one short when it has good reason: its link to the proposer is
- * not up and nothing has been heard from it for two hello periods (the
- * worker's own start counts as news: right after it, links are still
- * connecting and no hello has had time to come in).  A member sending
- * hellos in the proposer's name only brings back the usual timeout.
+ * not up, or up but with a call unanswered for two hello periods (a hung
+ * server, or a network that silently drops packets: TCP alone would keep
+ * the link up for minutes), and nothing has been heard from it for two
+ * hello periods either (the worker's own start counts as news: right
+ * after it, links are still connecting and no hello has had time to come
+ * in).  A member sending hellos in the proposer's name only brings back
+ * the usual timeout.
  */
 #define DOWN_PROPOSER_MS 20
 
@@ -951,7 +954,8 @@ proposer_down(uint64 height, uint32 round)
 	if (k < 0 || k == W.self)
 		return false;
 	m = &W.members[k];
-	return m->link != NULL && strcmp(m->link->state, "up") != 0 &&
+	return m->link != NULL &&
+		(strcmp(m->link->state, "up") != 0 || ll_link_unanswered_ms(m->link) > 2 * HELLO_MS) &&
 		TimestampDifferenceExceeds(Max(m->last_contact, worker_started),
 								   GetCurrentTimestamp(), 2 * HELLO_MS);
 }

@@ -236,9 +236,17 @@ ll_link_service(LLLink *l, const char *channel, const uint8 self[32])
 		if (l->conn && PQflush(l->conn) < 0)
 			link_close(l, PQerrorMessage(l->conn));
 	}
-	if (l->conn && l->inflight > 0 &&
-		now - l->sent_at[l->oldest % LL_PIPELINE] > 10 * USECS_PER_SEC)
+	if (l->conn && ll_link_unanswered_ms(l) > 10 * 1000)
 		link_close(l, "peer did not answer for 10 seconds");
+}
+
+/* How long the oldest call in flight has waited for its answer (ms), or 0. */
+long
+ll_link_unanswered_ms(LLLink *l)
+{
+	if (l->conn == NULL || l->connecting || l->inflight == 0)
+		return 0;
+	return (long) ((GetCurrentTimestamp() - l->sent_at[l->oldest % LL_PIPELINE]) / 1000);
 }
 
 /* Socket and events to wait for, or -1. */

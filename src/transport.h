@@ -46,6 +46,7 @@ extern void ll_link_queue(LLLink *l, const uint8 *frame, size_t len);
 extern void ll_link_service(LLLink *l, const char *channel, const uint8 self[32]);
 extern int	ll_link_wait_events(LLLink *l, pgsocket *sock);
 extern long ll_link_timeout(LLLink *l);
+extern long ll_link_unanswered_ms(LLLink *l);
 extern PGresult *ll_link_fetch(LLLink *l, const char *sql, int nparams, const Oid *types,
 							   const char *const *values, const int *lengths,
 							   const int *formats);

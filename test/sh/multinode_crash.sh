@@ -216,6 +216,23 @@ ok $([ "$t" -lt 8000 ]; echo $?) "and they take ${t} ms (waiting out the timeout
 restart_node 4
 wait_converged $CH 60
 ok $? "node 4, restarted, caught up"
+
+# A hung member (every process of its server stopped with SIGSTOP) keeps
+# its TCP connections up, so its link looks up; calls to it going
+# unanswered for two hello periods count as down too.  Waiting out the
+# propose timeout on its heights would make 20 commits take over 5 s.
+hung=$(head -1 "$TMP/$(node_name 4)/data/postmaster.pid")
+hung="$hung $(pgrep -P "$hung" | paste -sd' ')"
+kill -STOP $hung
+sleep 3
+t0=$(now_ms)
+for k in $(seq 1 20); do node_psql 1 -qc "INSERT INTO parcel VALUES ('hung-$k', 'filed', 'public')" || break; done
+t=$(($(now_ms) - t0))
+kill -CONT $hung
+is "$(node_psql 1 -Atc "SELECT count(*) FROM parcel WHERE id LIKE 'hung-%'")" 20 "20 commits one after another on node 1 while node 4 is hung (SIGSTOP)"
+ok $([ "$t" -lt 4000 ]; echo $?) "and they take ${t} ms (waiting out the propose timeout on every 4th height took 4.7 s)"
+wait_converged $CH 60
+ok $? "node 4, resumed (SIGCONT), caught up"
 # Backends that outlive their killed postmaster for a moment while waiting
 # after their COMMIT log "PANIC: cannot abort transaction N, it was already
 # committed" (their postmaster is gone by then): within 10 s after one of
