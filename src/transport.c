@@ -127,7 +127,6 @@ link_read(LLLink *l)
 									  l->sent_at[l->oldest % LL_PIPELINE]) / 1000.0;
 				l->oldest++;
 				l->inflight--;
-				l->last_answer = GetCurrentTimestamp();
 				break;
 			case PGRES_COMMAND_OK:	/* the PREPARE */
 				break;
@@ -230,6 +229,7 @@ ll_link_service(LLLink *l, const char *channel, const uint8 self[32])
 	}
 	if (l->inflight > 0 && !link_read(l))
 		return;
+	l->read_at = now;
 	if (l->inflight < LL_PIPELINE && l->out.len > 0)
 	{
 		link_send(l, channel, self);
@@ -240,13 +240,20 @@ ll_link_service(LLLink *l, const char *channel, const uint8 self[32])
 		link_close(l, "peer did not answer for 10 seconds");
 }
 
-/* How long the oldest call in flight has waited for its answer (ms), or 0. */
+/*
+ * How long the oldest call in flight had waited for its answer when this
+ * worker last read the link (ms), or 0: time this worker spent busy
+ * elsewhere, with answers piling up unread, does not count against the peer.
+ */
 long
 ll_link_unanswered_ms(LLLink *l)
 {
+	TimestampTz sent;
+
 	if (l->conn == NULL || l->connecting || l->inflight == 0)
 		return 0;
-	return (long) ((GetCurrentTimestamp() - l->sent_at[l->oldest % LL_PIPELINE]) / 1000);
+	sent = l->sent_at[l->oldest % LL_PIPELINE];
+	return l->read_at > sent ? (long) ((l->read_at - sent) / 1000) : 0;
 }
 
 /* Socket and events to wait for, or -1. */
