@@ -1708,6 +1708,14 @@ publish_status(void)
 		strlcpy(p->state, m->mismatch ? "genesis mismatch" : m->link->state, sizeof(p->state));
 		strlcpy(p->message, m->mismatch ? "different genesis: messages ignored" : m->link->message,
 				sizeof(p->message));
+		/* connected but silent (hung, or packets dropped): TCP would say up */
+		if (!m->mismatch && strcmp(p->state, "up") == 0 &&
+			ll_link_unanswered_ms(m->link) > 2 * HELLO_MS)
+		{
+			strlcpy(p->state, "not answering", sizeof(p->state));
+			snprintf(p->message, sizeof(p->message), "connected, but a call has waited %ld s for its answer",
+					 ll_link_unanswered_ms(m->link) / 1000);
+		}
 		p->height = m->height;
 		p->last_contact = m->last_contact;
 		p->rtt_ms = m->link->rtt_ms;

@@ -228,7 +228,9 @@ sleep 3
 t0=$(now_ms)
 for k in $(seq 1 20); do node_psql 1 -qc "INSERT INTO parcel VALUES ('hung-$k', 'filed', 'public')" || break; done
 t=$(($(now_ms) - t0))
+peer4=$(node_psql 1 -Atc "SELECT state || ': ' || coalesce(message, '') FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")
 kill -CONT $hung
+like "$peer4" "^not answering: connected, but a call has waited [0-9]+ s" "ledger.peers on node 1 shows the hung member as not answering ($peer4)"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM parcel WHERE id LIKE 'hung-%'")" 20 "20 commits one after another on node 1 while node 4 is hung (SIGSTOP)"
 ok $([ "$t" -lt 4000 ]; echo $?) "and they take ${t} ms (waiting out the propose timeout on every 4th height took 4.7 s)"
 wait_converged $CH 60
