@@ -941,6 +941,13 @@ fault_emit(uint8 kind, const uint8 *body, size_t len)
 
 static TimestampTz worker_started;	/* the silence counts from here at most */
 
+/* Up, with no call left unanswered for two hello periods. */
+static bool
+link_answering(LLLink *l)
+{
+	return strcmp(l->state, "up") == 0 && ll_link_unanswered_ms(l) <= 2 * HELLO_MS;
+}
+
 static bool
 proposer_down(uint64 height, uint32 round)
 {
@@ -954,8 +961,7 @@ proposer_down(uint64 height, uint32 round)
 	if (k < 0 || k == W.self)
 		return false;
 	m = &W.members[k];
-	return m->link != NULL &&
-		(strcmp(m->link->state, "up") != 0 || ll_link_unanswered_ms(m->link) > 2 * HELLO_MS) &&
+	return m->link != NULL && !link_answering(m->link) &&
 		TimestampDifferenceExceeds(Max(m->last_contact, worker_started),
 								   GetCurrentTimestamp(), 2 * HELLO_MS);
 }
@@ -1709,8 +1715,7 @@ publish_status(void)
 		strlcpy(p->message, m->mismatch ? "different genesis: messages ignored" : m->link->message,
 				sizeof(p->message));
 		/* connected but silent (hung, or packets dropped): TCP would say up */
-		if (!m->mismatch && strcmp(p->state, "up") == 0 &&
-			ll_link_unanswered_ms(m->link) > 2 * HELLO_MS)
+		if (!m->mismatch && strcmp(p->state, "up") == 0 && !link_answering(m->link))
 		{
 			strlcpy(p->state, "not answering", sizeof(p->state));
 			snprintf(p->message, sizeof(p->message), "connected, but a call has waited %ld s for its answer",
