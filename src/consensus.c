@@ -70,6 +70,7 @@ typedef struct Member
 	uint64		mac_batches;	/* its batches taken on the link MAC */
 	bool		mac_seen;		/* a call under the current link key checked out */
 	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
+	uint32		missed_turns;	/* its propose timeouts in a row (see proposer_mute) */
 } Member;
 
 typedef struct MemBatch
@@ -967,6 +968,71 @@ proposer_down(uint64 height, uint32 round)
 }
 
 /*
+ * A member that answers but does not propose (a liar, or a server that can
+ * no longer build blocks) would cost each of its turns the whole propose
+ * timeout, for as long as it stays in the channel.  Once two of its turns
+ * in a row ran out, its turns get a short timeout: still long next to the
+ * delay of an honest proposal under load (the whole commit's p99 is below
+ * it).  Every MUTE_RETRY_EVERY-th turn gets the whole timeout again, so a
+ * member that was only slow earns its ordinary timeout back as soon as one
+ * of its proposals is decided (note_decided_round).  Only the core's own
+ * view counts: a turn is missed when the propose timeout of the current
+ * height and round fires while the core still waits for the proposal, so
+ * forged or invalid proposals cannot reset the count.
+ */
+#define MUTE_PROPOSER_MS 100
+#define MUTE_AFTER 2
+#define MUTE_RETRY_EVERY 8
+
+static Member *
+proposer_member(uint64 height, uint32 round)
+{
+	const bft_valset *vs = bft_current_valset(W.node);
+	int			k;
+
+	if (vs->n == 0)
+		return NULL;
+	k = member_of(vs->v[bft_proposer(vs, height, round)].pubkey);
+	return k < 0 || k == W.self ? NULL : &W.members[k];
+}
+
+static bool
+proposer_mute(uint64 height, uint32 round)
+{
+	Member	   *m;
+
+	if (height != bft_height(W.node))
+		return false;
+	m = proposer_member(height, round);
+	return m != NULL && m->missed_turns >= MUTE_AFTER &&
+		m->missed_turns % MUTE_RETRY_EVERY != 0;
+}
+
+/* Before the core sees a propose timeout: was the proposer's turn missed? */
+static void
+note_propose_timeout(const bft_timer *t)
+{
+	Member	   *m;
+
+	if (t->kind != BFT_TIMER_PROPOSE || t->height != bft_height(W.node) ||
+		t->round != bft_round(W.node) || bft_step_of(W.node) != BFT_STEP_PROPOSE)
+		return;
+	m = proposer_member(t->height, t->round);
+	if (m != NULL && m->missed_turns < PG_UINT32_MAX)
+		m->missed_turns++;
+}
+
+/* The proposer of a decided round did propose: its turns count again. */
+static void
+note_decided_round(uint64 height, uint32 round)
+{
+	Member	   *m = proposer_member(height, round);
+
+	if (m != NULL)
+		m->missed_turns = 0;
+}
+
+/*
  * Timers are never cancelled (the core ignores stale ones), so drop those
  * of past heights here; otherwise a busy node runs out of slots and loses
  * the one timeout it needs.
@@ -992,6 +1058,8 @@ add_timer(uint64 now, const bft_timer *t)
 	}
 	if (t->kind == BFT_TIMER_PROPOSE && delay > DOWN_PROPOSER_MS && proposer_down(t->height, t->round))
 		delay = DOWN_PROPOSER_MS;
+	else if (t->kind == BFT_TIMER_PROPOSE && delay > MUTE_PROPOSER_MS && proposer_mute(t->height, t->round))
+		delay = MUTE_PROPOSER_MS;
 	W.timers[W.ntimers].due_ms = now + delay;
 	W.timers[W.ntimers].t = *t;
 	W.ntimers++;
@@ -1003,6 +1071,8 @@ handle_output(bft_output *out)
 	uint64		t = now_ms();
 	uint32		i;
 
+	if (out->has_commit)
+		note_decided_round(out->commit.height, out->commit.cert.round);
 	if (out->has_commit)
 		apply_payload(out->commit.height, out->commit.payload, out->commit.payload_len,
 					  &out->commit.cert);
@@ -1053,6 +1123,7 @@ fire_timers(void)
 			bft_timer	tm = W.timers[i].t;
 
 			W.timers[i] = W.timers[--W.ntimers];
+			note_propose_timeout(&tm);
 			memset(&ev, 0, sizeof(ev));
 			ev.kind = BFT_EV_TIMEOUT;
 			ev.u.timeout.kind = tm.kind;
@@ -1720,6 +1791,12 @@ publish_status(void)
 			strlcpy(p->state, "not answering", sizeof(p->state));
 			snprintf(p->message, sizeof(p->message), "connected, but a call has waited %ld s for its answer",
 					 ll_link_unanswered_ms(m->link) / 1000);
+		}
+		else if (!m->mismatch && strcmp(p->state, "up") == 0 && m->missed_turns >= MUTE_AFTER)
+		{
+			strlcpy(p->state, "not proposing", sizeof(p->state));
+			snprintf(p->message, sizeof(p->message),
+					 "answers, but its last %u turns to propose ran out", m->missed_turns);
 		}
 		p->height = m->height;
 		p->last_contact = m->last_contact;

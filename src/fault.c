@@ -12,6 +12,8 @@
  *	 forge		- signatures of consensus messages and batches are flipped;
  *	 garbage	- random frames are sent along with the real ones;
  *	 replay		- messages of earlier heights are sent again;
+ *	 mute		- its own proposals are never sent (it votes and answers,
+ *				  but every turn to propose runs out);
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -42,7 +44,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute or all; empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -127,9 +129,14 @@ bool
 ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
 				   ll_fault_sign_fn sign, ll_fault_emit_fn emit)
 {
-	uint8	   *buf = palloc(BFT_MAX_MSG);
+	uint8	   *buf;
 	size_t		n;
 	bool		replaced = false;
+
+	/* the type byte follows the version byte (bft_wire.c) */
+	if (len > 1 && msg[1] == BFT_MSG_PROPOSAL && mode("mute"))
+		return true;
+	buf = palloc(BFT_MAX_MSG);
 
 	if (mode("replay") && replay_n > 0)
 	{

@@ -65,7 +65,17 @@ load() {
 }
 
 count=0
-for mode in equivocate forge garbage replay all; do
+# sequential commits on node 1: the time they take, in ms
+sequential_ms() {
+	local t0 k
+	t0=$(date +%s%N)
+	for k in $(seq 1 "$2"); do
+		node_psql 1 -qc "INSERT INTO parcel VALUES ('$1-$k', 'ok', 'public')" >/dev/null || return 1
+	done
+	echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
+for mode in equivocate forge garbage replay mute all; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -85,6 +95,16 @@ for mode in equivocate forge garbage replay all; do
 	count=$((count + 120))
 	if [ "$mode" = forge ]; then
 		wait $liar
+	fi
+	if [ "$mode" = mute ]; then
+		# a member that votes and answers but never proposes: after two of
+		# its turns ran out, its turns cost 100 ms instead of the 1 s propose
+		# timeout (every 8th still gets the whole timeout)
+		ms=$(sequential_ms mute-seq 40)
+		count=$((count + 40))
+		ok $(( ${ms:-999999} < 9000 ? 0 : 1 )) "fault 'mute': 40 sequential commits on node 1 take under 9 s (${ms:-?} ms)"
+		is "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "not proposing" \
+			"fault 'mute': node 1's ledger.peers shows byz4 as not proposing"
 	fi
 	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
 	ok $(( h1 > h0 ? 0 : 1 )) "fault '$mode': consensus advanced ($h0 -> $h1)"
