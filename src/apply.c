@@ -1073,11 +1073,9 @@ finish_local(LLApply *a, uint64 height)
 }
 
 static void
-store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
-			   ll_batch *batches, int nbatches, bool made_block)
+store_batches(const LLApply *a, uint64 height, const ll_batch *batches, int nbatches)
 {
 	static SPIPlanPtr batch_plan = NULL;
-	static SPIPlanPtr log_plan = NULL;
 	Datum	   *hashes;
 	Datum	   *bodies;
 	ArrayType  *harr;
@@ -1089,10 +1087,6 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 								  "SELECT $1, h, $3, b FROM unnest($2::bytea[], $4::bytea[]) AS u(h, b) "
 								  "ON CONFLICT DO NOTHING", 4,
 								  (Oid[]) {INT4OID, BYTEAARRAYOID, INT8OID, BYTEAARRAYOID});
-	if (log_plan == NULL)
-		log_plan = ll_keep_plan("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
-								"VALUES ($1, $2, $3, $4)", 4,
-								(Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
 	/*
 	 * One statement for a block's batches (executor start-up is most of
 	 * what a row costs here), in chunks of at most 64 MB: a block of large
@@ -1129,6 +1123,19 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 			pfree(DatumGetPointer(bodies[n]));
 		}
 	}
+}
+
+static void
+store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
+			   ll_batch *batches, int nbatches, bool made_block)
+{
+	static SPIPlanPtr log_plan = NULL;
+
+	if (log_plan == NULL)
+		log_plan = ll_keep_plan("INSERT INTO ledger.consensus_log (channel_id, height, decision, ledger_height) "
+								"VALUES ($1, $2, $3, $4)", 4,
+								(Oid[]) {INT4OID, INT8OID, BYTEAOID, INT8OID});
+	store_batches(a, height, batches, nbatches);
 	if (SPI_execute_plan(log_plan,
 						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
 							 PointerGetDatum(ll_bytea(decision, dlen)),
@@ -1137,10 +1144,10 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 		elog(ERROR, "could not store decided height " UINT64_FORMAT, height);
 }
 
-void
-ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
-				  const uint8 *decision, size_t dlen,
-				  ll_batch *batches, int nbatches)
+static void
+apply_block(LLApply *a, uint64 height, int64 time_us,
+			const uint8 *decision, size_t dlen,
+			ll_batch *batches, int nbatches)
 {
 	BlockRows	br;
 	ApplyRun	r;
@@ -1148,11 +1155,10 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 	int			i;
 	bool		made_block = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "applying a decided block");
+#ifdef LL_FAULT_INJECTION
+	if (nbatches > 0)
+		ll_fault_apply_point();
+#endif
 	memset(&br, 0, sizeof(br));
 	ll_buf_init(&br.packed, ll_palloc_realloc);
 	ll_buf_grow(&br.packed, 256 * LL_PACKED_ENTRY_SIZE);
@@ -1193,6 +1199,76 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 	store_decision(a, height, decision, dlen, batches, nbatches, made_block);
 	if (a->on_members)
 		a->on_members(NULL, height);
+}
+
+/*
+ * A block that could not be applied here (a table missing or different:
+ * see stall) is retried by the restarted worker, which needs its batches
+ * again.  Other members may have failed on the same block too, and peers
+ * keep batches only in memory until they apply them: keep them in
+ * ledger.batch now, in a transaction of their own, where the restarted
+ * worker (load_kept_batches) and any peer (ledger.batches) find them.
+ */
+static void
+keep_batches(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		store_batches(a, height, batches, nbatches);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("could not keep the batches of decided height " UINT64_FORMAT " of channel \"%s\": %s",
+						height, a->channel, ed->message)));
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+void
+ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
+				  const uint8 *decision, size_t dlen,
+				  ll_batch *batches, int nbatches)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "applying a decided block");
+	PG_TRY();
+	{
+		apply_block(a, height, time_us, decision, dlen, batches, nbatches);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ll_apply_reset();
+		keep_batches(a, height, batches, nbatches);
+		ReThrowError(ed);
+	}
+	PG_END_TRY();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -2339,6 +2339,47 @@ load_heads(void)
 													 SPI_tuptable->tupdesc, 2, &isnull))), 32);
 }
 
+/*
+ * Batches of decided heights this node could not apply (apply.c,
+ * keep_batches): back into the mempool, where the retried apply, and the
+ * proposals that decide such a height again when no member stored its
+ * decision, find them.
+ */
+static void
+load_kept_batches(void)
+{
+	int			n = 0;
+	uint64		r;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_execute_with_args("SELECT body FROM ledger.batch WHERE channel_id = $1 AND height >= $2 "
+						  "ORDER BY height, batch_hash", 2,
+						  (Oid[]) {INT4OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(W.channel_id), Int64GetDatum((int64) W.next_height)},
+						  NULL, true, 0);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		bytea	   *body = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		ll_batch	b;
+
+		if (batch_ok((const uint8 *) VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), &b) &&
+			mempool_add(b.batch_hash, (const uint8 *) VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))
+			n++;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (n > 0)
+		ereport(LOG,
+				(errmsg("channel \"%s\": took back %d decided batches kept when their block could not be applied",
+						W.channel, n)));
+}
+
 static void
 load_state(void)
 {
@@ -2623,6 +2664,7 @@ ll_consensus_main(Datum main_arg)
 	W.apply.slot = W.slot;
 	W.apply.ntiers = W.ntiers;
 	W.apply.tiers = W.tiers;
+	load_kept_batches();
 	worker_started = GetCurrentTimestamp();
 	state_open();
 	setup_core();

@@ -224,4 +224,24 @@ ll_fault_crash_point(void)
 	elog(PANIC, "loopledger test build: crashing between a local commit and the block's commit");
 }
 
+/*
+ * A decided block with batches that fails to apply, as when a ledger
+ * table is missing here.  Armed by creating pg_loopledger/fail_apply_once
+ * in the data directory; fires once.  Armed on every member, the same
+ * block fails everywhere and each worker restarts: its batches must not
+ * be lost with the workers' memory (apply.c, keep_batches).
+ */
+void
+ll_fault_apply_point(void)
+{
+	const char *path = "pg_loopledger/fail_apply_once";
+
+	if (access(path, F_OK) != 0)
+		return;
+	(void) unlink(path);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cannot apply a decided block: loopledger test build failed it on purpose")));
+}
+
 #endif							/* LL_FAULT_INJECTION */
