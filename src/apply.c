@@ -1201,6 +1201,38 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 		a->on_members(NULL, height);
 }
 
+/* The apply worker's own transactions, with SPI and a snapshot. */
+static void
+xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+xact_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* In PG_CATCH: the error, copied to cxt, and the transaction rolled back. */
+static ErrorData *
+xact_abort(MemoryContext cxt)
+{
+	ErrorData  *ed;
+
+	MemoryContextSwitchTo(cxt);
+	ed = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	ll_apply_reset();
+	return ed;
+}
+
 /*
  * A block that could not be applied here (a table missing or different:
  * see stall) is retried by the restarted worker, which needs its batches
@@ -1216,22 +1248,14 @@ keep_batches(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 
 	PG_TRY();
 	{
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		xact_begin();
 		store_batches(a, height, batches, nbatches);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		xact_commit();
 	}
 	PG_CATCH();
 	{
-		ErrorData  *ed;
+		ErrorData  *ed = xact_abort(cxt);
 
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 		ereport(WARNING,
 				(errmsg("could not keep the batches of decided height " UINT64_FORMAT " of channel \"%s\": %s",
 						height, a->channel, ed->message)));
@@ -1247,10 +1271,7 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	xact_begin();
 	pgstat_report_activity(STATE_RUNNING, "applying a decided block");
 	PG_TRY();
 	{
@@ -1258,20 +1279,13 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *ed;
+		ErrorData  *ed = xact_abort(cxt);
 
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		ll_apply_reset();
 		keep_batches(a, height, batches, nbatches);
 		ReThrowError(ed);
 	}
 	PG_END_TRY();
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	xact_commit();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	finish_local(a, height);
 }
@@ -1374,10 +1388,7 @@ ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile int filled = 0;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	xact_begin();
 	PG_TRY();
 	{
 		filled = disclose_block(a, height, batches, nbatches);
@@ -1385,22 +1396,15 @@ ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *ed;
+		ErrorData  *ed = xact_abort(cxt);
 
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		ll_apply_reset();
 		ereport(WARNING,
 				(errmsg("could not fill in the rows of decided height " UINT64_FORMAT " of channel \"%s\" this node may now see: %s",
 						height, a->channel, ed->message)));
 		return 0;
 	}
 	PG_END_TRY();
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	xact_commit();
 	MemoryContextSwitchTo(cxt);
 	return filled;
 }

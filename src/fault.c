@@ -199,6 +199,16 @@ ll_fault_withhold(void)
 	return mode("forge");
 }
 
+/* A failure point armed by a file in the data directory fires once. */
+static bool
+armed(const char *path)
+{
+	if (access(path, F_OK) != 0)
+		return false;
+	(void) unlink(path);
+	return true;
+}
+
 /*
  * A crash between a local backend's commit and the worker's commit of the
  * same block, with the backend's commit on disk: the restarted worker must
@@ -210,11 +220,8 @@ ll_fault_withhold(void)
 void
 ll_fault_crash_point(void)
 {
-	const char *path = "pg_loopledger/crash_before_block_commit";
-
-	if (access(path, F_OK) != 0)
+	if (!armed("pg_loopledger/crash_before_block_commit"))
 		return;
-	(void) unlink(path);
 	/*
 	 * The backends' commits skip their own WAL flush (capture.c), so most
 	 * such crashes lose them too; the WAL writer may have flushed them
@@ -234,11 +241,8 @@ ll_fault_crash_point(void)
 void
 ll_fault_apply_point(void)
 {
-	const char *path = "pg_loopledger/fail_apply_once";
-
-	if (access(path, F_OK) != 0)
+	if (!armed("pg_loopledger/fail_apply_once"))
 		return;
-	(void) unlink(path);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("cannot apply a decided block: loopledger test build failed it on purpose")));
