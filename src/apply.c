@@ -556,6 +556,10 @@ insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert,
 					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 					 errmsg("a row's tier does not match the tier it was announced with")));
 		w = writer_for(a, &e);
+#ifdef LL_FAULT_INJECTION
+		if (insert)
+			ll_fault_apply_point("fail_apply_rows");
+#endif
 		if (insert)
 			insert_row(a, &e, w);
 		add_block_row(br, &e, w->table_no, &r);
@@ -765,15 +769,48 @@ give_turn(ApplyRun *r, LLTxWait *w, int procno, const ll_batch *b, ll_batch_iter
 	h->it = *it;
 	h->tx = *tx;
 	h->pos = pos;
+	/*
+	 * A local transaction given its turn is accepted: its rows are in the
+	 * block.  Chained before the turn is given, so that a table this node
+	 * lacks stops the block before the backend can commit.
+	 */
+	insert_tx_rows(r->a, it, r->br, false, INT_MAX);
+	r->br->ntx++;
+	r->a->local_done++;
 	w->height = (int64) r->height;
 	w->position = pos;
 	pg_write_barrier();
 	pg_atomic_write_u32(&w->state, LL_TX_GO);
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
-	/* a local transaction given its turn is accepted: its rows are in the block */
-	insert_tx_rows(r->a, it, r->br, false, INT_MAX);
-	r->br->ntx++;
-	r->a->local_done++;
+#ifdef LL_FAULT_INJECTION
+	ll_fault_apply_point("fail_apply_handed");
+#endif
+}
+
+/*
+ * A local backend that committed in its turn, in an apply of this block
+ * that then failed, still waits for the block: after the worker's restart
+ * it is told like the backends handed their turn now (finish_local).
+ */
+static void
+adopt_committed(ApplyRun *r, uint64 txid)
+{
+	int			i;
+
+	for (i = 0; i < ll_cons->nwaits; i++)
+	{
+		LLTxWait   *w = &ll_cons->waits[i];
+
+		if (w->txid == txid && w->channel_id == r->a->channel_id &&
+			pg_atomic_read_u32(&w->state) == LL_TX_COMMITTED)
+		{
+			w->height = (int64) r->height;
+			pg_write_barrier();
+			pg_atomic_write_u32(&w->state, LL_TX_SEEN);
+			if (w->wake_seen)
+				SetLatch(&ProcGlobal->allProcs[i].procLatch);
+		}
+	}
 }
 
 /* 1 committed, 0 aborted, -1 still running */
@@ -1014,6 +1051,8 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		/* replay after a crash: the rows are there, chain them again */
 		insert_tx_rows(r->a, it, r->br, false, INT_MAX);
 		r->br->ntx++;
+		if (memcmp(b->origin, r->a->self, 32) == 0)
+			adopt_committed(r, tx->txid);
 		return;
 	}
 	if (seen == 'd')
@@ -1155,10 +1194,6 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 	int			i;
 	bool		made_block = false;
 
-#ifdef LL_FAULT_INJECTION
-	if (nbatches > 0)
-		ll_fault_apply_point();
-#endif
 	memset(&br, 0, sizeof(br));
 	ll_buf_init(&br.packed, ll_palloc_realloc);
 	ll_buf_grow(&br.packed, 256 * LL_PACKED_ENTRY_SIZE);
@@ -1228,7 +1263,8 @@ xact_abort(MemoryContext cxt)
 	MemoryContextSwitchTo(cxt);
 	ed = CopyErrorData();
 	FlushErrorState();
-	AbortCurrentTransaction();
+	/* the error may come from inside run_tx's subtransaction */
+	AbortOutOfAnyTransaction();
 	ll_apply_reset();
 	return ed;
 }

@@ -971,23 +971,27 @@ proposer_down(uint64 height, uint32 round)
  * A member that answers but does not propose (a liar, or a server that can
  * no longer build blocks) would cost each of its turns the whole propose
  * timeout, for as long as it stays in the channel.  Once two of its turns
- * in a row ran out, its turns get a short timeout: still long next to the
- * delay of an honest proposal under load (the whole commit's p99 is below
- * it).  Every MUTE_RETRY_EVERY-th turn gets the whole timeout again, so a
- * member that was only slow earns its ordinary timeout back as soon as one
- * of its proposals is decided (note_decided_round).  Only the core's own
- * view counts: a turn is missed when the propose timeout of the current
- * height and round fires while the core still waits for the proposal, so
- * forged or invalid proposals cannot reset the count.
+ * ran out with none of its proposals decided since, its turns get a short
+ * timeout: still long next to the delay of an honest proposal under load
+ * (the whole commit's p99 is below it).  Every MUTE_RETRY_EVERY-th turn
+ * gets the whole timeout again, so a member that was only slow earns its
+ * ordinary timeout back as soon as one of its proposals is decided
+ * (note_decided_round).  Only the core's own view counts: a turn is missed
+ * when the propose timeout of the current height and round fires while
+ * the core still waits for the proposal, so forged or invalid proposals
+ * cannot reset the count.  Not counted: turns while no batch waits here
+ * to be ordered (an honest proposer with nothing to order waits
+ * IDLE_PROPOSE_MS; with the batches we have, it proposes at once), turns
+ * whose proposal we hold while fetching its batches, and turns of a
+ * member counted as down (proposer_down).
  */
 #define MUTE_PROPOSER_MS 100
 #define MUTE_AFTER 2
 #define MUTE_RETRY_EVERY 8
 
 static Member *
-proposer_member(uint64 height, uint32 round)
+proposer_member(const bft_valset *vs, uint64 height, uint32 round)
 {
-	const bft_valset *vs = bft_current_valset(W.node);
 	int			k;
 
 	if (vs->n == 0)
@@ -1003,7 +1007,7 @@ proposer_mute(uint64 height, uint32 round)
 
 	if (height != bft_height(W.node))
 		return false;
-	m = proposer_member(height, round);
+	m = proposer_member(bft_current_valset(W.node), height, round);
 	return m != NULL && m->missed_turns >= MUTE_AFTER &&
 		m->missed_turns % MUTE_RETRY_EVERY != 0;
 }
@@ -1015,18 +1019,23 @@ note_propose_timeout(const bft_timer *t)
 	Member	   *m;
 
 	if (t->kind != BFT_TIMER_PROPOSE || t->height != bft_height(W.node) ||
-		t->round != bft_round(W.node) || bft_step_of(W.node) != BFT_STEP_PROPOSE)
+		t->round != bft_round(W.node) || bft_step_of(W.node) != BFT_STEP_PROPOSE ||
+		W.npending == 0 || nheld > 0 || proposer_down(t->height, t->round))
 		return;
-	m = proposer_member(t->height, t->round);
+	m = proposer_member(bft_current_valset(W.node), t->height, t->round);
 	if (m != NULL && m->missed_turns < PG_UINT32_MAX)
 		m->missed_turns++;
 }
 
-/* The proposer of a decided round did propose: its turns count again. */
+/*
+ * The proposer of a decided round did propose: its turns count again.
+ * Called before the block is applied, while W.valset is still the set of
+ * the decided height (the core has moved to the next one already).
+ */
 static void
 note_decided_round(uint64 height, uint32 round)
 {
-	Member	   *m = proposer_member(height, round);
+	Member	   *m = proposer_member(&W.valset, height, round);
 
 	if (m != NULL)
 		m->missed_turns = 0;
@@ -1796,7 +1805,7 @@ publish_status(void)
 		{
 			strlcpy(p->state, "not proposing", sizeof(p->state));
 			snprintf(p->message, sizeof(p->message),
-					 "answers, but its last %u turns to propose ran out", m->missed_turns);
+					 "answers, but %u of its turns to propose ran out since one of its proposals was decided", m->missed_turns);
 		}
 		p->height = m->height;
 		p->last_contact = m->last_contact;

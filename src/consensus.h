@@ -182,7 +182,7 @@ extern bool ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_
 extern bool ll_fault_batch(uint8 *batch, size_t len);
 extern bool ll_fault_withhold(void);
 extern void ll_fault_crash_point(void);
-extern void ll_fault_apply_point(void);
+extern void ll_fault_apply_point(const char *point);
 #endif
 
 /*

@@ -233,15 +233,22 @@ ll_fault_crash_point(void)
 
 /*
  * A decided block with batches that fails to apply, as when a ledger
- * table is missing here.  Armed by creating pg_loopledger/fail_apply_once
- * in the data directory; fires once.  Armed on every member, the same
- * block fails everywhere and each worker restarts: its batches must not
- * be lost with the workers' memory (apply.c, keep_batches).
+ * table is missing here.  Armed by creating pg_loopledger/<point> in the
+ * data directory; fires once.  The points: fail_apply_rows, while
+ * inserting a peer's rows (inside run_tx's subtransaction), and
+ * fail_apply_handed, just after a local backend was given its turn (it
+ * commits while the worker restarts).
+ * Armed on every member, the same block fails everywhere and each worker
+ * restarts: its batches must not be lost with the workers' memory
+ * (apply.c, keep_batches), nor a committed backend left waiting.
  */
 void
-ll_fault_apply_point(void)
+ll_fault_apply_point(const char *point)
 {
-	if (!armed("pg_loopledger/fail_apply_once"))
+	char		path[MAXPGPATH];
+
+	snprintf(path, sizeof(path), "pg_loopledger/%s", point);
+	if (!armed(path))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
