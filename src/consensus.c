@@ -70,7 +70,7 @@ typedef struct Member
 	uint64		mac_batches;	/* its batches taken on the link MAC */
 	bool		mac_seen;		/* a call under the current link key checked out */
 	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
-	uint32		missed_turns;	/* its propose timeouts in a row (see proposer_mute) */
+	uint32		missed_turns;	/* turns run out since one of its proposals was decided */
 } Member;
 
 typedef struct MemBatch
@@ -1081,10 +1081,11 @@ handle_output(bft_output *out)
 	uint32		i;
 
 	if (out->has_commit)
+	{
 		note_decided_round(out->commit.height, out->commit.cert.round);
-	if (out->has_commit)
 		apply_payload(out->commit.height, out->commit.payload, out->commit.payload_len,
 					  &out->commit.cert);
+	}
 	for (i = 0; i < out->nmsgs; i++)
 	{
 		int			to = out->msgs[i].to == BFT_TO_ALL ? BFT_TO_ALL : (int) out->msgs[i].to;
