@@ -446,7 +446,9 @@ AS 'MODULE_PATHNAME', 'll_peer_status' LANGUAGE C STRICT;
 CREATE FUNCTION ledger.consensus_status_raw()
 RETURNS TABLE (channel text, height bigint, round integer, step text,
 			   proposer text, validators integer, quorum integer,
-			   ledger_height bigint, worker_pid integer)
+			   ledger_height bigint, worker_pid integer,
+			   signatures_made bigint, signatures_checked bigint,
+			   votes_parked bigint, messages_rejected bigint)
 AS 'MODULE_PATHNAME', 'll_consensus_status' LANGUAGE C STRICT;
 
 CREATE VIEW ledger.peers AS

@@ -1747,6 +1747,7 @@ static void
 publish_status(void)
 {
 	LLConsSlot *s = W.slot;
+	const bft_stats *st = bft_get_stats(W.node);
 	int			i,
 				k = 0;
 	uint32		prop;
@@ -1765,6 +1766,10 @@ publish_status(void)
 	s->validators = (int32) W.valset.n;
 	s->quorum = (int32) bft_quorum(&W.valset);
 	s->ledger_height = W.apply.ledger_height;
+	s->signs = (int64) st->signs;
+	s->verifies = (int64) st->verifies;
+	s->parked = (int64) st->parked;
+	s->rejected = (int64) st->rejected;
 	for (i = 0; i < W.nmembers && k < LL_MAX_PEERS; i++)
 	{
 		Member	   *m = &W.members[i];

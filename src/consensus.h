@@ -71,6 +71,11 @@ typedef struct LLConsSlot
 	int32		quorum;
 	int64		ledger_height;
 	bool		is_validator;	/* this node votes at the current height */
+	/* the core's counters since the worker started (bft_stats) */
+	int64		signs;
+	int64		verifies;
+	int64		parked;
+	int64		rejected;
 	/* transaction being applied, for conflict detection (see capture.c) */
 	pg_atomic_uint64 applying;	/* 0 or a running counter while inserting */
 	int			npeers;

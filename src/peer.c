@@ -710,8 +710,8 @@ ll_consensus_status(PG_FUNCTION_ARGS)
 	{
 		LLConsSlot *s = &ll_cons->slots[i];
 		LLConsSlot	c;
-		Datum		v[9];
-		bool		n[9] = {0};
+		Datum		v[13];
+		bool		n[13] = {0};
 
 		SpinLockAcquire(&s->mutex);
 		memcpy(&c, s, offsetof(LLConsSlot, npeers));
@@ -728,6 +728,10 @@ ll_consensus_status(PG_FUNCTION_ARGS)
 		v[7] = Int64GetDatum(c.ledger_height);
 		v[8] = Int32GetDatum(c.pid);
 		n[8] = c.pid == 0;
+		v[9] = Int64GetDatum(c.signs);
+		v[10] = Int64GetDatum(c.verifies);
+		v[11] = Int64GetDatum(c.parked);
+		v[12] = Int64GetDatum(c.rejected);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	return (Datum) 0;

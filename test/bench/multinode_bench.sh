@@ -177,8 +177,9 @@ run_ledger() {
 
 	say "loopledger: $CLIENTS clients (16 on each node), ${DURATION}s"
 	for i in 1 2 3 4; do node_psql "$i" -qc CHECKPOINT; done
-	local h0 h1 t0
+	local h0 h1 t0 c0 c1 v0 s0 p0 v1 s1 p1
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status WHERE channel = 'bench'")
+	c0=$(node_psql 1 -Atc "SELECT signatures_checked || ' ' || signatures_made || ' ' || votes_parked FROM ledger.consensus_status WHERE channel = 'bench'")
 	t0=$(now)
 	for i in 1 2 3 4; do
 		# one thread each: four pgbench processes already use both cores
@@ -187,6 +188,7 @@ run_ledger() {
 	done
 	for i in "${pids[@]}"; do wait "$i"; done # a failed run fails the benchmark
 	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status WHERE channel = 'bench'")
+	c1=$(node_psql 1 -Atc "SELECT signatures_checked || ' ' || signatures_made || ' ' || votes_parked FROM ledger.consensus_status WHERE channel = 'bench'")
 	t0=$(calc "$(now) - $t0" 3)
 	L_TPS=$(cat "$WORK"/tps? | awk '{ s += $1 } END { print s }')
 	read -r L_P50 L_P99 n < <(latency "$WORK"/node?.*)
@@ -195,6 +197,11 @@ run_ledger() {
 	# consensus heights decided meanwhile: each is one block of the agreed order
 	printf '   %s heights in %s s: %.0f heights/s, %.0f transactions per height\n' "$((h1 - h0))" "$t0" \
 		"$(calc "($h1 - $h0) / $t0" 1)" "$(calc "$n / ($h1 - $h0)" 1)"
+	# the consensus core's signature work on node 1 (votes and proposals; batches are signed apart)
+	read -r v0 s0 p0 <<<"$c0"
+	read -r v1 s1 p1 <<<"$c1"
+	printf '   node1 per height: %s signatures checked, %s made, %s votes parked unchecked\n' \
+		"$(calc "($v1 - $v0) / ($h1 - $h0)" 1)" "$(calc "($s1 - $s0) / ($h1 - $h0)" 1)" "$(calc "($p1 - $p0) / ($h1 - $h0)" 1)"
 	L_AGREE=no
 	wait_converged bench 120 && L_AGREE=yes
 	for i in 1 2 3 4; do

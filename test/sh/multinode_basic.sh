@@ -92,6 +92,8 @@ done
 is $bad 0 "every node lists every peer under its name and node_key(), itself as 'self'"
 is "$(same_on_all "SELECT validators || ' ' || quorum FROM ledger.consensus_status WHERE channel = '$CH'")" "4 3" \
 	"ledger.consensus_status on every node: validators 4, quorum 3"
+is "$(same_on_all "SELECT signatures_made > 0 AND signatures_checked > 0 AND votes_parked >= 0 AND messages_rejected = 0 FROM ledger.consensus_status WHERE channel = '$CH'")" "t" \
+	"ledger.consensus_status counts signatures made and checked on every node, and no rejected message among honest peers"
 
 # ------------------------------------------------------------------ INSERT ... RETURNING
 out=$(node_psql 2 -At -c "INSERT INTO parcel VALUES ('r1', 'filed', 'public'), ('r2', 'filed', 'partner'), ('r3', 'filed', 'customs')

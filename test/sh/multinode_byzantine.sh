@@ -112,6 +112,8 @@ for mode in equivocate forge garbage replay mute all; do
 	ok $? "fault '$mode': the honest nodes agree on the head"
 done
 MN_NODES=4
+rejected=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT messages_rejected FROM ledger.consensus_status"; done | awk '{s += $1} END {print s + 0}')
+ok $(( rejected > 0 ? 0 : 1 )) "ledger.consensus_status on the honest nodes counts the messages they rejected ($rejected)"
 
 for i in 1 2 3; do
 	is "$(node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id NOT LIKE 'forge-4-%'")" "$count" "node $i holds every committed row"
