@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(51);
+SELECT plan(52);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -23,6 +23,11 @@ SELECT throws_ok($$SELECT ledger.reader_clearance('x', '\x00', 0, '\x00')$$, '42
 SELECT throws_ok($$SELECT ledger.set_peer_clearance('x', 'a', 'public')$$, '42501', NULL, 'set_peer_clearance is for superusers');
 SELECT throws_ok($$SELECT * FROM ledger.peer$$, '42501', NULL, 'ledger.peer (conninfo) is not readable by everybody');
 RESET ROLE;
+SELECT columns_are('ledger', 'consensus_status',
+				   ARRAY['channel', 'height', 'round', 'step', 'proposer', 'validators', 'quorum',
+						 'ledger_height', 'worker_pid', 'signatures_made', 'signatures_checked',
+						 'votes_parked', 'messages_rejected'],
+				   'ledger.consensus_status has its columns, the core''s counters among them');
 
 -- ------------------------------------------------------------ add_peer
 SELECT ledger.create_channel('tap08', ARRAY['public', 'partner', 'customs']);
