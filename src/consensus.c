@@ -70,7 +70,8 @@ typedef struct Member
 	uint64		mac_batches;	/* its batches taken on the link MAC */
 	bool		mac_seen;		/* a call under the current link key checked out */
 	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
-	uint32		missed_turns;	/* turns run out since one of its proposals was decided */
+	uint32		strikes;		/* its turns to propose are paced while > 0 */
+	char		last_strike;	/* 'l'ate or 'm'issed (see pace_ms) */
 } Member;
 
 typedef struct MemBatch
@@ -125,6 +126,7 @@ static struct
 	HTAB	   *mempool;
 	uint8	   *pending;		/* uncommitted batch hashes, arrival order */
 	int			npending;
+	TimestampTz pending_since;	/* since when npending > 0 */
 	int			pending_cap;
 	uint64		arrivals;
 	uint64		batch_seq;
@@ -275,7 +277,8 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 			: MemoryContextAlloc(TopMemoryContext, (Size) W.pending_cap * 32);
 	}
 	memcpy(W.pending + (Size) W.npending * 32, hash, 32);
-	W.npending++;
+	if (W.npending++ == 0)
+		W.pending_since = GetCurrentTimestamp();
 	return true;
 }
 
@@ -909,8 +912,6 @@ record_evidence(const bft_evidence *e)
 }
 
 #ifdef LL_FAULT_INJECTION
-static int	fault_to;
-
 static int
 fault_sign(const uint8 *msg, size_t len, uint8 sig[64])
 {
@@ -918,9 +919,9 @@ fault_sign(const uint8 *msg, size_t len, uint8 sig[64])
 }
 
 static void
-fault_emit(uint8 kind, const uint8 *body, size_t len)
+fault_emit(int to, uint8 kind, const uint8 *body, size_t len)
 {
-	send_frame(fault_to, kind, body, len);
+	send_frame(to, kind, body, len);
 }
 #endif
 
@@ -968,26 +969,84 @@ proposer_down(uint64 height, uint32 round)
 }
 
 /*
- * A member that answers but does not propose (a liar, or a server that can
- * no longer build blocks) would cost each of its turns the whole propose
- * timeout, for as long as it stays in the channel.  Once two of its turns
- * ran out with none of its proposals decided since, its turns get a short
- * timeout: still long next to the delay of an honest proposal under load
- * (the whole commit's p99 is below it).  Every MUTE_RETRY_EVERY-th turn
- * gets the whole timeout again, so a member that was only slow earns its
- * ordinary timeout back as soon as one of its proposals is decided
- * (note_decided_round).  Only the core's own view counts: a turn is missed
- * when the propose timeout of the current height and round fires while
- * the core still waits for the proposal, so forged or invalid proposals
- * cannot reset the count.  Not counted: turns while no batch waits here
- * to be ordered (an honest proposer with nothing to order waits
- * IDLE_PROPOSE_MS; with the batches we have, it proposes at once), turns
- * whose proposal we hold while fetching its batches, and turns of a
- * member counted as down (proposer_down).
+ * Proposers are paced by their record.  A member that answers but does
+ * not propose (a liar, or a server that can no longer build blocks) would
+ * cost each of its turns the whole propose timeout; one that proposes
+ * every time just before the timeout runs out costs nearly as much, and
+ * its blocks are valid and decided.  So each node judges every turn of
+ * every other member by its own view:
+ *	 on time - its proposal reached this node's core within the pace (and
+ *			   the core prevoted for it: forged or invalid proposals count
+ *			   for nothing);
+ *	 late	 - it reached the core later, though a batch was waiting here all
+ *			   along; an empty proposal gets IDLE_PROPOSE_MS more, as an
+ *			   honest proposer with nothing to order waits that long (a
+ *			   batch may reach us before it);
+ *	 missed  - the propose timeout fired while the core still waited for it,
+ *			   a batch waiting here.
+ * A late or missed turn adds STRIKE strikes, a turn on time takes one
+ * away, and while a member has strikes its turns get the pace as their
+ * timeout instead of the whole second, in round 0 only: the rounds after
+ * it keep the whole timeout, so pacing can never stop the channel (say,
+ * between organisations further apart than the pace assumes), it only
+ * hands a paced member's height to the next proposer sooner.  A liar that proposes late cannot
+ * win its long timeout back by proposing once on time: it must be on time
+ * STRIKE times for each late turn, so it costs at most about the pace per
+ * turn.  The pace is three times the median delay of the last
+ * PACE_SAMPLES proposals judged (PACE_MIN_MS at least, and until
+ * PACE_TRUST were judged), so it follows the network between the
+ * organisations instead of assuming loopback; with f of 3f+1 members
+ * lying, their samples cannot move the median far.
+ * A proposal held while its batches are fetched is judged by when it
+ * came, not when the core saw it.  Not judged: turns of a member counted
+ * as down (proposer_down), which get even less.  Timeouts pace liveness only; safety never depends on them.
  */
-#define MUTE_PROPOSER_MS 100
-#define MUTE_AFTER 2
-#define MUTE_RETRY_EVERY 8
+#define PACE_MIN_MS 100
+#define PACE_SAMPLES 15
+#define PACE_TRUST 8
+#define STRIKE 8
+#define STRIKES_MAX (8 * STRIKE)
+
+/* The round this node's core is in, and whether its proposal was judged. */
+static struct
+{
+	uint64		height;
+	uint32		round;
+	TimestampTz start;			/* when the core entered it */
+	TimestampTz arrived;		/* a proposal we held for its batches came */
+	bool		empty;			/* a proposal naming no batch came */
+	bool		judged;			/* or held for batches: not judged */
+}			turn;
+
+static struct
+{
+	uint32		ms[PACE_SAMPLES];	/* delays of recent judged proposals */
+	int			n;
+	int			next;
+}			delays;
+
+static int
+cmp_uint32(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint32
+pace_ms(void)
+{
+	uint32		sorted[PACE_SAMPLES];
+	uint32		pace;
+
+	if (delays.n < PACE_TRUST)
+		return PACE_MIN_MS;
+	memcpy(sorted, delays.ms, sizeof(uint32) * delays.n);
+	qsort(sorted, delays.n, sizeof(uint32), cmp_uint32);
+	pace = Max(PACE_MIN_MS, 3 * sorted[delays.n / 2]);
+	return Min(pace, W.cfg.timeout_propose_ms);
+}
 
 static Member *
 proposer_member(const bft_valset *vs, uint64 height, uint32 round)
@@ -1001,15 +1060,29 @@ proposer_member(const bft_valset *vs, uint64 height, uint32 round)
 }
 
 static bool
-proposer_mute(uint64 height, uint32 round)
+proposer_paced(uint64 height, uint32 round)
 {
 	Member	   *m;
 
-	if (height != bft_height(W.node))
+	if (height != bft_height(W.node) || round != 0)
 		return false;
 	m = proposer_member(bft_current_valset(W.node), height, round);
-	return m != NULL && m->missed_turns >= MUTE_AFTER &&
-		m->missed_turns % MUTE_RETRY_EVERY != 0;
+	return m != NULL && m->strikes > 0;
+}
+
+static void
+strike(Member *m, char why, uint32 delay_ms)
+{
+	if (m->strikes == 0 && why == 'l')
+		ereport(LOG,
+				(errmsg("member \"%s\" of channel \"%s\" proposed %u ms late: its turns to propose get %u ms from now on",
+						m->name, W.channel, delay_ms, pace_ms())));
+	else if (m->strikes == 0)
+		ereport(LOG,
+				(errmsg("member \"%s\" of channel \"%s\" did not propose in time: its turns to propose get %u ms from now on",
+						m->name, W.channel, pace_ms())));
+	m->strikes = Min(m->strikes + STRIKE, STRIKES_MAX);
+	m->last_strike = why;
 }
 
 /* Before the core sees a propose timeout: was the proposer's turn missed? */
@@ -1020,25 +1093,76 @@ note_propose_timeout(const bft_timer *t)
 
 	if (t->kind != BFT_TIMER_PROPOSE || t->height != bft_height(W.node) ||
 		t->round != bft_round(W.node) || bft_step_of(W.node) != BFT_STEP_PROPOSE ||
-		W.npending == 0 || nheld > 0 || proposer_down(t->height, t->round))
+		W.npending == 0 || turn.judged || turn.arrived != 0 ||
+		proposer_down(t->height, t->round))
 		return;
 	m = proposer_member(bft_current_valset(W.node), t->height, t->round);
-	if (m != NULL && m->missed_turns < PG_UINT32_MAX)
-		m->missed_turns++;
+	if (m != NULL)
+		strike(m, 'm', 0);
+	turn.judged = true;
 }
 
 /*
- * The proposer of a decided round did propose: its turns count again.
- * Called before the block is applied, while W.valset is still the set of
- * the decided height (the core has moved to the next one already).
+ * The core answered a proposal of the round it was in with its prevote
+ * (in out, before the core's output is sent): judge the proposer's turn.
  */
 static void
-note_decided_round(uint64 height, uint32 round)
+judge_turn(const bft_output *out)
 {
-	Member	   *m = proposer_member(&W.valset, height, round);
+	int			self = bft_valset_find(&W.valset, W.self_pub);
+	uint32		i;
 
-	if (m != NULL)
-		m->missed_turns = 0;
+	if (turn.judged || self < 0 || turn.height != W.next_height)
+		return;
+	for (i = 0; i < out->nmsgs; i++)
+	{
+		const uint8 *body = out->buf + out->msgs[i].off;
+		bft_msg		msg;
+		Member	   *m;
+		long		secs;
+		int			us;
+		uint32		delay;
+
+		/* the type byte follows the version byte (bft_wire.c) */
+		if (out->msgs[i].len < 2 || body[1] != BFT_MSG_PREVOTE ||
+			bft_decode(body, out->msgs[i].len, &msg) != BFT_OK ||
+			msg.u.vote.validator != self || msg.u.vote.height != turn.height ||
+			msg.u.vote.round != turn.round)
+			continue;
+		turn.judged = true;
+		m = proposer_member(&W.valset, turn.height, turn.round);
+		if (msg.u.vote.is_nil || m == NULL || W.npending == 0)
+			return;
+		TimestampDifference(Max(turn.start, W.pending_since),
+							turn.arrived != 0 ? turn.arrived : GetCurrentTimestamp(), &secs, &us);
+		delay = (uint32) Min(secs * 1000 + us / 1000, PG_INT32_MAX);
+		if (delay > pace_ms() + (turn.empty ? IDLE_PROPOSE_MS : 0))
+			strike(m, 'l', delay);
+		else if (m->strikes > 0 && --m->strikes == 0)
+			ereport(LOG,
+					(errmsg("member \"%s\" of channel \"%s\" proposes on time again", m->name, W.channel)));
+		if (!turn.empty)
+		{
+			delays.ms[delays.next] = delay;
+			delays.next = (delays.next + 1) % PACE_SAMPLES;
+			delays.n = Min(delays.n + 1, PACE_SAMPLES);
+		}
+		return;
+	}
+}
+
+/* After every step: a new height or round starts a new turn. */
+static void
+track_turn(void)
+{
+	if (bft_height(W.node) == turn.height && bft_round(W.node) == turn.round)
+		return;
+	turn.height = bft_height(W.node);
+	turn.round = bft_round(W.node);
+	turn.start = GetCurrentTimestamp();
+	turn.arrived = 0;
+	turn.empty = false;
+	turn.judged = false;
 }
 
 /*
@@ -1067,8 +1191,8 @@ add_timer(uint64 now, const bft_timer *t)
 	}
 	if (t->kind == BFT_TIMER_PROPOSE && delay > DOWN_PROPOSER_MS && proposer_down(t->height, t->round))
 		delay = DOWN_PROPOSER_MS;
-	else if (t->kind == BFT_TIMER_PROPOSE && delay > MUTE_PROPOSER_MS && proposer_mute(t->height, t->round))
-		delay = MUTE_PROPOSER_MS;
+	else if (t->kind == BFT_TIMER_PROPOSE && proposer_paced(t->height, t->round))
+		delay = Min(delay, pace_ms());
 	W.timers[W.ntimers].due_ms = now + delay;
 	W.timers[W.ntimers].t = *t;
 	W.ntimers++;
@@ -1080,9 +1204,9 @@ handle_output(bft_output *out)
 	uint64		t = now_ms();
 	uint32		i;
 
+	judge_turn(out);
 	if (out->has_commit)
 	{
-		note_decided_round(out->commit.height, out->commit.cert.round);
 		apply_payload(out->commit.height, out->commit.payload, out->commit.payload_len,
 					  &out->commit.cert);
 	}
@@ -1092,9 +1216,8 @@ handle_output(bft_output *out)
 		const uint8 *body = out->buf + out->msgs[i].off;
 
 #ifdef LL_FAULT_INJECTION
-		fault_to = to;
 		if (ll_fault_active() &&
-			ll_fault_consensus(body, out->msgs[i].len, W.chain_id, fault_sign, fault_emit))
+			ll_fault_consensus(to, body, out->msgs[i].len, W.chain_id, fault_sign, fault_emit))
 			continue;
 #endif
 		send_frame(to, LL_FRAME_CONSENSUS, body, out->msgs[i].len);
@@ -1117,6 +1240,7 @@ step(bft_event *ev)
 	ev->now_ms = now_ms();
 	bft_step(W.node, ev, W.out);
 	handle_output(W.out);
+	track_turn();
 }
 
 static void
@@ -1158,6 +1282,10 @@ next_timer_ms(void)
 		best = Min(best, W.timers[i].due_ms <= t ? 0 : (long) (W.timers[i].due_ms - t));
 	if (nheld > 0)
 		best = Min(best, 5);
+#ifdef LL_FAULT_INJECTION
+	if (ll_fault_active())
+		best = Min(best, ll_fault_release(fault_emit));
+#endif
 	if (W.want_block)
 	{
 		long		since = (long) ((GetCurrentTimestamp() - W.want_since) / 1000);
@@ -1382,6 +1510,15 @@ feed_msg(int from, const uint8 *data, size_t len)
 	step(&ev);
 }
 
+static bool
+decode_proposal(const uint8 *data, size_t len, bft_msg *m, ll_payload *p)
+{
+	/* the type byte follows the version byte (bft_wire.c) */
+	return len > 1 && data[1] == BFT_MSG_PROPOSAL &&
+		bft_decode(data, len, m) == BFT_OK && m->type == BFT_MSG_PROPOSAL &&
+		ll_payload_decode(m->u.proposal.payload, m->u.proposal.payload_len, p) == 0;
+}
+
 /* Batches a proposal names that we do not have (requested on the way). */
 static int
 missing_batches(const uint8 *data, size_t len, bool request)
@@ -1392,8 +1529,7 @@ missing_batches(const uint8 *data, size_t len, bool request)
 	int			n = 0;
 	int			i;
 
-	if (bft_decode(data, len, &m) != BFT_OK || m.type != BFT_MSG_PROPOSAL ||
-		ll_payload_decode(m.u.proposal.payload, m.u.proposal.payload_len, &p) != 0)
+	if (!decode_proposal(data, len, &m, &p))
 		return 0;
 	missing = palloc((Size) Max(p.nbatches, 1) * 32);
 	for (i = 0; i < p.nbatches; i++)
@@ -1408,10 +1544,19 @@ missing_batches(const uint8 *data, size_t len, bool request)
 static void
 on_consensus_frame(int from, const uint8 *data, size_t len)
 {
+	bft_msg		m;
+	ll_payload	p;
+
+	/* an empty proposal says its proposer had nothing to order (pace_ms) */
+	if (decode_proposal(data, len, &m, &p) && m.u.proposal.height == turn.height &&
+		m.u.proposal.round == turn.round && p.nbatches == 0)
+		turn.empty = true;
 	if (nheld < MAX_HELD && missing_batches(data, len, true) > 0)
 	{
 		Held	   *h = &held[nheld++];
 
+		if (turn.arrived == 0)
+			turn.arrived = GetCurrentTimestamp();
 		h->from = from;
 		h->bytes = MemoryContextAlloc(TopMemoryContext, len);
 		memcpy(h->bytes, data, len);
@@ -1751,6 +1896,7 @@ publish_status(void)
 	int			i,
 				k = 0;
 	uint32		prop;
+	uint32		pace = pace_ms();
 
 	SpinLockAcquire(&s->mutex);
 	s->height = (int64) W.next_height;
@@ -1807,11 +1953,14 @@ publish_status(void)
 			snprintf(p->message, sizeof(p->message), "connected, but a call has waited %ld s for its answer",
 					 ll_link_unanswered_ms(m->link) / 1000);
 		}
-		else if (!m->mismatch && strcmp(p->state, "up") == 0 && m->missed_turns >= MUTE_AFTER)
+		/* one slip (a checkpoint, say) is not worth a state; two are */
+		else if (!m->mismatch && strcmp(p->state, "up") == 0 && m->strikes > STRIKE)
 		{
-			strlcpy(p->state, "not proposing", sizeof(p->state));
+			strlcpy(p->state, m->last_strike == 'l' ? "proposing late" : "not proposing",
+					sizeof(p->state));
 			snprintf(p->message, sizeof(p->message),
-					 "answers, but %u of its turns to propose ran out since one of its proposals was decided", m->missed_turns);
+					 "its turns to propose get %u ms until it has been on time %u times",
+					 pace, m->strikes);
 		}
 		p->height = m->height;
 		p->last_contact = m->last_contact;
@@ -2704,6 +2853,10 @@ ll_consensus_main(Datum main_arg)
 		release_held();
 		process_txq();
 		fire_timers();
+#ifdef LL_FAULT_INJECTION
+		if (ll_fault_active())
+			(void) ll_fault_release(fault_emit);
+#endif
 		check_unchecked();
 		maybe_propose();
 		send_hellos();

@@ -178,12 +178,13 @@ extern void ll_submit_after_abort(void);
 /* fault.c: test build only */
 #ifdef LL_FAULT_INJECTION
 typedef int (*ll_fault_sign_fn) (const uint8 *msg, size_t len, uint8 sig[64]);
-typedef void (*ll_fault_emit_fn) (uint8 kind, const uint8 *body, size_t len);
+typedef void (*ll_fault_emit_fn) (int to, uint8 kind, const uint8 *body, size_t len);
 extern char *ll_fault;
 extern void ll_fault_define_guc(void);
 extern bool ll_fault_active(void);
-extern bool ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
+extern bool ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 							   ll_fault_sign_fn sign, ll_fault_emit_fn emit);
+extern long ll_fault_release(ll_fault_emit_fn emit);
 extern bool ll_fault_batch(uint8 *batch, size_t len);
 extern bool ll_fault_withhold(void);
 extern void ll_fault_crash_point(void);

@@ -14,6 +14,8 @@
  *	 replay		- messages of earlier heights are sent again;
  *	 mute		- its own proposals are never sent (it votes and answers,
  *				  but every turn to propose runs out);
+ *	 late		- its own proposals are sent LATE_MS late, well within the
+ *				  others' propose timeout (1 s), which allows for skew;
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -44,7 +46,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late or all; empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -74,6 +76,62 @@ remember(const uint8 *msg, size_t len)
 	replay_buf[i] = MemoryContextAlloc(TopMemoryContext, len);
 	memcpy(replay_buf[i], msg, len);
 	replay_len[i] = len;
+}
+
+/* Proposals sent late: each waits here until its time comes. */
+#define LATE_MS 600
+#define LATE_KEEP 16
+
+typedef struct Delayed
+{
+	TimestampTz due;
+	int			to;
+	uint8	   *msg;
+	size_t		len;
+} Delayed;
+
+static Delayed delayed[LATE_KEEP];
+static int	ndelayed = 0;
+
+static bool
+delay(int to, const uint8 *msg, size_t len)
+{
+	Delayed    *d;
+
+	if (ndelayed == LATE_KEEP)
+		return false;
+	d = &delayed[ndelayed++];
+	d->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LATE_MS);
+	d->to = to;
+	d->msg = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(d->msg, msg, len);
+	d->len = len;
+	return true;
+}
+
+/* Sends the delayed proposals that are due; ms until the next one. */
+long
+ll_fault_release(ll_fault_emit_fn emit)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		next = 1000;
+	int			i = 0;
+
+	while (i < ndelayed)
+	{
+		Delayed		d = delayed[i];
+
+		if (d.due <= now)
+		{
+			delayed[i] = delayed[--ndelayed];
+			emit(d.to, LL_FRAME_CONSENSUS, d.msg, d.len);
+			pfree(d.msg);
+			continue;
+		}
+		next = Min(next, (long) ((d.due - now) / 1000) + 1);
+		i++;
+	}
+	return next;
 }
 
 /* A vote or proposal for a value the node never decided on, signed. */
@@ -126,7 +184,7 @@ conflicting(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_f
  * Returns true if the original was replaced (not to be sent as is).
  */
 bool
-ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
+ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 				   ll_fault_sign_fn sign, ll_fault_emit_fn emit)
 {
 	uint8	   *buf;
@@ -136,22 +194,24 @@ ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
 	/* the type byte follows the version byte (bft_wire.c) */
 	if (len > 1 && msg[1] == BFT_MSG_PROPOSAL && mode("mute"))
 		return true;
+	if (len > 1 && msg[1] == BFT_MSG_PROPOSAL && mode("late") && delay(to, msg, len))
+		return true;
 	buf = palloc(BFT_MAX_MSG);
 
 	if (mode("replay") && replay_n > 0)
 	{
 		int			i = (int) (pg_prng_uint32(&pg_global_prng_state) % Min(replay_n, REPLAY_KEEP));
 
-		emit(LL_FRAME_CONSENSUS, replay_buf[i], replay_len[i]);
+		emit(to, LL_FRAME_CONSENSUS, replay_buf[i], replay_len[i]);
 	}
 	remember(msg, len);
 	if (mode("equivocate") && conflicting(msg, len, chain_id, sign, buf, &n))
-		emit(LL_FRAME_CONSENSUS, buf, n);
+		emit(to, LL_FRAME_CONSENSUS, buf, n);
 	if (mode("forge") && len > BFT_SIG_LEN)
 	{
 		memcpy(buf, msg, len);
 		buf[len - 1] ^= 0xff;	/* the signature ends every signed message */
-		emit(LL_FRAME_CONSENSUS, buf, len);
+		emit(to, LL_FRAME_CONSENSUS, buf, len);
 		replaced = true;
 	}
 	if (mode("garbage"))
@@ -161,7 +221,7 @@ ll_fault_consensus(const uint8 *msg, size_t len, const uint8 *chain_id,
 
 		for (i = 0; i < glen; i++)
 			buf[i] = (uint8) pg_prng_uint32(&pg_global_prng_state);
-		emit((uint8) (1 + pg_prng_uint32(&pg_global_prng_state) % 4), buf, glen);
+		emit(to, (uint8) (1 + pg_prng_uint32(&pg_global_prng_state) % 4), buf, glen);
 	}
 	pfree(buf);
 	return replaced;

@@ -75,7 +75,8 @@ sequential_ms() {
 	echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
-for mode in equivocate forge garbage replay mute all; do
+# late first: a liar that has been struck before is paced from the start
+for mode in late equivocate forge garbage replay mute all; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -96,10 +97,24 @@ for mode in equivocate forge garbage replay mute all; do
 	if [ "$mode" = forge ]; then
 		wait $liar
 	fi
+	if [ "$mode" = late ]; then
+		# a member that proposes every time 600 ms late, as if just before
+		# the 1 s propose timeout runs out: its proposals are valid and decided, but once
+		# one came late its turns get the pace (100 ms here) as timeout,
+		# and a late turn takes eight turns on time to forgive
+		ms=$(sequential_ms late-seq 40)
+		count=$((count + 40))
+		ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'late': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
+		late=$(for i in 1 2 3; do grep -Ec 'member "byz4" of channel "customs" proposed [0-9]+ ms late: its turns to propose get [0-9]+ ms from now on' \
+			"$TMP/$(node_name "$i")/server.log"; done | awk '{s += $1} END {print s + 0}')
+		ok $(( late > 0 ? 0 : 1 )) "fault 'late': the honest nodes logged that byz4 proposed late ($late lines)"
+		like "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "^(proposing late|not proposing)$" \
+			"fault 'late': node 1's ledger.peers shows byz4 as proposing late or not at all"
+	fi
 	if [ "$mode" = mute ]; then
-		# a member that votes and answers but never proposes: after two of
-		# its turns ran out, its turns cost 100 ms instead of the 1 s propose
-		# timeout (every 8th still gets the whole timeout)
+		# a member that votes and answers but never proposes: once one of
+		# its turns ran out, its turns cost 100 ms instead of the 1 s
+		# propose timeout
 		ms=$(sequential_ms mute-seq 40)
 		count=$((count + 40))
 		ok $(( ${ms:-999999} < 9000 ? 0 : 1 )) "fault 'mute': 40 sequential commits on node 1 take under 9 s (${ms:-?} ms)"
