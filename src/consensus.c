@@ -51,6 +51,7 @@
 #include "transport.h"
 
 #define IDLE_PROPOSE_MS 250		/* an empty block keeps rounds short */
+#define PACE_SAMPLES 15			/* proposal delays kept per member */
 #define HELLO_MS 1000
 #define MAX_TIMERS 256
 #define MAX_BATCH_BYTES LL_TX_MAX_BYTES
@@ -71,7 +72,10 @@ typedef struct Member
 	bool		mac_seen;		/* a call under the current link key checked out */
 	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
 	uint32		strikes;		/* its turns to propose are paced while > 0 */
-	char		last_strike;	/* 'l'ate or 'm'issed (see pace_ms) */
+	char		last_strike;	/* 'l'ate, 'i'nvalid or 'm'issed (see pace_ms) */
+	uint32		delay_ms[PACE_SAMPLES]; /* of its last proposals judged */
+	int			ndelays;
+	int			next_delay;
 } Member;
 
 typedef struct MemBatch
@@ -973,36 +977,40 @@ proposer_down(uint64 height, uint32 round)
  * not propose (a liar, or a server that can no longer build blocks) would
  * cost each of its turns the whole propose timeout; one that proposes
  * every time just before the timeout runs out costs nearly as much, and
- * its blocks are valid and decided.  So each node judges every turn of
- * every other member by its own view:
- *	 on time - its proposal reached this node's core within the pace (and
- *			   the core prevoted for it: forged or invalid proposals count
- *			   for nothing);
- *	 late	 - it reached the core later, though a batch was waiting here all
- *			   along; an empty proposal gets IDLE_PROPOSE_MS more, as an
- *			   honest proposer with nothing to order waits that long (a
- *			   batch may reach us before it);
- *	 missed  - the propose timeout fired while the core still waited for it,
- *			   a batch waiting here.
- * A late or missed turn adds STRIKE strikes, a turn on time takes one
- * away, and while a member has strikes its turns get the pace as their
- * timeout instead of the whole second, in round 0 only: the rounds after
- * it keep the whole timeout, so pacing can never stop the channel (say,
- * between organisations further apart than the pace assumes), it only
- * hands a paced member's height to the next proposer sooner.  A liar that proposes late cannot
- * win its long timeout back by proposing once on time: it must be on time
- * STRIKE times for each late turn, so it costs at most about the pace per
- * turn.  The pace is three times the median delay of the last
- * PACE_SAMPLES proposals judged (PACE_MIN_MS at least, and until
- * PACE_TRUST were judged), so it follows the network between the
- * organisations instead of assuming loopback; with f of 3f+1 members
- * lying, their samples cannot move the median far.
+ * its blocks are valid and decided.  So each validator judges every turn
+ * of every other member by its own view, while it is not behind:
+ *	 on time - its proposal reached this node's core within the pace and
+ *			   the core prevoted for it;
+ *	 late	 - it came later, though a batch had waited here for longer
+ *			   than the pace; an empty proposal gets IDLE_PROPOSE_MS more,
+ *			   as an honest proposer with nothing to order waits that long
+ *			   (a batch may reach us before it);
+ *	 invalid - the core prevoted nil on its signed proposal (its payload
+ *			   did not check out, or it conflicts with our lock);
+ *	 missed  - the propose timeout fired while the core still waited, and a
+ *			   batch had waited here for at least the pace.
  * A proposal held while its batches are fetched is judged by when it
- * came, not when the core saw it.  Not judged: turns of a member counted
- * as down (proposer_down), which get even less.  Timeouts pace liveness only; safety never depends on them.
+ * came, and a held one that is still incomplete when fed is not judged
+ * (a liar may have sent its proposer a batch nobody else has).  Only
+ * proposals signed by the turn's proposer count: forged or unsigned ones
+ * neither delay a strike nor earn an allowance.
+ * Late, invalid and missed turns add STRIKE strikes, a turn on time takes
+ * one away, and while a member has strikes round 0 of its heights gets
+ * the pace as propose timeout instead of the whole second.  A liar that
+ * proposes late cannot win its second back by proposing once on time: it
+ * must be on time STRIKE times for each late turn, so it costs at most
+ * about the pace per turn.  Later rounds keep the whole timeout, so pacing
+ * only hands a paced member's height to the next proposer sooner and can
+ * never stop the channel.
+ * The pace is three times a typical proposal delay: each member's median
+ * over its last PACE_SAMPLES judged proposals, and of those medians the
+ * (f+1)-th largest, which lies between honest members' medians whatever
+ * f liars do.  So it follows the network between the organisations
+ * instead of assuming loopback.  Until f+1 members have PACE_TRUST
+ * samples nobody is judged late; missed turns are judged from the start
+ * (PACE_MIN_MS stands in for the pace then).
  */
 #define PACE_MIN_MS 100
-#define PACE_SAMPLES 15
 #define PACE_TRUST 8
 #define STRIKE 8
 #define STRIKES_MAX (8 * STRIKE)
@@ -1013,39 +1021,58 @@ static struct
 	uint64		height;
 	uint32		round;
 	TimestampTz start;			/* when the core entered it */
-	TimestampTz arrived;		/* a proposal we held for its batches came */
-	bool		empty;			/* a proposal naming no batch came */
-	bool		judged;			/* or held for batches: not judged */
+	TimestampTz held_since;		/* its proposal, held for batches, came */
+	bool		empty;			/* its proposal names no batch */
+	bool		judged;
 }			turn;
 
-static struct
-{
-	uint32		ms[PACE_SAMPLES];	/* delays of recent judged proposals */
-	int			n;
-	int			next;
-}			delays;
+static int	step_kind;			/* of the event being stepped */
+static TimestampTz feeding_held;	/* when the held proposal being fed came */
+static bool feeding_incomplete; /* and it still lacks batches */
 
 static int
-cmp_uint32(const void *a, const void *b)
+cmp_desc(const void *a, const void *b)
 {
 	uint32		x = *(const uint32 *) a;
 	uint32		y = *(const uint32 *) b;
 
-	return x < y ? -1 : x > y;
+	return x > y ? -1 : x < y;
 }
 
 static uint32
-pace_ms(void)
+member_median(const Member *m)
 {
 	uint32		sorted[PACE_SAMPLES];
-	uint32		pace;
 
-	if (delays.n < PACE_TRUST)
-		return PACE_MIN_MS;
-	memcpy(sorted, delays.ms, sizeof(uint32) * delays.n);
-	qsort(sorted, delays.n, sizeof(uint32), cmp_uint32);
-	pace = Max(PACE_MIN_MS, 3 * sorted[delays.n / 2]);
-	return Min(pace, W.cfg.timeout_propose_ms);
+	memcpy(sorted, m->delay_ms, sizeof(uint32) * m->ndelays);
+	qsort(sorted, m->ndelays, sizeof(uint32), cmp_desc);
+	return sorted[m->ndelays / 2];
+}
+
+/* The pace, or 0 while too few proposals were judged to know it. */
+static uint32
+pace_ms(void)
+{
+	uint32		med[LL_MAX_PEERS];
+	int			f = W.valset.n > 0 ? (int) (W.valset.n - 1) / 3 : 0;
+	int			n = 0;
+	int			k;
+
+	for (k = 0; k < W.nmembers; k++)
+		if (k != W.self && W.members[k].ndelays >= PACE_TRUST)
+			med[n++] = member_median(&W.members[k]);
+	if (n < f + 1)
+		return 0;
+	qsort(med, n, sizeof(uint32), cmp_desc);
+	return Min(Max(PACE_MIN_MS, 3 * med[f]), W.cfg.timeout_propose_ms);
+}
+
+static uint32
+pace_or_min_ms(void)
+{
+	uint32		pace = pace_ms();
+
+	return pace > 0 ? pace : PACE_MIN_MS;
 }
 
 static Member *
@@ -1070,19 +1097,64 @@ proposer_paced(uint64 height, uint32 round)
 	return m != NULL && m->strikes > 0;
 }
 
+/* A validator that is not behind: one that sees proposals as they come. */
+static bool
+judging(void)
+{
+	int			k;
+
+	if (W.self < 0 || bft_valset_find(&W.valset, W.self_pub) < 0)
+		return false;
+	for (k = 0; k < W.nmembers; k++)
+		if (k != W.self && W.members[k].height > (int64) W.next_height + 1)
+			return false;
+	return true;
+}
+
+/* How long a batch has waited here in this turn, in ms. */
+static uint32
+waited_ms(TimestampTz until)
+{
+	long		secs;
+	int			us;
+
+	if (W.npending == 0)
+		return 0;
+	TimestampDifference(Max(turn.start, W.pending_since), until, &secs, &us);
+	return (uint32) Min(secs * 1000 + us / 1000, PG_INT32_MAX);
+}
+
 static void
 strike(Member *m, char why, uint32 delay_ms)
 {
-	if (m->strikes == 0 && why == 'l')
-		ereport(LOG,
-				(errmsg("member \"%s\" of channel \"%s\" proposed %u ms late: its turns to propose get %u ms from now on",
-						m->name, W.channel, delay_ms, pace_ms())));
-	else if (m->strikes == 0)
-		ereport(LOG,
-				(errmsg("member \"%s\" of channel \"%s\" did not propose in time: its turns to propose get %u ms from now on",
-						m->name, W.channel, pace_ms())));
+	if (m->strikes == 0)
+	{
+		if (why == 'l')
+			ereport(LOG,
+					(errmsg("member \"%s\" of channel \"%s\" proposed %u ms late: its turns to propose get %u ms from now on",
+							m->name, W.channel, delay_ms, pace_or_min_ms())));
+		else
+			ereport(LOG,
+					(errmsg("member \"%s\" of channel \"%s\" %s: its turns to propose get %u ms from now on",
+							m->name, W.channel,
+							why == 'i' ? "proposed a block this node could not accept" : "did not propose in time",
+							pace_or_min_ms())));
+	}
 	m->strikes = Min(m->strikes + STRIKE, STRIKES_MAX);
 	m->last_strike = why;
+}
+
+static void
+on_time(Member *m, uint32 delay_ms)
+{
+	if (m->strikes > 0 && --m->strikes == 0)
+		ereport(LOG,
+				(errmsg("member \"%s\" of channel \"%s\" proposes on time again", m->name, W.channel)));
+	if (turn.empty)
+		return;					/* an idle wait says nothing of the network */
+	m->delay_ms[m->next_delay] = delay_ms;
+	m->next_delay = (m->next_delay + 1) % PACE_SAMPLES;
+	m->ndelays = Min(m->ndelays + 1, PACE_SAMPLES);
 }
 
 /* Before the core sees a propose timeout: was the proposer's turn missed? */
@@ -1093,7 +1165,8 @@ note_propose_timeout(const bft_timer *t)
 
 	if (t->kind != BFT_TIMER_PROPOSE || t->height != bft_height(W.node) ||
 		t->round != bft_round(W.node) || bft_step_of(W.node) != BFT_STEP_PROPOSE ||
-		W.npending == 0 || turn.judged || turn.arrived != 0 ||
+		turn.judged || turn.held_since != 0 || !judging() ||
+		waited_ms(GetCurrentTimestamp()) < pace_or_min_ms() ||
 		proposer_down(t->height, t->round))
 		return;
 	m = proposer_member(bft_current_valset(W.node), t->height, t->round);
@@ -1102,56 +1175,69 @@ note_propose_timeout(const bft_timer *t)
 	turn.judged = true;
 }
 
-/*
- * The core answered a proposal of the round it was in with its prevote
- * (in out, before the core's output is sent): judge the proposer's turn.
- */
-static void
-judge_turn(const bft_output *out)
+/* This node's own prevote of the turn in out, if there is one. */
+static bool
+own_prevote(const bft_output *out, bft_vote *v)
 {
 	int			self = bft_valset_find(&W.valset, W.self_pub);
 	uint32		i;
 
-	if (turn.judged || self < 0 || turn.height != W.next_height)
-		return;
 	for (i = 0; i < out->nmsgs; i++)
 	{
 		const uint8 *body = out->buf + out->msgs[i].off;
 		bft_msg		msg;
-		Member	   *m;
-		long		secs;
-		int			us;
-		uint32		delay;
 
 		/* the type byte follows the version byte (bft_wire.c) */
-		if (out->msgs[i].len < 2 || body[1] != BFT_MSG_PREVOTE ||
-			bft_decode(body, out->msgs[i].len, &msg) != BFT_OK ||
-			msg.u.vote.validator != self || msg.u.vote.height != turn.height ||
-			msg.u.vote.round != turn.round)
-			continue;
-		turn.judged = true;
-		m = proposer_member(&W.valset, turn.height, turn.round);
-		if (msg.u.vote.is_nil || m == NULL || W.npending == 0)
-			return;
-		TimestampDifference(Max(turn.start, W.pending_since),
-							turn.arrived != 0 ? turn.arrived : GetCurrentTimestamp(), &secs, &us);
-		delay = (uint32) Min(secs * 1000 + us / 1000, PG_INT32_MAX);
-		if (delay > pace_ms() + (turn.empty ? IDLE_PROPOSE_MS : 0))
-			strike(m, 'l', delay);
-		else if (m->strikes > 0 && --m->strikes == 0)
-			ereport(LOG,
-					(errmsg("member \"%s\" of channel \"%s\" proposes on time again", m->name, W.channel)));
-		if (!turn.empty)
+		if (out->msgs[i].len > 1 && body[1] == BFT_MSG_PREVOTE &&
+			bft_decode(body, out->msgs[i].len, &msg) == BFT_OK &&
+			msg.u.vote.validator == self && msg.u.vote.height == turn.height &&
+			msg.u.vote.round == turn.round)
 		{
-			delays.ms[delays.next] = delay;
-			delays.next = (delays.next + 1) % PACE_SAMPLES;
-			delays.n = Min(delays.n + 1, PACE_SAMPLES);
+			*v = msg.u.vote;
+			return true;
 		}
-		return;
 	}
+	return false;
 }
 
-/* After every step: a new height or round starts a new turn. */
+/*
+ * The core answered the proposal of the round it was in with its prevote
+ * (in out, before the core's output is sent): judge the proposer's turn.
+ * Runs before a commit in out is applied, so W.valset is the turn's set.
+ */
+static void
+judge_turn(const bft_output *out)
+{
+	bft_vote	v;
+	Member	   *m;
+	uint32		delay,
+				pace;
+
+	if (turn.judged || turn.height != W.next_height || !own_prevote(out, &v))
+		return;
+	turn.judged = true;
+	m = proposer_member(&W.valset, turn.height, turn.round);
+	if (m == NULL || feeding_incomplete || !judging())
+		return;
+	if (v.is_nil)
+	{
+		/* not a timeout: the core had the proposer's signed proposal */
+		if (step_kind != BFT_EV_TIMEOUT && W.npending > 0)
+			strike(m, 'i', 0);
+		return;
+	}
+	delay = waited_ms(feeding_held != 0 ? feeding_held : GetCurrentTimestamp());
+	pace = pace_ms();
+	if (pace > 0 && delay > pace + (turn.empty ? IDLE_PROPOSE_MS : 0))
+		strike(m, 'l', delay);
+	else if (W.npending > 0)
+		on_time(m, delay);
+}
+
+/*
+ * After every step: a new height or round starts a new turn.  A core that
+ * prevoted while entering it (a proposal it had buffered) is done with it.
+ */
 static void
 track_turn(void)
 {
@@ -1160,9 +1246,35 @@ track_turn(void)
 	turn.height = bft_height(W.node);
 	turn.round = bft_round(W.node);
 	turn.start = GetCurrentTimestamp();
-	turn.arrived = 0;
+	turn.held_since = 0;
 	turn.empty = false;
-	turn.judged = false;
+	turn.judged = bft_step_of(W.node) != BFT_STEP_PROPOSE;
+}
+
+/*
+ * A proposal of the current turn signed by its proposer: only those may
+ * mark the turn held or empty.  Checked for such proposals alone (held
+ * ones, and empty ones, which come when there is little to do).
+ */
+static bool
+signed_turn_proposal(const bft_msg *m)
+{
+	const bft_proposal *pr = &m->u.proposal;
+	uint8		value[32];
+	uint8		sb[BFT_SIGN_BYTES_LEN];
+	uint32		who;
+
+	if (pr->height != turn.height || pr->round != turn.round ||
+		turn.height != W.next_height || W.valset.n == 0)
+		return false;
+	who = bft_proposer(&W.valset, pr->height, pr->round);
+	if (pr->proposer != who ||
+		ll_payload_value(pr->payload, pr->payload_len, value) != 0 ||
+		memcmp(value, pr->value, 32) != 0)
+		return false;
+	bft_sign_bytes(W.chain_id, BFT_MSG_PROPOSAL, pr->height, pr->round, pr->valid_round,
+				   false, pr->value, sb);
+	return bft_ed25519_verify(NULL, W.valset.v[who].pubkey, sb, sizeof(sb), pr->sig);
 }
 
 /*
@@ -1171,10 +1283,9 @@ track_turn(void)
  * the one timeout it needs.
  */
 static void
-add_timer(uint64 now, const bft_timer *t)
+put_timer(uint64 due, const bft_timer *t)
 {
 	uint64		h = bft_height(W.node);
-	uint32		delay = t->delay_ms;
 	int			i = 0;
 
 	while (i < W.ntimers)
@@ -1189,13 +1300,48 @@ add_timer(uint64 now, const bft_timer *t)
 		elog(WARNING, "consensus timer table full; dropping the oldest timer");
 		W.timers[0] = W.timers[--W.ntimers];
 	}
+	W.timers[W.ntimers].due_ms = due;
+	W.timers[W.ntimers].t = *t;
+	W.ntimers++;
+}
+
+static void
+add_timer(uint64 now, const bft_timer *t)
+{
+	uint32		delay = t->delay_ms;
+
 	if (t->kind == BFT_TIMER_PROPOSE && delay > DOWN_PROPOSER_MS && proposer_down(t->height, t->round))
 		delay = DOWN_PROPOSER_MS;
 	else if (t->kind == BFT_TIMER_PROPOSE && proposer_paced(t->height, t->round))
-		delay = Min(delay, pace_ms());
-	W.timers[W.ntimers].due_ms = now + delay;
-	W.timers[W.ntimers].t = *t;
-	W.ntimers++;
+		delay = Min(delay, pace_or_min_ms());
+	put_timer(now + delay, t);
+}
+
+/*
+ * A paced turn's timeout counts from when a batch began to wait here, or,
+ * with none waiting, from the empty block an idle proposer sends after
+ * IDLE_PROPOSE_MS: fired before that, it is put off until then, never
+ * past the whole timeout.
+ */
+static bool
+defer_paced(const bft_timer *t, uint64 now)
+{
+	uint64		start = (uint64) (turn.start / 1000);
+	uint64		due;
+
+	if (t->kind != BFT_TIMER_PROPOSE || !proposer_paced(t->height, t->round) ||
+		t->height != turn.height || t->round != turn.round ||
+		bft_step_of(W.node) != BFT_STEP_PROPOSE)
+		return false;
+	if (W.npending == 0)
+		due = start + IDLE_PROPOSE_MS + pace_or_min_ms();
+	else
+		due = (uint64) (Max(turn.start, W.pending_since) / 1000) + pace_or_min_ms();
+	due = Min(due, start + W.cfg.timeout_propose_ms);
+	if (due <= now)
+		return false;
+	put_timer(due, t);
+	return true;
 }
 
 static void
@@ -1209,6 +1355,7 @@ handle_output(bft_output *out)
 	{
 		apply_payload(out->commit.height, out->commit.payload, out->commit.payload_len,
 					  &out->commit.cert);
+		t = now_ms();			/* the next height's timers start after it */
 	}
 	for (i = 0; i < out->nmsgs; i++)
 	{
@@ -1238,6 +1385,7 @@ static void
 step(bft_event *ev)
 {
 	ev->now_ms = now_ms();
+	step_kind = ev->kind;
 	bft_step(W.node, ev, W.out);
 	handle_output(W.out);
 	track_turn();
@@ -1257,6 +1405,9 @@ fire_timers(void)
 			bft_timer	tm = W.timers[i].t;
 
 			W.timers[i] = W.timers[--W.ntimers];
+			i = 0;
+			if (defer_paced(&tm, t))
+				continue;
 			note_propose_timeout(&tm);
 			memset(&ev, 0, sizeof(ev));
 			ev.kind = BFT_EV_TIMEOUT;
@@ -1264,7 +1415,6 @@ fire_timers(void)
 			ev.u.timeout.height = tm.height;
 			ev.u.timeout.round = tm.round;
 			step(&ev);
-			i = 0;
 			continue;
 		}
 		i++;
@@ -1283,8 +1433,7 @@ next_timer_ms(void)
 	if (nheld > 0)
 		best = Min(best, 5);
 #ifdef LL_FAULT_INJECTION
-	if (ll_fault_active())
-		best = Min(best, ll_fault_release(fault_emit));
+	best = Min(best, ll_fault_next_ms());
 #endif
 	if (W.want_block)
 	{
@@ -1547,16 +1696,19 @@ on_consensus_frame(int from, const uint8 *data, size_t len)
 	bft_msg		m;
 	ll_payload	p;
 
-	/* an empty proposal says its proposer had nothing to order (pace_ms) */
-	if (decode_proposal(data, len, &m, &p) && m.u.proposal.height == turn.height &&
-		m.u.proposal.round == turn.round && p.nbatches == 0)
+	bool		mine;
+
+	/* the turn's own proposal: empty (nothing to order), or held (pace_ms) */
+	mine = decode_proposal(data, len, &m, &p) && m.u.proposal.height == turn.height &&
+		m.u.proposal.round == turn.round;
+	if (mine && p.nbatches == 0 && signed_turn_proposal(&m))
 		turn.empty = true;
 	if (nheld < MAX_HELD && missing_batches(data, len, true) > 0)
 	{
 		Held	   *h = &held[nheld++];
 
-		if (turn.arrived == 0)
-			turn.arrived = GetCurrentTimestamp();
+		if (mine && turn.held_since == 0 && signed_turn_proposal(&m))
+			turn.held_since = GetCurrentTimestamp();
 		h->from = from;
 		h->bytes = MemoryContextAlloc(TopMemoryContext, len);
 		memcpy(h->bytes, data, len);
@@ -1581,7 +1733,12 @@ release_held(void)
 			TimestampDifferenceExceeds(h.since, GetCurrentTimestamp(), HOLD_MS))
 		{
 			held[i] = held[--nheld];
+			/* judged by when it came, unless still incomplete (judge_turn) */
+			feeding_held = h.since;
+			feeding_incomplete = missing_batches(h.bytes, h.len, false) > 0;
 			feed_msg(h.from, h.bytes, h.len);
+			feeding_held = 0;
+			feeding_incomplete = false;
 			pfree(h.bytes);
 			i = 0;
 			continue;
@@ -1896,7 +2053,7 @@ publish_status(void)
 	int			i,
 				k = 0;
 	uint32		prop;
-	uint32		pace = pace_ms();
+	uint32		pace = pace_or_min_ms();
 
 	SpinLockAcquire(&s->mutex);
 	s->height = (int64) W.next_height;
@@ -1956,7 +2113,9 @@ publish_status(void)
 		/* one slip (a checkpoint, say) is not worth a state; two are */
 		else if (!m->mismatch && strcmp(p->state, "up") == 0 && m->strikes > STRIKE)
 		{
-			strlcpy(p->state, m->last_strike == 'l' ? "proposing late" : "not proposing",
+			strlcpy(p->state,
+					m->last_strike == 'l' ? "proposing late" :
+					m->last_strike == 'i' ? "proposing invalid blocks" : "not proposing",
 					sizeof(p->state));
 			snprintf(p->message, sizeof(p->message),
 					 "its turns to propose get %u ms until it has been on time %u times",
@@ -2854,8 +3013,7 @@ ll_consensus_main(Datum main_arg)
 		process_txq();
 		fire_timers();
 #ifdef LL_FAULT_INJECTION
-		if (ll_fault_active())
-			(void) ll_fault_release(fault_emit);
+		ll_fault_release(fault_emit);
 #endif
 		check_unchecked();
 		maybe_propose();

@@ -184,7 +184,8 @@ extern void ll_fault_define_guc(void);
 extern bool ll_fault_active(void);
 extern bool ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 							   ll_fault_sign_fn sign, ll_fault_emit_fn emit);
-extern long ll_fault_release(ll_fault_emit_fn emit);
+extern void ll_fault_release(ll_fault_emit_fn emit);
+extern long ll_fault_next_ms(void);
 extern bool ll_fault_batch(uint8 *batch, size_t len);
 extern bool ll_fault_withhold(void);
 extern void ll_fault_crash_point(void);

@@ -16,6 +16,8 @@
  *				  but every turn to propose runs out);
  *	 late		- its own proposals are sent LATE_MS late, well within the
  *				  others' propose timeout (1 s), which allows for skew;
+ *	 invalid	- its own proposals are sent signed, but naming a wrong
+ *				  previous head: every member prevotes nil;
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -46,7 +48,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid or all; empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -109,35 +111,54 @@ delay(int to, const uint8 *msg, size_t len)
 	return true;
 }
 
-/* Sends the delayed proposals that are due; ms until the next one. */
-long
+/* Sends the delayed proposals that are due; drops all once not late. */
+void
 ll_fault_release(ll_fault_emit_fn emit)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	long		next = 1000;
+	bool		late = mode("late");
 	int			i = 0;
 
 	while (i < ndelayed)
 	{
 		Delayed		d = delayed[i];
 
-		if (d.due <= now)
+		if (late && d.due > now)
 		{
-			delayed[i] = delayed[--ndelayed];
-			emit(d.to, LL_FRAME_CONSENSUS, d.msg, d.len);
-			pfree(d.msg);
+			i++;
 			continue;
 		}
-		next = Min(next, (long) ((d.due - now) / 1000) + 1);
-		i++;
+		delayed[i] = delayed[--ndelayed];
+		if (late)
+			emit(d.to, LL_FRAME_CONSENSUS, d.msg, d.len);
+		pfree(d.msg);
 	}
+}
+
+/* ms until the next delayed proposal is due (1000 with none). */
+long
+ll_fault_next_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		next = 1000;
+	int			i;
+
+	for (i = 0; i < ndelayed; i++)
+		next = Min(next, delayed[i].due <= now ? 0 : (long) ((delayed[i].due - now) / 1000) + 1);
 	return next;
 }
 
-/* A vote or proposal for a value the node never decided on, signed. */
+/*
+ * A vote or proposal for a value the node never decided on, signed; a
+ * proposal gets its payload byte at flip changed: the payload is
+ * "LLP1" | height | prev_head | time_us | ...
+ */
+#define FLIP_PREV_HEAD 12
+#define FLIP_TIME 44
+
 static bool
 conflicting(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_fn sign,
-			uint8 *out, size_t *outlen)
+			size_t flip, uint8 *out, size_t *outlen)
 {
 	bft_msg		m;
 	uint8		sb[BFT_SIGN_BYTES_LEN];
@@ -160,11 +181,11 @@ conflicting(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_f
 	{
 		bft_proposal *p = &m.u.proposal;
 
-		/* another payload: same height, shifted time, so another value */
+		/* another payload at the same height, so another value */
 		if (p->payload_len < 60 || p->payload_len > sizeof(payload))
 			return false;
 		memcpy(payload, p->payload, p->payload_len);
-		payload[44] ^= 0x01;	/* inside time_us of "LLP1" | height | prev | time */
+		payload[flip] ^= 0x01;
 		p->payload = payload;
 		if (ll_payload_value(payload, p->payload_len, p->value) != 0)
 			return false;
@@ -197,6 +218,13 @@ ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 	if (len > 1 && msg[1] == BFT_MSG_PROPOSAL && mode("late") && delay(to, msg, len))
 		return true;
 	buf = palloc(BFT_MAX_MSG);
+	if (len > 1 && msg[1] == BFT_MSG_PROPOSAL && mode("invalid") &&
+		conflicting(msg, len, chain_id, sign, FLIP_PREV_HEAD, buf, &n))
+	{
+		emit(to, LL_FRAME_CONSENSUS, buf, n);
+		pfree(buf);
+		return true;
+	}
 
 	if (mode("replay") && replay_n > 0)
 	{
@@ -205,7 +233,7 @@ ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 		emit(to, LL_FRAME_CONSENSUS, replay_buf[i], replay_len[i]);
 	}
 	remember(msg, len);
-	if (mode("equivocate") && conflicting(msg, len, chain_id, sign, buf, &n))
+	if (mode("equivocate") && conflicting(msg, len, chain_id, sign, FLIP_TIME, buf, &n))
 		emit(to, LL_FRAME_CONSENSUS, buf, n);
 	if (mode("forge") && len > BFT_SIG_LEN)
 	{

@@ -4,6 +4,7 @@
 # the tree and installed for this test only; the release build is put back
 # on exit.  Node 4 then sends equivocating proposals and votes (properly
 # signed), forged signatures, garbage frames and replays of old messages,
+# proposals sent late, never or invalid (signed, wrong previous head),
 # one kind after another and all mixed, while nodes 1-3 take writes.  The
 # three honest nodes must keep committing, never diverge, verify clean and
 # record the equivocation as evidence.  Then a test-build crash point
@@ -75,8 +76,17 @@ sequential_ms() {
 	echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
+# lines in the honest nodes' logs saying byz4 was first found late
+late_lines() {
+	for i in 1 2 3; do
+		grep -Ec 'member "byz4" of channel "customs" proposed [0-9]+ ms late: its turns to propose get [0-9]+ ms from now on' \
+			"$TMP/$(node_name "$i")/server.log"
+	done | awk '{s += $1} END {print s + 0}'
+}
+
 # late first: a liar that has been struck before is paced from the start
-for mode in late equivocate forge garbage replay mute all; do
+late0=$(late_lines)
+for mode in late equivocate forge garbage replay mute invalid all; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -105,11 +115,20 @@ for mode in late equivocate forge garbage replay mute all; do
 		ms=$(sequential_ms late-seq 40)
 		count=$((count + 40))
 		ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'late': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
-		late=$(for i in 1 2 3; do grep -Ec 'member "byz4" of channel "customs" proposed [0-9]+ ms late: its turns to propose get [0-9]+ ms from now on' \
-			"$TMP/$(node_name "$i")/server.log"; done | awk '{s += $1} END {print s + 0}')
-		ok $(( late > 0 ? 0 : 1 )) "fault 'late': the honest nodes logged that byz4 proposed late ($late lines)"
+		late=$(late_lines)
+		ok $(( late > late0 ? 0 : 1 )) "fault 'late': the honest nodes logged that byz4 proposed late ($((late - late0)) lines)"
 		like "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "^(proposing late|not proposing)$" \
 			"fault 'late': node 1's ledger.peers shows byz4 as proposing late or not at all"
+	fi
+	if [ "$mode" = invalid ]; then
+		# proposals signed but not acceptable (a wrong previous head): a nil
+		# prevote on a signed proposal is a strike too (it comes after mute,
+		# so the liar is struck already and the log says nothing new)
+		ms=$(sequential_ms invalid-seq 40)
+		count=$((count + 40))
+		ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'invalid': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
+		is "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "proposing invalid blocks" \
+			"fault 'invalid': node 1's ledger.peers shows byz4 as proposing invalid blocks"
 	fi
 	if [ "$mode" = mute ]; then
 		# a member that votes and answers but never proposes: once one of
