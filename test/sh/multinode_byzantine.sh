@@ -76,6 +76,18 @@ sequential_ms() {
 	echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
+# MODE LIMIT_MS STATE WHAT: 40 sequential commits on node 1 under the
+# limit while byz4 lies, and node 1's ledger.peers shows it in STATE (a
+# regex), described as WHAT
+paced_turns() {
+	local ms
+	ms=$(sequential_ms "$1-seq" 40)
+	count=$((count + 40))
+	ok $(( ${ms:-999999} < $2 ? 0 : 1 )) "fault '$1': 40 sequential commits on node 1 take under $(($2 / 1000)) s (${ms:-?} ms)"
+	like "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "$3" \
+		"fault '$1': node 1's ledger.peers shows byz4 as $4"
+}
+
 # lines in the honest nodes' logs saying byz4 was first found late
 late_lines() {
 	for i in 1 2 3; do
@@ -107,39 +119,21 @@ for mode in late equivocate forge garbage replay mute invalid all; do
 	if [ "$mode" = forge ]; then
 		wait $liar
 	fi
-	if [ "$mode" = late ]; then
-		# a member that proposes every time 600 ms late, as if just before
-		# the 1 s propose timeout runs out: its proposals are valid and decided, but once
-		# one came late its turns get the pace (100 ms here) as timeout,
-		# and a late turn takes eight turns on time to forgive
-		ms=$(sequential_ms late-seq 40)
-		count=$((count + 40))
-		ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'late': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
-		late=$(late_lines)
-		ok $(( late > late0 ? 0 : 1 )) "fault 'late': the honest nodes logged that byz4 proposed late ($((late - late0)) lines)"
-		like "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "^(proposing late|not proposing)$" \
-			"fault 'late': node 1's ledger.peers shows byz4 as proposing late or not at all"
-	fi
-	if [ "$mode" = invalid ]; then
-		# proposals signed but not acceptable (a wrong previous head): a nil
-		# prevote on a signed proposal is a strike too (it comes after mute,
-		# so the liar is struck already and the log says nothing new)
-		ms=$(sequential_ms invalid-seq 40)
-		count=$((count + 40))
-		ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'invalid': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
-		is "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "proposing invalid blocks" \
-			"fault 'invalid': node 1's ledger.peers shows byz4 as proposing invalid blocks"
-	fi
-	if [ "$mode" = mute ]; then
-		# a member that votes and answers but never proposes: once one of
-		# its turns ran out, its turns cost 100 ms instead of the 1 s
-		# propose timeout
-		ms=$(sequential_ms mute-seq 40)
-		count=$((count + 40))
-		ok $(( ${ms:-999999} < 9000 ? 0 : 1 )) "fault 'mute': 40 sequential commits on node 1 take under 9 s (${ms:-?} ms)"
-		is "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'byz4'")" "not proposing" \
-			"fault 'mute': node 1's ledger.peers shows byz4 as not proposing"
-	fi
+	case $mode in
+		# the liar's turns get the pace (100 ms here) as propose timeout
+		# once it was late, refused or silent; each bad turn takes eight
+		# turns on time to forgive
+		late)
+			# proposals 600 ms late, as if just before the 1 s timeout: valid
+			# and decided, so only judging lateness takes the turns away
+			paced_turns late 5000 "^(proposing late|not proposing)$" "proposing late or not at all"
+			late=$(late_lines)
+			ok $(( late > late0 ? 0 : 1 )) "fault 'late': the honest nodes logged that byz4 proposed late ($((late - late0)) lines)" ;;
+		# signed proposals naming a wrong previous head: every node prevotes
+		# nil at once; coming after mute, the liar is struck already
+		invalid) paced_turns invalid 5000 "^proposing invalid blocks$" "proposing invalid blocks" ;;
+		mute) paced_turns mute 9000 "^not proposing$" "not proposing" ;;
+	esac
 	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
 	ok $(( h1 > h0 ? 0 : 1 )) "fault '$mode': consensus advanced ($h0 -> $h1)"
 	MN_NODES=3 wait_converged customs 30
