@@ -887,7 +887,31 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
  * --------------------------------------------------------------------- */
 
 static void step(bft_event *ev);
-static int	nheld = 0;			/* proposals waiting for batches */
+/*
+ * A proposal whose batches have not arrived yet is held back (the batches
+ * are asked for) instead of being judged invalid at once: batches travel
+ * from their origin, the proposal from the proposer, and either may come
+ * first.  Held proposals go to the core when complete, or after
+ * HOLD_MS, when the core then finds them invalid.  Proposals for the
+ * next height wait here too (on_consensus_frame).
+ */
+#define MAX_HELD 8
+#define HOLD_MS 300
+
+typedef struct Held
+{
+	int			from;
+	uint8	   *bytes;
+	size_t		len;
+	uint64		height;
+	TimestampTz arrived;
+	TimestampTz since;			/* of its height's turn here: HOLD_MS from it */
+} Held;
+
+static Held held[MAX_HELD];
+
+static int	nheld = 0;			/* proposals held back */
+static int	missing_batches(const uint8 *data, size_t len, bool request);
 
 static void
 record_evidence(const bft_evidence *e)
@@ -1053,14 +1077,18 @@ member_median(const Member *m)
 static uint32
 pace_ms(void)
 {
-	uint32		med[LL_MAX_PEERS];
+	uint32		med[BFT_MAX_VALIDATORS];
 	int			f = W.valset.n > 0 ? (int) (W.valset.n - 1) / 3 : 0;
 	int			n = 0;
-	int			k;
+	uint32		v;
 
-	for (k = 0; k < W.nmembers; k++)
-		if (k != W.self && W.members[k].ndelays >= PACE_TRUST)
+	for (v = 0; v < W.valset.n; v++)
+	{
+		int			k = member_of(W.valset.v[v].pubkey);
+
+		if (k >= 0 && k != W.self && W.members[k].ndelays >= PACE_TRUST)
 			med[n++] = member_median(&W.members[k]);
+	}
 	if (n < f + 1)
 		return 0;
 	qsort(med, n, sizeof(uint32), cmp_desc);
@@ -1097,18 +1125,27 @@ proposer_paced(uint64 height, uint32 round)
 	return m != NULL && m->strikes > 0;
 }
 
-/* A validator that is not behind: one that sees proposals as they come. */
+/*
+ * A validator that is not behind sees proposals as they come.  Behind:
+ * f+1 validators said they are further on, so one liar cannot say so.
+ */
 static bool
 judging(void)
 {
-	int			k;
+	int			ahead = 0;
+	uint32		v;
 
 	if (W.self < 0 || bft_valset_find(&W.valset, W.self_pub) < 0)
 		return false;
-	for (k = 0; k < W.nmembers; k++)
-		if (k != W.self && W.members[k].height > (int64) W.next_height + 1)
-			return false;
-	return true;
+	for (v = 0; v < W.valset.n; v++)
+	{
+		int			k = member_of(W.valset.v[v].pubkey);
+
+		if (k >= 0 && k != W.self && !W.members[k].mismatch &&
+			W.members[k].height > (int64) W.next_height + 1)
+			ahead++;
+	}
+	return ahead < (int) (W.valset.n - 1) / 3 + 1;
 }
 
 /* How long a batch has waited here in this turn, in ms. */
@@ -1145,14 +1182,23 @@ strike(Member *m, char why, uint32 delay_ms)
 }
 
 static void
-on_time(Member *m, uint32 delay_ms)
+on_time(Member *m)
 {
 	if (m->strikes > 0 && --m->strikes == 0)
 		ereport(LOG,
 				(errmsg("member \"%s\" of channel \"%s\" proposes on time again", m->name, W.channel)));
+}
+
+/*
+ * Late ones count too, so the pace can grow when every member slows down
+ * (their turns in later rounds keep the whole timeout, and are judged).
+ */
+static void
+sample_delay(Member *m, uint32 delay_ms)
+{
 	if (turn.empty)
 		return;					/* an idle wait says nothing of the network */
-	m->delay_ms[m->next_delay] = delay_ms;
+	m->delay_ms[m->next_delay] = Min(delay_ms, W.cfg.timeout_propose_ms);
 	m->next_delay = (m->next_delay + 1) % PACE_SAMPLES;
 	m->ndelays = Min(m->ndelays + 1, PACE_SAMPLES);
 }
@@ -1226,12 +1272,15 @@ judge_turn(const bft_output *out)
 			strike(m, 'i', 0);
 		return;
 	}
+	if (W.npending == 0)
+		return;
 	delay = waited_ms(feeding_held != 0 ? feeding_held : GetCurrentTimestamp());
 	pace = pace_ms();
 	if (pace > 0 && delay > pace + (turn.empty ? IDLE_PROPOSE_MS : 0))
 		strike(m, 'l', delay);
-	else if (W.npending > 0)
-		on_time(m, delay);
+	else
+		on_time(m);
+	sample_delay(m, delay);
 }
 
 /*
@@ -1331,12 +1380,15 @@ defer_paced(const bft_timer *t, uint64 now)
 
 	if (t->kind != BFT_TIMER_PROPOSE || !proposer_paced(t->height, t->round) ||
 		t->height != turn.height || t->round != turn.round ||
-		bft_step_of(W.node) != BFT_STEP_PROPOSE)
+		bft_step_of(W.node) != BFT_STEP_PROPOSE || proposer_down(t->height, t->round))
 		return false;
 	if (W.npending == 0)
 		due = start + IDLE_PROPOSE_MS + pace_or_min_ms();
 	else
 		due = (uint64) (Max(turn.start, W.pending_since) / 1000) + pace_or_min_ms();
+	/* its proposal came, and waits here for batches (HOLD_MS at most) */
+	if (turn.held_since != 0)
+		due = Max(due, (uint64) (turn.held_since / 1000) + HOLD_MS);
 	due = Min(due, start + W.cfg.timeout_propose_ms);
 	if (due <= now)
 		return false;
@@ -1430,8 +1482,9 @@ next_timer_ms(void)
 
 	for (i = 0; i < W.ntimers; i++)
 		best = Min(best, W.timers[i].due_ms <= t ? 0 : (long) (W.timers[i].due_ms - t));
-	if (nheld > 0)
-		best = Min(best, 5);
+	for (i = 0; i < nheld; i++)
+		best = Min(best, held[i].height == W.next_height &&
+				   missing_batches(held[i].bytes, held[i].len, false) == 0 ? 0 : 5);
 #ifdef LL_FAULT_INJECTION
 	best = Min(best, ll_fault_next_ms());
 #endif
@@ -1504,6 +1557,15 @@ maybe_propose(void)
 
 			if (m && m->bytes && origin_votes(m, W.want_height))
 				memcpy(hashes + (Size) n++ * 32, W.pending + (Size) k * 32, 32);
+			else if (m && m->bytes && ll_never_votes_from(&W.ms, m->bytes + 36, W.want_height))
+			{
+				/*
+				 * Sent before its origin was removed: never proposable,
+				 * and left pending it would keep every proposer from
+				 * idling (empty heights back to back).
+				 */
+				pending_remove(W.pending + (Size) k-- * 32);
+			}
 		}
 		proposal_hashes = hashes;
 	}
@@ -1626,25 +1688,6 @@ on_hello(int from, const uint8 *body, size_t len)
 		m->mismatch = false;
 }
 
-/*
- * A proposal whose batches have not arrived yet is held back (the batches
- * are asked for) instead of being judged invalid at once: batches travel
- * from their origin, the proposal from the proposer, and either may come
- * first.  Held proposals go to the core when complete, or after
- * HOLD_MS, when the core then finds them invalid.
- */
-#define MAX_HELD 8
-#define HOLD_MS 300
-
-typedef struct Held
-{
-	int			from;
-	uint8	   *bytes;
-	size_t		len;
-	TimestampTz since;
-} Held;
-
-static Held held[MAX_HELD];
 
 static void
 feed_msg(int from, const uint8 *data, size_t len)
@@ -1691,35 +1734,58 @@ missing_batches(const uint8 *data, size_t len, bool request)
 }
 
 static void
+hold(int from, const uint8 *data, size_t len, uint64 height)
+{
+	Held	   *h = &held[nheld++];
+
+	h->from = from;
+	h->bytes = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(h->bytes, data, len);
+	h->len = len;
+	h->height = height;
+	h->arrived = h->since = GetCurrentTimestamp();
+}
+
+/*
+ * Proposals wait here for the batches they name, and proposals for the
+ * next height wait until the block before it is applied: only then can
+ * cb_validate check the head they build on.  Given to the core earlier,
+ * one would be validated while the core decides the height before, with
+ * that check skipped, and a liar's proposal on a made-up head would be
+ * decided and stop every member (a divergence).  Proposals further ahead
+ * are dropped, as the core would; their proposer sends them again.
+ */
+static void
 on_consensus_frame(int from, const uint8 *data, size_t len)
 {
 	bft_msg		m;
 	ll_payload	p;
-
-	bool		mine;
-
-	/* the turn's own proposal: empty (nothing to order), or held (pace_ms) */
-	mine = decode_proposal(data, len, &m, &p) && m.u.proposal.height == turn.height &&
+	bool		proposal = decode_proposal(data, len, &m, &p);
+	bool		mine = proposal && m.u.proposal.height == turn.height &&
 		m.u.proposal.round == turn.round;
-	if (mine && p.nbatches == 0 && signed_turn_proposal(&m))
-		turn.empty = true;
-	if (nheld < MAX_HELD && missing_batches(data, len, true) > 0)
-	{
-		Held	   *h = &held[nheld++];
+	bool		ahead = proposal && m.u.proposal.height > W.next_height;
+	bool		incomplete = proposal && missing_batches(data, len, true) > 0;
 
-		if (mine && turn.held_since == 0 && signed_turn_proposal(&m))
+	if (proposal && m.u.proposal.height > W.next_height + 1)
+		return;
+	/* the turn's own proposal: empty (nothing to order), or held (pace_ms) */
+	if (mine && p.nbatches == 0 && !turn.empty && signed_turn_proposal(&m))
+		turn.empty = true;
+	if ((ahead || incomplete) && nheld < MAX_HELD)
+	{
+		if (mine && !ahead && turn.held_since == 0 && !turn.judged && signed_turn_proposal(&m))
 			turn.held_since = GetCurrentTimestamp();
-		h->from = from;
-		h->bytes = MemoryContextAlloc(TopMemoryContext, len);
-		memcpy(h->bytes, data, len);
-		h->len = len;
-		h->since = GetCurrentTimestamp();
+		hold(from, data, len, m.u.proposal.height);
 		return;
 	}
+	if (ahead)
+		return;
+	feeding_incomplete = incomplete;
 	feed_msg(from, data, len);
+	feeding_incomplete = false;
 }
 
-/* Feed held proposals that are complete now, or held long enough. */
+/* Feed held proposals that are due and complete now, or held long enough. */
 static void
 release_held(void)
 {
@@ -1727,23 +1793,32 @@ release_held(void)
 
 	while (i < nheld)
 	{
-		Held		h = held[i];
+		Held	   *h = &held[i];
+		Held		f;
 
-		if (missing_batches(h.bytes, h.len, false) == 0 ||
-			TimestampDifferenceExceeds(h.since, GetCurrentTimestamp(), HOLD_MS))
+		if (h->height > W.next_height)
 		{
-			held[i] = held[--nheld];
-			/* judged by when it came, unless still incomplete (judge_turn) */
-			feeding_held = h.since;
-			feeding_incomplete = missing_batches(h.bytes, h.len, false) > 0;
-			feed_msg(h.from, h.bytes, h.len);
-			feeding_held = 0;
-			feeding_incomplete = false;
-			pfree(h.bytes);
-			i = 0;
+			i++;
 			continue;
 		}
-		i++;
+		if (h->height == W.next_height && h->since < turn.start)
+			h->since = turn.start;	/* its HOLD_MS count from its turn */
+		if (missing_batches(h->bytes, h->len, false) > 0 &&
+			!TimestampDifferenceExceeds(h->since, GetCurrentTimestamp(), HOLD_MS))
+		{
+			i++;
+			continue;
+		}
+		f = *h;
+		held[i] = held[--nheld];
+		/* judged by when it came, unless still incomplete (judge_turn) */
+		feeding_held = f.arrived;
+		feeding_incomplete = missing_batches(f.bytes, f.len, false) > 0;
+		feed_msg(f.from, f.bytes, f.len);
+		feeding_held = 0;
+		feeding_incomplete = false;
+		pfree(f.bytes);
+		i = 0;
 	}
 }
 

@@ -18,6 +18,10 @@
  *				  others' propose timeout (1 s), which allows for skew;
  *	 invalid	- its own proposals are sent signed, but naming a wrong
  *				  previous head: every member prevotes nil;
+ *	 early		- with each precommit for a value at height h, it first
+ *				  sends a signed proposal for h + 1 naming a wrong previous
+ *				  head, before the others can have applied h (and so
+ *				  before they can check that head);
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -34,6 +38,7 @@
 #include "bft.h"
 #include "consensus.h"
 #include "ll_wire.h"
+#include "loopledger.h"
 
 char	   *ll_fault = NULL;
 
@@ -48,7 +53,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early or all; empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -116,7 +121,9 @@ void
 ll_fault_release(ll_fault_emit_fn emit)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		late = mode("late");
+	/* not mode(): under "all" it is drawn again on every call */
+	bool		late = ll_fault_active() &&
+		(strstr(ll_fault, "late") != NULL || strcmp(ll_fault, "all") == 0);
 	int			i = 0;
 
 	while (i < ndelayed)
@@ -201,6 +208,52 @@ conflicting(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_f
 }
 
 /*
+ * A proposal for the height after a precommit's, signed as the
+ * precommit's validator (honest members accept it only on that
+ * validator's turn), on a made-up previous head.
+ */
+static bool
+early_proposal(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_fn sign,
+			   uint8 *out, size_t *outlen)
+{
+	bft_msg		m;
+	bft_msg		prop;
+	ll_payload	p;
+	ll_buf		buf;
+	uint8		head[32];
+	uint8		sb[BFT_SIGN_BYTES_LEN];
+	bool		done;
+
+	if (bft_decode(msg, len, &m) != BFT_OK || m.type != BFT_MSG_PRECOMMIT || m.u.vote.is_nil)
+		return false;
+	memset(head, 0x5a, sizeof(head));
+	memset(&p, 0, sizeof(p));
+	p.height = m.u.vote.height + 1;
+	p.prev_head = head;
+	p.time_us = GetCurrentTimestamp();
+	ll_buf_init(&buf, ll_palloc_realloc);
+	memset(&prop, 0, sizeof(prop));
+	prop.type = BFT_MSG_PROPOSAL;
+	prop.u.proposal.height = p.height;
+	prop.u.proposal.round = 0;
+	prop.u.proposal.valid_round = -1;
+	prop.u.proposal.proposer = m.u.vote.validator;
+	done = ll_payload_encode(&buf, &p) == 0 &&
+		ll_payload_value(buf.data, buf.len, prop.u.proposal.value) == 0;
+	prop.u.proposal.payload = buf.data;
+	prop.u.proposal.payload_len = (uint32) buf.len;
+	if (done)
+	{
+		bft_sign_bytes(chain_id, BFT_MSG_PROPOSAL, p.height, 0, -1, false,
+					   prop.u.proposal.value, sb);
+		done = sign(sb, sizeof(sb), prop.u.proposal.sig) == 0 &&
+			bft_encode(&prop, out, BFT_MAX_MSG, outlen) == BFT_OK;
+	}
+	pfree(buf.data);
+	return done;
+}
+
+/*
  * Called for every outgoing consensus frame body; emit() sends one body.
  * Returns true if the original was replaced (not to be sent as is).
  */
@@ -233,6 +286,8 @@ ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 		emit(to, LL_FRAME_CONSENSUS, replay_buf[i], replay_len[i]);
 	}
 	remember(msg, len);
+	if (mode("early") && early_proposal(msg, len, chain_id, sign, buf, &n))
+		emit(to, LL_FRAME_CONSENSUS, buf, n);
 	if (mode("equivocate") && conflicting(msg, len, chain_id, sign, FLIP_TIME, buf, &n))
 		emit(to, LL_FRAME_CONSENSUS, buf, n);
 	if (mode("forge") && len > BFT_SIG_LEN)

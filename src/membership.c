@@ -76,6 +76,15 @@ ll_is_validator_at(const LLMembership *ms, const uint8 *pub, uint64 h)
 	return i >= 0 && active_at(&ms->m[i], h);
 }
 
+/* Removed by height h (or never a member): it votes at no height from h. */
+bool
+ll_never_votes_from(const LLMembership *ms, const uint8 *pub, uint64 h)
+{
+	int			i = find_member(ms, pub);
+
+	return i < 0 || (ms->m[i].until >= 0 && (uint64) ms->m[i].until <= h);
+}
+
 static void
 load_votes(LLMembership *ms, int32 channel_id)
 {

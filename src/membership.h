@@ -55,6 +55,7 @@ extern void ll_members_load(LLMembership *ms, int32 channel_id);
 extern int	ll_member_index(const LLMembership *ms, const uint8 *pub);
 extern void ll_valset_at(const LLMembership *ms, uint64 h, bft_valset *vs);
 extern bool ll_is_validator_at(const LLMembership *ms, const uint8 *pub, uint64 h);
+extern bool ll_never_votes_from(const LLMembership *ms, const uint8 *pub, uint64 h);
 extern int	ll_members_genesis(const LLMembership *ms, ll_member *out, ll_wire_str *tiers,
 							   int ntiers, char **tier_names);
 extern bool ll_members_decide(LLMembership *ms, uint64 height, const ll_batch *batches,

@@ -4,7 +4,8 @@
 # the tree and installed for this test only; the release build is put back
 # on exit.  Node 4 then sends equivocating proposals and votes (properly
 # signed), forged signatures, garbage frames and replays of old messages,
-# proposals sent late, never or invalid (signed, wrong previous head),
+# proposals sent late, never or invalid (signed, wrong previous head, also
+# ahead of time, before the others could check that head),
 # one kind after another and all mixed, while nodes 1-3 take writes.  The
 # three honest nodes must keep committing, never diverge, verify clean and
 # record the equivocation as evidence.  Then a test-build crash point
@@ -98,7 +99,7 @@ late_lines() {
 
 # late first: a liar that has been struck before is paced from the start
 late0=$(late_lines)
-for mode in late equivocate forge garbage replay mute invalid all; do
+for mode in late early equivocate forge garbage replay mute invalid all; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -133,6 +134,11 @@ for mode in late equivocate forge garbage replay mute invalid all; do
 		# nil at once; coming after mute, the liar is struck already
 		invalid) paced_turns invalid 5000 "^proposing invalid blocks$" "proposing invalid blocks" ;;
 		mute) paced_turns mute 9000 "^not proposing$" "not proposing" ;;
+		# a proposal for h + 1 on a made-up head, sent ahead of the liar's
+		# precommit for h: the others get it before they applied h
+		early)
+			halted=$(for i in 1 2 3; do grep -c "diverged" "$TMP/$(node_name "$i")/server.log"; done | awk '{s += $1} END {print s + 0}')
+			is "$halted" 0 "fault 'early': no honest node took a proposal for the next height without checking its previous head" ;;
 	esac
 	h1=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
 	ok $(( h1 > h0 ? 0 : 1 )) "fault '$mode': consensus advanced ($h0 -> $h1)"
