@@ -293,7 +293,11 @@ typedef struct bft_callbacks
 						   const uint8_t sig[BFT_SIG_LEN]);
 	/*
 	 * True iff payload is a valid block for height AND value is its block
-	 * hash (the core never hashes payloads itself).
+	 * hash (the core never hashes payloads itself).  A proposal of the
+	 * next height that arrived early is validated while the core decides
+	 * the height before, in the same step, before the caller has seen that
+	 * commit: a caller whose validity depends on the block before must
+	 * hold such proposals back until it has applied it (consensus.c does).
 	 */
 	bool		(*validate) (void *ctx, uint64_t height,
 							 const uint8_t value[BFT_HASH_LEN],
