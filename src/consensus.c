@@ -1713,24 +1713,28 @@ decode_proposal(const uint8 *data, size_t len, bft_msg *m, ll_payload *p)
 
 /* Batches a proposal names that we do not have (requested on the way). */
 static int
-missing_batches(const uint8 *data, size_t len, bool request)
+missing_in(const ll_payload *p, bool request)
 {
-	bft_msg		m;
-	ll_payload	p;
-	uint8	   *missing;
+	uint8	   *missing = palloc((Size) Max(p->nbatches, 1) * 32);
 	int			n = 0;
 	int			i;
 
-	if (!decode_proposal(data, len, &m, &p))
-		return 0;
-	missing = palloc((Size) Max(p.nbatches, 1) * 32);
-	for (i = 0; i < p.nbatches; i++)
-		if (mempool_find(p.batch_hashes + (Size) i * 32) == NULL)
-			memcpy(missing + (Size) n++ * 32, p.batch_hashes + (Size) i * 32, 32);
+	for (i = 0; i < p->nbatches; i++)
+		if (mempool_find(p->batch_hashes + (Size) i * 32) == NULL)
+			memcpy(missing + (Size) n++ * 32, p->batch_hashes + (Size) i * 32, 32);
 	if (n > 0 && request)
 		request_batches(missing, n);
 	pfree(missing);
 	return n;
+}
+
+static int
+missing_batches(const uint8 *data, size_t len, bool request)
+{
+	bft_msg		m;
+	ll_payload	p;
+
+	return decode_proposal(data, len, &m, &p) ? missing_in(&p, request) : 0;
 }
 
 static void
@@ -1764,10 +1768,11 @@ on_consensus_frame(int from, const uint8 *data, size_t len)
 	bool		mine = proposal && m.u.proposal.height == turn.height &&
 		m.u.proposal.round == turn.round;
 	bool		ahead = proposal && m.u.proposal.height > W.next_height;
-	bool		incomplete = proposal && missing_batches(data, len, true) > 0;
+	bool		incomplete;
 
 	if (proposal && m.u.proposal.height > W.next_height + 1)
 		return;
+	incomplete = proposal && missing_in(&p, true) > 0;
 	/* the turn's own proposal: empty (nothing to order), or held (pace_ms) */
 	if (mine && p.nbatches == 0 && !turn.empty && signed_turn_proposal(&m))
 		turn.empty = true;
@@ -1795,6 +1800,7 @@ release_held(void)
 	{
 		Held	   *h = &held[i];
 		Held		f;
+		int			missing;
 
 		if (h->height > W.next_height)
 		{
@@ -1803,7 +1809,8 @@ release_held(void)
 		}
 		if (h->height == W.next_height && h->since < turn.start)
 			h->since = turn.start;	/* its HOLD_MS count from its turn */
-		if (missing_batches(h->bytes, h->len, false) > 0 &&
+		missing = missing_batches(h->bytes, h->len, false);
+		if (missing > 0 &&
 			!TimestampDifferenceExceeds(h->since, GetCurrentTimestamp(), HOLD_MS))
 		{
 			i++;
@@ -1813,7 +1820,7 @@ release_held(void)
 		held[i] = held[--nheld];
 		/* judged by when it came, unless still incomplete (judge_turn) */
 		feeding_held = f.arrived;
-		feeding_incomplete = missing_batches(f.bytes, f.len, false) > 0;
+		feeding_incomplete = missing > 0;
 		feed_msg(f.from, f.bytes, f.len);
 		feeding_held = 0;
 		feeding_incomplete = false;
