@@ -904,6 +904,8 @@ typedef struct Held
 	uint8	   *bytes;
 	size_t		len;
 	uint64		height;
+	uint32		round;
+	bool		signed_ok;		/* checked: signed by its turn's proposer */
 	TimestampTz arrived;
 	TimestampTz since;			/* of its height's turn here: HOLD_MS from it */
 } Held;
@@ -1301,20 +1303,19 @@ track_turn(void)
 }
 
 /*
- * A proposal of the current turn signed by its proposer: only those may
- * mark the turn held or empty.  Checked for such proposals alone (held
- * ones, and empty ones, which come when there is little to do).
+ * A proposal signed by the proposer of its height and round (one Ed25519
+ * check; the core checks again when it is fed, so this is done only where
+ * the worker must trust a proposal before the core has seen it).
  */
 static bool
-signed_turn_proposal(const bft_msg *m)
+signed_proposal(const bft_msg *m)
 {
 	const bft_proposal *pr = &m->u.proposal;
 	uint8		value[32];
 	uint8		sb[BFT_SIGN_BYTES_LEN];
 	uint32		who;
 
-	if (pr->height != turn.height || pr->round != turn.round ||
-		turn.height != W.next_height || W.valset.n == 0)
+	if (W.valset.n == 0)
 		return false;
 	who = bft_proposer(&W.valset, pr->height, pr->round);
 	if (pr->proposer != who ||
@@ -1324,6 +1325,18 @@ signed_turn_proposal(const bft_msg *m)
 	bft_sign_bytes(W.chain_id, BFT_MSG_PROPOSAL, pr->height, pr->round, pr->valid_round,
 				   false, pr->value, sb);
 	return bft_ed25519_verify(NULL, W.valset.v[who].pubkey, sb, sizeof(sb), pr->sig);
+}
+
+/*
+ * A proposal of the current turn signed by its proposer: only those may
+ * mark the turn held or empty.  Checked for such proposals alone (held
+ * ones, and empty ones, which come when there is little to do).
+ */
+static bool
+signed_turn_proposal(const bft_msg *m)
+{
+	return m->u.proposal.height == turn.height && m->u.proposal.round == turn.round &&
+		turn.height == W.next_height && signed_proposal(m);
 }
 
 /*
@@ -1737,17 +1750,73 @@ missing_batches(const uint8 *data, size_t len, bool request)
 	return decode_proposal(data, len, &m, &p) ? missing_in(&p, request) : 0;
 }
 
-static void
-hold(int from, const uint8 *data, size_t len, uint64 height)
+/*
+ * The slot a signed proposal of round `round` may take in a full list:
+ * the oldest unchecked one, else a signed one of a later round.
+ */
+static int
+evictable(uint32 round)
 {
-	Held	   *h = &held[nheld++];
+	int			best = -1;
+	int			i;
 
+	for (i = 0; i < nheld; i++)
+	{
+		Held	   *h = &held[i];
+
+		if (!h->signed_ok)
+		{
+			if (best < 0 || held[best].signed_ok || h->arrived < held[best].arrived)
+				best = i;
+		}
+		else if (h->round > round &&
+				 (best < 0 || (held[best].signed_ok && h->round > held[best].round)))
+			best = i;
+	}
+	return best;
+}
+
+/*
+ * Hold a proposal; false if there is no room for it.  Anyone can send
+ * unsigned proposals naming made-up batches or the next height, and
+ * without a check a member flooding them kept the list full: honest
+ * proposals still waiting for their batches then went to the core at once
+ * and got nil prevotes, and honest ones for the next height were dropped.
+ * So once the list is full a newcomer is checked, and one signed by its
+ * turn's proposer takes the place of an unchecked one.  A liar can sign
+ * proposals only for its own turns, and the lowest rounds are kept.
+ */
+static bool
+hold(int from, const uint8 *data, size_t len, const bft_msg *m, bool signed_ok)
+{
+	int			slot;
+	Held	   *h;
+
+	for (slot = 0; slot < nheld; slot++)
+		if (held[slot].len == len && memcmp(held[slot].bytes, data, len) == 0)
+			return true;		/* a resend of one held already */
+	if (nheld == MAX_HELD)
+	{
+		if (!signed_ok && !signed_proposal(m))
+			return false;
+		signed_ok = true;
+		slot = evictable(m->u.proposal.round);
+		if (slot < 0)
+			return false;
+		pfree(held[slot].bytes);
+	}
+	else
+		nheld++;
+	h = &held[slot];
 	h->from = from;
 	h->bytes = MemoryContextAlloc(TopMemoryContext, len);
 	memcpy(h->bytes, data, len);
 	h->len = len;
-	h->height = height;
+	h->height = m->u.proposal.height;
+	h->round = m->u.proposal.round;
+	h->signed_ok = signed_ok;
 	h->arrived = h->since = GetCurrentTimestamp();
+	return true;
 }
 
 /*
@@ -1772,16 +1841,23 @@ on_consensus_frame(int from, const uint8 *data, size_t len)
 
 	if (proposal && m.u.proposal.height > W.next_height + 1)
 		return;
-	incomplete = proposal && missing_in(&p, true) > 0;
+	incomplete = proposal && missing_in(&p, false) > 0;
 	/* the turn's own proposal: empty (nothing to order), or held (pace_ms) */
 	if (mine && p.nbatches == 0 && !turn.empty && signed_turn_proposal(&m))
 		turn.empty = true;
-	if ((ahead || incomplete) && nheld < MAX_HELD)
+	if (ahead || incomplete)
 	{
-		if (mine && !ahead && turn.held_since == 0 && !turn.judged && signed_turn_proposal(&m))
-			turn.held_since = GetCurrentTimestamp();
-		hold(from, data, len, m.u.proposal.height);
-		return;
+		bool		turn_held = mine && !ahead && turn.held_since == 0 && !turn.judged &&
+			signed_turn_proposal(&m);
+
+		if (hold(from, data, len, &m, turn_held))
+		{
+			if (turn_held)
+				turn.held_since = GetCurrentTimestamp();
+			if (incomplete)
+				missing_in(&p, true);
+			return;
+		}
 	}
 	if (ahead)
 		return;

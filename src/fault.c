@@ -22,6 +22,8 @@
  *				  sends a signed proposal for h + 1 naming a wrong previous
  *				  head, before the others can have applied h (and so
  *				  before they can check that head);
+ *	 flood		- with each precommit, a dozen unsigned proposals naming
+ *				  made-up batches, for its height and the next;
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -53,7 +55,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood or all; empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -208,6 +210,43 @@ conflicting(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sign_f
 }
 
 /*
+ * A round-0 proposal of payload p as proposer, signed with sign, or with
+ * random bytes for a signature if sign is NULL.
+ */
+static bool
+made_up_proposal(const ll_payload *p, uint32 proposer, const uint8 *chain_id,
+				 ll_fault_sign_fn sign, uint8 *out, size_t *outlen)
+{
+	bft_msg		prop;
+	ll_buf		buf;
+	uint8		sb[BFT_SIGN_BYTES_LEN];
+	bool		done;
+	int			i;
+
+	ll_buf_init(&buf, ll_palloc_realloc);
+	memset(&prop, 0, sizeof(prop));
+	prop.type = BFT_MSG_PROPOSAL;
+	prop.u.proposal.height = p->height;
+	prop.u.proposal.round = 0;
+	prop.u.proposal.valid_round = -1;
+	prop.u.proposal.proposer = proposer;
+	done = ll_payload_encode(&buf, p) == 0 &&
+		ll_payload_value(buf.data, buf.len, prop.u.proposal.value) == 0;
+	prop.u.proposal.payload = buf.data;
+	prop.u.proposal.payload_len = (uint32) buf.len;
+	bft_sign_bytes(chain_id, BFT_MSG_PROPOSAL, p->height, 0, -1, false,
+				   prop.u.proposal.value, sb);
+	if (sign != NULL)
+		done = done && sign(sb, sizeof(sb), prop.u.proposal.sig) == 0;
+	else
+		for (i = 0; i < BFT_SIG_LEN; i++)
+			prop.u.proposal.sig[i] = (uint8) pg_prng_uint32(&pg_global_prng_state);
+	done = done && bft_encode(&prop, out, BFT_MAX_MSG, outlen) == BFT_OK;
+	pfree(buf.data);
+	return done;
+}
+
+/*
  * A proposal for the height after a precommit's, signed as the
  * precommit's validator (honest members accept it only on that
  * validator's turn), on a made-up previous head.
@@ -217,12 +256,8 @@ early_proposal(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sig
 			   uint8 *out, size_t *outlen)
 {
 	bft_msg		m;
-	bft_msg		prop;
 	ll_payload	p;
-	ll_buf		buf;
 	uint8		head[32];
-	uint8		sb[BFT_SIGN_BYTES_LEN];
-	bool		done;
 
 	if (bft_decode(msg, len, &m) != BFT_OK || m.type != BFT_MSG_PRECOMMIT || m.u.vote.is_nil)
 		return false;
@@ -231,26 +266,42 @@ early_proposal(const uint8 *msg, size_t len, const uint8 *chain_id, ll_fault_sig
 	p.height = m.u.vote.height + 1;
 	p.prev_head = head;
 	p.time_us = GetCurrentTimestamp();
-	ll_buf_init(&buf, ll_palloc_realloc);
-	memset(&prop, 0, sizeof(prop));
-	prop.type = BFT_MSG_PROPOSAL;
-	prop.u.proposal.height = p.height;
-	prop.u.proposal.round = 0;
-	prop.u.proposal.valid_round = -1;
-	prop.u.proposal.proposer = m.u.vote.validator;
-	done = ll_payload_encode(&buf, &p) == 0 &&
-		ll_payload_value(buf.data, buf.len, prop.u.proposal.value) == 0;
-	prop.u.proposal.payload = buf.data;
-	prop.u.proposal.payload_len = (uint32) buf.len;
-	if (done)
+	return made_up_proposal(&p, m.u.vote.validator, chain_id, sign, out, outlen);
+}
+
+/*
+ * With each precommit, FLOOD_N unsigned proposals for its height and the
+ * next, each naming a made-up batch: frames an honest member holds back
+ * while it waits for the batches (consensus.c, hold).
+ */
+#define FLOOD_N 12
+
+static void
+flood(int to, const uint8 *msg, size_t len, const uint8 *chain_id, uint8 *buf,
+	  ll_fault_emit_fn emit)
+{
+	bft_msg		m;
+	ll_payload	p;
+	uint8		rnd[64];
+	size_t		n;
+	int			k;
+	int			i;
+
+	if (bft_decode(msg, len, &m) != BFT_OK || m.type != BFT_MSG_PRECOMMIT)
+		return;
+	for (k = 0; k < FLOOD_N; k++)
 	{
-		bft_sign_bytes(chain_id, BFT_MSG_PROPOSAL, p.height, 0, -1, false,
-					   prop.u.proposal.value, sb);
-		done = sign(sb, sizeof(sb), prop.u.proposal.sig) == 0 &&
-			bft_encode(&prop, out, BFT_MAX_MSG, outlen) == BFT_OK;
+		for (i = 0; i < (int) sizeof(rnd); i++)
+			rnd[i] = (uint8) pg_prng_uint32(&pg_global_prng_state);
+		memset(&p, 0, sizeof(p));
+		p.height = m.u.vote.height + (uint64) (k % 2);
+		p.prev_head = rnd;
+		p.time_us = GetCurrentTimestamp();
+		p.nbatches = 1;
+		p.batch_hashes = rnd + 32;
+		if (made_up_proposal(&p, (uint32) k % 4, chain_id, NULL, buf, &n))
+			emit(to, LL_FRAME_CONSENSUS, buf, n);
 	}
-	pfree(buf.data);
-	return done;
 }
 
 /*
@@ -288,6 +339,8 @@ ll_fault_consensus(int to, const uint8 *msg, size_t len, const uint8 *chain_id,
 	remember(msg, len);
 	if (mode("early") && early_proposal(msg, len, chain_id, sign, buf, &n))
 		emit(to, LL_FRAME_CONSENSUS, buf, n);
+	if (mode("flood"))
+		flood(to, msg, len, chain_id, buf, emit);
 	if (mode("equivocate") && conflicting(msg, len, chain_id, sign, FLIP_TIME, buf, &n))
 		emit(to, LL_FRAME_CONSENSUS, buf, n);
 	if (mode("forge") && len > BFT_SIG_LEN)

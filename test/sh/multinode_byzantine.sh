@@ -5,8 +5,9 @@
 # on exit.  Node 4 then sends equivocating proposals and votes (properly
 # signed), forged signatures, garbage frames and replays of old messages,
 # proposals sent late, never or invalid (signed, wrong previous head, also
-# ahead of time, before the others could check that head),
-# one kind after another and all mixed, while nodes 1-3 take writes.  The
+# ahead of time, before the others could check that head), floods of
+# unsigned proposals naming made-up batches, one kind after another and
+# all mixed (BYZ_MODES picks some), while nodes 1-3 take writes.  The
 # three honest nodes must keep committing, never diverge, verify clean and
 # record the equivocation as evidence.  Then a test-build crash point
 # takes node 1 down between a local commit and its worker's commit of the
@@ -99,7 +100,7 @@ late_lines() {
 
 # late first: a liar that has been struck before is paced from the start
 late0=$(late_lines)
-for mode in late early equivocate forge garbage replay mute invalid all; do
+for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood mute invalid all}; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -134,6 +135,13 @@ for mode in late early equivocate forge garbage replay mute invalid all; do
 		# nil at once; coming after mute, the liar is struck already
 		invalid) paced_turns invalid 5000 "^proposing invalid blocks$" "proposing invalid blocks" ;;
 		mute) paced_turns mute 9000 "^not proposing$" "not proposing" ;;
+		# unsigned proposals naming made-up batches, a dozen with each
+		# precommit: they must not crowd out honest proposals that wait
+		# for their batches or for the block before
+		flood)
+			ms=$(sequential_ms flood-seq 40)
+			count=$((count + 40))
+			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'flood': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)" ;;
 		# a proposal for h + 1 on a made-up head, sent ahead of the liar's
 		# precommit for h: the others get it before they applied h
 		early)
