@@ -71,6 +71,8 @@ typedef struct Member
 	uint64		mac_batches;	/* its batches taken on the link MAC */
 	bool		mac_seen;		/* a call under the current link key checked out */
 	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
+	TimestampTz catchup_rest_until; /* gave nothing to catch up from: not asked until */
+	int			catchup_rest_ms;
 	uint32		strikes;		/* its turns to propose are paced while > 0 */
 	char		last_strike;	/* 'l'ate, 'i'nvalid or 'm'issed (see pace_ms) */
 	uint32		delay_ms[PACE_SAMPLES]; /* of its last proposals judged */
@@ -641,7 +643,18 @@ make_read_token(ReadToken *t, const uint8 *audience)
 	ll_hex_encode(sig, 64, t->sig + 2);
 }
 
-/* Fetch decided batches we never received from any peer that has them. */
+static bool
+have_batches(const uint8 *hashes, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (mempool_find(hashes + (Size) i * 32) == NULL)
+			return false;
+	return true;
+}
+
+/* Fetch decided batches we never received from the first peers that have them. */
 static bool
 fetch_batches(const uint8 *hashes, int n)
 {
@@ -687,12 +700,11 @@ fetch_batches(const uint8 *hashes, int n)
 				mempool_add(b.batch_hash, bytes, len);
 		}
 		PQclear(res);
+		if (have_batches(hashes, n))
+			break;
 	}
 	pfree(arr.data);
-	for (i = 0; i < n; i++)
-		if (mempool_find(hashes + (Size) i * 32) == NULL)
-			return false;
-	return true;
+	return have_batches(hashes, n);
 }
 
 /*
@@ -2189,11 +2201,19 @@ send_hellos(void)
 	ll_hello	h;
 	ll_buf		body;
 
-	if (!TimestampDifferenceExceeds(W.last_hello, GetCurrentTimestamp(), HELLO_MS))
+	int			period = HELLO_MS;
+
+#ifdef LL_FAULT_INJECTION
+	period = ll_fault_hello_period(period);
+#endif
+	if (!TimestampDifferenceExceeds(W.last_hello, GetCurrentTimestamp(), period))
 		return;
 	W.last_hello = GetCurrentTimestamp();
 	h.chain_id = W.chain_id;
 	h.height = W.next_height;
+#ifdef LL_FAULT_INJECTION
+	h.height = ll_fault_hello_height(h.height);
+#endif
 	h.name.ptr = W.self >= 0 ? W.members[W.self].name : "observer";
 	h.name.len = strlen(h.name.ptr);
 	ll_buf_init(&body, ll_palloc_realloc);
@@ -3077,30 +3097,94 @@ catch_up_from(Member *m)
 	return applied;
 }
 
-static void
-maybe_catch_up(void)
+/*
+ * Catching up is a fetch the worker waits for (ll_link_fetch, bounded by
+ * its timeout), and a member's height is only its word.  One liar saying
+ * it is far ahead and then answering slowly, or with nothing, would
+ * otherwise have this worker ask it again at every turn of the loop.  So
+ * a node catches up only when f+1 validators say they are ahead (one of
+ * them honest), asks the highest first, and a member that gave nothing
+ * rests before it is asked again (2 s, doubling up to a minute).
+ */
+#define CATCHUP_REST_MS 2000
+#define CATCHUP_REST_MAX_MS 60000
+
+static int
+validators_ahead(uint64 by)
+{
+	int			ahead = 0;
+	uint32		v;
+
+	for (v = 0; v < W.valset.n; v++)
+	{
+		int			k = member_of(W.valset.v[v].pubkey);
+
+		if (k >= 0 && k != W.self && !W.members[k].mismatch &&
+			W.members[k].height >= (int64) (W.next_height + by))
+			ahead++;
+	}
+	return ahead;
+}
+
+/* The member claiming the greatest height above ours that is not resting. */
+static int
+catch_up_source(TimestampTz now)
 {
 	int			best = -1;
-	int			i,
-				n,
-				total = 0;
+	int			i;
 
 	for (i = 0; i < W.nmembers; i++)
 		if (W.members[i].link && !W.members[i].mismatch &&
 			W.members[i].height > (int64) W.next_height &&
+			now >= W.members[i].catchup_rest_until &&
 			(best < 0 || W.members[i].height > W.members[best].height))
 			best = i;
-	if (best < 0)
-		return;
-	if (W.members[best].height <= (int64) W.next_height + 1 &&
-		!TimestampDifferenceExceeds(W.last_progress, GetCurrentTimestamp(), 2000))
-		return;
-	while ((n = catch_up_from(&W.members[best])) > 0)
+	return best;
+}
+
+static int
+catch_up_all_from(Member *m)
+{
+	int			n,
+				total = 0;
+
+	while ((n = catch_up_from(m)) > 0)
 	{
 		total += n;
 		CHECK_FOR_INTERRUPTS();
 		if (n < CATCHUP_CHUNK)
 			break;
+	}
+	if (total > 0)
+		m->catchup_rest_ms = 0;
+	else
+	{
+		m->catchup_rest_ms = Min(Max(m->catchup_rest_ms * 2, CATCHUP_REST_MS), CATCHUP_REST_MAX_MS);
+		m->catchup_rest_until = GetCurrentTimestamp() + (TimestampTz) m->catchup_rest_ms * 1000;
+		ereport(LOG,
+				(errmsg("channel \"%s\": peer \"%s\" said it is at height " INT64_FORMAT " but gave no block to catch up from; not asking it again for %d ms",
+						W.channel, m->name, m->height, m->catchup_rest_ms),
+				 errdetail("%s", m->link->message[0] ? m->link->message : "It sent no block.")));
+	}
+	return total;
+}
+
+static void
+maybe_catch_up(void)
+{
+	int			need = W.valset.n > 0 ? (int) (W.valset.n - 1) / 3 + 1 : 1;
+	TimestampTz now = GetCurrentTimestamp();
+	int			best = -1;
+	int			total = 0;
+
+	if (validators_ahead(1) < need)
+		return;
+	if (validators_ahead(2) < need && !TimestampDifferenceExceeds(W.last_progress, now, 2000))
+		return;
+	while (total == 0 && (best = catch_up_source(now)) >= 0)
+	{
+		total = catch_up_all_from(&W.members[best]);
+		now = GetCurrentTimestamp();
 	}
 	W.last_progress = GetCurrentTimestamp();
 	if (total > 0)

@@ -24,6 +24,8 @@
  *				  before they can check that head);
  *	 flood		- with each precommit, a dozen unsigned proposals naming
  *				  made-up batches, for its height and the next;
+ *	 stall		- its hellos, sent every 50 ms, claim a height 1000 ahead, and its server
+ *				  holds every fetch of blocks or batches for 30 s;
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "access/xlog.h"
+#include "miscadmin.h"
 #include "common/pg_prng.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -45,6 +48,8 @@
 char	   *ll_fault = NULL;
 
 #define REPLAY_KEEP 64
+#define STALL_AHEAD 1000
+#define STALL_MS 30000
 
 static uint8 *replay_buf[REPLAY_KEEP];
 static size_t replay_len[REPLAY_KEEP];
@@ -55,7 +60,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, stall or all; empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -387,6 +392,34 @@ ll_fault_batch(uint8 *batch, size_t len)
 		return false;
 	batch[b.sig - batch] ^= 0xff;
 	return true;
+}
+
+/* With "stall", hellos claim a height far ahead, so honest members try to
+ * catch up from this node... */
+uint64
+ll_fault_hello_height(uint64 height)
+{
+	return mode("stall") ? height + STALL_AHEAD : height;
+}
+
+/* ...often, so that a restarted member hears its claim first... */
+int
+ll_fault_hello_period(int ms)
+{
+	return mode("stall") ? 50 : ms;
+}
+
+/* ...and its server holds their fetches (ledger.decisions, ledger.batches). */
+void
+ll_fault_stall(void)
+{
+	int			i;
+
+	for (i = 0; i < STALL_MS / 100 && mode("stall"); i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(100 * 1000L);
+	}
 }
 
 bool

@@ -80,6 +80,10 @@ ll_reader_clearance(PG_FUNCTION_ARGS)
 				self[32];
 	int			t;
 
+#ifdef LL_FAULT_INJECTION
+	ll_fault_stall();
+#endif
+
 	/* not STRICT: a NULL must refuse, not read as "no clearance" silently */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		refuse_reader("A read token has a channel, a key, a time and a signature; one is NULL.");

@@ -11,8 +11,11 @@
  */
 #include "postgres.h"
 
+#include <poll.h>
+
 #include "libpq-fe.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -22,6 +25,8 @@
 #include "transport.h"
 
 #define RECONNECT_MS 500
+#define CONNECT_MS 5000			/* libpq leaves a non-blocking connect unbounded */
+#define FETCH_MS 3000			/* longest a fetch may hold up the worker */
 #define MAX_UNSENT (16 * 1024 * 1024)	/* frames kept for a slow peer */
 
 static void
@@ -76,6 +81,7 @@ link_start_connect(LLLink *l)
 
 	l->conn = PQconnectStartParams(keys, vals, 1);
 	l->conn_no++;
+	l->connect_started = GetCurrentTimestamp();
 	if (l->conn == NULL || PQstatus(l->conn) == CONNECTION_BAD)
 	{
 		link_close(l, l->conn ? PQerrorMessage(l->conn) : "out of memory");
@@ -83,6 +89,23 @@ link_start_connect(LLLink *l)
 	}
 	l->connecting = true;
 	l->poll = PGRES_POLLING_WRITING;
+}
+
+/*
+ * PQconnectPoll must only be called once the socket is ready for what it
+ * last asked: called early, it takes a connect still in progress for done
+ * and then blocks the worker writing the startup packet (seen with a peer
+ * whose network drops packets: the worker hung until TCP gave up).
+ */
+static bool
+connect_ready(LLLink *l)
+{
+	struct pollfd p;
+
+	p.fd = PQsocket(l->conn);
+	p.events = l->poll == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+	p.revents = 0;
+	return p.fd != PGINVALID_SOCKET && poll(&p, 1, 0) > 0;
 }
 
 static void
@@ -218,6 +241,17 @@ ll_link_service(LLLink *l, const char *channel, const uint8 self[32])
 	}
 	if (l->connecting)
 	{
+		/*
+		 * A dropped SYN is retried with backoff by the kernel, up to two
+		 * minutes: start over instead, so a healed network is found soon.
+		 */
+		if (now - l->connect_started > (TimestampTz) CONNECT_MS * 1000)
+		{
+			link_close(l, "could not connect within " CppAsString2(CONNECT_MS) " ms");
+			return;
+		}
+		if (!connect_ready(l))
+			return;
 		link_poll_connect(l);
 		if (l->conn == NULL || l->connecting)
 			return;
@@ -282,14 +316,70 @@ ll_link_timeout(LLLink *l)
 }
 
 /*
- * A blocking query on a second connection, for catch-up and missing
- * batches (outside any transaction).  Returns NULL on failure.
+ * Wait, serving interrupts, until the fetch connection has its whole
+ * answer; false (with the connection closed) on failure or once FETCH_MS
+ * have passed.
+ */
+static bool
+fetch_wait(LLLink *l, TimestampTz deadline)
+{
+	bool		latched = false;
+	bool		done = false;
+	const char *why = NULL;
+
+	for (;;)
+	{
+		int			flush = PQflush(l->sync);
+		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+
+		if (flush < 0 || !PQconsumeInput(l->sync))
+			break;
+		if (flush == 0 && !PQisBusy(l->sync))
+		{
+			done = true;
+			break;
+		}
+		if (left <= 0)
+		{
+			why = "peer did not answer a fetch within " CppAsString2(FETCH_MS) " ms";
+			break;
+		}
+		if (WaitLatchOrSocket(MyLatch,
+							  WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE |
+							  (flush == 1 ? WL_SOCKET_WRITEABLE : 0),
+							  PQsocket(l->sync), left, PG_WAIT_EXTENSION) & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latched = true;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	/* what woke us is for the main loop */
+	if (latched)
+		SetLatch(MyLatch);
+	if (!done)
+	{
+		link_set_state(l, l->state, why ? why : PQerrorMessage(l->sync));
+		PQfinish(l->sync);
+		l->sync = NULL;
+	}
+	return done;
+}
+
+/*
+ * A query on a second connection, for catch-up and missing batches
+ * (outside any transaction).  The worker waits for it, so it is bounded:
+ * a peer that does not answer within FETCH_MS (a silent network, a hung
+ * server, or a liar holding the call) loses the connection, and the
+ * caller asks someone else.  Returns NULL on failure.
  */
 PGresult *
 ll_link_fetch(LLLink *l, const char *sql, int nparams, const Oid *types,
 			  const char *const *values, const int *lengths, const int *formats)
 {
+	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) FETCH_MS * 1000;
 	PGresult   *res;
+	PGresult   *last;
 
 	if (l->sync == NULL || PQstatus(l->sync) != CONNECTION_OK)
 	{
@@ -306,8 +396,20 @@ ll_link_fetch(LLLink *l, const char *sql, int nparams, const Oid *types,
 			l->sync = NULL;
 			return NULL;
 		}
+		PQsetnonblocking(l->sync, 1);
 	}
-	res = PQexecParams(l->sync, sql, nparams, types, values, lengths, formats, 1);
+	if (!PQsendQueryParams(l->sync, sql, nparams, types, values, lengths, formats, 1))
+	{
+		link_set_state(l, l->state, PQerrorMessage(l->sync));
+		PQfinish(l->sync);
+		l->sync = NULL;
+		return NULL;
+	}
+	if (!fetch_wait(l, deadline))
+		return NULL;
+	res = PQgetResult(l->sync);
+	while ((last = PQgetResult(l->sync)) != NULL)
+		PQclear(last);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		link_set_state(l, l->state, PQresultErrorMessage(res));

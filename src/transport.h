@@ -29,6 +29,7 @@ typedef struct LLLink
 	uint64		oldest;			/* number of the oldest call in flight */
 	TimestampTz sent_at[LL_PIPELINE];
 	TimestampTz next_attempt;
+	TimestampTz connect_started;
 	TimestampTz read_at;		/* answers were last read then */
 	ll_buf		out;			/* frames not sent yet */
 	bool		has_mac_key;	/* calls carry a MAC under mac_key */

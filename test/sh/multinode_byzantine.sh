@@ -6,7 +6,8 @@
 # signed), forged signatures, garbage frames and replays of old messages,
 # proposals sent late, never or invalid (signed, wrong previous head, also
 # ahead of time, before the others could check that head), floods of
-# unsigned proposals naming made-up batches, one kind after another and
+# unsigned proposals naming made-up batches, claims to be far ahead with
+# fetches held on its server, one kind after another and
 # all mixed (BYZ_MODES picks some), while nodes 1-3 take writes.  The
 # three honest nodes must keep committing, never diverge, verify clean and
 # record the equivocation as evidence.  Then a test-build crash point
@@ -100,7 +101,7 @@ late_lines() {
 
 # late first: a liar that has been struck before is paced from the start
 late0=$(late_lines)
-for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood mute invalid all}; do
+for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood stall mute invalid all}; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -142,6 +143,32 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood mute i
 			ms=$(sequential_ms flood-seq 40)
 			count=$((count + 40))
 			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'flood': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)" ;;
+		# hellos claiming a height 1000 ahead, and fetches from the liar
+		# held 30 s: honest nodes that are not behind never ask it, and
+		# one that is behind gives up on it and asks the others
+		stall)
+			ms=$(sequential_ms stall-seq 40)
+			count=$((count + 40))
+			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'stall': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
+			# node 3 falls behind; restarted, it first hears only the liar
+			# (nodes 1 and 2 may not log in to it), so the liar is the
+			# highest claim once the others are heard and is asked first
+			node_psql 3 -qc "ALTER ROLE peer_from_1 NOLOGIN" -c "ALTER ROLE peer_from_2 NOLOGIN" >/dev/null
+			as_pg pg_ctl -D "$TMP/$(node_name 3)/data" -m fast -w stop >/dev/null
+			for k in $(seq 1 20); do
+				node_psql 1 -qc "INSERT INTO parcel VALUES ('stall-behind-$k', 'ok', 'public')" >/dev/null
+			done
+			count=$((count + 20))
+			gave0=$(grep -c 'peer "byz4" said it is at height [0-9]* but gave no block' "$TMP/$(node_name 3)/server.log")
+			restart_node 3 >/dev/null
+			sleep 1
+			node_psql 3 -qc "ALTER ROLE peer_from_1 LOGIN" -c "ALTER ROLE peer_from_2 LOGIN" >/dev/null
+			t0=$(date +%s%N)
+			MN_NODES=3 wait_converged customs 60
+			t=$(( ($(date +%s%N) - t0) / 1000000 ))
+			ok $(( t < 10000 ? 0 : 1 )) "fault 'stall': node 3, restarted behind, catches up past the liar within 10 s ($t ms)"
+			gave=$(grep -c 'peer "byz4" said it is at height [0-9]* but gave no block' "$TMP/$(node_name 3)/server.log")
+			ok $(( gave > gave0 ? 0 : 1 )) "fault 'stall': node 3 asked the liar first and logged that it gave nothing ($((gave - gave0)) lines)" ;;
 		# a proposal for h + 1 on a made-up head, sent ahead of the liar's
 		# precommit for h: the others get it before they applied h
 		early)
