@@ -1027,8 +1027,9 @@ proposer_down(uint64 height, uint32 round)
  *			   did not check out, or it conflicts with our lock);
  *	 missed  - the propose timeout fired while the core still waited, and a
  *			   batch had waited here for at least the pace.
- * A proposal held while its batches are fetched is judged by when it
- * came, and a held one that is still incomplete when fed is not judged
+ * A proposal is judged by when it reached this server (the peer backend
+ * stamps it), not by when this worker, perhaps busy applying a block, read
+ * it; one held while its batches are fetched likewise, and a held one that is still incomplete when fed is not judged
  * (a liar may have sent its proposer a batch nobody else has).  Only
  * proposals signed by the turn's proposer count: forged or unsigned ones
  * neither delay a strike nor earn an allowance.
@@ -1066,6 +1067,7 @@ static struct
 
 static int	step_kind;			/* of the event being stepped */
 static TimestampTz feeding_held;	/* when the held proposal being fed came */
+static TimestampTz frame_arrived;	/* when the frames being read came */
 static bool feeding_incomplete; /* and it still lacks batches */
 
 static int
@@ -1288,7 +1290,8 @@ judge_turn(const bft_output *out)
 	}
 	if (W.npending == 0)
 		return;
-	delay = waited_ms(feeding_held != 0 ? feeding_held : GetCurrentTimestamp());
+	delay = waited_ms(feeding_held != 0 ? feeding_held :
+					  frame_arrived != 0 ? frame_arrived : GetCurrentTimestamp());
 	pace = pace_ms();
 	if (pace > 0 && delay > pace + (turn.empty ? IDLE_PROPOSE_MS : 0))
 		strike(m, 'l', delay);
@@ -1762,30 +1765,51 @@ missing_batches(const uint8 *data, size_t len, bool request)
 	return decode_proposal(data, len, &m, &p) ? missing_in(&p, request) : 0;
 }
 
+/* Whether held proposal a is for a later height or round than (height, round). */
+static bool
+held_after(const Held *a, uint64 height, uint32 round)
+{
+	return a->height > height || (a->height == height && a->round > round);
+}
+
 /*
- * The slot a signed proposal of round `round` may take in a full list:
- * the oldest unchecked one, else a signed one of a later round.
+ * Room in a full list for m, signed by its turn's proposer: entries not
+ * checked yet are checked now (once each) and dropped if they are not
+ * signed by theirs; failing that, the entry for the furthest height and
+ * round after m's gives way.  One signed proposal per turn is enough
+ * (a second is its proposer equivocating).  The slot, or -1.
  */
 static int
-evictable(uint32 round)
+make_room(const bft_msg *m)
 {
-	int			best = -1;
-	int			i;
+	const bft_proposal *pr = &m->u.proposal;
+	int			victim = -1;
+	int			i = 0;
 
-	for (i = 0; i < nheld; i++)
+	while (i < nheld)
 	{
 		Held	   *h = &held[i];
+		bft_msg		hm;
+		ll_payload	hp;
 
-		if (!h->signed_ok)
+		if (!h->signed_ok &&
+			!(h->signed_ok = decode_proposal(h->bytes, h->len, &hm, &hp) && signed_proposal(&hm)))
 		{
-			if (best < 0 || held[best].signed_ok || h->arrived < held[best].arrived)
-				best = i;
+			pfree(h->bytes);
+			held[i] = held[--nheld];
+			continue;
 		}
-		else if (h->round > round &&
-				 (best < 0 || (held[best].signed_ok && h->round > held[best].round)))
-			best = i;
+		if (h->height == pr->height && h->round == pr->round)
+			return -1;
+		i++;
 	}
-	return best;
+	if (nheld < MAX_HELD)
+		return nheld;
+	for (i = 0; i < nheld; i++)
+		if (held_after(&held[i], pr->height, pr->round) &&
+			(victim < 0 || held_after(&held[i], held[victim].height, held[victim].round)))
+			victim = i;
+	return victim;
 }
 
 /*
@@ -1795,11 +1819,11 @@ evictable(uint32 round)
  * proposals still waiting for their batches then went to the core at once
  * and got nil prevotes, and honest ones for the next height were dropped.
  * So once the list is full a newcomer is checked, and one signed by its
- * turn's proposer takes the place of an unchecked one.  A liar can sign
- * proposals only for its own turns, and the lowest rounds are kept.
+ * turn's proposer makes room (make_room).  *signed_ok says whether m is
+ * known to be signed, on the way in and out.
  */
 static bool
-hold(int from, const uint8 *data, size_t len, const bft_msg *m, bool signed_ok)
+hold(int from, const uint8 *data, size_t len, const bft_msg *m, bool *signed_ok)
 {
 	int			slot;
 	Held	   *h;
@@ -1809,16 +1833,16 @@ hold(int from, const uint8 *data, size_t len, const bft_msg *m, bool signed_ok)
 			return true;		/* a resend of one held already */
 	if (nheld == MAX_HELD)
 	{
-		if (!signed_ok && !signed_proposal(m))
+		if (!*signed_ok && !(*signed_ok = signed_proposal(m)))
 			return false;
-		signed_ok = true;
-		slot = evictable(m->u.proposal.round);
+		slot = make_room(m);
 		if (slot < 0)
 			return false;
-		pfree(held[slot].bytes);
 	}
-	else
+	if (slot == nheld)
 		nheld++;
+	else
+		pfree(held[slot].bytes);
 	h = &held[slot];
 	h->from = from;
 	h->bytes = MemoryContextAlloc(TopMemoryContext, len);
@@ -1826,10 +1850,11 @@ hold(int from, const uint8 *data, size_t len, const bft_msg *m, bool signed_ok)
 	h->len = len;
 	h->height = m->u.proposal.height;
 	h->round = m->u.proposal.round;
-	h->signed_ok = signed_ok;
-	h->arrived = h->since = GetCurrentTimestamp();
+	h->signed_ok = *signed_ok;
+	h->arrived = h->since = frame_arrived != 0 ? frame_arrived : GetCurrentTimestamp();
 	return true;
 }
+
 
 /*
  * Proposals wait here for the batches they name, and proposals for the
@@ -1861,13 +1886,16 @@ on_consensus_frame(int from, const uint8 *data, size_t len)
 	{
 		bool		turn_held = mine && !ahead && turn.held_since == 0 && !turn.judged &&
 			signed_turn_proposal(&m);
+		bool		signed_ok = turn_held;
+		bool		held_now = hold(from, data, len, &m, &signed_ok);
 
-		if (hold(from, data, len, &m, turn_held))
+		/* batches are asked for only for proposals not known to be junk */
+		if (incomplete && (held_now || signed_ok))
+			missing_in(&p, true);
+		if (held_now)
 		{
 			if (turn_held)
-				turn.held_since = GetCurrentTimestamp();
-			if (incomplete)
-				missing_in(&p, true);
+				turn.held_since = frame_arrived != 0 ? frame_arrived : GetCurrentTimestamp();
 			return;
 		}
 	}
@@ -1997,11 +2025,21 @@ on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 }
 
 /*
- * Records are u32 length | u32 0 | sender[32] | frames.  With batches_only
- * (while a decided block waits for a batch) only batches are taken and the
- * records are kept for the main loop.
+ * Records are u32 length | u32 arrival | sender[32] | frames (peer.c,
+ * ll_deliver).  With batches_only (while a decided block waits for a
+ * batch) only batches are taken and the records are kept for the main
+ * loop.
  */
 static ll_buf deferred;
+
+/* When a record's frames reached this server: its u32 of ms is recent. */
+static TimestampTz
+record_arrival(uint32 stamp, TimestampTz now)
+{
+	uint32		ago = (uint32) (now / 1000) - stamp;
+
+	return ago < 3600 * 1000 ? now - (TimestampTz) ago * 1000 : now;
+}
 
 static void
 process_inbox(bool batches_only)
@@ -2021,14 +2059,18 @@ process_inbox(bool batches_only)
 	while (off + 40 <= cur.len)
 	{
 		uint32		len;
+		uint32		stamp;
 		int			from;
 
 		memcpy(&len, cur.data + off, 4);
+		memcpy(&stamp, cur.data + off + 4, 4);
 		if (len < 32 || off + 8 + len > cur.len)
 			break;
 		from = member_of(cur.data + off + 8);
+		frame_arrived = record_arrival(stamp, GetCurrentTimestamp());
 		if (from >= 0 && from != W.self)
 			on_frames(from, cur.data + off + 40, len - 32, batches_only);
+		frame_arrived = 0;
 		off += 8 + len;
 	}
 	if (!batches_only)
@@ -3102,10 +3144,12 @@ catch_up_from(Member *m)
  * its timeout), and a member's height is only its word.  One liar saying
  * it is far ahead and then answering slowly, or with nothing, would
  * otherwise have this worker ask it again at every turn of the loop.  So
- * a node catches up only when f+1 validators say they are ahead (one of
- * them honest), asks the highest first, and a member that gave nothing
- * rests before it is asked again (2 s, doubling up to a minute).
+ * a node catches up when f+1 validators say they are ahead (one of them
+ * honest), or on anyone's word after UNVOUCHED_MS without progress, asks
+ * the highest first, and a member that gave nothing rests before it is
+ * asked again (2 s, doubling up to a minute).
  */
+#define UNVOUCHED_MS 30000
 #define CATCHUP_REST_MS 2000
 #define CATCHUP_REST_MAX_MS 60000
 
@@ -3164,7 +3208,7 @@ catch_up_all_from(Member *m)
 		ereport(LOG,
 				(errmsg("channel \"%s\": peer \"%s\" said it is at height " INT64_FORMAT " but gave no block to catch up from; not asking it again for %d ms",
 						W.channel, m->name, m->height, m->catchup_rest_ms),
-				 errdetail("%s", m->link->message[0] ? m->link->message : "It sent no block.")));
+				 errdetail("It sent no block with a valid certificate, or did not answer in time; ledger.peers shows its last error.")));
 	}
 	return total;
 }
@@ -3178,8 +3222,16 @@ maybe_catch_up(void)
 	int			total = 0;
 
 	if (validators_ahead(1) < need)
-		return;
-	if (validators_ahead(2) < need && !TimestampDifferenceExceeds(W.last_progress, now, 2000))
+	{
+		/*
+		 * Fewer vouch for it when the validators this node knows at its
+		 * height have mostly left since: then any claim is tried, now and
+		 * then.
+		 */
+		if (!TimestampDifferenceExceeds(W.last_progress, now, UNVOUCHED_MS))
+			return;
+	}
+	else if (validators_ahead(2) < need && !TimestampDifferenceExceeds(W.last_progress, now, 2000))
 		return;
 	while (total == 0 && (best = catch_up_source(now)) >= 0)
 	{

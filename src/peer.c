@@ -617,9 +617,13 @@ ll_deliver(PG_FUNCTION_ARGS)
 				slot = &ll_cons->slots[i];
 	if (slot == NULL)
 		PG_RETURN_TEXT_P(cstring_to_text("no consensus worker for this channel here"));
-	/* record: u32 length | u32 0 | sender[32] | frames */
+	/*
+	 * record: u32 length | u32 arrival (ms, modulo 2^32) | sender[32] |
+	 * frames; the worker judges proposers by when their frames came, not
+	 * by when it got round to reading them
+	 */
 	hdr[0] = (uint32) (32 + VARSIZE_ANY_EXHDR(frames));
-	hdr[1] = 0;
+	hdr[1] = (uint32) (GetCurrentTimestamp() / 1000);
 	{
 		char		rec[8 + 32];
 

@@ -26,7 +26,8 @@
 
 #define RECONNECT_MS 500
 #define CONNECT_MS 5000			/* libpq leaves a non-blocking connect unbounded */
-#define FETCH_MS 3000			/* longest a fetch may hold up the worker */
+#define FETCH_IDLE_MS 3000		/* a fetch with nothing arriving that long fails */
+#define FETCH_MAX_MS 60000		/* a fetch fails after that long in any case */
 #define MAX_UNSENT (16 * 1024 * 1024)	/* frames kept for a slow peer */
 
 static void
@@ -316,105 +317,154 @@ ll_link_timeout(LLLink *l)
 }
 
 /*
- * Wait, serving interrupts, until the fetch connection has its whole
- * answer; false (with the connection closed) on failure or once FETCH_MS
- * have passed.
+ * Fetches (catch-up, missing batches) run on a second connection, outside
+ * any transaction, and the worker waits for them.  So they are bounded: a
+ * fetch fails once nothing has arrived for FETCH_IDLE_MS (a silent
+ * network, a hung server, or a liar holding the call), or after
+ * FETCH_MAX_MS in all (a liar dripping bytes); a slow but flowing answer
+ * is waited for.  The caller then asks someone else.
  */
-static bool
-fetch_wait(LLLink *l, TimestampTz deadline)
+typedef struct Fetch
 {
-	bool		latched = false;
-	bool		done = false;
-	const char *why = NULL;
+	TimestampTz idle;			/* fails if nothing arrives by then */
+	TimestampTz hard;			/* fails by then in any case */
+	bool		latched;		/* the latch was set meanwhile */
+} Fetch;
+
+/* Wait for the fetch socket; the events seen, or 0 once out of time. */
+static int
+fetch_sock_wait(PGconn *c, Fetch *f, bool write, bool read)
+{
+	long		left = (long) ((Min(f->idle, f->hard) - GetCurrentTimestamp()) / 1000);
+	int			rc;
+
+	if (left <= 0)
+		return 0;
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+						   (read ? WL_SOCKET_READABLE : 0) | (write ? WL_SOCKET_WRITEABLE : 0),
+						   PQsocket(c), left, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		f->latched = true;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (rc & WL_SOCKET_READABLE)
+		f->idle = GetCurrentTimestamp() + (TimestampTz) FETCH_IDLE_MS * 1000;
+	return rc & ~WL_TIMEOUT ? rc : (GetCurrentTimestamp() < Min(f->idle, f->hard) ? WL_TIMEOUT : 0);
+}
+
+static void
+fetch_fail(LLLink *l, const char *why)
+{
+	link_set_state(l, l->state, why ? why : PQerrorMessage(l->sync));
+	PQfinish(l->sync);
+	l->sync = NULL;
+}
+
+/* Connect the fetch connection, polling only once the socket is ready. */
+static bool
+fetch_connect(LLLink *l, Fetch *f)
+{
+	const char *keys[] = {"dbname", "application_name", NULL};
+	const char *vals[] = {l->conninfo, "loopledger_peer_fetch", NULL};
+	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+
+	if (l->sync)
+		PQfinish(l->sync);
+	l->sync = PQconnectStartParams(keys, vals, 1);
+	if (l->sync == NULL)
+		return false;
+	while (poll != PGRES_POLLING_OK)
+	{
+		int			rc;
+
+		if (poll == PGRES_POLLING_FAILED || PQstatus(l->sync) == CONNECTION_BAD)
+		{
+			fetch_fail(l, NULL);
+			return false;
+		}
+		rc = fetch_sock_wait(l->sync, f, poll == PGRES_POLLING_WRITING,
+							 poll == PGRES_POLLING_READING);
+		if (rc == 0)
+		{
+			fetch_fail(l, "could not connect for a fetch within " CppAsString2(FETCH_IDLE_MS) " ms");
+			return false;
+		}
+		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			poll = PQconnectPoll(l->sync);
+	}
+	PQsetnonblocking(l->sync, 1);
+	return true;
+}
+
+/*
+ * The query's result, read without blocking: libpq's PQgetResult blocks
+ * until the server says it is ready for the next query, so it is only
+ * called while PQisBusy says it will not.
+ */
+static PGresult *
+fetch_result(LLLink *l, Fetch *f)
+{
+	PGresult   *first = NULL;
 
 	for (;;)
 	{
 		int			flush = PQflush(l->sync);
-		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		int			rc;
 
 		if (flush < 0 || !PQconsumeInput(l->sync))
 			break;
-		if (flush == 0 && !PQisBusy(l->sync))
+		while (!PQisBusy(l->sync))
 		{
-			done = true;
-			break;
+			PGresult   *r = PQgetResult(l->sync);
+
+			if (r == NULL)
+				return first;
+			if (first == NULL)
+				first = r;
+			else
+				PQclear(r);
 		}
-		if (left <= 0)
+		rc = fetch_sock_wait(l->sync, f, flush == 1, true);
+		if (rc == 0)
 		{
-			why = "peer did not answer a fetch within " CppAsString2(FETCH_MS) " ms";
-			break;
-		}
-		if (WaitLatchOrSocket(MyLatch,
-							  WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE |
-							  (flush == 1 ? WL_SOCKET_WRITEABLE : 0),
-							  PQsocket(l->sync), left, PG_WAIT_EXTENSION) & WL_LATCH_SET)
-		{
-			ResetLatch(MyLatch);
-			latched = true;
-			CHECK_FOR_INTERRUPTS();
+			PQclear(first);
+			fetch_fail(l, "peer did not answer a fetch in time");
+			return NULL;
 		}
 	}
-	/* what woke us is for the main loop */
-	if (latched)
-		SetLatch(MyLatch);
-	if (!done)
-	{
-		link_set_state(l, l->state, why ? why : PQerrorMessage(l->sync));
-		PQfinish(l->sync);
-		l->sync = NULL;
-	}
-	return done;
+	PQclear(first);
+	fetch_fail(l, NULL);
+	return NULL;
 }
 
-/*
- * A query on a second connection, for catch-up and missing batches
- * (outside any transaction).  The worker waits for it, so it is bounded:
- * a peer that does not answer within FETCH_MS (a silent network, a hung
- * server, or a liar holding the call) loses the connection, and the
- * caller asks someone else.  Returns NULL on failure.
- */
+/* Run one query on the fetch connection; NULL on failure. */
 PGresult *
 ll_link_fetch(LLLink *l, const char *sql, int nparams, const Oid *types,
 			  const char *const *values, const int *lengths, const int *formats)
 {
-	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) FETCH_MS * 1000;
-	PGresult   *res;
-	PGresult   *last;
+	TimestampTz now = GetCurrentTimestamp();
+	Fetch		f = {now + (TimestampTz) FETCH_IDLE_MS * 1000,
+	now + (TimestampTz) FETCH_MAX_MS * 1000, false};
+	PGresult   *res = NULL;
 
-	if (l->sync == NULL || PQstatus(l->sync) != CONNECTION_OK)
+	if ((l->sync != NULL && PQstatus(l->sync) == CONNECTION_OK) || fetch_connect(l, &f))
 	{
-		const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-		const char *vals[] = {l->conninfo, "3", "loopledger_peer_fetch", NULL};
-
-		if (l->sync)
-			PQfinish(l->sync);
-		l->sync = PQconnectdbParams(keys, vals, 1);
-		if (PQstatus(l->sync) != CONNECTION_OK)
-		{
-			link_set_state(l, l->state, PQerrorMessage(l->sync));
-			PQfinish(l->sync);
-			l->sync = NULL;
-			return NULL;
-		}
-		PQsetnonblocking(l->sync, 1);
+		if (!PQsendQueryParams(l->sync, sql, nparams, types, values, lengths, formats, 1))
+			fetch_fail(l, NULL);
+		else
+			res = fetch_result(l, &f);
 	}
-	if (!PQsendQueryParams(l->sync, sql, nparams, types, values, lengths, formats, 1))
-	{
-		link_set_state(l, l->state, PQerrorMessage(l->sync));
-		PQfinish(l->sync);
-		l->sync = NULL;
-		return NULL;
-	}
-	if (!fetch_wait(l, deadline))
-		return NULL;
-	res = PQgetResult(l->sync);
-	while ((last = PQgetResult(l->sync)) != NULL)
-		PQclear(last);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	/* what woke us is for the main loop */
+	if (f.latched)
+		SetLatch(MyLatch);
+	if (res != NULL && PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		link_set_state(l, l->state, PQresultErrorMessage(res));
 		PQclear(res);
-		return NULL;
+		res = NULL;
 	}
 	return res;
 }

@@ -28,15 +28,28 @@ source "$ROOT/test/tap.sh"
 NS=llsilent$$
 VH=llsh$$					# host side of the veth pair
 VN=llsn$$					# node 4's side
-HOST_IP=10.213.7.1
-NS_IP=10.213.7.2
+# a /30 of 10.213/16 of this run's own (another checkout may be testing)
+NET=10.213.$(( ($$ / 64) % 250 )).$(( ($$ % 64) * 4 ))
+HOST_IP=${NET%.*}.$(( ${NET##*.} + 1 ))
+NS_IP=${NET%.*}.$(( ${NET##*.} + 2 ))
+BASEPORT=$(pick_baseport ${MN_SILENT_PORT:-25930})
+CH=customs
+N=4
 
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null ||
 	! ip netns add "$NS" 2>/dev/null; then
 	echo "1..0 # SKIP needs root and network namespaces (ip netns)"
 	exit 0
 fi
-ip link add "$VH" type veth peer name "$VN" &&
+mn_watch_build
+cleanup() {
+	mn_finish
+	ip link del "$VH" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+}
+trap cleanup EXIT
+! ip -o addr show | grep -q " $HOST_IP/" &&
+	ip link add "$VH" type veth peer name "$VN" &&
 	ip link set "$VN" netns "$NS" &&
 	ip addr add "$HOST_IP/30" dev "$VH" && ip link set "$VH" up &&
 	ip -n "$NS" addr add "$NS_IP/30" dev "$VN" && ip -n "$NS" link set "$VN" up &&
@@ -45,20 +58,8 @@ net_rc=$?
 # A permanent neighbour entry: with node 4's end down, the host keeps
 # sending to its address and the frames vanish.  Without it, the host's
 # address lookup would fail and connects would end with an error.
-mac=$(ip -n "$NS" link show "$VN" | awk '/link\/ether/ {print $2}')
-ip neigh replace "$NS_IP" lladdr "$mac" dev "$VH" nud permanent || net_rc=1
-
-BASEPORT=$(pick_baseport ${MN_SILENT_PORT:-25930})
-CH=customs
-N=4
-
-mn_watch_build
-cleanup() {
-	mn_finish
-	ip link del "$VH" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-}
-trap cleanup EXIT
+mac=$(ip -n "$NS" link show "$VN" 2>/dev/null | awk '/link\/ether/ {print $2}')
+ip neigh replace "$NS_IP" lladdr "$mac" dev "$VH" nud permanent 2>/dev/null || net_rc=1
 ok $net_rc "network namespace $NS with node 4's end of a veth pair"
 [ $net_rc = 0 ] || { echo "Bail out! no veth pair"; exit 1; }
 
@@ -79,7 +80,7 @@ ok $rc "start $N nodes"
 [ $rc = 0 ] || { echo "Bail out! nodes did not start"; exit 1; }
 D4="$TMP/$(node_name 4)"
 for i in 1 2 3 4; do
-	echo "host all all 10.213.7.0/30 trust" | as_pg tee -a "$TMP/$(node_name "$i")/data/pg_hba.conf" >/dev/null
+	echo "host all all $NET/30 trust" | as_pg tee -a "$TMP/$(node_name "$i")/data/pg_hba.conf" >/dev/null
 	node_psql "$i" -qAtc "SELECT pg_reload_conf()" >/dev/null
 done
 # node 4 moves into the namespace (psql still reaches it on its Unix socket)
