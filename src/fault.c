@@ -24,6 +24,9 @@
  *				  before they can check that head);
  *	 flood		- with each precommit, a dozen unsigned proposals naming
  *				  made-up batches, for its height and the next;
+ *	 hoard		- its own batches go, properly signed, to one other member
+ *				  only (in turn), and it serves no batch requests: the
+ *				  others get them from the proposer that names them;
  *	 stall		- its hellos, sent every 50 ms, claim a height 1000 ahead, and its server
  *				  holds every fetch of blocks or batches for 30 s;
  *	 all		- each of the above, chosen at random per message.
@@ -60,7 +63,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, stall or all; empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall or all (several may be listed); empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -376,17 +379,20 @@ accept_any(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 }
 
 /*
- * Batches: with "forge", flip a byte of the signature and say so: the
- * caller then sends the copy to one peer only, over the node's own
- * authenticated link, and the node serves no batch requests - the attack
- * on link MACs that makes the peer's proposals fail (consensus.c,
- * check_unchecked).
+ * Batches: true if the caller is to send this one to one peer only, over
+ * the node's own authenticated link (and the node serves no batch
+ * requests).  With "forge", a byte of the signature is flipped first: the
+ * attack on link MACs that makes the peer's proposals fail (consensus.c,
+ * check_unchecked).  With "hoard", the batch is sound: the others must
+ * hold proposals naming it until they fetched it.
  */
 bool
 ll_fault_batch(uint8 *batch, size_t len)
 {
 	ll_batch	b;
 
+	if (mode("hoard"))
+		return true;
 	if (!mode("forge") ||
 		ll_batch_decode(batch, len, LL_TX_MAX_BYTES, accept_any, NULL, &b) != 0)
 		return false;
@@ -425,7 +431,7 @@ ll_fault_stall(void)
 bool
 ll_fault_withhold(void)
 {
-	return mode("forge");
+	return mode("forge") || mode("hoard");
 }
 
 /* A failure point armed by a file in the data directory fires once. */

@@ -6,7 +6,8 @@
 # signed), forged signatures, garbage frames and replays of old messages,
 # proposals sent late, never or invalid (signed, wrong previous head, also
 # ahead of time, before the others could check that head), floods of
-# unsigned proposals naming made-up batches, claims to be far ahead with
+# unsigned proposals naming made-up batches (also while its own batches go
+# to one node only), claims to be far ahead with
 # fetches held on its server, one kind after another and
 # all mixed (BYZ_MODES picks some), while nodes 1-3 take writes.  The
 # three honest nodes must keep committing, never diverge, verify clean and
@@ -101,7 +102,7 @@ late_lines() {
 
 # late first: a liar that has been struck before is paced from the start
 late0=$(late_lines)
-for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood stall mute invalid all}; do
+for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard stall mute invalid all}; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -143,6 +144,18 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood stall 
 			ms=$(sequential_ms flood-seq 40)
 			count=$((count + 40))
 			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'flood': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)" ;;
+		# the liar also writes, sending each batch to one honest node
+		# only: proposals naming it must wait for it on the others, which
+		# the flood must not prevent
+		flood,hoard)
+			t0=$(date +%s%N)
+			rc=0
+			for k in $(seq 1 10); do
+				PGOPTIONS="-c statement_timeout=20s" node_psql 4 -qc "INSERT INTO parcel VALUES ('hoard-4-$k', 'ok', 'public')" >/dev/null || rc=1
+			done
+			ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+			[ $rc = 0 ] && count=$((count + 10))
+			ok $(( rc == 0 && ms < 5000 ? 0 : 1 )) "fault 'flood,hoard': 10 commits one after another on byz4, each batch sent to one node only, take under 5 s ($ms ms)" ;;
 		# hellos claiming a height 1000 ahead, and fetches from the liar
 		# held 30 s: honest nodes that are not behind never ask it, and
 		# one that is behind gives up on it and asks the others
