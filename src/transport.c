@@ -77,8 +77,9 @@ link_close(LLLink *l, const char *why)
 static void
 link_start_connect(LLLink *l)
 {
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {l->conninfo, "5", "loopledger_peer", NULL};
+	/* no connect_timeout: libpq applies it only to blocking connects */
+	const char *keys[] = {"dbname", "application_name", NULL};
+	const char *vals[] = {l->conninfo, "loopledger_peer", NULL};
 
 	l->conn = PQconnectStartParams(keys, vals, 1);
 	l->conn_no++;
@@ -369,31 +370,31 @@ fetch_connect(LLLink *l, Fetch *f)
 {
 	const char *keys[] = {"dbname", "application_name", NULL};
 	const char *vals[] = {l->conninfo, "loopledger_peer_fetch", NULL};
-	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 
 	if (l->sync)
 		PQfinish(l->sync);
 	l->sync = PQconnectStartParams(keys, vals, 1);
 	if (l->sync == NULL)
 		return false;
-	while (poll != PGRES_POLLING_OK)
+	while (st != PGRES_POLLING_OK)
 	{
 		int			rc;
 
-		if (poll == PGRES_POLLING_FAILED || PQstatus(l->sync) == CONNECTION_BAD)
+		if (st == PGRES_POLLING_FAILED || PQstatus(l->sync) == CONNECTION_BAD)
 		{
 			fetch_fail(l, NULL);
 			return false;
 		}
-		rc = fetch_sock_wait(l->sync, f, poll == PGRES_POLLING_WRITING,
-							 poll == PGRES_POLLING_READING);
+		rc = fetch_sock_wait(l->sync, f, st == PGRES_POLLING_WRITING,
+							 st == PGRES_POLLING_READING);
 		if (rc == 0)
 		{
 			fetch_fail(l, "could not connect for a fetch within " CppAsString2(FETCH_IDLE_MS) " ms");
 			return false;
 		}
 		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-			poll = PQconnectPoll(l->sync);
+			st = PQconnectPoll(l->sync);
 	}
 	PQsetnonblocking(l->sync, 1);
 	return true;

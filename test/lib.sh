@@ -14,7 +14,7 @@ export PATH="$PG_BIN:$PATH"
 
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 libtap-parser-sourcehandler-pgtap-perl libipc-run-perl libssl-dev libkrb5-dev
-libjansson-dev libcmocka-dev make gcc clang libclang-rt-14-dev spin python3"
+libjansson-dev libcmocka-dev make gcc clang libclang-rt-14-dev spin python3 iproute2"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
