@@ -67,6 +67,8 @@ typedef struct Member
 	int64		height;			/* from its hello */
 	TimestampTz last_contact;
 	uint64		kex_epoch;		/* of its link key announcement in use */
+	uint64		hello_epoch;	/* of its last hello taken: later ones only */
+	uint64		hello_seq;
 	uint8		kex_x[32];
 	uint64		mac_batches;	/* its batches taken on the link MAC */
 	bool		mac_seen;		/* a call under the current link key checked out */
@@ -118,6 +120,8 @@ static struct
 	bft_x25519_key *xkey;		/* this run's half of every link key */
 	uint8		xpub[32];
 	uint64		kex_epoch;
+	uint64		hello_seq;		/* hellos sent this run */
+	uint64		hellos_rejected;	/* forged or replayed, counted as rejected */
 	const uint8 *link_sender;	/* node whose link MAC covers the frames at hand */
 	const uint8 *certified;		/* batch hashes of a certified payload at hand */
 	int			ncertified;
@@ -1692,13 +1696,37 @@ on_batch_req(int from, const uint8 *body, size_t len)
 	}
 }
 
+/* A hello signed by the member it names, later than the last one taken. */
+static bool
+hello_genuine(Member *m, const ll_hello *h)
+{
+	ll_buf		sb;
+	bool		ok;
+
+	if (h->epoch < m->hello_epoch ||
+		(h->epoch == m->hello_epoch && h->seq <= m->hello_seq))
+		return false;
+	ll_buf_init(&sb, ll_palloc_realloc);
+	ok = ll_hello_sign_bytes(&sb, m->pub, h) == LL_WIRE_OK &&
+		bft_ed25519_verify(NULL, m->pub, sb.data, sb.len, h->sig);
+	pfree(sb.data);
+	if (!ok)
+	{
+		W.hellos_rejected++;
+		return false;
+	}
+	m->hello_epoch = h->epoch;
+	m->hello_seq = h->seq;
+	return true;
+}
+
 static void
 on_hello(int from, const uint8 *body, size_t len)
 {
 	ll_hello	h;
 	Member	   *m = &W.members[from];
 
-	if (ll_hello_decode(body, len, &h) != 0)
+	if (ll_hello_decode(body, len, &h) != 0 || !hello_genuine(m, &h))
 		return;
 	m->last_contact = GetCurrentTimestamp();
 	m->height = (int64) h.height;
@@ -1715,7 +1743,6 @@ on_hello(int from, const uint8 *body, size_t len)
 	else
 		m->mismatch = false;
 }
-
 
 static void
 feed_msg(int from, const uint8 *data, size_t len)
@@ -2237,12 +2264,64 @@ send_kex(void)
 	pfree(body.data);
 }
 
+#ifdef LL_FAULT_INJECTION
+/*
+ * Test build, fault "spoof": over this node's own peer login, tell every
+ * other member that each third member is on another genesis and far
+ * ahead.  This node cannot sign for them; what it signs is its own.
+ */
+static void
+spoof_hello(void)
+{
+	static const uint8 other_chain[32] = {0};
+	int			t,
+				s;
+
+	for (t = 0; t < W.nmembers; t++)
+		for (s = 0; s < W.nmembers; s++)
+		{
+			ll_hello	h = {other_chain, W.next_height + 1000, {W.members[s].name, strlen(W.members[s].name)},
+			W.kex_epoch, ++W.hello_seq, NULL};
+			uint8		sig[64];
+			ll_buf		b,
+						f;
+			const char *vals[3];
+			int			lens[3] = {0, 32, 0};
+			int			fmts[3] = {0, 1, 1};
+			PGresult   *res;
+
+			if (t == W.self || s == W.self || s == t || W.members[t].link == NULL)
+				continue;
+			ll_buf_init(&b, ll_palloc_realloc);
+			ll_buf_init(&f, ll_palloc_realloc);
+			h.sig = sig;
+			if (ll_hello_sign_bytes(&b, W.members[s].pub, &h) == LL_WIRE_OK &&
+				bft_ed25519_sign(W.key, b.data, b.len, sig) == 0)
+			{
+				ll_buf_reset(&b);
+				ll_hello_encode(&b, &h);
+				ll_frame_append(&f, LL_FRAME_HELLO, b.data, b.len);
+				vals[0] = W.channel;
+				vals[1] = (const char *) W.members[s].pub;
+				vals[2] = (const char *) f.data;
+				lens[2] = (int) f.len;
+				res = ll_link_fetch(W.members[t].link, "SELECT ledger.deliver($1, $2, $3)", 3,
+									(Oid[]) {TEXTOID, BYTEAOID, BYTEAOID}, vals, lens, fmts);
+				if (res != NULL)
+					PQclear(res);
+			}
+			pfree(b.data);
+			pfree(f.data);
+		}
+}
+#endif
+
 static void
 send_hellos(void)
 {
 	ll_hello	h;
 	ll_buf		body;
-
+	uint8		sig[64];
 	int			period = HELLO_MS;
 
 #ifdef LL_FAULT_INJECTION
@@ -2258,10 +2337,21 @@ send_hellos(void)
 #endif
 	h.name.ptr = W.self >= 0 ? W.members[W.self].name : "observer";
 	h.name.len = strlen(h.name.ptr);
+	h.epoch = W.kex_epoch;
+	h.seq = ++W.hello_seq;
+	h.sig = sig;
 	ll_buf_init(&body, ll_palloc_realloc);
-	ll_hello_encode(&body, &h);
-	send_frame(BFT_TO_ALL, LL_FRAME_HELLO, body.data, body.len);
+	if (ll_hello_sign_bytes(&body, W.self_pub, &h) == LL_WIRE_OK &&
+		bft_ed25519_sign(W.key, body.data, body.len, sig) == 0)
+	{
+		ll_buf_reset(&body);
+		if (ll_hello_encode(&body, &h) == LL_WIRE_OK)
+			send_frame(BFT_TO_ALL, LL_FRAME_HELLO, body.data, body.len);
+	}
 	pfree(body.data);
+#ifdef LL_FAULT_INJECTION
+	ll_fault_spoof_hellos(spoof_hello);
+#endif
 	send_kex();
 }
 
@@ -2292,7 +2382,7 @@ publish_status(void)
 	s->signs = (int64) st->signs;
 	s->verifies = (int64) st->verifies;
 	s->parked = (int64) st->parked;
-	s->rejected = (int64) st->rejected;
+	s->rejected = (int64) (st->rejected + W.hellos_rejected);
 	for (i = 0; i < W.nmembers && k < LL_MAX_PEERS; i++)
 	{
 		Member	   *m = &W.members[i];

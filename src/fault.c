@@ -29,6 +29,10 @@
  *				  others get them from the proposer that names them;
  *	 stall		- its hellos, sent every 50 ms, claim a height 1000 ahead, and its server
  *				  holds every fetch of blocks or batches for 30 s;
+ *	 spoof		- every 50 ms, over its own peer login, it calls ledger.deliver()
+ *				  on each member with hellos in the names of the others,
+ *				  claiming another genesis and a height 1000 ahead (signed
+ *				  with its own key, the only one it has);
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -63,7 +67,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall or all (several may be listed); empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof or all (several may be listed); empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -412,7 +416,14 @@ ll_fault_hello_height(uint64 height)
 int
 ll_fault_hello_period(int ms)
 {
-	return mode("stall") ? 50 : ms;
+	return mode("stall") || mode("spoof") ? 50 : ms;
+}
+
+void
+ll_fault_spoof_hellos(void (*spoof) (void))
+{
+	if (mode("spoof"))
+		spoof();
 }
 
 /* ...and its server holds their fetches (ledger.decisions, ledger.batches). */

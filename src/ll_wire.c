@@ -1429,6 +1429,23 @@ ll_batch_req_decode(const uint8_t *in, size_t len, uint16_t *n,
 	return r_end(&r);
 }
 
+static int
+hello_put(ll_buf *out, const ll_hello *h)
+{
+	int			rc;
+
+	if (h == NULL || h->chain_id == NULL)
+		return LL_WIRE_ERR_STATE;
+	if ((rc = name_check(h->name)) != LL_WIRE_OK)
+		return rc;
+	ll_buf_put(out, h->chain_id, LL_HASH_LEN);
+	ll_buf_put_u64(out, h->height);
+	put_str(out, h->name);
+	ll_buf_put_u64(out, h->epoch);
+	ll_buf_put_u64(out, h->seq);
+	return LL_WIRE_OK;
+}
+
 int
 ll_hello_encode(ll_buf *out, const ll_hello *h)
 {
@@ -1437,14 +1454,26 @@ ll_hello_encode(ll_buf *out, const ll_hello *h)
 
 	if (out->failed)
 		return LL_WIRE_ERR_NOMEM;
-	if (h == NULL || h->chain_id == NULL)
+	if (h != NULL && h->sig == NULL)
 		return LL_WIRE_ERR_STATE;
-	if ((rc = name_check(h->name)) != LL_WIRE_OK)
+	if ((rc = hello_put(out, h)) != LL_WIRE_OK)
 		return rc;
-	ll_buf_put(out, h->chain_id, LL_HASH_LEN);
-	ll_buf_put_u64(out, h->height);
-	put_str(out, h->name);
+	ll_buf_put(out, h->sig, LL_SIG_LEN);
 	return encode_done(out, start, LL_WIRE_OK);
+}
+
+int
+ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], const ll_hello *h)
+{
+	size_t		start = out->len;
+	int			rc;
+
+	if (out->failed)
+		return LL_WIRE_ERR_NOMEM;
+	ll_buf_put(out, (const uint8_t *) "llhello1", 8);
+	ll_buf_put(out, sender, 32);
+	rc = hello_put(out, h);
+	return encode_done(out, start, rc);
 }
 
 int
@@ -1458,6 +1487,8 @@ ll_hello_decode(const uint8_t *in, size_t len, ll_hello *h)
 		return LL_WIRE_ERR_TRUNCATED;
 	if ((rc = r_name(&r, &h->name)) != LL_WIRE_OK)
 		return rc;
+	if (!r_u64(&r, &h->epoch) || !r_u64(&r, &h->seq) || !r_take(&r, LL_SIG_LEN, &h->sig))
+		return LL_WIRE_ERR_TRUNCATED;
 	return r_end(&r);
 }
 

@@ -44,7 +44,8 @@
  *
  * Frame list (one call between peers): repeated u8 kind | u32 len | body.
  *   1 consensus message (bft_decode), 2 batch, 3 batch request
- *   (u16 n | n x batch_hash[32]), 4 hello (chain_id[32] | u64 height | str name)
+ *   (u16 n | n x batch_hash[32]), 4 hello (chain_id[32] | u64 height | str name |
+ *   u64 epoch | u64 seq | sig[64], signed over ll_hello_sign_bytes)
  *
  * What the codec cannot know is left to the caller: that a batch's origin
  * is a member and its tier indexes exist in the channel (ll_genesis_*
@@ -343,11 +344,22 @@ extern void ll_frame_iter_init(ll_frame_iter *it, const uint8_t *in, size_t len)
 /* 1 = *f filled, 0 = clean end, < 0 = error (and every later call). */
 extern int	ll_frame_next(ll_frame_iter *it, ll_frame *f);
 
+/*
+ * A hello tells who is alive, at which height and on which genesis.  It is
+ * signed by the sender's node key: ledger.deliver() takes the sender's key
+ * as its caller's word, and an unsigned hello let any peer login mark two
+ * members as on another genesis in each other's eyes, cutting them apart.
+ * (epoch, seq) grows with every hello of a sender, so old ones cannot be
+ * replayed.
+ */
 typedef struct ll_hello
 {
 	const uint8_t *chain_id;	/* LL_HASH_LEN bytes */
 	uint64_t	height;
 	ll_wire_str name;
+	uint64_t	epoch;			/* the sender's worker start */
+	uint64_t	seq;			/* its hellos since then */
+	const uint8_t *sig;			/* LL_SIG_LEN bytes */
 } ll_hello;
 
 /* Bodies of frames 3 and 4 (append only the body, see ll_frame_begin). */
@@ -356,6 +368,8 @@ extern int	ll_batch_req_decode(const uint8_t *in, size_t len, uint16_t *n,
 								const uint8_t **hashes);
 extern int	ll_hello_encode(ll_buf *out, const ll_hello *h);
 extern int	ll_hello_decode(const uint8_t *in, size_t len, ll_hello *h);
+/* "llhello1" | sender[32] | the body without its signature */
+extern int	ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], const ll_hello *h);
 
 /*
  * Frame 5: a worker's X25519 key for link MACs (see bft_link_key), with the

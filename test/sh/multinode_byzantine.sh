@@ -102,7 +102,7 @@ late_lines() {
 
 # late first: a liar that has been struck before is paced from the start
 late0=$(late_lines)
-for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard stall mute invalid all}; do
+for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard stall spoof mute invalid all}; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -182,6 +182,15 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			ok $(( t < 10000 ? 0 : 1 )) "fault 'stall': node 3, restarted behind, catches up past the liar within 10 s ($t ms)"
 			gave=$(grep -c 'peer "byz4" said it is at height [0-9]* but gave no block' "$TMP/$(node_name 3)/server.log")
 			ok $(( gave > gave0 ? 0 : 1 )) "fault 'stall': node 3 asked the liar first and logged that it gave nothing ($((gave - gave0)) lines)" ;;
+		# hellos in honest members' names over the liar's own peer login,
+		# claiming another genesis: unsigned, they had each honest node
+		# ignore the other two as "genesis mismatch", and nothing committed
+		spoof)
+			ms=$(PGOPTIONS="-c statement_timeout=10s" sequential_ms spoof-seq 40)
+			count=$((count + 40))
+			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'spoof': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
+			mism=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.peers WHERE channel = 'customs' AND name <> 'byz4' AND state = 'genesis mismatch'"; done | awk '{s += $1} END {print s + 0}')
+			is "$mism" 0 "fault 'spoof': no honest node takes another honest member for one on another genesis" ;;
 		# a proposal for h + 1 on a made-up head, sent ahead of the liar's
 		# precommit for h: the others get it before they applied h
 		early)

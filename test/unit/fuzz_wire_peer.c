@@ -458,7 +458,7 @@ seed_messages(ll_buf *g, ll_buf *p, ll_buf *r, ll_buf *h)
 	uint8_t		hashes[2 * LL_HASH_LEN] = {1};
 	ll_member	m[2] = {{hashes + 32, {"b", 1}, {"sec", 3}}, {hashes, {"a", 1}, {"pub", 3}}};
 	ll_payload	pl = {3, hashes, 4, 2, hashes};
-	ll_hello	hl = {hashes, 5, {"peer", 4}};
+	ll_hello	hl = {hashes, 5, {"peer", 4}, 1, 2, hashes};
 
 	ll_genesis_encode(g, (ll_wire_str) {"c", 1}, tiers, 2, m, 2);
 	ll_payload_encode(p, &pl);

@@ -1410,13 +1410,17 @@ test_batch_nomem(void **state)
 static const char hello_hex[] =
 	"3333333333333333333333333333333333333333333333333333333333333333"
 	"0000000000000102"
-	"00000005" "6e6f646531";	/* "node1" */
+	"00000005" "6e6f646531"		/* "node1" */
+	"0000000000000007" "0000000000000009"
+	"55555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555";
 
 static void
 test_hello_and_request(void **state)
 {
 	uint8_t		chain[32];
-	ll_hello	h = {chain, 258, {"node1", 5}};
+	uint8_t		sig[64];
+	uint8_t		sender[32];
+	ll_hello	h = {chain, 258, {"node1", 5}, 7, 9, sig};
 	ll_hello	d;
 	ll_buf		buf;
 	uint8_t    *expect;
@@ -1428,6 +1432,8 @@ test_hello_and_request(void **state)
 
 	(void) state;
 	memset(chain, 0x33, 32);
+	memset(sig, 0x55, 64);
+	memset(sender, 0x66, 32);
 	expect = unhex(hello_hex, &len);
 	ll_buf_init(&buf, std_realloc);
 	assert_int_equal(ll_hello_encode(&buf, &h), LL_WIRE_OK);
@@ -1436,6 +1442,20 @@ test_hello_and_request(void **state)
 	assert_int_equal(ll_hello_decode(expect, len, &d), LL_WIRE_OK);
 	assert_int_equal(d.height, 258);
 	assert_int_equal(d.name.len, 5);
+	assert_int_equal(d.epoch, 7);
+	assert_int_equal(d.seq, 9);
+	assert_memory_equal(d.sig, sig, 64);
+	/* what is signed: a domain tag, the sender's key, the body but its signature */
+	buf.len = 0;
+	assert_int_equal(ll_hello_sign_bytes(&buf, sender, &h), LL_WIRE_OK);
+	assert_int_equal(buf.len, 8 + 32 + len - 64);
+	assert_memory_equal(buf.data, "llhello1", 8);
+	assert_memory_equal(buf.data + 8, sender, 32);
+	assert_memory_equal(buf.data + 40, expect, len - 64);
+	h.sig = NULL;
+	assert_int_equal(ll_hello_encode(&buf, &h), LL_WIRE_ERR_STATE);
+	h.sig = sig;
+	buf.len = 0;
 	for (i = 0; i < len; i++)
 		assert_int_equal(ll_hello_decode(expect, i, &d), LL_WIRE_ERR_TRUNCATED);
 	put_be32(expect + 40, 0);
@@ -1478,6 +1498,7 @@ test_frames(void **state)
 	ll_batch_builder bb;
 	ll_hello	h;
 	uint8_t		hashes[32];
+	uint8_t		sig64[64] = {0};
 	const uint8_t *got;
 	uint16_t	n;
 	size_t		mark;
@@ -1500,7 +1521,7 @@ test_frames(void **state)
 	assert_int_equal(ll_frame_end(&list, mark), LL_WIRE_OK);
 	bounds[3] = list.len;
 	mark = ll_frame_begin(&list, LL_FRAME_HELLO);
-	assert_int_equal(ll_hello_encode(&list, &(ll_hello) {hashes, 9, {"n", 1}}), LL_WIRE_OK);
+	assert_int_equal(ll_hello_encode(&list, &(ll_hello) {hashes, 9, {"n", 1}, 1, 1, sig64}), LL_WIRE_OK);
 	assert_int_equal(ll_frame_end(&list, mark), LL_WIRE_OK);
 	bounds[4] = list.len;
 	/* a batch built straight into a frame */
