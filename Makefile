@@ -4,7 +4,7 @@ MODULE_big = loopledger
 EXTVERSION = 1.0
 
 # Pure C (no PostgreSQL headers): shared with the verifier and unit tests.
-CORE_OBJS = src/ll_core.o src/ll_wire.o
+CORE_OBJS = src/ll_core.o src/ll_wire.o src/membership_core.o
 OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
 	src/guard.o src/chain.o src/verify.o src/proof.o src/disclosure.o \
@@ -33,7 +33,8 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers; rebuild every object when a shared one changes.
-$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h src/membership.h
+$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h src/membership.h \
+	src/membership_core.h
 
 # ---- targets beside PGXS ------------------------------------------------
 CC_PLAIN ?= gcc
@@ -51,8 +52,8 @@ install-verify: loopledger_verify
 
 # C unit tests (cmocka) for the pure-C core, under ASan and UBSan.
 UNIT_TESTS = $(patsubst test/unit/%.c,test/unit/%.run,$(wildcard test/unit/test_*.c))
-UNIT_SRC = src/ll_core.c src/ll_wire.c src/bft_crypto.c
-test/unit/%.run: test/unit/%.c $(UNIT_SRC) src/ll_core.h src/ll_wire.h src/bft.h
+UNIT_SRC = src/ll_core.c src/ll_wire.c src/bft_crypto.c src/bft_cert.c src/bft_wire.c src/membership_core.c
+test/unit/%.run: test/unit/%.c $(UNIT_SRC) src/ll_core.h src/ll_wire.h src/bft.h src/membership_core.h
 	$(CC_PLAIN) $(PLAIN_CFLAGS) $(SAN_FLAGS) -o $@ $< $(UNIT_SRC) -lcmocka -lcrypto -ljansson
 # The wire codec must also build under the strict flags of the consensus core.
 test/unit/ll_wire.strict.bin: src/ll_wire.c src/ll_wire.h src/ll_core.h src/bft.h

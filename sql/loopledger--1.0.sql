@@ -323,6 +323,8 @@ CREATE TABLE ledger.member_vote (
 	pubkey		bytea NOT NULL,
 	name		text NOT NULL,
 	clearance	text NOT NULL,
+	-- no longer pending: decided, moot, lapsed, or its voter gone; the
+	-- pending rows are exactly the votes the worker counts (membership.c)
 	decided		boolean NOT NULL DEFAULT false
 );
 

@@ -2600,7 +2600,9 @@ refresh_members(void)
 	{
 		int			k = member_of(fresh->m[i].pub);
 
-		if (k < 0 && W.ms.n < LL_MAX_PEERS)
+		/* a slot is kept for every member the others may still admit */
+		if (k < 0 && W.ms.n < LL_MAX_PEERS &&
+			ll_members_local_count(&W.ms) < LL_MAX_LOCAL_REQUESTS)
 		{
 			k = W.ms.n++;
 			W.ms.m[k] = fresh->m[i];
@@ -2647,9 +2649,36 @@ request_txid(uint8 op, const uint8 *pub, const char *name, const char *tier)
 }
 
 /*
- * This node's DBA asked for membership changes (ledger.add_peer or
- * ledger.remove_peer after the first block): propose them as this
- * member's votes until they are decided.
+ * Whether to propose this request as our vote now.  The others refuse a
+ * moot vote, and one beyond our share of pending votes (membership_core.c):
+ * proposed anyway it would only be refused again at every round, each time
+ * making a block.  A request waiting for room goes out once one of our
+ * votes is settled.
+ */
+static bool
+request_wanted(uint8 op, const uint8 *pub, const char *name, const char *tier, int *room)
+{
+	LLVote		v;
+
+	memset(&v, 0, sizeof(v));
+	memcpy(v.voter, W.self_pub, 32);
+	v.op = op;
+	memcpy(v.pub, pub, 32);
+	if (op == LL_TX_ADD_MEMBER)
+	{
+		strlcpy(v.name, name, NAMEDATALEN);
+		strlcpy(v.tier, tier, NAMEDATALEN);
+	}
+	if (*room <= 0 || voted_already(op, pub) || ll_vote_moot(&W.ms, &v))
+		return false;
+	(*room)--;
+	return true;
+}
+
+/*
+ * This node's DBA asked for membership changes (ledger.add_peer,
+ * ledger.remove_peer or ledger.set_peer_clearance after the first block):
+ * propose them as this member's votes until they are decided, oldest first.
  */
 static void
 propose_requests(void)
@@ -2659,6 +2688,7 @@ propose_requests(void)
 				content;
 	uint8		hash[32];
 	int			nreq = 0;
+	int			room = LL_MAX_VOTER_VOTES - ll_members_pending_of(&W.ms, W.self_pub);
 	uint64		i;
 
 	if (!ll_is_validator_at(&W.ms, W.self_pub, W.next_height))
@@ -2667,7 +2697,8 @@ propose_requests(void)
 						  "since_height IS NULL OR NOT remove_requested FROM ledger.peer "
 						  "WHERE channel_id = $1 AND (since_height IS NULL OR "
 						  "(remove_requested AND until_height IS NULL) OR "
-						  "(clearance_requested <> clearance AND until_height IS NULL))", 1,
+						  "(clearance_requested <> clearance AND until_height IS NULL)) "
+						  "ORDER BY requested_at, name", 1,
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)}, NULL, true, 0);
 	if (SPI_processed == 0)
 		return;
@@ -2688,7 +2719,7 @@ propose_requests(void)
 		ll_wire_str n = {name, strlen(name)};
 		ll_wire_str tr = {tier, strlen(tier)};
 
-		if (voted_already(op, pub))
+		if (!request_wanted(op, pub, name, tier, &room))
 			continue;
 		if (add)
 			ll_batch_add_member_tx(&bb, request_txid(op, pub, name, tier), pub, n, tr);

@@ -24,8 +24,9 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "membership_core.h"
+
 #define LL_MAX_CONS 4			/* channels with peers per server */
-#define LL_MAX_PEERS 32
 #define LL_INBOX_SIZE (4 * 1024 * 1024)
 #define LL_TXQ_SIZE (8 * 1024 * 1024)
 /* One transaction's batch must stay under what peers decode (consensus.c). */

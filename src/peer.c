@@ -381,23 +381,46 @@ require_superuser(const char *what)
 				 errmsg("only a superuser may %s", what)));
 }
 
-/* Refuse a member whose key clashes with another member's entry range. */
+/*
+ * A removed member keeps its row: its blocks, votes and signatures stay in
+ * the chain, and membership_core.c never admits its key or name again.
+ */
 static void
-check_new_member(int32 channel_id, const char *name, const uint8 pub[32])
+refuse_removed(const LLChannel *ch, const char *name, const uint8 pub[32], const char *other,
+			   const bytea *k)
+{
+	if (strcmp(other, name) != 0 && memcmp(VARDATA_ANY(k), pub, 32) != 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("peer \"%s\" was removed from channel \"%s\"", other, ch->name),
+			 errdetail("A removed member's name and key stay in the channel's history and cannot be added again."),
+			 errhint("A removed member comes back under a new name and with a new key (remove its loopledger_node.key before adding it anywhere).")));
+}
+
+/*
+ * Refuse a name or key in use (also by a removed member) and a key whose
+ * entry range clashes with another member's: a removed member's entries
+ * stay in the tables.
+ */
+static void
+check_new_member(const LLChannel *ch, const char *name, const uint8 pub[32])
 {
 	uint64		i;
 
-	SPI_execute_with_args("SELECT name, pubkey FROM ledger.peer WHERE channel_id = $1 "
-						  "AND until_height IS NULL",
-						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+	SPI_execute_with_args("SELECT name, pubkey, until_height IS NOT NULL FROM ledger.peer "
+						  "WHERE channel_id = $1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch->id)},
 						  NULL, false, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
+		HeapTuple	t = SPI_tuptable->vals[i];
 		bool		isnull;
-		char	   *other = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
-													  SPI_tuptable->tupdesc, 2, &isnull));
+		char	   *other = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
+		bytea	   *k = DatumGetByteaPP(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
 
+		if (DatumGetBool(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull)))
+			refuse_removed(ch, name, pub, other, k);
 		if (strcmp(other, name) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -414,6 +437,38 @@ check_new_member(int32 channel_id, const char *name, const uint8 pub[32])
 					 errdetail("Entry numbers are drawn from a range chosen by the first 20 bits of the key."),
 					 errhint("Give one of the nodes a new key (remove its loopledger_node.key before adding it anywhere).")));
 	}
+}
+
+/*
+ * The members' slots are shared between decided members (removed ones
+ * included) and this node's undecided requests; membership_core.c admits
+ * no more, identically on every node, so such a request could never pass.
+ */
+static void
+check_member_room(const LLChannel *ch)
+{
+	bool		isnull;
+	int64		decided,
+				asked;
+
+	SPI_execute_with_args("SELECT count(*) FILTER (WHERE since_height IS NOT NULL), "
+						  "count(*) FILTER (WHERE since_height IS NULL) "
+						  "FROM ledger.peer WHERE channel_id = $1",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch->id)}, NULL, false, 1);
+	decided = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	asked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (decided >= LL_MAX_MEMBERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("channel \"%s\" already has %d members", ch->name, LL_MAX_MEMBERS),
+				 errdetail("Removed members keep their place.")));
+	if (asked >= LL_MAX_LOCAL_REQUESTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("this node already asks to add %d peers to channel \"%s\"",
+						LL_MAX_LOCAL_REQUESTS, ch->name),
+				 errdetail("A request to add a peer waits until the members have decided it."),
+				 errhint("Wait until ledger.peers shows them admitted, or withdraw one with ledger.remove_peer().")));
 }
 
 /*
@@ -474,8 +529,9 @@ ll_add_peer(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a tier of channel \"%s\"", clearance, ch.name)));
-	check_new_member(ch.id, name, pub);
+	check_new_member(&ch, name, pub);
 	head = channel_head_height(ch.id);
+	check_member_room(&ch);
 	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, "
 						  "genesis_clearance) VALUES ($1, $2, $3, $4, $5, $6, $5)", 6,
 						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, INT8OID},
@@ -500,6 +556,43 @@ ll_add_peer(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * A peer this node asked to add is not a member yet: removing it withdraws
+ * the request (the others never see a removal of a key they do not have).
+ * A vote for it already ordered stays counted like any other.
+ */
+static bool
+withdraw_request(const LLChannel *ch, const char *name)
+{
+	SPI_execute_with_args("DELETE FROM ledger.peer WHERE channel_id = $1 AND name = $2 "
+						  "AND since_height IS NULL", 2,
+						  (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch->id), CStringGetTextDatum(name)},
+						  NULL, false, 0);
+	if (SPI_processed != 1)
+		return false;
+	ereport(NOTICE,
+			(errmsg("withdrew this node's request to add peer \"%s\" to channel \"%s\"", name, ch->name),
+			 errdetail("The peer was not admitted yet; this node no longer votes for it.")));
+	return true;
+}
+
+/* After the first block removing a member is this node's vote. */
+static void
+request_removal(const LLChannel *ch, const char *name)
+{
+	SPI_execute_with_args("UPDATE ledger.peer SET remove_requested = true WHERE channel_id = $1 "
+						  "AND name = $2 AND until_height IS NULL", 2,
+						  (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch->id), CStringGetTextDatum(name)},
+						  NULL, false, 0);
+	if (SPI_processed == 1)
+		ereport(NOTICE,
+				(errmsg("removing peer \"%s\" from channel \"%s\" is now a membership change", name, ch->name),
+				 errdetail("It takes effect two heights after members holding a quorum of the votes have asked for it."),
+				 errhint("Run the same ledger.remove_peer() call on the other members; see ledger.peers.")));
+}
+
 Datum
 ll_remove_peer(PG_FUNCTION_ARGS)
 {
@@ -509,24 +602,13 @@ ll_remove_peer(PG_FUNCTION_ARGS)
 	require_superuser("remove peers");
 	SPI_connect();
 	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
-	if (channel_head_height(ch.id) > 0)
-	{
-		SPI_execute_with_args("UPDATE ledger.peer SET remove_requested = true WHERE channel_id = $1 "
-							  "AND name = $2 AND until_height IS NULL", 2,
-							  (Oid[]) {INT4OID, TEXTOID},
-							  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name)},
-							  NULL, false, 0);
-		if (SPI_processed == 1)
-			ereport(NOTICE,
-					(errmsg("removing peer \"%s\" from channel \"%s\" is now a membership change", name, ch.name),
-					 errdetail("It takes effect two heights after members holding a quorum of the votes have asked for it."),
-					 errhint("Run the same ledger.remove_peer() call on the other members; see ledger.peers.")));
-	}
-	else
+	if (channel_head_height(ch.id) <= 0)
 		SPI_execute_with_args("DELETE FROM ledger.peer WHERE channel_id = $1 AND name = $2", 2,
 							  (Oid[]) {INT4OID, TEXTOID},
 							  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name)},
 							  NULL, false, 0);
+	else if (!withdraw_request(&ch, name))
+		request_removal(&ch, name);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

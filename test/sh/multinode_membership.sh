@@ -3,7 +3,10 @@
 # peer joins after the first blocks (catching up from genesis and voting
 # once admitted), one member alone cannot change membership, and a member
 # removed by a quorum keeps following (over commitments only: it no longer
-# receives content) but can no longer append.  TAP output.
+# receives content) but can no longer append, nor be added back; a request
+# not yet admitted can be withdrawn; after the changes (a clearance change
+# too) every node holds the same validators, members and pending votes, and
+# a restarted server keeps them and its genesis hash.  TAP output.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/test/lib.sh"
@@ -130,6 +133,68 @@ is "$(node_psql 2 -Atc "SELECT count(*) FROM ledger.history('parcel') WHERE stat
 	"  it follows the chain over the new row's commitment (listed as redacted)"
 is "$(node_psql 2 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "  and verifies clean"
 is "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'mem2'")" removed "ledger.peers shows it removed"
+
+# --- a removed member does not come back under its name or key
+err=$(node_psql 1 -Atc "SELECT ledger.add_peer('customs', 'mem2', '$(node_conninfo 2)', '${KEY[2]}')" 2>&1)
+like "$err" 'peer "mem2" was removed from channel "customs"' "add_peer of a removed member gives a clear error"
+like "$err" 'new name and with a new key' "  with the hint to come back under a new name and key"
+err=$(node_psql 1 -Atc "SELECT ledger.add_peer('customs', 'mem2b', '$(node_conninfo 2)', '${KEY[2]}')" 2>&1)
+like "$err" 'peer "mem2" was removed' "  also under another name with the same key"
+
+# --- remove_peer withdraws this node's request to add a peer not yet admitted
+GHOST=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+node_psql 3 -qAtc "SELECT ledger.add_peer('customs', 'ghost', 'host=127.0.0.1 port=1', '$GHOST')" 2>/dev/null >/dev/null
+st=""
+for t in $(seq 1 50); do
+	st=$(node_psql 3 -Atc "SELECT state FROM ledger.peers WHERE name = 'ghost'")
+	[ "$st" = joining ] && break
+	sleep 0.2
+done
+is "$st" joining "a requested peer shows as joining"
+out=$(node_psql 3 -Atc "SELECT ledger.remove_peer('customs', 'ghost')" 2>&1)
+like "$out" "withdrew this node's request to add peer \"ghost\"" "remove_peer of a joining peer withdraws the request"
+is "$(node_psql 3 -Atc "SELECT count(*) FROM ledger.peer WHERE name = 'ghost'")" 0 "  its row is gone"
+
+# --- a clearance change, then every node holds the same membership state
+for i in 1 4 5; do node_psql "$i" -qAtc "SELECT ledger.set_peer_clearance('customs', 'mem3', 'public')" 2>/dev/null >/dev/null; done
+c=""
+for t in $(seq 1 100); do
+	c=$(for i in 1 2 3 4 5; do node_psql "$i" -Atc "SELECT clearance FROM ledger.peer WHERE name = 'mem3'"; done | sort -u | tr '\n' ' ')
+	[ "$c" = "public " ] && break
+	sleep 0.2
+done
+is "$c" "public " "a quorum's clearance change reaches every node"
+node_psql 1 -qc "INSERT INTO parcel VALUES ('after-clearance', 'filed', 'public')"
+wait_converged customs 30
+MEMBERS="SELECT string_agg(name || ':' || since_height || ':' || coalesce(until_height::text, '-') || ':' || clearance, ',' ORDER BY name) FROM ledger.peer WHERE channel_id = (SELECT channel_id FROM ledger.channel WHERE name = 'customs') AND since_height IS NOT NULL"
+PENDING="SELECT coalesce(md5(string_agg(encode(voter, 'hex') || op || encode(pubkey, 'hex') || name || '/' || clearance, ',' ORDER BY voter, op, pubkey, name, clearance)), 'none') FROM ledger.member_vote WHERE NOT decided"
+STATUS="SELECT validators FROM ledger.consensus_status WHERE channel = 'customs'"
+GHASH="SELECT encode(ledger.genesis_hash('customs'), 'hex')"
+for q in "$STATUS" "$MEMBERS" "$PENDING" "$GHASH"; do
+	is "$(for i in 1 2 3 4 5; do node_psql "$i" -Atc "$q"; done | sort -u | wc -l | tr -d ' ')" 1 \
+		"every node alike: ${q:7:40}..."
+done
+
+# --- restarting a server changes neither its validator set nor its genesis
+before="$(node_psql 4 -Atc "$STATUS")|$(node_psql 4 -Atc "$MEMBERS")|$(node_psql 4 -Atc "$PENDING")|$(node_psql 4 -Atc "$GHASH")"
+stop_cluster "$(node_name 4)" >/dev/null 2>&1
+restart_node 4 >/dev/null
+ok $? "node 4 restarts"
+v=""
+for t in $(seq 1 100); do
+	v=$(node_psql 4 -Atc "$STATUS" 2>/dev/null)
+	[ -n "$v" ] && break
+	sleep 0.2
+done
+node_psql 1 -qc "INSERT INTO parcel VALUES ('after-restart', 'filed', 'public')"
+wait_converged customs 30
+ok $? "all five converge after the restart"
+after="$(node_psql 4 -Atc "$STATUS")|$(node_psql 4 -Atc "$MEMBERS")|$(node_psql 4 -Atc "$PENDING")|$(node_psql 4 -Atc "$GHASH")"
+is "$after" "$before" "after its restart node 4 has the same validators, members, pending votes and genesis hash"
+is "$(for i in 1 2 3 4 5; do node_psql "$i" -Atc "$STATUS"; done | sort -u | tr '\n' ' ')" "4 " \
+	"  and every node still counts 4 validators"
+grep -q "genesis mismatch\|has a different genesis" "$TMP/mem1/server.log" "$TMP/mem3/server.log"
+ok $(( $? == 0 )) "  no member sees a genesis mismatch"
 
 echo "1..$n"
 [ "$failed" = 0 ]
