@@ -33,6 +33,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1236,10 +1237,27 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 		a->on_members(NULL, height);
 }
 
+/*
+ * Settings the input functions of peers' values read: xml_in parses by
+ * xmloption, and a document is also valid content, so content reads back
+ * every value whatever postgresql.conf says.
+ */
+static void
+fix_input_settings(void)
+{
+	static bool done = false;
+
+	if (done)
+		return;
+	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_OVERRIDE);
+	done = true;
+}
+
 /* The apply worker's own transactions, with SPI and a snapshot. */
 static void
 xact_begin(void)
 {
+	fix_input_settings();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();

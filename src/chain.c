@@ -19,6 +19,7 @@
 #include "optimizer/optimizer.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -312,6 +313,71 @@ check_enable(Relation rel, const char *channel, const char *tier_column)
 						tier_column, RelationGetRelationName(rel))));
 }
 
+/* Domain checks run when a member reads a peer's value in (domain_in). */
+static void
+check_domain_checks(Form_pg_attribute att, const char *name, const char *channel)
+{
+	if (get_typtype(att->atttypid) != TYPTYPE_DOMAIN)
+		return;
+	SPI_execute_with_args("WITH RECURSIVE d(t) AS (SELECT $1::oid UNION ALL "
+						  "SELECT typbasetype FROM pg_type, d WHERE oid = d.t AND typtype = 'd') "
+						  "SELECT c.conname, format_type(c.contypid, NULL), pg_get_constraintdef(c.oid) "
+						  "FROM pg_constraint c JOIN d ON c.contypid = d.t "
+						  "WHERE c.contype = 'c' AND NOT ledger.expression_is_immutable(c.conbin::text) LIMIT 1",
+						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(att->atttypid)}, NULL, true, 1);
+	if (SPI_processed == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("column \"%s\" of table \"%s\" has type %s, whose constraint \"%s\" could decide differently on different peers",
+					NameStr(att->attname), name, format_type_be(att->atttypid),
+					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+			 errdetail("Channel \"%s\" has peers, which check domain %s again when they insert the row: %s",
+					   channel, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
+			 errhint("Only immutable domain check constraints are allowed on multi-peer channels.")));
+}
+
+/*
+ * Other members insert each row from its canonical text, through the input
+ * function of the column's type (apply.c): a text that does not read back
+ * would stop their workers (22P02 is no integrity error: the channel
+ * halts) or store another value, and a domain check that is not immutable
+ * could refuse the row on some members only.
+ */
+static void
+check_readable_columns(Relation rel, const char *channel)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	const char *name = RelationGetRelationName(rel);
+	int			i;
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" cannot be a ledger table of multi-peer channel \"%s\" in a database with encoding %s",
+						name, channel, GetDatabaseEncodingName()),
+				 errdetail("Rows travel between members in UTF-8 and are inserted as received, without conversion to this database's encoding."),
+				 errhint("Keep the ledger tables of a multi-peer channel in a database created with ENCODING 'UTF8'.")));
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+		char	   *why;
+
+		if (att->attisdropped)
+			continue;
+		why = ll_canonical_unreadable(att->atttypid);
+		if (why != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of table \"%s\" has type %s, which the members of channel \"%s\" cannot rebuild from its canonical text",
+							NameStr(att->attname), name, format_type_be(att->atttypid), channel),
+					 errdetail("Members insert each other's rows from their canonical text. %s", why),
+					 errhint("Use a type whose canonical text reads back (jsonb for lists and records, numeric for money), or keep the table on a channel without peers.")));
+		check_domain_checks(att, name, channel);
+	}
+}
+
 /*
  * On a channel with peers every member applies every row, so whatever
  * decides whether a row is accepted must give the same answer everywhere.
@@ -329,6 +395,7 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 1);
 	if (SPI_processed == 0)
 		return;
+	check_readable_columns(rel, channel);
 	SPI_execute_with_args("SELECT conname, contype, pg_get_constraintdef(oid), "
 						  "contype = 'c' AND NOT ledger.expression_is_immutable(conbin::text) "
 						  "FROM pg_constraint WHERE conrelid = $1 AND contype IN ('f', 'c', 't')", 1,

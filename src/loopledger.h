@@ -111,6 +111,7 @@ typedef struct LLTableInfo
 } LLTableInfo;
 
 extern void ll_check_encodable(Oid typid, const char *colname);
+extern char *ll_canonical_unreadable(Oid typid);
 extern bool ll_relid_order_free(Oid relid);
 extern LLTableInfo *ll_table_info_for(Relation rel, int32 channel_id,
 									  int32 table_no, const char *channel_name,

@@ -263,6 +263,54 @@ ll_check_encodable(Oid typid, const char *colname)
 	MemoryContextDelete(cxt);
 }
 
+/*
+ * Range subtypes whose canonical text range_in reads back from the quoted
+ * bound: their texts never hold the control characters that the JSON
+ * quoting escapes as \n or \u00XX (range_in would keep just the letter).
+ */
+static const Oid plain_bound_types[] = {
+	INT2OID, INT4OID, INT8OID, FLOAT4OID, FLOAT8OID, NUMERICOID, DATEOID,
+	TIMEOID, TIMETZOID, TIMESTAMPOID, TIMESTAMPTZOID, INTERVALOID, OIDOID,
+	UUIDOID, INETOID, CIDROID, MACADDROID, MACADDR8OID, BOOLOID, PG_LSNOID,
+	BITOID, VARBITOID, BYTEAOID
+};
+
+/*
+ * Why a peer could not rebuild a value of typid from its canonical text
+ * with the type's input function (apply.c inserts peers' rows that way),
+ * or NULL when it can.  Asked only of types ll_check_encodable accepts.
+ * The texts of every scalar kind are read back unchanged whatever the
+ * applying worker's DateStyle, TimeZone or IntervalStyle (ISO dates, an
+ * explicit +00, postgres-style intervals with a sign on every field after
+ * a negative one); xml depends on xmloption, which the worker fixes.
+ */
+char *
+ll_canonical_unreadable(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	char		typtype = get_typtype(base);
+	int			i;
+
+	if (OidIsValid(get_element_type(base)))
+		return pstrdup("Arrays are hashed as JSON-style lists such as [\"1\",\"2\"], which array input does not read.");
+	if (typtype == TYPTYPE_COMPOSITE)
+		return pstrdup("Composite values are hashed as JSON-style lists such as [\"a\",\"b\"], which record input does not read.");
+	if (base == CASHOID)
+		return pstrdup("Money is hashed as its number of cents, which money input would read as whole units, in the format lc_monetary sets.");
+	if (typtype == TYPTYPE_RANGE)
+	{
+		TypeCacheEntry *rng = lookup_type_cache(base, TYPECACHE_RANGE_INFO);
+		Oid			sub = getBaseType(rng->rngelemtype->type_id);
+
+		for (i = 0; i < lengthof(plain_bound_types); i++)
+			if (plain_bound_types[i] == sub)
+				return NULL;
+		return psprintf("Range bounds are hashed as JSON strings, and range input does not read the JSON escapes a bound of type %s may need.",
+						format_type_be(sub));
+	}
+	return NULL;
+}
+
 /* Append a NUL-terminated string converted to UTF-8. */
 static void
 append_utf8(StringInfo out, const char *s, int len)

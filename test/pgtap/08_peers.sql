@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(52);
+SELECT plan(60);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -102,6 +102,47 @@ CREATE TABLE tap08_fk (id int REFERENCES tap08_ref);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_fk', 'tap08')$$, '0A000', NULL, 'a foreign key is refused');
 CREATE TABLE tap08_chk (t timestamptz CHECK (t < now()));
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_chk', 'tap08')$$, '0A000', NULL, 'a CHECK calling now() is refused');
+
+-- Members insert each other's rows from their canonical text through the
+-- column type's input function: types whose text does not read back are
+-- refused with the column and type named.
+CREATE TABLE tap08_arr (id int, a int[]);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08')$$, '0A000',
+				 'column "a" of table "tap08_arr" has type integer[], which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'an int[] column is refused on a channel with peers');
+CREATE TYPE tap08_pair AS (x int, y text);
+CREATE TABLE tap08_comp (id int, p tap08_pair);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_comp', 'tap08')$$, '0A000',
+				 'column "p" of table "tap08_comp" has type tap08_pair, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'a composite column is refused on a channel with peers');
+CREATE TABLE tap08_money (id int, m money);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_money', 'tap08')$$, '0A000',
+				 'column "m" of table "tap08_money" has type money, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'a money column is refused on a channel with peers');
+CREATE DOMAIN tap08_ints AS int[];
+CREATE TABLE tap08_dom (id int, d tap08_ints);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_dom', 'tap08')$$, '0A000',
+				 'column "d" of table "tap08_dom" has type tap08_ints, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'a domain over an array is refused on a channel with peers');
+CREATE TYPE tap08_textrange AS RANGE (subtype = text, collation = "C");
+CREATE TABLE tap08_trange (id int, r tap08_textrange);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_trange', 'tap08')$$, '0A000',
+				 'column "r" of table "tap08_trange" has type tap08_textrange, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'a range over text (bounds quoted with JSON escapes) is refused on a channel with peers');
+CREATE DOMAIN tap08_past AS timestamptz CHECK (VALUE <= now());
+CREATE TABLE tap08_vdom (id int, at tap08_past);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_vdom', 'tap08')$$, '0A000', NULL,
+				 'a domain whose CHECK calls now() is refused on a channel with peers');
+CREATE TYPE tap08_colour AS ENUM ('red', 'green');
+CREATE DOMAIN tap08_small AS int CHECK (VALUE < 1000);
+CREATE TABLE tap08_ok (i int, n numeric(10,2), t text, c char(4), d date, ts timestamptz, tw timestamp,
+					   tt timetz, iv interval, b bytea, j jsonb, js json, u uuid, e tap08_colour, f float8,
+					   r int4range, tr tstzrange, dr daterange, ok bool, s tap08_small, ip inet, bits varbit);
+SELECT lives_ok($$SELECT ledger.enable_table('tap08_ok', 'tap08')$$,
+				'scalar types, ranges over them, enums and immutable domains are taken on a channel with peers');
+SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
+SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
+				'an int[] column is still taken on a channel without peers');
 
 -- ------------------------------------------------------------ unique keys and the lowest clearance
 -- The lowest clearance among the members is cached per backend until

@@ -10,7 +10,9 @@
 #    with SQLSTATE 40001, each key exists once on every node;
 #  - enable_table on the multi-peer channel refuses a table with a foreign
 #    key, with a trigger, with a volatile CHECK, and a non-empty table, and
-#    changes nothing.
+#    changes nothing; it refuses int[], composite and money columns (peers
+#    could not read their canonical text back), and two rows of every type
+#    it takes, inserted under hostile session settings, arrive identical.
 # Starts its own clusters: .tmp/tmnbasic<pid>_1..4 on ports 25811-25814
 # (or +100, +200 ... when those are taken; MN_BASIC_PORT changes the base),
 # kept for inspection when a check fails, removed otherwise.  TAP output.
@@ -286,6 +288,45 @@ wait_converged $CH 30
 ok $? "converged after the second insert into gen_t"
 is "$(same_on_all "SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM gen_t")" "g1:42,g2:15" \
 	"both gen_t rows, generated totals included, are the same on every node"
+# ------------------------------------------------------------------ column types peers rebuild
+# Peers insert a row from its canonical text through the column type's
+# input function: types whose text does not read back are refused, the
+# others must arrive identical, whatever the origin session's settings.
+e=$(error_of 1 "CREATE TABLE arr_t (id text, a int[], tier text); SELECT ledger.enable_table('arr_t', '$CH', 'tier')")
+is "$e" "0A000: column \"a\" of table \"arr_t\" has type integer[], which the members of channel \"$CH\" cannot rebuild from its canonical text" \
+	"enable_table: an int[] column is refused with the column, table and type named"
+e=$(error_of 1 "CREATE TYPE pair_t AS (x int, y text); CREATE TABLE comp_t (id text, p pair_t, tier text); SELECT ledger.enable_table('comp_t', '$CH', 'tier')")
+is "${e%%:*}" 0A000 "enable_table: a composite column is refused (0A000)"
+e=$(error_of 1 "CREATE TABLE money_t (id text, m money, tier text); SELECT ledger.enable_table('money_t', '$CH', 'tier')")
+is "${e%%:*}" 0A000 "enable_table: a money column is refused (0A000)"
+rc=0
+for i in $(seq 1 $N); do
+	[ "$(error_of "$i" "CREATE TYPE colour AS ENUM ('red', 'grün');
+	                    CREATE DOMAIN small_int AS int CHECK (VALUE < 1000);
+	                    CREATE TABLE types_t (id text PRIMARY KEY, t text, c char(6), n numeric(12,3), f8 float8, f4 real,
+	                      d date, ts timestamp, tz timestamptz, tt timetz, iv interval, b bytea, j jsonb, js json,
+	                      u uuid, e colour, ok bool, r int4range, tr tstzrange, dr daterange, s small_int, ip inet,
+	                      bits varbit, tier text);
+	                    SELECT ledger.enable_table('types_t', '$CH', 'tier')")" = "no error" ] || rc=1
+done
+ok $rc "enable_table accepts a table of every type that reads back (on every node)"
+ins="SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata'; SET IntervalStyle = 'sql_standard';
+     SET extra_float_digits = -3; SET bytea_output = 'escape';
+     INSERT INTO types_t VALUES
+     ('v1', E'zeile\\n\\t\"q\" \\\\ ü€', 'ab', 12.5, 0.1, 1.1, '2024-02-29', '1999-12-31 23:59:59.999999',
+      '2024-01-02 03:04:05.5+05:30', '04:05:06-07:30', '-1 day +02:03:04.5', '\\x00ff10', '{\"a\": [1, 2.50]}',
+      '{ \"k\" :  1 }', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'grün', true, '[1,5)',
+      '[2024-01-01 00:00+02, 2024-06-01 00:00+02)', '[2024-01-01,)', 999, '10.1.2.3/16', B'10110', 'public'),
+     ('v2', NULL, NULL, 'NaN', '-Infinity', '-0', '0044-03-15 BC', 'infinity', '-infinity', NULL, '0',
+      '\\x', '[]', 'null', NULL, 'red', false, 'empty', '(,)', NULL, NULL, '::1', B'', 'public')"
+is "$(error_of 2 "$ins")" "no error" "on node 2, under hostile DateStyle, TimeZone, IntervalStyle, extra_float_digits and bytea_output, two rows of every such type commit"
+wait_converged $CH 30
+ok $? "converged after the insert into types_t"
+rowsql="SELECT string_agg(t::text, ' | ' ORDER BY id) FROM types_t t"
+is "$(same_on_all "$rowsql" | wc -l)" 1 "every column of both rows is identical on all nodes (SELECT t::text)"
+[ "$(same_on_all "$rowsql" | wc -l)" = 1 ] || per_node "$rowsql" | sed 's/^/#   /'
+is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" 0 "ledger.verify clean on every node after the typed rows"
+
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 
 echo "# took ${SECONDS}s"
