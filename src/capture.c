@@ -51,10 +51,14 @@ typedef struct CapturedRows
 	int32	   *channel;		/* channel id of each row */
 	uint8	   *packed;			/* LL_PACKED_ENTRY_SIZE bytes per row */
 	int		   *sub_marks;		/* row count at each open subtransaction */
-	/* rows of multi-peer channels also keep their canonical entry */
-	bool		any_multi;
-	bool		rejectable;		/* a multi-peer row the order could refuse */
+	/*
+	 * Rows of multi-peer channels also keep their canonical entry.  Whether
+	 * the transaction has such rows, or rows the order could refuse, is
+	 * read from the rows themselves at commit: a rolled-back savepoint
+	 * takes its rows away.
+	 */
 	bool	   *multi;
+	bool	   *rejectable;		/* a multi-peer row the order could refuse */
 	ll_buf		content;
 	Size	   *content_off;	/* offset of each row's entry in content */
 	int			nsub;
@@ -118,6 +122,7 @@ rows_reserve(int more)
 	if (rows.cap == 0)
 	{
 		rows.multi = MemoryContextAlloc(capture_cxt, sizeof(bool) * newcap);
+		rows.rejectable = MemoryContextAlloc(capture_cxt, sizeof(bool) * newcap);
 		rows.content_off = MemoryContextAlloc(capture_cxt, sizeof(Size) * newcap);
 		rows.channel = MemoryContextAlloc(capture_cxt, sizeof(int32) * newcap);
 		rows.packed = MemoryContextAllocHuge(capture_cxt,
@@ -126,6 +131,7 @@ rows_reserve(int more)
 	else
 	{
 		rows.multi = repalloc(rows.multi, sizeof(bool) * newcap);
+		rows.rejectable = repalloc(rows.rejectable, sizeof(bool) * newcap);
 		rows.content_off = repalloc(rows.content_off, sizeof(Size) * newcap);
 		rows.channel = repalloc(rows.channel, sizeof(int32) * newcap);
 		rows.packed = repalloc_huge(rows.packed, (Size) LL_PACKED_ENTRY_SIZE * newcap);
@@ -220,6 +226,7 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 
 	rows_reserve(1);
 	rows.multi[rows.n] = ll_channel_is_multi_peer(info->channel_id, info->channel_name);
+	rows.rejectable[rows.n] = false;
 	if (rows.multi[rows.n])
 	{
 		if (rows.content.realloc_fn == NULL)
@@ -232,12 +239,11 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 		rows.content_off[rows.n] = rows.content.len;
 		if (!info->order_free)
 		{
-			rows.rejectable = true;
+			rows.rejectable[rows.n] = true;
 			refuse_unjudgeable(info, e.tier);
 		}
 		ll_buf_put_u32(&rows.content, (uint32) buf.len);
 		ll_buf_put(&rows.content, buf.data, buf.len);
-		rows.any_multi = true;
 	}
 	MemoryContextReset(row_cxt);
 	rows.channel[rows.n] = info->channel_id;
@@ -543,6 +549,36 @@ after_commit(void)
 		XLogFlush(XactLastCommitEnd);
 }
 
+/*
+ * Hand the multi-peer rows still in the transaction to the channel's
+ * worker; false when there are none (all rolled back to a savepoint): the
+ * transaction then commits like one without such rows.
+ */
+static bool
+submit_multi_rows(XactEvent event)
+{
+	bool		rejectable = false;
+	bool		any = false;
+	int			i;
+
+	for (i = 0; i < rows.n; i++)
+		if (rows.multi[i])
+		{
+			any = true;
+			rejectable |= rows.rejectable[i];
+		}
+	if (!any)
+		return false;
+	if (event == XACT_EVENT_PRE_PREPARE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that wrote rows of a multi-peer ledger channel")));
+	ll_submit_and_wait(rows.n, rows.channel, rows.multi, rows.packed,
+					   rows.content.data, rows.content_off,
+					   !ll_synchronous_commit && !rejectable);
+	return true;
+}
+
 static void
 xact_callback(XactEvent event, void *arg)
 {
@@ -552,17 +588,7 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			if (rows.n > 0)
 			{
-				if (rows.any_multi)
-				{
-					if (event == XACT_EVENT_PRE_PREPARE)
-						ereport(ERROR,
-								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-								 errmsg("cannot prepare a transaction that wrote rows of a multi-peer ledger channel")));
-					ll_submit_and_wait(rows.n, rows.channel, rows.multi, rows.packed,
-									   rows.content.data, rows.content_off,
-									   !ll_synchronous_commit && !rows.rejectable);
-				}
-				if (rows.n > 0 && (!rows.any_multi || memchr(rows.multi, false, rows.n)))
+				if (!submit_multi_rows(event) || memchr(rows.multi, false, rows.n))
 					flush_captured();
 				if (event == XACT_EVENT_PRE_COMMIT)
 					maybe_defer_local_flush();

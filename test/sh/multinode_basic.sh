@@ -12,7 +12,10 @@
 #    key, with a trigger, with a volatile CHECK, and a non-empty table, and
 #    changes nothing; it refuses int[], composite and money columns (peers
 #    could not read their canonical text back), and two rows of every type
-#    it takes, inserted under hostile session settings, arrive identical.
+#    it takes, inserted under hostile session settings, arrive identical;
+#  - multi-peer rows rolled back to a savepoint: a transaction left with
+#    none (next to a local channel's row, or alone) commits like a plain
+#    one, one left with some submits only those.
 # Starts its own clusters: .tmp/tmnbasic<pid>_1..4 on ports 25811-25814
 # (or +100, +200 ... when those are taken; MN_BASIC_PORT changes the base),
 # kept for inspection when a check fails, removed otherwise.  TAP output.
@@ -326,6 +329,28 @@ rowsql="SELECT string_agg(t::text, ' | ' ORDER BY id) FROM types_t t"
 is "$(same_on_all "$rowsql" | wc -l)" 1 "every column of both rows is identical on all nodes (SELECT t::text)"
 [ "$(same_on_all "$rowsql" | wc -l)" = 1 ] || per_node "$rowsql" | sed 's/^/#   /'
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" 0 "ledger.verify clean on every node after the typed rows"
+
+# ------------------------------------------------------------------ savepoints
+# Multi-peer rows rolled back to a savepoint are gone: a transaction left
+# with none commits like a plain one, also next to rows of a local channel.
+node_psql 1 -q -c "SELECT ledger.create_channel('local1', ARRAY['public']);
+                   CREATE TABLE local_t (id text); SELECT ledger.enable_table('local_t', 'local1')" >/dev/null
+ok $? "node 1: a ledger table local_t on a channel without peers"
+is "$(error_of 1 "BEGIN; INSERT INTO local_t VALUES ('l1'); SAVEPOINT s;
+                   INSERT INTO parcel VALUES ('sp-gone1', 'filed', 'public'); ROLLBACK TO s; COMMIT")" "no error" \
+	"BEGIN; INSERT INTO local_t; SAVEPOINT s; INSERT INTO parcel; ROLLBACK TO s; COMMIT commits"
+is "$(node_psql 1 -Atc "SELECT count(*) FROM local_t WHERE id = 'l1'")" 1 "... with the local_t row"
+is "$(error_of 1 "BEGIN; SAVEPOINT s; INSERT INTO parcel VALUES ('sp-gone2', 'filed', 'public'); ROLLBACK TO s;
+                   INSERT INTO local_t VALUES ('l2'); COMMIT")" "no error" \
+	"a transaction whose only multi-peer row was rolled back to a savepoint commits like a plain one"
+is "$(error_of 3 "BEGIN; INSERT INTO parcel VALUES ('sp-kept', 'filed', 'public'); SAVEPOINT s;
+                   INSERT INTO parcel VALUES ('sp-gone3', 'filed', 'public'); ROLLBACK TO s; COMMIT")" "no error" \
+	"on node 3, a transaction keeping one multi-peer row and rolling back another commits"
+wait_converged $CH 30
+ok $? "converged after the savepoint transactions"
+is "$(same_on_all "SELECT string_agg(id, ',' ORDER BY id) FROM parcel WHERE id LIKE 'sp-%'")" "sp-kept" \
+	"every node has the kept row and none of the rolled-back ones"
+is "$(same_on_all "$txsql" | wc -l)" 1 "ledger.txlog still identical on all nodes"
 
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 
