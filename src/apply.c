@@ -698,19 +698,26 @@ tx_committed(const LLApply *a, uint64 txid, uint64 height)
 	return SPI_processed == 1;
 }
 
+/*
+ * The wait slot of a local backend still waiting for (SUBMITTED) or
+ * committing without (ASYNC) transaction txid, with the state word it was
+ * found in: every change the worker makes is a swap from that word.
+ */
 static LLTxWait *
-local_waiter(const LLApply *a, uint64 txid, int *procno)
+local_waiter(const LLApply *a, uint64 txid, int *procno, uint32 *word)
 {
 	int			i;
 
 	for (i = 0; i < ll_cons->nwaits; i++)
 	{
 		LLTxWait   *w = &ll_cons->waits[i];
+		LLTxState	st;
 
-		uint32		st = pg_atomic_read_u32(&w->state);
-
-		if (w->txid == txid && w->channel_id == a->channel_id &&
-			(st == LL_TX_SUBMITTED || st == LL_TX_ASYNC))
+		if (w->txid != txid || w->channel_id != a->channel_id ||
+			!ll_tx_word_of(w, txid, word))
+			continue;
+		st = LL_TX_STATE(*word);
+		if (st == LL_TX_SUBMITTED || st == LL_TX_ASYNC)
 		{
 			*procno = i;
 			return w;
@@ -728,6 +735,7 @@ local_waiter(const LLApply *a, uint64 txid, int *procno)
 typedef struct Handed
 {
 	LLTxWait   *w;
+	uint32		word;			/* the GO it was given */
 	int			procno;
 	int			pid;
 	uint64		txid;
@@ -749,12 +757,42 @@ typedef struct ApplyRun
 	HTAB	   *in_block;		/* (origin, txid) already met in this block */
 } ApplyRun;
 
-static void
-give_turn(ApplyRun *r, LLTxWait *w, int procno, const ll_batch *b, ll_batch_iter *it,
-		  const ll_tx *tx, int pos)
+/*
+ * Give a waiting local transaction its turn: false when its backend gave
+ * up meanwhile (the swap from the word local_waiter found failed), and
+ * the caller inserts its rows from the batch like a peer's.  The swap also
+ * proves the GO is for txid: the word carries the submission number.
+ */
+static bool
+give_turn(ApplyRun *r, LLTxWait *w, uint32 word, int procno, const ll_batch *b,
+		  ll_batch_iter *it, const ll_tx *tx, int pos)
 {
 	Handed	   *h;
+	ll_batch_iter rows = *it;
+	size_t		mark = r->br->packed.len;
+	int			nrows = r->br->nrows;
+	int			pid = w->pid;
 
+	/*
+	 * A local transaction given its turn is accepted: its rows are in the
+	 * block.  Chained before the turn is given, so that a table this node
+	 * lacks stops the block before the backend can commit.
+	 */
+	insert_tx_rows(r->a, it, r->br, false, INT_MAX);
+	/* read only after GO: a failed swap leaves them to the next GO to set */
+	w->height = (int64) r->height;
+	w->position = pos;
+	pg_write_barrier();
+	if (!ll_tx_swap(w, word, LL_TX_GO))
+	{
+		r->br->packed.len = mark;
+		r->br->nrows = nrows;
+		*it = rows;
+		return false;
+	}
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	r->br->ntx++;
+	r->a->local_done++;
 	if (r->nhanded == r->cap)
 	{
 		r->cap = Max(16, r->cap * 2);
@@ -763,29 +801,18 @@ give_turn(ApplyRun *r, LLTxWait *w, int procno, const ll_batch *b, ll_batch_iter
 	}
 	h = &r->handed[r->nhanded++];
 	h->w = w;
+	h->word = LL_TX_WORD(word, LL_TX_GO);
 	h->procno = procno;
-	h->pid = w->pid;
+	h->pid = pid;
 	h->txid = tx->txid;
 	h->b = b;
-	h->it = *it;
+	h->it = rows;
 	h->tx = *tx;
 	h->pos = pos;
-	/*
-	 * A local transaction given its turn is accepted: its rows are in the
-	 * block.  Chained before the turn is given, so that a table this node
-	 * lacks stops the block before the backend can commit.
-	 */
-	insert_tx_rows(r->a, it, r->br, false, INT_MAX);
-	r->br->ntx++;
-	r->a->local_done++;
-	w->height = (int64) r->height;
-	w->position = pos;
-	pg_write_barrier();
-	pg_atomic_write_u32(&w->state, LL_TX_GO);
-	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 #ifdef LL_FAULT_INJECTION
 	ll_fault_apply_point("fail_apply_handed");
 #endif
+	return true;
 }
 
 /*
@@ -801,14 +828,14 @@ adopt_committed(ApplyRun *r, uint64 txid)
 	for (i = 0; i < ll_cons->nwaits; i++)
 	{
 		LLTxWait   *w = &ll_cons->waits[i];
+		uint32		word;
 
 		if (w->txid == txid && w->channel_id == r->a->channel_id &&
-			pg_atomic_read_u32(&w->state) == LL_TX_COMMITTED)
+			ll_tx_word_of(w, txid, &word) && LL_TX_STATE(word) == LL_TX_COMMITTED)
 		{
 			w->height = (int64) r->height;
 			pg_write_barrier();
-			pg_atomic_write_u32(&w->state, LL_TX_SEEN);
-			if (w->wake_seen)
+			if (ll_tx_swap(w, word, LL_TX_SEEN) && w->wake_seen)
 				SetLatch(&ProcGlobal->allProcs[i].procLatch);
 		}
 	}
@@ -819,23 +846,33 @@ static int
 handed_outcome(ApplyRun *r, Handed *h)
 {
 	PGPROC	   *proc = &ProcGlobal->allProcs[h->procno];
-	uint32		s = pg_atomic_read_u32(&h->w->state);
+	uint32		word = pg_atomic_read_u32(&h->w->state);
 
-	if (h->w->txid != h->txid || proc->pid != h->pid)
+	/* its backend went on to another transaction, or is gone */
+	if (!LL_TX_SAME_SUBMISSION(word, h->word) || proc->pid != h->pid)
 		return tx_committed(r->a, h->txid, r->height) ? 1 : 0;
-	if (s == LL_TX_COMMITTED)
+	switch (LL_TX_STATE(word))
 	{
-		pg_atomic_write_u32(&h->w->state, LL_TX_SEEN);
-		/* a backend waiting for its block is woken once, by finish_local */
-		if (h->w->wake_seen)
-			SetLatch(&proc->procLatch);
-		return 1;
+		case LL_TX_GO:
+			return -1;
+		case LL_TX_COMMITTED:
+			if (!ll_tx_swap(h->w, word, LL_TX_SEEN))
+				return -1;		/* changed meanwhile: look again */
+			/* a backend waiting for its block is woken once, by finish_local */
+			if (h->w->wake_seen)
+				SetLatch(&proc->procLatch);
+			return 1;
+		case LL_TX_SEEN:
+		case LL_TX_FINAL:
+			return 1;
+		default:
+			/* ABORTED; anything else after GO means the backend gave up */
+			return 0;
 	}
-	return s == LL_TX_ABORTED ? 0 : -1;
 }
 
 static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-				   int pos, LLTxWait *local, bool counted, bool blind,
+				   int pos, bool counted, bool blind,
 				   int redact_above, const char *why);
 
 /* Wait for every local transaction given its turn; redo aborted ones. */
@@ -862,7 +899,7 @@ drain_handed(ApplyRun *r)
 				continue;
 			}
 			if (o == 0)			/* its backend gave up: the rows are still due */
-				run_tx(r, h->b, &h->it, &h->tx, h->pos, NULL, true, false, INT_MAX, NULL);
+				run_tx(r, h->b, &h->it, &h->tx, h->pos, true, false, INT_MAX, NULL);
 			h->w = NULL;
 		}
 		if (!running)
@@ -875,15 +912,16 @@ drain_handed(ApplyRun *r)
 	r->nhanded = 0;
 }
 
+/* Tell a waiting local backend its transaction is refused, if it still waits. */
 static void
-reject_local(LLTxWait *w, const char *why)
+reject_local(LLTxWait *w, uint32 word, const char *why)
 {
-	if (w == NULL || pg_atomic_read_u32(&w->state) != LL_TX_SUBMITTED)
+	if (w == NULL || LL_TX_STATE(word) != LL_TX_SUBMITTED)
 		return;
 	strlcpy(w->message, why, sizeof(w->message));
 	pg_write_barrier();
-	pg_atomic_write_u32(&w->state, LL_TX_REJECTED);
-	SetLatch(&ProcGlobal->allProcs[w - ll_cons->waits].procLatch);
+	if (ll_tx_swap(w, word, LL_TX_REJECTED))
+		SetLatch(&ProcGlobal->allProcs[w - ll_cons->waits].procLatch);
 }
 
 /*
@@ -892,7 +930,7 @@ reject_local(LLTxWait *w, const char *why)
  */
 static void
 run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
-	   int pos, LLTxWait *local, bool counted, bool blind, int redact_above,
+	   int pos, bool counted, bool blind, int redact_above,
 	   const char *why)
 {
 	ll_batch_iter rows = *it;
@@ -945,25 +983,21 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 			 * Members without clearance judged only the rows they see: do
 			 * the same - those rows decide, the others stay commitments.
 			 */
-			run_tx(r, b, &rows, tx, pos, local, false, false, a->min_clearance, ed->message);
+			run_tx(r, b, &rows, tx, pos, false, false, a->min_clearance, ed->message);
 		}
 		else
-		{
 			log_tx(&r->log, b->origin, tx->txid, pos, "rejected", ed->message);
-			reject_local(local, ed->message);
-		}
 	}
 	PG_END_TRY();
 }
 
 static void
-wait_async(LLTxWait *w, int procno, uint64 txid)
+wait_async(LLTxWait *w, int procno, uint32 word)
 {
 	PGPROC	   *proc = &ProcGlobal->allProcs[procno];
 	int			pid = w->pid;
 
-	while (w->txid == txid && proc->pid == pid &&
-		   pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
+	while (proc->pid == pid && pg_atomic_read_u32(&w->state) == word)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5,
 						 PG_WAIT_EXTENSION);
@@ -1042,9 +1076,24 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	char		seen;
 	LLTxWait   *w = NULL;
 	int			procno = -1;
+	uint32		word = 0;
 
 	if (!first_in_block(r, b->origin, tx->txid))
 		return;
+
+	/*
+	 * The waiter before ledger.txlog: a backend committing without waiting
+	 * that finishes between the two looks is then found committed ('p'),
+	 * where the other order missed it both times and inserted its rows
+	 * again from the batch.
+	 */
+	if (memcmp(b->origin, r->a->self, 32) == 0)
+		w = local_waiter(r->a, tx->txid, &procno, &word);
+	if (w != NULL && LL_TX_STATE(word) == LL_TX_ASYNC)
+	{
+		wait_async(w, procno, word);
+		w = NULL;
+	}
 	seen = tx_seen(r->a, b->origin, tx->txid, r->height);
 
 	if (seen == 'a')
@@ -1057,15 +1106,15 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		return;
 	}
 	if (seen == 'd')
-		return;
-	if (memcmp(b->origin, r->a->self, 32) == 0)
-		w = local_waiter(r->a, tx->txid, &procno);
-	if (w != NULL && pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
 	{
-		/* still committing without waiting: let it finish first */
-		wait_async(w, procno, tx->txid);
-		w = NULL;
-		seen = tx_seen(r->a, b->origin, tx->txid, r->height);
+		/*
+		 * Skipped everywhere alike.  A backend that still waits with this
+		 * key is not the transaction ordered before (that one was told, or
+		 * its backend is gone): it would wait for ever.
+		 */
+		reject_local(w, word, psprintf("Its transaction key " UINT64_FORMAT " was ordered before, for another transaction of this node, and is skipped on every member.",
+									   tx->txid));
+		return;
 	}
 	if (seen == 'p')
 	{
@@ -1080,17 +1129,15 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		if (why != NULL)
 		{
 			log_tx(&r->log, b->origin, tx->txid, pos, "rejected", why);
-			reject_local(w, why);
+			reject_local(w, word, why);
 			return;
 		}
 	}
-	if (w != NULL)
-	{
-		give_turn(r, w, procno, b, it, tx, pos);
+	if (w != NULL && give_turn(r, w, word, procno, b, it, tx, pos))
 		return;
-	}
+	/* a peer's, or a local one whose backend gave up: from the batch */
 	drain_handed(r);
-	run_tx(r, b, it, tx, pos, NULL, false, tx_is_blind(r->a, it), INT_MAX, NULL);
+	run_tx(r, b, it, tx, pos, false, tx_is_blind(r->a, it), INT_MAX, NULL);
 }
 
 /* Tell committed local backends their block is in (after our commit). */
@@ -1102,13 +1149,11 @@ finish_local(LLApply *a, uint64 height)
 	for (i = 0; i < ll_cons->nwaits; i++)
 	{
 		LLTxWait   *w = &ll_cons->waits[i];
+		uint32		word = pg_atomic_read_u32(&w->state);
 
-		if (w->channel_id == a->channel_id && w->height == (int64) height &&
-			pg_atomic_read_u32(&w->state) == LL_TX_SEEN)
-		{
-			pg_atomic_write_u32(&w->state, LL_TX_FINAL);
+		if (LL_TX_STATE(word) == LL_TX_SEEN && w->channel_id == a->channel_id &&
+			w->height == (int64) height && ll_tx_swap(w, word, LL_TX_FINAL))
 			SetLatch(&ProcGlobal->allProcs[i].procLatch);
-		}
 	}
 }
 

@@ -2137,14 +2137,16 @@ static void
 refuse_tx(const LLTxHeader *h)
 {
 	LLTxWait   *w = &ll_cons->waits[h->procno];
+	uint32		word;
 
-	if (w->txid != h->txid || pg_atomic_read_u32(&w->state) != LL_TX_SUBMITTED)
+	if (!ll_tx_word_of(w, h->txid, &word) || LL_TX_STATE(word) != LL_TX_SUBMITTED)
 		return;
 	strlcpy(w->message, "This node is not a voting member of the channel (yet or any more).",
 			sizeof(w->message));
 	pg_write_barrier();
-	pg_atomic_write_u32(&w->state, LL_TX_REJECTED);
-	SetLatch(&ProcGlobal->allProcs[h->procno].procLatch);
+	/* a swap: the backend may be giving up at this very moment (consensus.h) */
+	if (ll_tx_swap(w, word, LL_TX_REJECTED))
+		SetLatch(&ProcGlobal->allProcs[h->procno].procLatch);
 }
 
 

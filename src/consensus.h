@@ -101,9 +101,46 @@ typedef enum LLTxState
 	LL_TX_FINAL					/* its block is applied locally */
 } LLTxState;
 
+/*
+ * The handover of a local transaction between its backend (B) and the
+ * channel's worker (W) runs on one word per backend, LLTxWait.state: the
+ * LLTxState in its low 4 bits and, above them, the number of the
+ * submission it belongs to.  Only B advances that number, once per
+ * submission, before it writes the new txid (so a word read with a
+ * matching txid, the word unchanged around the read, is that txid's), and
+ * W changes the state only by compare-and-swap on the whole word it read:
+ * a change meant for a transaction B has given up fails instead of landing
+ * on B's next one.
+ *
+ *   B  (n-1, any)   -> (n, IDLE) -> (n, SUBMITTED | ASYNC)   new submission
+ *   W  SUBMITTED    -> GO            its turn (give_turn); if the swap
+ *                                    fails B gave up, and W inserts the
+ *                                    rows from the batch like a peer's
+ *   W  SUBMITTED    -> REJECTED      refused by the order (reject_local,
+ *                                    refuse_tx); nothing to do if it fails
+ *   B  SUBMITTED    -> IDLE          cancelled or failed before its turn
+ *                                    (swap; on failure W just moved it)
+ *   B  REJECTED     -> IDLE          after the error
+ *   B  GO           -> COMMITTED     committed in its turn
+ *   B  GO           -> ABORTED       failed in its turn: W inserts the
+ *                                    rows from the batch
+ *   B  ASYNC        -> ASYNC_DONE    committed without waiting
+ *   B  ASYNC        -> ABORTED       its commit failed
+ *   W  COMMITTED    -> SEEN          W goes on with the block
+ *   W  SEEN         -> FINAL         the block is committed here
+ * GO, ASYNC, COMMITTED (until W sees it) are left only by B or by W as
+ * listed, so B may write those transitions plainly; W sees IDLE or any
+ * other submission number after GO as "B is gone": committed if
+ * ledger.txlog says so, else aborted.
+ */
+#define LL_TX_STATE_MASK 0xFu
+#define LL_TX_STATE(word) ((LLTxState) ((word) & LL_TX_STATE_MASK))
+#define LL_TX_WORD(word, st) (((word) & ~LL_TX_STATE_MASK) | (uint32) (st))
+#define LL_TX_SAME_SUBMISSION(a, b) ((((a) ^ (b)) & ~LL_TX_STATE_MASK) == 0)
+
 typedef struct LLTxWait
 {
-	pg_atomic_uint32 state;
+	pg_atomic_uint32 state;		/* submission number << 4 | LLTxState */
 	int32		channel_id;
 	int			pid;			/* backend that waits */
 	uint64		txid;
@@ -122,6 +159,34 @@ typedef struct LLConsShared
 } LLConsShared;
 
 extern LLConsShared *ll_cons;
+
+/*
+ * The state word of w if w holds txid, read so that the two belong to the
+ * same submission; false otherwise.
+ */
+static inline bool
+ll_tx_word_of(LLTxWait *w, uint64 txid, uint32 *word)
+{
+	uint32		before = pg_atomic_read_u32(&w->state);
+	uint64		t;
+
+	pg_read_barrier();
+	t = w->txid;
+	pg_read_barrier();
+	if (t != txid || pg_atomic_read_u32(&w->state) != before)
+		return false;
+	*word = before;
+	return true;
+}
+
+/* Move w from exactly word to state st; false when w changed meanwhile. */
+static inline bool
+ll_tx_swap(LLTxWait *w, uint32 word, LLTxState st)
+{
+	uint32		expected = word;
+
+	return pg_atomic_compare_exchange_u32(&w->state, &expected, LL_TX_WORD(word, st));
+}
 
 extern Size ll_cons_shmem_size(void);
 extern void ll_cons_shmem_init(void);

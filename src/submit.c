@@ -195,7 +195,8 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 	pgstat_report_wait_start(PG_WAIT_EXTENSION);
 	for (;;)
 	{
-		uint32		s = pg_atomic_read_u32(&w->state);
+		/* the submission number is ours: any GO or REJECTED is for us */
+		LLTxState	s = LL_TX_STATE(pg_atomic_read_u32(&w->state));
 
 		if (s == LL_TX_GO)
 			break;
@@ -293,6 +294,22 @@ check_size(int nrows, Size bytes)
 			 errhint("Split it into several transactions.")));
 }
 
+/*
+ * Open the next submission of our wait slot (see consensus.h): whatever
+ * the worker still does to the previous one fails from now on, and no
+ * word of it can be read together with the txid we write next.
+ */
+static uint32
+new_submission(LLTxWait *w)
+{
+	uint32		word = pg_atomic_read_u32(&w->state);
+
+	word = (word | LL_TX_STATE_MASK) + 1;	/* next number, state IDLE */
+	pg_atomic_write_u32(&w->state, word);
+	pg_write_barrier();
+	return word;
+}
+
 void
 ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 				   const uint8 *packed, const uint8 *content, const Size *content_off,
@@ -305,6 +322,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	LLTxWait   *w;
 	StringInfo	body;
 	uint8		seed[32];
+	uint32		word;
 
 	for (i = 0; i < n; i++)
 		if (multi[i])
@@ -333,6 +351,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	body = build_record(n, channel, multi, packed, content, content_off, chan, &nrows);
 	check_size(nrows, body->len);
 	w = wait_slot();
+	word = new_submission(w);
 	w->channel_id = chan;
 	w->pid = MyProcPid;
 	w->txid = transaction_key();
@@ -340,7 +359,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	w->wake_seen = !ll_synchronous_commit;
 	w->message[0] = '\0';
 	pg_write_barrier();
-	pg_atomic_write_u32(&w->state, async ? LL_TX_ASYNC : LL_TX_SUBMITTED);
+	pg_atomic_write_u32(&w->state, LL_TX_WORD(word, async ? LL_TX_ASYNC : LL_TX_SUBMITTED));
 	my_wait = w;
 	my_slot = slot;
 	enqueue(slot, w, body);
@@ -376,20 +395,25 @@ ll_submit_after_commit(void)
 {
 	LLTxWait   *w = my_wait;
 
+	uint32		word;
+
 	if (w == NULL)
 		return;
 	my_wait = NULL;
-	if (pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
+	/* ASYNC and GO are left only by us: plain writes will do */
+	word = pg_atomic_read_u32(&w->state);
+	if (LL_TX_STATE(word) == LL_TX_ASYNC)
 	{
-		pg_atomic_write_u32(&w->state, LL_TX_ASYNC_DONE);
+		pg_atomic_write_u32(&w->state, LL_TX_WORD(word, LL_TX_ASYNC_DONE));
 		wake_worker();
 		return;
 	}
-	pg_atomic_write_u32(&w->state, LL_TX_COMMITTED);
+	Assert(LL_TX_STATE(word) == LL_TX_GO);
+	pg_atomic_write_u32(&w->state, LL_TX_WORD(word, LL_TX_COMMITTED));
 	wake_worker();
 	for (;;)
 	{
-		uint32		s = pg_atomic_read_u32(&w->state);
+		LLTxState	s = LL_TX_STATE(pg_atomic_read_u32(&w->state));
 
 		if (s == LL_TX_FINAL || (s == LL_TX_SEEN && w->wake_seen))
 			break;
@@ -416,15 +440,27 @@ ll_submit_after_abort(void)
 {
 	LLTxWait   *w = my_wait;
 
+	LLTxState	to;
+
 	if (w == NULL)
 		return;
 	my_wait = NULL;
-	if (pg_atomic_read_u32(&w->state) == LL_TX_GO ||
-		pg_atomic_read_u32(&w->state) == LL_TX_ASYNC)
+
+	/*
+	 * The worker may be giving us our turn (SUBMITTED -> GO) or refusing
+	 * us right now: swap, so that exactly one of us decides.  After GO (or
+	 * ASYNC) the worker must insert our rows from the batch: ABORTED;
+	 * before, we are out of the handover and it will find the swap fail.
+	 */
+	for (;;)
 	{
-		pg_atomic_write_u32(&w->state, LL_TX_ABORTED);
-		wake_worker();
+		uint32		word = pg_atomic_read_u32(&w->state);
+		LLTxState	s = LL_TX_STATE(word);
+
+		to = (s == LL_TX_GO || s == LL_TX_ASYNC) ? LL_TX_ABORTED : LL_TX_IDLE;
+		if (ll_tx_swap(w, word, to))
+			break;
 	}
-	else
-		pg_atomic_write_u32(&w->state, LL_TX_IDLE);
+	if (to == LL_TX_ABORTED)
+		wake_worker();
 }
