@@ -79,18 +79,42 @@ build_record(int n, const int32 *channel, const bool *multi, const uint8 *packed
 }
 
 /*
- * A key for this transaction that no other transaction of this node ever
- * gets.  Transaction ids alone are not enough: after a crash PostgreSQL
- * hands out again the ids of transactions whose commit never reached the
- * disk - and such a transaction may already have been sent to the peers.
- * So the key pairs the id with the server's start time (in ms).
+ * A key for this transaction that no other transaction of this node gets;
+ * a repeated key would be taken for a duplicate and skipped on every
+ * member.  Transaction ids alone are not enough: after a crash PostgreSQL
+ * hands out again the ids of transactions whose WAL never reached the
+ * disk, and such a transaction may already have been sent to the peers -
+ * and restart_after_crash keeps the server's start time (the key used to
+ * pair the id with it).  So the key pairs the low 43 bits of the 64-bit
+ * transaction id (unique in this process's life; they come round again
+ * only after 2^43 transactions) with 20 random bits drawn once per
+ * backend process: every backend after a crash draws anew, and a reused
+ * id repeats a key only if its new backend drew the bits of the one that
+ * used it first (1 in a million).  Bit 63 stays clear: ledger.txlog shows
+ * the key as a positive bigint.
  */
+#define KEY_XID_BITS 43
+#define KEY_RANDOM_BITS 20
+
 static uint64
 transaction_key(void)
 {
-	uint64		start_ms = (uint64) (PgStartTime / 1000) & UINT64CONST(0x7fffffff);
+	static uint64 prefix = 0;
+	static bool drawn = false;
+	uint64		fxid = U64FromFullTransactionId(GetTopFullTransactionId());
 
-	return (start_ms << 32) | (uint64) XidFromFullTransactionId(GetTopFullTransactionId());
+	if (!drawn)
+	{
+		uint32		r;
+
+		if (!pg_strong_random(&r, sizeof(r)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random transaction key")));
+		prefix = ((uint64) r & ((UINT64CONST(1) << KEY_RANDOM_BITS) - 1)) << KEY_XID_BITS;
+		drawn = true;
+	}
+	return prefix | (fxid & ((UINT64CONST(1) << KEY_XID_BITS) - 1));
 }
 
 static void
