@@ -12,7 +12,8 @@
  * While waiting it also watches for the one conflict the order cannot
  * settle by itself: the worker, applying a transaction ordered earlier,
  * waits for a row lock this backend holds.  Then this transaction is the
- * later one and must give way, as it does on every other peer.
+ * later one and must give way; its batch is out, so the order still
+ * decides its outcome, which COMMIT cannot wait for (SQLSTATE 40003).
  */
 #include "postgres.h"
 
@@ -210,6 +211,23 @@ rejected(const char *why)
 			 errhint("The transaction left no trace on any peer; retry it.")));
 }
 
+/*
+ * The worker, inserting a transaction ordered first, waits for a key we
+ * hold: we must abort to let it go on.  Our batch is with the peers
+ * already and the order still decides us: usually the earlier transaction
+ * takes the key and we are rejected everywhere, but if it is refused
+ * itself we are inserted from our batch everywhere, this node included.
+ */
+static void
+give_way(LLTxWait *w)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN),
+			 errmsg("transaction gave way to one the ledger channel ordered first; its outcome is not known yet"),
+			 errdetail("It was already sent to the other members, and the agreed order decides it: rejected everywhere if the earlier transaction takes its key, else applied everywhere from its batch."),
+			 errhint("Look up its outcome in ledger.txlog (txid " UINT64_FORMAT ") before retrying it.", w->txid)));
+}
+
 /* Wait for GO or REJECTED; resubmit if the worker restarted meanwhile. */
 static void
 wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
@@ -235,7 +253,7 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 			if (++blocked >= 2)
 			{
 				pgstat_report_wait_end();
-				rejected("It conflicts with a transaction the consortium ordered first.");
+				give_way(w);
 			}
 		}
 		else
