@@ -86,7 +86,9 @@ typedef struct TableNo
 {
 	char		key[NAMEDATALEN * 2 + 2];
 	int32		table_no;
+	Oid			relid;
 	bool		order_free;		/* no unique key besides ledger_entry */
+	uint64		judged_gen;		/* block_gen order_free was read in */
 } TableNo;
 
 static HTAB *table_nos = NULL;
@@ -381,7 +383,19 @@ table_for(const LLApply *a, ll_wire_str table)
 	}
 	t = hash_search(table_nos, key, HASH_FIND, &found);
 	if (found)
+	{
+		/*
+		 * Read again in every apply transaction: a unique index created
+		 * since must count here as on the members whose worker started
+		 * after it.
+		 */
+		if (t->judged_gen != block_gen)
+		{
+			t->order_free = ll_relid_order_free(t->relid);
+			t->judged_gen = block_gen;
+		}
 		return t;
+	}
 	SPI_execute_with_args("SELECT table_no, relid FROM ledger.ledger_table "
 						  "WHERE channel_id = $1 AND table_name = $2", 2,
 						  (Oid[]) {INT4OID, TEXTOID},
@@ -396,7 +410,9 @@ table_for(const LLApply *a, ll_wire_str table)
 
 		t = hash_search(table_nos, key, HASH_ENTER, &found);
 		t->table_no = no;
+		t->relid = relid;
 		t->order_free = free_;
+		t->judged_gen = block_gen;
 	}
 	return t;
 }

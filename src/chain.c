@@ -385,17 +385,21 @@ check_readable_columns(Relation rel, const char *channel)
  * keys, volatile checks and triggers could look at local state, and rows
  * already in the table never went through the agreed order.
  */
+static bool
+has_peers(int32 channel_id)
+{
+	SPI_execute_with_args("SELECT 1 FROM ledger.peer WHERE channel_id = $1 LIMIT 1", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 1);
+	return SPI_processed > 0;
+}
+
+/* Foreign keys and CHECK constraints that are not immutable. */
 static void
-check_multi_peer(Relation rel, const char *channel, int32 channel_id)
+check_constraints(Relation rel, const char *channel)
 {
 	const char *name = RelationGetRelationName(rel);
 	uint64		i;
 
-	SPI_execute_with_args("SELECT 1 FROM ledger.peer WHERE channel_id = $1 LIMIT 1", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 1);
-	if (SPI_processed == 0)
-		return;
-	check_readable_columns(rel, channel);
 	SPI_execute_with_args("SELECT conname, contype, pg_get_constraintdef(oid), "
 						  "contype = 'c' AND NOT ledger.expression_is_immutable(conbin::text) "
 						  "FROM pg_constraint WHERE conrelid = $1 AND contype IN ('f', 'c', 't')", 1,
@@ -419,6 +423,17 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 						 ? "Foreign keys look at local tables; drop the constraint or keep the table on a channel without peers."
 						 : "Only immutable check constraints are allowed on multi-peer channels.")));
 	}
+}
+
+static void
+check_multi_peer(Relation rel, const char *channel, int32 channel_id)
+{
+	const char *name = RelationGetRelationName(rel);
+
+	if (!has_peers(channel_id))
+		return;
+	check_readable_columns(rel, channel);
+	check_constraints(rel, channel);
 	/* foreign keys' own triggers are internal: checked above */
 	SPI_execute_with_args("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal", 1,
 						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
@@ -440,6 +455,28 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 					 errdetail("Channel \"%s\" has peers: its rows must all come through the agreed order.", channel),
 					 errhint("Enable the empty table on every peer, then insert.")));
 	}
+}
+
+/*
+ * After ALTER TABLE ... ADD CONSTRAINT on a ledger table (guard.c): on a
+ * channel with peers the table must still pass what enable_table asked,
+ * or the new constraint could refuse a row on some members only.
+ */
+void
+ll_recheck_constraints(Oid relid, const char *channel)
+{
+	LLChannel	ch;
+	Relation	rel;
+
+	SPI_connect();
+	ll_channel_lookup(channel, &ch);
+	if (has_peers(ch.id))
+	{
+		rel = table_open(relid, AccessShareLock);
+		check_constraints(rel, channel);
+		table_close(rel, AccessShareLock);
+	}
+	SPI_finish();
 }
 
 static void

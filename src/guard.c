@@ -11,10 +11,12 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -38,6 +40,7 @@
 #include "utils/rel.h"
 
 #include "loopledger.h"
+#include "chain.h"
 
 static ProcessUtility_hook_type prev_utility = NULL;
 static post_parse_analyze_hook_type prev_post_parse = NULL;
@@ -262,9 +265,15 @@ check_type_change(Oid typid)
 	table_close(trigrel, AccessShareLock);
 }
 
-static void
-check_alter_table(AlterTableStmt *stmt)
+/*
+ * Returns the ledger table whose constraints must be checked again once
+ * the statement has added its own (InvalidOid if none): a new constraint
+ * can only be judged after PostgreSQL has cooked it.
+ */
+static Oid
+check_alter_table(AlterTableStmt *stmt, char **recheck_channel)
 {
+	Oid			recheck = InvalidOid;
 	Oid			relid = relation_of(stmt->relation);
 	char	   *channel;
 	ListCell   *lc;
@@ -273,7 +282,7 @@ check_alter_table(AlterTableStmt *stmt)
 	{
 		if (OidIsValid(relid))
 			check_type_change(get_rel_type_id(relid));
-		return;
+		return InvalidOid;
 	}
 	/* a ledger table attached below another table would take its orders */
 	foreach(lc, stmt->cmds)
@@ -285,11 +294,16 @@ check_alter_table(AlterTableStmt *stmt)
 						   "statements on a parent table would bypass its guards.");
 	}
 	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
-		return;
+		return InvalidOid;
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
 
+		if (cmd->subtype == AT_AddConstraint || cmd->subtype == AT_ReAddConstraint)
+		{
+			recheck = relid;
+			*recheck_channel = channel;
+		}
 		if (!alter_allowed(cmd->subtype))
 			refuse(relid, channel, "alter",
 				   "its columns, triggers and row-level security cannot change.");
@@ -299,6 +313,7 @@ check_alter_table(AlterTableStmt *stmt)
 			ll_require_full_clearance(relid, "add or validate a constraint on",
 									  "checking it evaluates expressions over every row, whatever its tier.");
 	}
+	return recheck;
 }
 
 /*
@@ -365,11 +380,13 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
+	Oid			recheck = InvalidOid;
+	char	   *recheck_channel = NULL;
 
 	switch (nodeTag(parsetree))
 	{
 		case T_AlterTableStmt:
-			check_alter_table((AlterTableStmt *) parsetree);
+			recheck = check_alter_table((AlterTableStmt *) parsetree, &recheck_channel);
 			break;
 		case T_CreateTrigStmt:
 			check_create_trigger((CreateTrigStmt *) parsetree);
@@ -477,6 +494,11 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+	if (OidIsValid(recheck))
+	{
+		CommandCounterIncrement();
+		ll_recheck_constraints(recheck, recheck_channel);
+	}
 }
 
 static void

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(60);
+SELECT plan(64);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -140,6 +140,17 @@ CREATE TABLE tap08_ok (i int, n numeric(10,2), t text, c char(4), d date, ts tim
 					   r int4range, tr tstzrange, dr daterange, ok bool, s tap08_small, ip inet, bits varbit);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_ok', 'tap08')$$,
 				'scalar types, ranges over them, enums and immutable domains are taken on a channel with peers');
+-- ALTER TABLE ... ADD CONSTRAINT on a multi-peer ledger table is judged
+-- as enable_table judged the table.
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_past CHECK (ts <= now())$$, '0A000',
+				 'constraint "tap08_ok_past" of table "tap08_ok" could decide differently on different peers',
+				 'ADD CONSTRAINT of a CHECK calling now() is refused on a multi-peer ledger table');
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_fk FOREIGN KEY (i) REFERENCES tap08_ref$$, '0A000', NULL,
+				 'ADD CONSTRAINT of a foreign key is refused on a multi-peer ledger table');
+SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_pos CHECK (i > 0)$$,
+				'ADD CONSTRAINT of an immutable CHECK is taken');
+SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_i UNIQUE (i) DEFERRABLE$$,
+				'ADD CONSTRAINT of a (deferrable) unique key is taken');
 SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 				'an int[] column is still taken on a channel without peers');
