@@ -468,6 +468,14 @@ ll_recheck_constraints(Oid relid, const char *channel)
 	LLChannel	ch;
 	Relation	rel;
 
+	/* the statement's snapshot predates the constraint it just added */
+	if (ActiveSnapshotSet())
+	{
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+	}
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	ll_channel_lookup(channel, &ch);
 	if (has_peers(ch.id))
@@ -477,6 +485,7 @@ ll_recheck_constraints(Oid relid, const char *channel)
 		table_close(rel, AccessShareLock);
 	}
 	SPI_finish();
+	PopActiveSnapshot();
 }
 
 static void
