@@ -227,6 +227,13 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 	rows_reserve(1);
 	rows.multi[rows.n] = ll_channel_is_multi_peer(info->channel_id, info->channel_name);
 	rows.rejectable[rows.n] = false;
+	if (rows.multi[rows.n] && IsolationIsSerializable())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write rows of multi-peer ledger channel \"%s\" in a serializable transaction",
+						info->channel_name),
+				 errdetail("The channel's agreed order decides such a transaction; a serialization failure found after its turn would report an error for rows every member has applied."),
+				 errhint("Use READ COMMITTED or REPEATABLE READ for transactions that write to multi-peer ledger tables.")));
 	if (rows.multi[rows.n])
 	{
 		if (rows.content.realloc_fn == NULL)

@@ -331,8 +331,8 @@ check_size(int nrows, Size bytes)
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("transaction too large for a multi-peer ledger channel"),
-			 errdetail("It has %d rows and %zu bytes of row data; one transaction may carry at most %d rows and about %d MB.",
-					   nrows, (size_t) bytes, LL_BATCH_MAX_ROWS, (int) (LL_TX_MAX_BYTES / (1024 * 1024))),
+			 errdetail("It has %d rows and %zu bytes of row data; one transaction may carry at most %d rows and about %d MB of row data.",
+					   nrows, (size_t) bytes, LL_BATCH_MAX_ROWS, (int) (LL_TX_MAX_BYTES / 2 / (1024 * 1024))),
 			 errhint("Split it into several transactions.")));
 }
 

@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "bft.h"
+#include "consensus.h"
 #include "ll_wire.h"
 #include "transport.h"
 
@@ -55,6 +56,7 @@ ll_link_new(const char *name, const char *conninfo, const uint8 pub[32])
 	l->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo);
 	memcpy(l->pubkey, pub, 32);
 	ll_buf_init(&l->out, ll_palloc_realloc_top);
+	ll_buf_init(&l->call, ll_palloc_realloc_top);
 	link_set_state(l, "connecting", "");
 	l->rtt_ms = -1;
 	return l;
@@ -160,12 +162,43 @@ link_read(LLLink *l)
 							   ? "" : PQgetvalue(res, 0, 0));
 				break;
 			default:
-				link_set_state(l, "error", PQresultErrorMessage(res));
-				break;
+
+				/*
+				 * A failed PREPARE (the peer's extension missing, or being
+				 * restored) would fail every later call on this connection
+				 * too: start over, which prepares again.
+				 */
+				link_close(l, PQresultErrorMessage(res));
+				PQclear(res);
+				return false;
 		}
 		PQclear(res);
 	}
 	return true;
+}
+
+/*
+ * The whole frames at the start of the unsent ones that make one call: a
+ * peer's ledger.deliver() takes a call only whole into the worker's inbox,
+ * so a call never exceeds LL_CALL_MAX_BYTES (the largest batch fits).
+ */
+static size_t
+call_cut(const ll_buf *out)
+{
+	ll_frame_iter it;
+	ll_frame	f;
+	size_t		cut = 0;
+
+	ll_frame_iter_init(&it, out->data, out->len);
+	while (ll_frame_next(&it, &f) == 1)
+	{
+		size_t		end = (size_t) (f.body - out->data) + f.len;
+
+		if (cut > 0 && end > LL_CALL_MAX_BYTES)
+			break;
+		cut = end;
+	}
+	return cut > 0 ? cut : out->len;
 }
 
 static void
@@ -175,28 +208,29 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 	int			lengths[3];
 	int			formats[3] = {0, 1, 1};
 	Oid			types[3] = {25, 17, 17};
-	size_t		unsent = l->out.len;	/* the frames, without a MAC */
+	size_t		cut = call_cut(&l->out);
 
+	ll_buf_reset(&l->call);
+	ll_buf_put(&l->call, l->out.data, cut);
 	/* once the link has a key, every call ends with a MAC of its frames */
 	if (l->has_mac_key)
 	{
 		uint8		mac[32];
 
-		if (bft_link_mac(l->mac_key, self, l->pubkey, l->out.data, l->out.len, mac) == 0)
-			ll_frame_append(&l->out, LL_FRAME_AUTH, mac, sizeof(mac));
+		if (bft_link_mac(l->mac_key, self, l->pubkey, l->call.data, l->call.len, mac) == 0)
+			ll_frame_append(&l->call, LL_FRAME_AUTH, mac, sizeof(mac));
 	}
 	values[0] = channel;
 	lengths[0] = 0;
 	values[1] = (const char *) self;
 	lengths[1] = 32;
-	values[2] = (const char *) l->out.data;
-	lengths[2] = (int) l->out.len;
+	values[2] = (const char *) l->call.data;
+	lengths[2] = (int) l->call.len;
 	if (!l->prepared)
 	{
 		/* parsed and planned once per connection, not per call */
 		if (!PQsendPrepare(l->conn, "ll_deliver", "SELECT ledger.deliver($1, $2, $3)", 3, types))
 		{
-			l->out.len = unsent;	/* the next call gets a fresh MAC */
 			link_close(l, PQerrorMessage(l->conn));
 			return;
 		}
@@ -205,14 +239,15 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 	if (!PQsendQueryPrepared(l->conn, "ll_deliver", 3, values, lengths, formats, 0) ||
 		!PQpipelineSync(l->conn))
 	{
-		l->out.len = unsent;
+		/* the frames stay queued for the next connection */
 		link_close(l, PQerrorMessage(l->conn));
 		return;
 	}
 	l->sent_at[(l->oldest + l->inflight) % LL_PIPELINE] = GetCurrentTimestamp();
 	l->inflight++;
-	l->bytes_sent += l->out.len;
-	ll_buf_reset(&l->out);
+	l->bytes_sent += l->call.len;
+	memmove(l->out.data, l->out.data + cut, l->out.len - cut);
+	l->out.len -= cut;
 }
 
 /* Queue one frame; dropped (and counted) if the peer is far behind. */

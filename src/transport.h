@@ -32,6 +32,7 @@ typedef struct LLLink
 	TimestampTz connect_started;
 	TimestampTz read_at;		/* answers were last read then */
 	ll_buf		out;			/* frames not sent yet */
+	ll_buf		call;			/* the frames of the call being sent, and its MAC */
 	bool		has_mac_key;	/* calls carry a MAC under mac_key */
 	uint8		mac_key[32];	/* link key agreed with the peer (bft_link_key) */
 	uint64		bytes_sent;

@@ -359,6 +359,42 @@ is "$(same_on_all "SELECT string_agg(id, ',' ORDER BY id) FROM parcel WHERE id L
 	"every node has the kept row and none of the rolled-back ones"
 is "$(same_on_all "$txsql" | wc -l)" 1 "ledger.txlog still identical on all nodes"
 
+# ------------------------------------------------------------------ serializable
+# A serialization failure found at COMMIT, after the transaction's turn,
+# would report an error for rows every member applied: refused up front.
+like "$(error_of 2 "BEGIN ISOLATION LEVEL SERIALIZABLE; INSERT INTO parcel VALUES ('ser-1', 'filed', 'public'); COMMIT")" \
+	"cannot write rows of multi-peer ledger channel .* in a serializable transaction" \
+	"a serializable transaction writing a multi-peer ledger table is refused clearly"
+is "$(same_on_all "SELECT count(*) FROM parcel WHERE id = 'ser-1'")" 0 "... and its row is nowhere"
+
+# ------------------------------------------------------------------ large transactions
+# A call between peers enters the receiver's inbox whole or not at all.
+# Two transactions of 1.9 MB committed at once on one node, bundled, once
+# made a batch larger than any inbox: it never arrived and both waited for
+# ever.  Batches now stay under the largest call, and calls are cut there.
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "CREATE TABLE big_t (id text PRIMARY KEY, body text);
+	                    SELECT ledger.enable_table('big_t', '$CH')" >/dev/null || failed_big=1
+done
+ok ${failed_big:-0} "big_t enabled on every node"
+t0=$(date +%s%N)
+pids=()
+for k in 1 2; do
+	PGOPTIONS="-c statement_timeout=60s" node_psql 1 -qc "INSERT INTO big_t VALUES ('n1-$k', repeat('$k', 1900000))" >/dev/null &
+	pids+=($!)
+done
+PGOPTIONS="-c statement_timeout=60s" node_psql 2 -qc "INSERT INTO big_t VALUES ('n2-1', repeat('z', 1900000))" >/dev/null &
+pids+=($!)
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ok $rc "three 1.9 MB transactions committed at once on nodes 1 and 2 all commit ($ms ms)"
+wait_converged $CH 30
+ok $? "converged after the large transactions"
+is "$(same_on_all "SELECT count(*) || ' ' || sum(length(body)) FROM big_t")" "3 5700000" "every node has the three large rows"
+like "$(error_of 1 "INSERT INTO big_t VALUES ('too-big', repeat('x', 2200000))")" "transaction too large for a multi-peer ledger channel" \
+	"a 2.2 MB transaction is refused with a clear error"
+
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 
 echo "# took ${SECONDS}s"
