@@ -92,6 +92,8 @@ typedef struct MemBatch
 	uint64		arrival;
 	uint64		height;			/* decided at, when committed */
 	bool		unchecked;		/* taken on a link MAC, signature not checked */
+	TimestampTz answered_at;	/* answers to requests since then ... */
+	uint64		answered_to;	/* ... went to these members (bits) */
 } MemBatch;
 
 typedef struct Timer
@@ -277,6 +279,8 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 	m->len = len;
 	m->committed = false;
 	m->unchecked = false;
+	m->answered_at = 0;
+	m->answered_to = 0;
 	/* what batch_ok checked on receipt (our own batches are whole) */
 	m->complete_to = W.self >= 0 ? clearance_of(W.self) : -1;
 	m->arrival = ++W.arrivals;
@@ -552,12 +556,35 @@ batch_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 	return false;
 }
 
+/* Whether some height this node may yet vote on can order origin's batches. */
+static bool
+orderable_origin(const uint8 *origin)
+{
+	uint64		h;
+
+	for (h = W.next_height; h <= W.next_height + BFT_VALSET_DELAY; h++)
+		if (ll_is_validator_at(&W.ms, origin, h))
+			return true;
+	return false;
+}
+
+/*
+ * Outside a certified block (W.certified), a batch no height in reach can
+ * order is refused before its signature is checked: a removed member, or
+ * one added here but not admitted, could otherwise fill the mempool with
+ * batches nothing ever orders or frees.
+ */
 static bool
 batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
 {
+	bool		live = W.ncertified == 0;
+
+	if (live && (len < 36 + 32 || !orderable_origin(bytes + 36)))
+		return false;
 	if (ll_batch_decode(bytes, len, MAX_BATCH_BYTES, batch_verify, NULL, b) != 0)
 		return false;
 	return memcmp(b->chain_id, W.chain_id, 32) == 0 && member_of(b->origin) >= 0 &&
+		(!live || orderable_origin(b->origin)) &&
 		ll_batch_complete_for(b, clearance_of(W.self));
 }
 
@@ -694,7 +721,7 @@ fetch_batches(const uint8 *hashes, int n)
 							5, NULL, vals, NULL, NULL);
 		if (res == NULL)
 			continue;
-		for (r = 0; r < PQntuples(res); r++)
+		for (r = 0; PQnfields(res) == 1 && r < PQntuples(res); r++)
 		{
 			ll_batch	b;
 			const uint8 *bytes = (const uint8 *) PQgetvalue(res, r, 0);
@@ -1674,6 +1701,33 @@ proposable(MemBatch *m)
 }
 
 /* Serve a peer's request for batches we hold (mempool or decided). */
+/*
+ * A request may name one batch a thousand times, and each answer costs a
+ * decode and a redaction: a member gets each batch at most once per
+ * ANSWER_MS (it asks again if the answer was lost), and none while its
+ * link still holds two calls' worth unsent.
+ */
+#define ANSWER_MS 500
+
+static bool
+answer_due(MemBatch *m, int to)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	LLLink	   *l = W.members[to].link;
+
+	if (l == NULL || l->out.len > 2 * LL_CALL_MAX_BYTES)
+		return false;
+	if (TimestampDifferenceExceeds(m->answered_at, now, ANSWER_MS))
+	{
+		m->answered_at = now;
+		m->answered_to = 0;
+	}
+	if (m->answered_to & ((uint64) 1 << to))
+		return false;
+	m->answered_to |= (uint64) 1 << to;
+	return true;
+}
+
 static void
 on_batch_req(int from, const uint8 *body, size_t len)
 {
@@ -1691,7 +1745,7 @@ on_batch_req(int from, const uint8 *body, size_t len)
 	{
 		MemBatch   *m = mempool_find(hashes + (Size) i * 32);
 
-		if (m != NULL && m->bytes != NULL)
+		if (m != NULL && m->bytes != NULL && answer_due(m, from))
 			send_batch(from, m->bytes, m->len);
 	}
 }
@@ -3205,6 +3259,23 @@ verified_decision(const uint8 *dec, size_t dlen, uint64 height, bft_msg *m)
 		memcmp(value, m->u.resp.cert.value, 32) == 0;
 }
 
+/*
+ * A member's server answers fetches, and a Byzantine one may run anything
+ * that speaks the protocol: check the shape before reading a value.
+ */
+static bool
+decisions_shaped(const PGresult *res)
+{
+	int			r;
+
+	if (PQnfields(res) != 3)
+		return false;
+	for (r = 0; r < PQntuples(res); r++)
+		if (PQgetisnull(res, r, 0) || PQgetlength(res, r, 0) != 8 || PQgetisnull(res, r, 1))
+			return false;
+	return true;
+}
+
 static int
 catch_up_from(Member *m)
 {
@@ -3226,6 +3297,14 @@ catch_up_from(Member *m)
 						6, NULL, vals, NULL, NULL);
 	if (res == NULL)
 		return 0;
+	if (!decisions_shaped(res))
+	{
+		ereport(WARNING,
+				(errmsg("peer \"%s\" answered a catch-up request with rows of another shape", m->name),
+				 errdetail("Expected (height bigint, decision bytea, batch bytea) in binary.")));
+		PQclear(res);
+		return 0;
+	}
 	while (r < PQntuples(res))
 	{
 		uint64		h = pg_ntoh64(*(uint64 *) PQgetvalue(res, r, 0));
