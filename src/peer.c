@@ -849,6 +849,14 @@ reserve_slot(int32 channel_id, const char *name)
 	{
 		LLConsSlot *s = &ll_cons->slots[free_slot];
 
+		/*
+		 * Records a backend queued for the slot's last channel (one whose
+		 * add_peer rolled back, say) must not go out on this one's links.
+		 */
+		LWLockAcquire(s->lock, LW_EXCLUSIVE);
+		s->inbox.used = 0;
+		s->txq.used = 0;
+		LWLockRelease(s->lock);
 		SpinLockAcquire(&s->mutex);
 		s->channel_id = channel_id;
 		s->registered = false;
