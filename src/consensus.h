@@ -27,21 +27,22 @@
 #include "membership_core.h"
 
 #define LL_MAX_CONS 4			/* channels with peers per server */
-#define LL_INBOX_SIZE (13 * 1024 * 1024)
+#define LL_INBOX_SIZE (17 * 1024 * 1024)
 #define LL_TXQ_SIZE (8 * 1024 * 1024)
 /* One transaction's batch must stay under what peers decode (consensus.c). */
-#define LL_TX_MAX_BYTES (4 * 1024 * 1024)
+#define LL_TX_MAX_BYTES (8 * 1024 * 1024)
 /*
  * A ledger.deliver() call carries at most this many bytes of frames (a
  * lone bigger frame goes alone; none is, since batches stay under
  * LL_TX_MAX_BYTES).  A call enters a peer's inbox whole or not at all, so
- * the inbox holds one from each of three peers at once.
+ * the inbox holds two of the largest at once.  (Shared memory is only
+ * backed as far as it is written.)
  */
 #define LL_CALL_MAX_BYTES (LL_TX_MAX_BYTES + 16 * 1024)
-StaticAssertDecl(3 * (LL_CALL_MAX_BYTES + 64 + 40) <= LL_INBOX_SIZE,
-				 "the inbox must take a largest call from each of three peers");
-StaticAssertDecl(LL_TX_MAX_BYTES <= LL_TXQ_SIZE / 2,
-				 "the transaction queue must take two largest transactions");
+StaticAssertDecl(2 * (LL_CALL_MAX_BYTES + 64 + 40) <= LL_INBOX_SIZE,
+				 "the inbox must take two of the largest calls");
+StaticAssertDecl(LL_TX_MAX_BYTES <= LL_TXQ_SIZE,
+				 "the transaction queue must take the largest transaction");
 #define LL_MSG_LEN 200
 
 /* What ledger.peers shows about one peer, written by the worker. */
