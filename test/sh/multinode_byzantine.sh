@@ -174,7 +174,14 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			count=$((count + 20))
 			gave0=$(grep -c 'peer "byz4" said it is at height [0-9]* but gave no block' "$TMP/$(node_name 3)/server.log")
 			restart_node 3 >/dev/null
-			sleep 1
+			# until node 3 has heard the liar's claim (its link reconnects
+			# after a backoff), the honest nodes stay shut out
+			h1now=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
+			for t in $(seq 1 100); do
+				claim=$(node_psql 3 -Atc "SELECT coalesce(last_height, 0) FROM ledger.peers WHERE channel = 'customs' AND name = 'byz4'")
+				[ "${claim:-0}" -gt $((h1now + 500)) ] && break
+				sleep 0.1
+			done
 			node_psql 3 -qc "ALTER ROLE peer_from_1 LOGIN" -c "ALTER ROLE peer_from_2 LOGIN" >/dev/null
 			t0=$(date +%s%N)
 			MN_NODES=3 wait_converged customs 60
