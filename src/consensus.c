@@ -1705,7 +1705,7 @@ proposable(MemBatch *m)
  * A request may name one batch a thousand times, and each answer costs a
  * decode and a redaction: a member gets each batch at most once per
  * ANSWER_MS (it asks again if the answer was lost), and none while its
- * link still holds two calls' worth unsent.
+ * link still holds a whole call's worth unsent.
  */
 #define ANSWER_MS 500
 
@@ -1715,7 +1715,7 @@ answer_due(MemBatch *m, int to)
 	TimestampTz now = GetCurrentTimestamp();
 	LLLink	   *l = W.members[to].link;
 
-	if (l == NULL || l->out.len > 2 * LL_CALL_MAX_BYTES)
+	if (l == NULL || l->out.len > LL_CALL_MAX_BYTES)
 		return false;
 	if (TimestampDifferenceExceeds(m->answered_at, now, ANSWER_MS))
 	{
@@ -1750,6 +1750,22 @@ on_batch_req(int from, const uint8 *body, size_t len)
 	}
 }
 
+#ifdef LL_FAULT_INJECTION
+/* Test build, fault "spoof": each member's last genuine hello, to replay. */
+static uint8 *heard_hello[LL_MAX_PEERS];
+static size_t heard_len[LL_MAX_PEERS];
+
+static void
+keep_hello(int from, const uint8 *body, size_t len)
+{
+	if (heard_hello[from] != NULL)
+		pfree(heard_hello[from]);
+	heard_hello[from] = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(heard_hello[from], body, len);
+	heard_len[from] = len;
+}
+#endif
+
 /* A hello signed by the member it names, later than the last one taken. */
 static bool
 hello_genuine(Member *m, const ll_hello *h)
@@ -1782,6 +1798,9 @@ on_hello(int from, const uint8 *body, size_t len)
 
 	if (ll_hello_decode(body, len, &h) != 0 || !hello_genuine(m, &h))
 		return;
+#ifdef LL_FAULT_INJECTION
+	keep_hello(from, body, len);
+#endif
 	m->last_contact = GetCurrentTimestamp();
 	m->height = (int64) h.height;
 	if (memcmp(h.chain_id, W.chain_id, 32) != 0)
@@ -2243,6 +2262,17 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 	send_batch(BFT_TO_ALL, out->data, out->len);
 }
 
+/*
+ * A backend that waited on this slot for a channel that went away (an
+ * add_peer rolled back) must not have its rows sent on ours.
+ */
+static bool
+queued_for_us(const LLTxHeader *h)
+{
+	return h->procno >= 0 && h->procno < ll_cons->nwaits &&
+		ll_cons->waits[h->procno].channel_id == W.channel_id;
+}
+
 static void
 process_txq(void)
 {
@@ -2269,7 +2299,11 @@ process_txq(void)
 
 		memcpy(&h, W.txq_buf + off, sizeof(h));
 		memcpy(&nrows, W.txq_buf + off + sizeof(h), 4);
-		if (!voting)
+		if (!queued_for_us(&h))
+		{
+			/* skipped */
+		}
+		else if (!voting)
 			refuse_tx(&h);
 		else
 		{
@@ -2321,10 +2355,35 @@ send_kex(void)
 }
 
 #ifdef LL_FAULT_INJECTION
+/* Call ledger.deliver() on member t's server with one frame in s's name. */
+static void
+deliver_as(int t, int s, uint8 kind, const uint8 *body, size_t len)
+{
+	ll_buf		f;
+	const char *vals[3];
+	int			lens[3] = {0, 32, 0};
+	int			fmts[3] = {0, 1, 1};
+	PGresult   *res;
+
+	ll_buf_init(&f, ll_palloc_realloc);
+	ll_frame_append(&f, kind, body, len);
+	vals[0] = W.channel;
+	vals[1] = (const char *) W.members[s].pub;
+	vals[2] = (const char *) f.data;
+	lens[2] = (int) f.len;
+	res = ll_link_fetch(W.members[t].link, "SELECT ledger.deliver($1, $2, $3)", 3,
+						(Oid[]) {TEXTOID, BYTEAOID, BYTEAOID}, vals, lens, fmts);
+	if (res != NULL)
+		PQclear(res);
+	pfree(f.data);
+}
+
 /*
  * Test build, fault "spoof": over this node's own peer login, tell every
  * other member that each third member is on another genesis and far
- * ahead.  This node cannot sign for them; what it signs is its own.
+ * ahead (this node cannot sign for them: what it signs is its own), and
+ * replay that member's last genuine hello, so that one which stopped
+ * would still look alive.
  */
 static void
 spoof_hello(void)
@@ -2339,35 +2398,22 @@ spoof_hello(void)
 			ll_hello	h = {other_chain, W.next_height + 1000, {W.members[s].name, strlen(W.members[s].name)},
 			W.kex_epoch, ++W.hello_seq, NULL};
 			uint8		sig[64];
-			ll_buf		b,
-						f;
-			const char *vals[3];
-			int			lens[3] = {0, 32, 0};
-			int			fmts[3] = {0, 1, 1};
-			PGresult   *res;
+			ll_buf		b;
 
 			if (t == W.self || s == W.self || s == t || W.members[t].link == NULL)
 				continue;
 			ll_buf_init(&b, ll_palloc_realloc);
-			ll_buf_init(&f, ll_palloc_realloc);
 			h.sig = sig;
 			if (ll_hello_sign_bytes(&b, W.members[s].pub, &h) == LL_WIRE_OK &&
 				bft_ed25519_sign(W.key, b.data, b.len, sig) == 0)
 			{
 				ll_buf_reset(&b);
-				ll_hello_encode(&b, &h);
-				ll_frame_append(&f, LL_FRAME_HELLO, b.data, b.len);
-				vals[0] = W.channel;
-				vals[1] = (const char *) W.members[s].pub;
-				vals[2] = (const char *) f.data;
-				lens[2] = (int) f.len;
-				res = ll_link_fetch(W.members[t].link, "SELECT ledger.deliver($1, $2, $3)", 3,
-									(Oid[]) {TEXTOID, BYTEAOID, BYTEAOID}, vals, lens, fmts);
-				if (res != NULL)
-					PQclear(res);
+				if (ll_hello_encode(&b, &h) == LL_WIRE_OK)
+					deliver_as(t, s, LL_FRAME_HELLO, b.data, b.len);
 			}
 			pfree(b.data);
-			pfree(f.data);
+			if (heard_hello[s] != NULL)
+				deliver_as(t, s, LL_FRAME_HELLO, heard_hello[s], heard_len[s]);
 		}
 }
 #endif
@@ -2672,18 +2718,6 @@ refresh_members(void)
 	pfree(fresh);
 }
 
-static bool
-voted_already(uint8 op, const uint8 *pub)
-{
-	int			i;
-
-	for (i = 0; i < W.ms.nvotes; i++)
-		if (W.ms.votes[i].op == op && memcmp(W.ms.votes[i].pub, pub, 32) == 0 &&
-			memcmp(W.ms.votes[i].voter, W.self_pub, 32) == 0)
-			return true;
-	return false;
-}
-
 /* Same request, same id: a request proposed twice counts once. */
 static uint64
 request_txid(uint8 op, const uint8 *pub, const char *name, const char *tier)
@@ -2725,7 +2759,8 @@ request_wanted(uint8 op, const uint8 *pub, const char *name, const char *tier, i
 		strlcpy(v.name, name, NAMEDATALEN);
 		strlcpy(v.tier, tier, NAMEDATALEN);
 	}
-	if (*room <= 0 || voted_already(op, pub) || ll_vote_moot(&W.ms, &v))
+	/* a changed request (another tier or name) is a new vote */
+	if (*room <= 0 || ll_vote_pending(&W.ms, &v) || ll_vote_moot(&W.ms, &v))
 		return false;
 	(*room)--;
 	return true;

@@ -32,7 +32,8 @@
  *	 spoof		- every 50 ms, over its own peer login, it calls ledger.deliver()
  *				  on each member with hellos in the names of the others,
  *				  claiming another genesis and a height 1000 ahead (signed
- *				  with its own key, the only one it has);
+ *				  with its own key, the only one it has), and replays the
+ *				  last genuine hello it heard from each;
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"

@@ -182,6 +182,17 @@ same_change(const LLVote *a, const LLVote *b)
 		strcmp(a->name, b->name) == 0 && strcmp(a->tier, b->tier) == 0;
 }
 
+bool
+ll_vote_pending(const LLMembership *ms, const LLVote *v)
+{
+	int			i;
+
+	for (i = 0; i < ms->nvotes; i++)
+		if (memcmp(ms->votes[i].voter, v->voter, 32) == 0 && same_change(&ms->votes[i], v))
+			return true;
+	return false;
+}
+
 static bool
 name_taken(const LLMembership *ms, const char *name, const uint8_t *pub)
 {

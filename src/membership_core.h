@@ -96,6 +96,8 @@ extern int	ll_members_genesis(const LLMembership *ms, ll_member *out, ll_wire_st
 							   int ntiers, char **tier_names);
 extern void ll_vote_from_tx(LLVote *v, const uint8_t *voter, const ll_tx *tx);
 extern bool ll_vote_moot(const LLMembership *ms, const LLVote *v);
+/* Whether v's voter has a vote for exactly v's change pending. */
+extern bool ll_vote_pending(const LLMembership *ms, const LLVote *v);
 extern bool ll_members_decide(LLMembership *ms, uint64_t height, const ll_batch *batches,
 							  int nbatches);
 

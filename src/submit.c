@@ -201,6 +201,22 @@ check_member(LLConsSlot *slot)
 				 errhint("See ledger.peers: a joining node votes once the members have agreed to add it.")));
 }
 
+/*
+ * A slot whose channel went away (an add_peer that rolled back) may be
+ * taken by another channel: resubmitting there would send our rows on
+ * that channel's links.
+ */
+static void
+check_slot_kept(LLConsSlot *slot, LLTxWait *w)
+{
+	if (slot->channel_id != w->channel_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the multi-peer ledger channel of this transaction no longer runs consensus on this server"),
+				 errdetail("Its consensus slot was released while the transaction waited for its turn."),
+				 errhint("Check ledger.peers and the server log; then retry the transaction.")));
+}
+
 static void
 rejected(const char *why)
 {
@@ -240,6 +256,9 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 		/* the submission number is ours: any GO or REJECTED is for us */
 		LLTxState	s = LL_TX_STATE(pg_atomic_read_u32(&w->state));
 
+		/* the worker wrote height, position or message before the state */
+		if (s == LL_TX_GO || s == LL_TX_REJECTED)
+			pg_read_barrier();
 		if (s == LL_TX_GO)
 			break;
 		if (s == LL_TX_REJECTED)
@@ -248,6 +267,7 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 			rejected(w->message);
 		}
 		check_member(slot);
+		check_slot_kept(slot, w);
 		if (worker_waits_for_me(slot))
 		{
 			if (++blocked >= 2)

@@ -197,7 +197,18 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			count=$((count + 40))
 			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'spoof': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
 			mism=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.peers WHERE channel = 'customs' AND name <> 'byz4' AND state = 'genesis mismatch'"; done | awk '{s += $1} END {print s + 0}')
-			is "$mism" 0 "fault 'spoof': no honest node takes another honest member for one on another genesis" ;;
+			is "$mism" 0 "fault 'spoof': no honest node takes another honest member for one on another genesis"
+			# it also replays each member's last genuine hello: a member
+			# that stopped would still look alive to the others (they
+			# would not cut its turns short)
+			as_pg pg_ctl -D "$TMP/$(node_name 2)/data" -m fast -w stop >/dev/null
+			sleep 3
+			ago=$(node_psql 1 -Atc "SELECT round(extract(epoch FROM now() - last_contact) * 1000) FROM ledger.peers WHERE channel = 'customs' AND name = 'byz2'")
+			ok $(( ${ago:-0} >= 2500 ? 0 : 1 )) "fault 'spoof': node 2 stopped 3 s ago, node 1 last heard from it ${ago:-?} ms ago (its replayed hellos are refused)"
+			ms=$(PGOPTIONS="-c statement_timeout=30s" sequential_ms spoof-down 20)
+			count=$((count + 20))
+			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'spoof': with node 2 stopped, 20 commits one after another take under 5 s (${ms:-?} ms)"
+			restart_node 2 >/dev/null ;;
 		# a proposal for h + 1 on a made-up head, sent ahead of the liar's
 		# precommit for h: the others get it before they applied h
 		early)
