@@ -488,6 +488,57 @@ ll_recheck_constraints(Oid relid, const char *channel)
 	PopActiveSnapshot();
 }
 
+/*
+ * After ALTER DOMAIN ... ADD CONSTRAINT (guard.c): a multi-peer ledger
+ * table with a column of that domain, or of one over it, must still pass
+ * what enable_table asked, since members check the domain again as they
+ * insert each other's rows.
+ */
+void
+ll_recheck_domain(Oid typid)
+{
+	int			n,
+				i;
+	Oid		   *rels;
+	char	  **channels;
+
+	if (ActiveSnapshotSet())
+	{
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+	}
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	SPI_execute_with_args("WITH RECURSIVE d(t) AS (SELECT $1::oid UNION "
+						  "SELECT oid FROM pg_type, d WHERE typbasetype = d.t AND typtype = 'd') "
+						  "SELECT DISTINCT lt.relid::oid, c.name FROM ledger.ledger_table lt "
+						  "JOIN ledger.channel c USING (channel_id) "
+						  "JOIN pg_attribute a ON a.attrelid = lt.relid AND a.attnum > 0 AND NOT a.attisdropped "
+						  "WHERE a.atttypid IN (SELECT t FROM d) "
+						  "AND EXISTS (SELECT 1 FROM ledger.peer p WHERE p.channel_id = lt.channel_id)",
+						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(typid)}, NULL, true, 0);
+	n = (int) SPI_processed;
+	rels = palloc(sizeof(Oid) * Max(n, 1));
+	channels = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rels[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		channels[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+	for (i = 0; i < n; i++)
+	{
+		Relation	rel = table_open(rels[i], AccessShareLock);
+
+		check_readable_columns(rel, channels[i]);
+		table_close(rel, AccessShareLock);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+}
+
 static void
 spi_exec(const char *sql)
 {

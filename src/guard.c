@@ -382,6 +382,7 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Node	   *parsetree = pstmt->utilityStmt;
 	Oid			recheck = InvalidOid;
 	char	   *recheck_channel = NULL;
+	Oid			recheck_domain = InvalidOid;
 
 	switch (nodeTag(parsetree))
 	{
@@ -467,6 +468,15 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 								   "its name is part of every row's hash.");
 				break;
 			}
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *ds = (AlterDomainStmt *) parsetree;
+
+				/* judged once PostgreSQL has added it, as for tables */
+				if (ds->subtype == 'C')
+					recheck_domain = typenameTypeId(NULL, makeTypeNameFromNameList(ds->typeName));
+				break;
+			}
 		case T_AlterEnumStmt:
 			{
 				AlterEnumStmt *es = (AlterEnumStmt *) parsetree;
@@ -498,6 +508,11 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		CommandCounterIncrement();
 		ll_recheck_constraints(recheck, recheck_channel);
+	}
+	if (OidIsValid(recheck_domain))
+	{
+		CommandCounterIncrement();
+		ll_recheck_domain(recheck_domain);
 	}
 }
 

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(64);
+SELECT plan(66);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -151,6 +151,12 @@ SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_pos CHECK (i > 0)
 				'ADD CONSTRAINT of an immutable CHECK is taken');
 SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_i UNIQUE (i) DEFERRABLE$$,
 				'ADD CONSTRAINT of a (deferrable) unique key is taken');
+-- so is ALTER DOMAIN ... ADD CONSTRAINT on a domain such a table uses
+SELECT throws_ok($$ALTER DOMAIN tap08_small ADD CONSTRAINT tap08_small_now CHECK (VALUE < extract(epoch FROM now()))$$,
+				 '0A000', NULL,
+				 'ALTER DOMAIN ADD CONSTRAINT calling now() is refused on a domain of a multi-peer ledger table');
+SELECT lives_ok($$ALTER DOMAIN tap08_small ADD CONSTRAINT tap08_small_pos CHECK (VALUE > -1000)$$,
+				'ALTER DOMAIN ADD CONSTRAINT of an immutable CHECK is taken');
 SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 				'an int[] column is still taken on a channel without peers');
