@@ -458,6 +458,22 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 }
 
 /*
+ * The statement's snapshot predates the constraint it just added: read the
+ * catalog under one that sees it (PopActiveSnapshot when done).
+ */
+static void
+push_current_snapshot(void)
+{
+	if (ActiveSnapshotSet())
+	{
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+	}
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
  * After ALTER TABLE ... ADD CONSTRAINT on a ledger table (guard.c): on a
  * channel with peers the table must still pass what enable_table asked,
  * or the new constraint could refuse a row on some members only.
@@ -468,14 +484,7 @@ ll_recheck_constraints(Oid relid, const char *channel)
 	LLChannel	ch;
 	Relation	rel;
 
-	/* the statement's snapshot predates the constraint it just added */
-	if (ActiveSnapshotSet())
-	{
-		PushCopiedSnapshot(GetActiveSnapshot());
-		UpdateActiveSnapshotCommandId();
-	}
-	else
-		PushActiveSnapshot(GetTransactionSnapshot());
+	push_current_snapshot();
 	SPI_connect();
 	ll_channel_lookup(channel, &ch);
 	if (has_peers(ch.id))
@@ -502,13 +511,7 @@ ll_recheck_domain(Oid typid)
 	Oid		   *rels;
 	char	  **channels;
 
-	if (ActiveSnapshotSet())
-	{
-		PushCopiedSnapshot(GetActiveSnapshot());
-		UpdateActiveSnapshotCommandId();
-	}
-	else
-		PushActiveSnapshot(GetTransactionSnapshot());
+	push_current_snapshot();
 	SPI_connect();
 	SPI_execute_with_args("WITH RECURSIVE d(t) AS (SELECT $1::oid UNION "
 						  "SELECT oid FROM pg_type, d WHERE typbasetype = d.t AND typtype = 'd') "
