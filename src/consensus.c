@@ -2269,8 +2269,9 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 static bool
 queued_for_us(const LLTxHeader *h)
 {
-	return h->procno >= 0 && h->procno < ll_cons->nwaits &&
-		ll_cons->waits[h->procno].channel_id == W.channel_id;
+	return h->procno == LL_TX_RESUBMITTED ||
+		(h->procno >= 0 && h->procno < ll_cons->nwaits &&
+		 ll_cons->waits[h->procno].channel_id == W.channel_id);
 }
 
 static void
@@ -2288,6 +2289,9 @@ process_txq(void)
 	n = ll_queue_take(W.slot, false, W.txq_buf, LL_TXQ_SIZE);
 	if (n == 0)
 		return;
+#ifdef LL_FAULT_INJECTION
+	ll_fault_txq_point();
+#endif
 	ll_buf_init(&out, ll_palloc_realloc);
 	ll_buf_init(&content, ll_palloc_realloc);
 	ll_batch_begin(&bb, &out, &content, MAX_BATCH_BYTES, W.chain_id, W.self_pub,
@@ -2304,7 +2308,10 @@ process_txq(void)
 			/* skipped */
 		}
 		else if (!voting)
-			refuse_tx(&h);
+		{
+			if (h.procno != LL_TX_RESUBMITTED)
+				refuse_tx(&h);
+		}
 		else
 		{
 			/* what a peer accepts: start another batch before the limits */
@@ -3135,6 +3142,51 @@ load_kept_batches(void)
 						W.channel, n)));
 }
 
+/*
+ * Transactions committed here without waiting for their order and not
+ * decided yet may have been only in the last worker's memory: queue them
+ * again (resubmit.c).  A failure is logged, not fatal: the worker must
+ * run, and the next start tries again.
+ */
+static void
+resubmit_pending(void)
+{
+	volatile int n = 0;
+	MemoryContext mcxt = CurrentMemoryContext;
+
+	if (W.self < 0)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		n = ll_resubmit_pending(W.slot, W.channel_id, W.channel, W.self_pub);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(mcxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("channel \"%s\": could not queue again the transactions committed here without waiting for their order: %s",
+						W.channel, ed->message)));
+		FreeErrorData(ed);
+	}
+	PG_END_TRY();
+	if (n > 0)
+		ereport(LOG,
+				(errmsg("channel \"%s\": queued again %d transactions committed here without waiting for their order",
+						W.channel, n)));
+}
+
 static void
 load_state(void)
 {
@@ -3519,6 +3571,7 @@ ll_consensus_main(Datum main_arg)
 	W.apply.ntiers = W.ntiers;
 	W.apply.tiers = W.tiers;
 	load_kept_batches();
+	resubmit_pending();
 	worker_started = GetCurrentTimestamp();
 	state_open();
 	setup_core();

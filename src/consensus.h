@@ -309,9 +309,16 @@ extern PGDLLEXPORT void ll_consensus_main(Datum main_arg);
 typedef struct LLTxHeader
 {
 	uint32		len;			/* bytes after this header */
-	int32		procno;
+	int32		procno;			/* of the waiting backend, or LL_TX_RESUBMITTED */
 	uint64		txid;
 	uint64		generation;
 } LLTxHeader;
+
+/* Queued again by a starting worker (resubmit.c): no backend waits. */
+#define LL_TX_RESUBMITTED (-1)
+
+extern int	ll_resubmit_pending(LLConsSlot *slot, int32 channel_id, const char *channel,
+								const uint8 *self);
+extern void ll_fault_txq_point(void);
 
 #endif							/* LL_CONSENSUS_H */

@@ -479,6 +479,19 @@ ll_fault_crash_point(void)
 }
 
 /*
+ * The worker dies right after taking transactions from its queue, before
+ * any batch is built: those committed without waiting for their order
+ * then exist nowhere but in ledger.pending and their rows.  Armed by
+ * pg_loopledger/die_after_txq_take; fires once.
+ */
+void
+ll_fault_txq_point(void)
+{
+	if (armed("pg_loopledger/die_after_txq_take"))
+		elog(FATAL, "loopledger test build: the worker dies after taking its transaction queue");
+}
+
+/*
  * A decided block with batches that fails to apply, as when a ledger
  * table is missing here.  Armed by creating pg_loopledger/<point> in the
  * data directory; fires once.  The points: fail_apply_rows, while

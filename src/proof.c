@@ -134,8 +134,8 @@ find_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
  * Read the row of an entry as the caller (privileges and row security
  * apply), then fetch the physical tuple so attribute numbers match.
  */
-static HeapTuple
-fetch_row(Oid relid, const char *table_name, uint64 entry, Relation *relp)
+HeapTuple
+ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry, Relation *relp)
 {
 	char	   *sql;
 	bool		isnull;
@@ -342,7 +342,7 @@ ll_proof(PG_FUNCTION_ARGS)
 	table_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	tier_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 
-	tup = fetch_row(relid, table_name, (uint64) entry, &rel);
+	tup = ll_fetch_ledger_row(relid, table_name, (uint64) entry, &rel);
 	info = ll_table_info_for(rel, ch.id, (int32) t.entry.table_no, ch.name, table_name, tier_column);
 	ll_deform(info, tup);
 	ll_buf_init(&buf, ll_palloc_realloc);

@@ -267,6 +267,29 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(encode(ori
 	"ledger.txlog is the same on every node"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node 1 verifies clean"
 
+# A transaction committed without waiting for its order (a table no order
+# can refuse, loopledger.synchronous_commit off) lives, until its batch
+# leaves, only in the worker's queue: the worker dies right after taking
+# it (test build: armed by a file, fires once).  Restarted, it must queue
+# it again from ledger.pending, or the row stays on node 1 alone.
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "CREATE TABLE notes (note text); SELECT ledger.enable_table('notes', 'customs')" >/dev/null
+done
+as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/die_after_txq_take"
+node_psql 1 -qc "SET loopledger.synchronous_commit = off" -c "INSERT INTO notes VALUES ('async-before-death')" >/dev/null
+ok $? "node 1: a transaction committed without waiting for its order"
+got=""
+for _ in $(seq 1 100); do
+	got=$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM notes WHERE note = 'async-before-death'"; done | tr '\n' ' ')
+	[ "$got" = "1 1 1 1 " ] && break
+	sleep 0.2
+done
+ok $(( $(grep -c "the worker dies after taking its transaction queue" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
+	"node 1's worker died right after taking it from its queue"
+is "$got" "1 1 1 1 " "its restarted worker queued it again: the row reaches every node once"
+wait_converged customs 30
+is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'pending'")" 0 "  and it is no longer pending on node 1"
+
 # Every member fails to apply the same decided block (test build: armed
 # by a file, fires once per node), as when a table is missing everywhere:
 # nodes 1, 3 and 4 while inserting node 2's row (inside a subtransaction),
