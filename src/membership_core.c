@@ -237,17 +237,6 @@ ll_vote_moot(const LLMembership *ms, const LLVote *v)
 	return i < 0 || !is_decided(&ms->m[i]) || is_removed(&ms->m[i]);
 }
 
-static bool
-pending_already(const LLMembership *ms, const LLVote *v)
-{
-	int			i;
-
-	for (i = 0; i < ms->nvotes; i++)
-		if (memcmp(ms->votes[i].voter, v->voter, 32) == 0 && same_change(&ms->votes[i], v))
-			return true;
-	return false;
-}
-
 /*
  * A voter over its share is ignored, so a flood of votes for made-up keys
  * cannot fill votes[] and silence everyone else; its own honest requests
@@ -256,7 +245,7 @@ pending_already(const LLMembership *ms, const LLVote *v)
 static void
 record_vote(LLMembership *ms, const LLVote *v)
 {
-	if (ll_vote_moot(ms, v) || pending_already(ms, v) ||
+	if (ll_vote_moot(ms, v) || ll_vote_pending(ms, v) ||
 		ll_members_pending_of(ms, v->voter) >= LL_MAX_VOTER_VOTES ||
 		ms->nvotes >= LL_MAX_VOTES || ms->nnew >= LL_MAX_VOTES)
 		return;
