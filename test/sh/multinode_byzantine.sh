@@ -148,14 +148,20 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 		# only: proposals naming it must wait for it on the others, which
 		# the flood must not prevent
 		flood,hoard)
-			t0=$(date +%s%N)
+			# judged on the median commit: a crowded-out proposal costs a
+			# round (the 1 s propose timeout), so nearly every commit pays
+			# it on a build without the fix, while on a loaded machine a
+			# stray slow commit must not fail the check
 			rc=0
-			for k in $(seq 1 10); do
+			times=""
+			for k in $(seq 1 11); do
+				t0=$(date +%s%N)
 				PGOPTIONS="-c statement_timeout=20s" node_psql 4 -qc "INSERT INTO parcel VALUES ('hoard-4-$k', 'ok', 'public')" >/dev/null || rc=1
+				times="$times $(( ($(date +%s%N) - t0) / 1000000 ))"
 			done
-			ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-			[ $rc = 0 ] && count=$((count + 10))
-			ok $(( rc == 0 && ms < 5000 ? 0 : 1 )) "fault 'flood,hoard': 10 commits one after another on byz4, each batch sent to one node only, take under 5 s ($ms ms)" ;;
+			med=$(echo $times | tr ' ' '\n' | sort -n | sed -n 6p)
+			[ $rc = 0 ] && count=$((count + 11))
+			ok $(( rc == 0 && med < 500 ? 0 : 1 )) "fault 'flood,hoard': commits one after another on byz4, each batch sent to one node only, take under 500 ms at the median ($med ms; all:$times)" ;;
 		# hellos claiming a height 1000 ahead, and fetches from the liar
 		# held 30 s: honest nodes that are not behind never ask it, and
 		# one that is behind gives up on it and asks the others
