@@ -442,7 +442,7 @@ REVOKE ALL ON FUNCTION ledger.node_key() FROM PUBLIC;
 CREATE FUNCTION ledger.peer_status()
 RETURNS TABLE (channel text, name text, state text, last_height bigint,
 			   last_contact timestamptz, rtt_ms double precision, message text,
-			   link_key boolean, mac_batches bigint)
+			   link_key boolean, mac_batches bigint, calls_replayed bigint)
 AS 'MODULE_PATHNAME', 'll_peer_status' LANGUAGE C STRICT;
 
 CREATE FUNCTION ledger.consensus_status_raw()
@@ -463,7 +463,7 @@ SELECT c.name AS channel, p.name, p.pubkey, p.clearance,
 	   (SELECT cs.height FROM ledger.consensus_status_raw() cs WHERE cs.channel = c.name)
 		 - s.last_height AS lag,
 	   s.last_contact, s.rtt_ms, s.message, p.since_height, p.until_height,
-	   p.clearance_requested, s.link_key, s.mac_batches
+	   p.clearance_requested, s.link_key, s.mac_batches, s.calls_replayed
   FROM ledger.peer p
   JOIN ledger.channel c USING (channel_id)
   LEFT JOIN ledger.peer_status() s ON s.channel = c.name AND s.name = p.name;

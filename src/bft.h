@@ -530,10 +530,10 @@ extern int	bft_link_key(const bft_x25519_key *mine, const uint8_t chain_id[BFT_H
 						 const uint8_t peer_node[BFT_PUBKEY_LEN],
 						 const uint8_t peer_x[BFT_PUBKEY_LEN], uint8_t key[BFT_HASH_LEN]);
 extern int	bft_link_mac(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LEN],
-						 const uint8_t receiver[BFT_PUBKEY_LEN], const uint8_t *data,
-						 size_t len, uint8_t mac[BFT_HASH_LEN]);
+						 const uint8_t receiver[BFT_PUBKEY_LEN], uint64_t seq,
+						 const uint8_t *data, size_t len, uint8_t mac[BFT_HASH_LEN]);
 extern bool bft_link_mac_ok(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LEN],
-							const uint8_t receiver[BFT_PUBKEY_LEN], const uint8_t *data,
-							size_t len, const uint8_t mac[BFT_HASH_LEN]);
+							const uint8_t receiver[BFT_PUBKEY_LEN], uint64_t seq,
+							const uint8_t *data, size_t len, const uint8_t mac[BFT_HASH_LEN]);
 
 #endif							/* BFT_H */

@@ -242,15 +242,19 @@ done:
 }
 
 /*
- * HMAC-SHA256 under a link key over sender | receiver | data: naming both
- * ends means a message cannot be reflected back to its sender as the
- * peer's.  0 on success.
+ * HMAC-SHA256 under a link key over sender | receiver | seq | data: naming
+ * both ends means a message cannot be reflected back to its sender as the
+ * peer's, and the sender's call number (which must grow under one key)
+ * means a recorded call cannot be played again.  0 on success.
  */
 int
 bft_link_mac(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LEN],
-			 const uint8_t receiver[BFT_PUBKEY_LEN], const uint8_t *data, size_t len,
-			 uint8_t mac[BFT_HASH_LEN])
+			 const uint8_t receiver[BFT_PUBKEY_LEN], uint64_t seq, const uint8_t *data,
+			 size_t len, uint8_t mac[BFT_HASH_LEN])
 {
+	uint8_t		seq_be[8];
+	int			i;
+
 	/*
 	 * One context, its digest set once: looking SHA-256 up by name and
 	 * building a context was half of what a MAC cost (about 2.9 us of
@@ -276,9 +280,12 @@ bft_link_mac(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LE
 			return -1;
 		}
 	}
+	for (i = 0; i < 8; i++)
+		seq_be[i] = (uint8_t) (seq >> (56 - 8 * i));
 	if (EVP_MAC_init(ctx, key, BFT_HASH_LEN, NULL) == 1 &&
 		EVP_MAC_update(ctx, sender, BFT_PUBKEY_LEN) == 1 &&
 		EVP_MAC_update(ctx, receiver, BFT_PUBKEY_LEN) == 1 &&
+		EVP_MAC_update(ctx, seq_be, sizeof(seq_be)) == 1 &&
 		(len == 0 || EVP_MAC_update(ctx, data, len) == 1) &&
 		EVP_MAC_final(ctx, mac, &outlen, BFT_HASH_LEN) == 1 && outlen == BFT_HASH_LEN)
 		return 0;
@@ -288,11 +295,11 @@ bft_link_mac(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LE
 /* True iff mac is the link MAC of data; compared in constant time. */
 bool
 bft_link_mac_ok(const uint8_t key[BFT_HASH_LEN], const uint8_t sender[BFT_PUBKEY_LEN],
-				const uint8_t receiver[BFT_PUBKEY_LEN], const uint8_t *data, size_t len,
-				const uint8_t mac[BFT_HASH_LEN])
+				const uint8_t receiver[BFT_PUBKEY_LEN], uint64_t seq, const uint8_t *data,
+				size_t len, const uint8_t mac[BFT_HASH_LEN])
 {
 	uint8_t		want[BFT_HASH_LEN];
 
-	return bft_link_mac(key, sender, receiver, data, len, want) == 0 &&
+	return bft_link_mac(key, sender, receiver, seq, data, len, want) == 0 &&
 		CRYPTO_memcmp(want, mac, BFT_HASH_LEN) == 0;
 }

@@ -71,6 +71,8 @@ typedef struct Member
 	uint64		hello_seq;
 	uint8		kex_x[32];
 	uint64		mac_batches;	/* its batches taken on the link MAC */
+	uint64		mac_seq;		/* number of its last call taken under the link key */
+	uint64		calls_replayed; /* calls refused for a number already taken */
 	bool		mac_seen;		/* a call under the current link key checked out */
 	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
 	TimestampTz catchup_rest_until; /* gave nothing to catch up from: not asked until */
@@ -2070,24 +2072,54 @@ on_kex(int from, const uint8 *body, size_t len)
 	m->kex_epoch = k.epoch;
 	memcpy(m->kex_x, k.xpub, 32);
 	m->mac_seen = false;
+	/* call numbers count anew under a new key, and only then */
+	if (!m->link->has_mac_key || memcmp(m->link->mac_key, key, 32) != 0)
+	{
+		m->mac_seq = 0;
+		m->link->mac_seq = 0;
+	}
 	memcpy(m->link->mac_key, key, 32);
 	m->link->has_mac_key = true;
 	explicit_bzero(key, sizeof(key));
 }
 
-/* Whether the frames of one deliver() call carry a good MAC of member from. */
-static bool
-link_authenticated(int from, const uint8 *data, size_t len)
+typedef enum
 {
-	LLLink	   *l = W.members[from].link;
+	CALL_UNAUTHENTICATED,		/* no MAC, or not under the current key */
+	CALL_AUTHENTICATED,
+	CALL_REPLAYED				/* a good MAC, on a number taken already */
+} CallAuth;
+
+/*
+ * Whether the frames of one deliver() call carry a good MAC of member
+ * from, on a call number not taken before.  The numbers grow on the one
+ * connection a link's calls go over; a call that overtakes another on a
+ * new connection makes the other look replayed, which costs what a
+ * dropped call costs.  A pass over batches alone (the records are read
+ * again after it) takes no number.
+ */
+static CallAuth
+link_authenticated(int from, const uint8 *data, size_t len, bool batches_only)
+{
+	Member	   *m = &W.members[from];
+	LLLink	   *l = m->link;
 	size_t		covered;
+	uint64		seq;
 	const uint8 *mac;
 
-	if (l == NULL || !l->has_mac_key || !ll_frames_auth(data, len, &covered, &mac) ||
-		!bft_link_mac_ok(l->mac_key, W.members[from].pub, W.self_pub, data, covered, mac))
-		return false;
-	W.members[from].mac_seen = true;
-	return true;
+	if (l == NULL || !l->has_mac_key || !ll_frames_auth(data, len, &covered, &seq, &mac) ||
+		!bft_link_mac_ok(l->mac_key, m->pub, W.self_pub, seq, data, covered, mac))
+		return CALL_UNAUTHENTICATED;
+	if (seq <= m->mac_seq)
+	{
+		if (!batches_only)
+			m->calls_replayed++;
+		return CALL_REPLAYED;
+	}
+	if (!batches_only)
+		m->mac_seq = seq;
+	m->mac_seen = true;
+	return CALL_AUTHENTICATED;
 }
 
 static void
@@ -2095,8 +2127,11 @@ on_frames(int from, const uint8 *data, size_t len, bool batches_only)
 {
 	ll_frame_iter it;
 	ll_frame	f;
-	bool		authed = link_authenticated(from, data, len);
+	CallAuth	auth = link_authenticated(from, data, len, batches_only);
+	bool		authed = auth == CALL_AUTHENTICATED;
 
+	if (auth == CALL_REPLAYED)
+		return;
 	ll_frame_iter_init(&it, data, len);
 	while (ll_frame_next(&it, &f) == 1)
 	{
@@ -2362,26 +2397,33 @@ send_kex(void)
 }
 
 #ifdef LL_FAULT_INJECTION
-/* Call ledger.deliver() on member t's server with one frame in s's name. */
+/* Call ledger.deliver() on member t's server with frames in s's name. */
 static void
-deliver_as(int t, int s, uint8 kind, const uint8 *body, size_t len)
+deliver_raw(int t, int s, const uint8 *frames, size_t len)
 {
-	ll_buf		f;
 	const char *vals[3];
-	int			lens[3] = {0, 32, 0};
+	int			lens[3] = {0, 32, (int) len};
 	int			fmts[3] = {0, 1, 1};
 	PGresult   *res;
 
-	ll_buf_init(&f, ll_palloc_realloc);
-	ll_frame_append(&f, kind, body, len);
 	vals[0] = W.channel;
 	vals[1] = (const char *) W.members[s].pub;
-	vals[2] = (const char *) f.data;
-	lens[2] = (int) f.len;
+	vals[2] = (const char *) frames;
 	res = ll_link_fetch(W.members[t].link, "SELECT ledger.deliver($1, $2, $3)", 3,
 						(Oid[]) {TEXTOID, BYTEAOID, BYTEAOID}, vals, lens, fmts);
 	if (res != NULL)
 		PQclear(res);
+}
+
+/* ...with one frame */
+static void
+deliver_as(int t, int s, uint8 kind, const uint8 *body, size_t len)
+{
+	ll_buf		f;
+
+	ll_buf_init(&f, ll_palloc_realloc);
+	ll_frame_append(&f, kind, body, len);
+	deliver_raw(t, s, f.data, f.len);
 	pfree(f.data);
 }
 
@@ -2390,7 +2432,8 @@ deliver_as(int t, int s, uint8 kind, const uint8 *body, size_t len)
  * other member that each third member is on another genesis and far
  * ahead (this node cannot sign for them: what it signs is its own), and
  * replay that member's last genuine hello, so that one which stopped
- * would still look alive.
+ * would still look alive.  Its own last call to each member, MAC and all,
+ * is played again too, as someone reading the link could.
  */
 static void
 spoof_hello(void)
@@ -2399,6 +2442,18 @@ spoof_hello(void)
 	int			t,
 				s;
 
+	for (t = 0; t < W.nmembers; t++)
+		if (t != W.self && W.members[t].link != NULL && W.members[t].link->call.len > 0)
+		{
+			LLLink	   *l = W.members[t].link;
+			uint8	   *copy = palloc(l->call.len);
+			size_t		n = l->call.len;
+
+			/* the fetch below may send, and so rewrite, l->call */
+			memcpy(copy, l->call.data, n);
+			deliver_raw(t, W.self, copy, n);
+			pfree(copy);
+		}
 	for (t = 0; t < W.nmembers; t++)
 		for (s = 0; s < W.nmembers; s++)
 		{
@@ -2500,6 +2555,7 @@ publish_status(void)
 		strlcpy(p->name, m->name, NAMEDATALEN);
 		p->link_key = false;
 		p->mac_batches = 0;
+		p->calls_replayed = 0;
 		if (m->link == NULL && i != W.self)
 		{
 			strlcpy(p->state, "no conninfo", sizeof(p->state));
@@ -2545,6 +2601,7 @@ publish_status(void)
 		p->rtt_ms = m->link->rtt_ms;
 		p->link_key = m->link->has_mac_key && m->mac_seen;
 		p->mac_batches = m->mac_batches;
+		p->calls_replayed = m->calls_replayed;
 	}
 	s->npeers = k;
 	SpinLockRelease(&s->mutex);

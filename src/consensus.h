@@ -56,6 +56,7 @@ typedef struct LLPeerStatus
 	double		rtt_ms;
 	bool		link_key;		/* a link MAC key is agreed with the peer */
 	uint64		mac_batches;	/* its batches taken on the link MAC */
+	uint64		calls_replayed; /* its calls refused as played again */
 } LLPeerStatus;
 
 /* A byte queue: writers append records, the worker takes them all. */

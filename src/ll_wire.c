@@ -1536,8 +1536,19 @@ ll_kex_sign_bytes(const uint8_t chain_id[LL_HASH_LEN], const uint8_t node[32],
 		out[LL_KEX_SIGN_LEN - 1 - i] = (uint8_t) (epoch >> (8 * i));
 }
 
+void
+ll_auth_encode(uint64_t seq, const uint8_t mac[LL_HASH_LEN], uint8_t out[LL_AUTH_LEN])
+{
+	int			i;
+
+	for (i = 0; i < 8; i++)
+		out[i] = (uint8_t) (seq >> (56 - 8 * i));
+	memcpy(out + 8, mac, LL_HASH_LEN);
+}
+
 bool
-ll_frames_auth(const uint8_t *in, size_t len, size_t *covered, const uint8_t **mac)
+ll_frames_auth(const uint8_t *in, size_t len, size_t *covered, uint64_t *seq,
+			   const uint8_t **mac)
 {
 	ll_frame_iter it;
 	ll_frame	f;
@@ -1559,9 +1570,12 @@ ll_frames_auth(const uint8_t *in, size_t len, size_t *covered, const uint8_t **m
 		}
 	}
 	/* the MAC must close the run: nothing unauthenticated after it */
-	if (f.len != LL_HASH_LEN || it.pos != len)
+	if (f.len != LL_AUTH_LEN || it.pos != len)
 		return false;
 	*covered = before;
-	*mac = f.body;
+	*seq = 0;
+	for (rc = 0; rc < 8; rc++)
+		*seq = (*seq << 8) | f.body[rc];
+	*mac = f.body + 8;
 	return true;
 }

@@ -374,7 +374,8 @@ extern int	ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], const ll_h
 /*
  * Frame 5: a worker's X25519 key for link MACs (see bft_link_key), with the
  * epoch it was made at (a later one replaces it) and the node's Ed25519
- * signature over ll_kex_sign_bytes.  Frame 6: LL_HASH_LEN bytes of MAC.
+ * signature over ll_kex_sign_bytes.  Frame 6: the sender's call number
+ * under the link key (8 bytes, big-endian) and LL_HASH_LEN bytes of MAC.
  */
 #define LL_KEX_LEN (32 + 8 + LL_SIG_LEN)
 #define LL_KEX_SIGN_LEN (8 + LL_HASH_LEN + 32 + 32 + 8)
@@ -392,12 +393,16 @@ extern int	ll_kex_decode(const uint8_t *in, size_t len, ll_kex *k);
 extern void ll_kex_sign_bytes(const uint8_t chain_id[LL_HASH_LEN], const uint8_t node[32],
 							  const uint8_t xpub[32], uint64_t epoch,
 							  uint8_t out[LL_KEX_SIGN_LEN]);
+#define LL_AUTH_LEN (8 + LL_HASH_LEN)
+/* An AUTH frame's body for call number seq and its MAC. */
+extern void ll_auth_encode(uint64_t seq, const uint8_t mac[LL_HASH_LEN],
+						   uint8_t out[LL_AUTH_LEN]);
 /*
  * The MAC of a frame run: the bytes before a final, well-formed AUTH frame
- * are covered (*covered = their length) and *mac points at its body.
- * False if the run does not end in one.
+ * are covered (*covered = their length), *seq is its call number and *mac
+ * points at its MAC.  False if the run does not end in one.
  */
 extern bool ll_frames_auth(const uint8_t *in, size_t len, size_t *covered,
-						   const uint8_t **mac);
+						   uint64_t *seq, const uint8_t **mac);
 
 #endif							/* LL_WIRE_H */

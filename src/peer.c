@@ -745,8 +745,8 @@ ll_peer_status(PG_FUNCTION_ARGS)
 		for (j = 0; j < copy.npeers; j++)
 		{
 			LLPeerStatus *p = &copy.peers[j];
-			Datum		v[9];
-			bool		n[9] = {0};
+			Datum		v[10];
+			bool		n[10] = {0};
 
 			v[0] = CStringGetTextDatum(copy.channel);
 			v[1] = CStringGetTextDatum(p->name);
@@ -761,6 +761,7 @@ ll_peer_status(PG_FUNCTION_ARGS)
 			n[6] = p->message[0] == '\0';
 			v[7] = BoolGetDatum(p->link_key);
 			v[8] = Int64GetDatum((int64) p->mac_batches);
+			v[9] = Int64GetDatum((int64) p->calls_replayed);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 		}
 	}

@@ -212,13 +212,21 @@ link_send(LLLink *l, const char *channel, const uint8 self[32])
 
 	ll_buf_reset(&l->call);
 	ll_buf_put(&l->call, l->out.data, cut);
-	/* once the link has a key, every call ends with a MAC of its frames */
+	/*
+	 * once the link has a key, every call ends with its number and a MAC of
+	 * both and its frames
+	 */
 	if (l->has_mac_key)
 	{
 		uint8		mac[32];
+		uint8		auth[LL_AUTH_LEN];
 
-		if (bft_link_mac(l->mac_key, self, l->pubkey, l->call.data, l->call.len, mac) == 0)
-			ll_frame_append(&l->call, LL_FRAME_AUTH, mac, sizeof(mac));
+		l->mac_seq++;
+		if (bft_link_mac(l->mac_key, self, l->pubkey, l->mac_seq, l->call.data, l->call.len, mac) == 0)
+		{
+			ll_auth_encode(l->mac_seq, mac, auth);
+			ll_frame_append(&l->call, LL_FRAME_AUTH, auth, sizeof(auth));
+		}
 	}
 	values[0] = channel;
 	lengths[0] = 0;

@@ -35,6 +35,7 @@ typedef struct LLLink
 	ll_buf		call;			/* the frames of the call being sent, and its MAC */
 	bool		has_mac_key;	/* calls carry a MAC under mac_key */
 	uint8		mac_key[32];	/* link key agreed with the peer (bft_link_key) */
+	uint64		mac_seq;		/* calls sent under mac_key */
 	uint64		bytes_sent;
 	uint64		dropped;
 	double		rtt_ms;

@@ -400,6 +400,9 @@ like "$(error_of 1 "INSERT INTO big_t VALUES ('too-big', repeat('x', 4300000))")
 	"a 4.3 MB transaction is refused with a clear error"
 
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
+# link calls are numbered against replays; honest calls arrive in order
+is "$(same_on_all "SELECT sum(calls_replayed) FROM ledger.peers WHERE channel = '$CH'")" 0 \
+	"no call between honest nodes was taken for one played again"
 
 echo "# took ${SECONDS}s"
 echo "1..$n"

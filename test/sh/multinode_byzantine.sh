@@ -204,6 +204,10 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'spoof': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
 			mism=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.peers WHERE channel = 'customs' AND name <> 'byz4' AND state = 'genesis mismatch'"; done | awk '{s += $1} END {print s + 0}')
 			is "$mism" 0 "fault 'spoof': no honest node takes another honest member for one on another genesis"
+			# its own last call to each, played again with its MAC: taken
+			# as authenticated before calls were numbered
+			replayed=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT calls_replayed FROM ledger.peers WHERE channel = 'customs' AND name = 'byz4'"; done | awk '{s += $1} END {print s + 0}')
+			ok $(( replayed > 0 ? 0 : 1 )) "fault 'spoof': the liar's calls played again, MAC and all, are refused ($replayed calls)"
 			# it also replays each member's last genuine hello: a member
 			# that stopped would still look alive to the others (they
 			# would not cut its turns short)

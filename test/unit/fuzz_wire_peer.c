@@ -349,13 +349,14 @@ static void
 fz_auth(const uint8_t *in, size_t len)
 {
 	size_t		covered;
+	uint64_t	seq;
 	const uint8_t *mac;
 	ll_frame_iter it;
 	ll_frame	f;
 
-	if (!ll_frames_auth(in, len, &covered, &mac))
+	if (!ll_frames_auth(in, len, &covered, &seq, &mac))
 		return;
-	CHECK(covered + 5 + LL_HASH_LEN == len && mac == in + covered + 5);
+	CHECK(covered + 5 + LL_AUTH_LEN == len && mac == in + covered + 5 + 8);
 	ll_frame_iter_init(&it, in, covered);
 	while (ll_frame_next(&it, &f) == 1)
 		;

@@ -56,12 +56,13 @@ test_mac_known_answer(void **state)
 	fill(s, 2, 32);
 	fill(r, 3, 32);
 	/* first under another key: the one context kept must be re-keyed */
-	assert_int_equal(bft_link_mac(key, s, r, (const uint8_t *) "abc", 3, mac), 0);
+	assert_int_equal(bft_link_mac(key, s, r, 7, (const uint8_t *) "abc", 3, mac), 0);
 	fill(key, 1, 32);
-	assert_int_equal(bft_link_mac(key, s, r, (const uint8_t *) "abc", 3, mac), 0);
+	assert_int_equal(bft_link_mac(key, s, r, 7, (const uint8_t *) "abc", 3, mac), 0);
 	hex(mac, 32, h);
-	assert_string_equal(h, "bb89a78dd42d7be6d5e1f6e5f7dfb3171aec2193b1ee24b3520a9155f18a2713");
-	assert_true(bft_link_mac_ok(key, s, r, (const uint8_t *) "abc", 3, mac));
+	/* HMAC-SHA256(key, sender | receiver | 7 as 8 bytes big-endian | "abc") */
+	assert_string_equal(h, "4968712366c0ffd8367b1f1f85d40133a697be01072bc68d444168d644059999");
+	assert_true(bft_link_mac_ok(key, s, r, 7, (const uint8_t *) "abc", 3, mac));
 }
 
 static void
@@ -80,23 +81,26 @@ test_mac_rejects_changes(void **state)
 	fill(s, 2, 32);
 	fill(r, 3, 32);
 	fill(data, 0x5a, sizeof(data));
-	assert_int_equal(bft_link_mac(key, s, r, data, sizeof(data), mac), 0);
-	assert_true(bft_link_mac_ok(key, s, r, data, sizeof(data), mac));
+	assert_int_equal(bft_link_mac(key, s, r, 1, data, sizeof(data), mac), 0);
+	assert_true(bft_link_mac_ok(key, s, r, 1, data, sizeof(data), mac));
 	/* reflected back to its sender as the peer's */
-	assert_false(bft_link_mac_ok(key, r, s, data, sizeof(data), mac));
+	assert_false(bft_link_mac_ok(key, r, s, 1, data, sizeof(data), mac));
 	/* another link's key */
-	assert_false(bft_link_mac_ok(other, s, r, data, sizeof(data), mac));
+	assert_false(bft_link_mac_ok(other, s, r, 1, data, sizeof(data), mac));
+	/* the same call under another number: a replay cannot renumber it */
+	assert_false(bft_link_mac_ok(key, s, r, 2, data, sizeof(data), mac));
+	assert_false(bft_link_mac_ok(key, s, r, 1ULL << 56, data, sizeof(data), mac));
 	/* truncated */
-	assert_false(bft_link_mac_ok(key, s, r, data, sizeof(data) - 1, mac));
+	assert_false(bft_link_mac_ok(key, s, r, 1, data, sizeof(data) - 1, mac));
 	/* one bit of the data, one bit of the MAC */
 	data[50] ^= 1;
-	assert_false(bft_link_mac_ok(key, s, r, data, sizeof(data), mac));
+	assert_false(bft_link_mac_ok(key, s, r, 1, data, sizeof(data), mac));
 	data[50] ^= 1;
 	mac[31] ^= 0x80;
-	assert_false(bft_link_mac_ok(key, s, r, data, sizeof(data), mac));
+	assert_false(bft_link_mac_ok(key, s, r, 1, data, sizeof(data), mac));
 	/* empty data still has a MAC */
-	assert_int_equal(bft_link_mac(key, s, r, NULL, 0, mac), 0);
-	assert_true(bft_link_mac_ok(key, s, r, NULL, 0, mac));
+	assert_int_equal(bft_link_mac(key, s, r, 1, NULL, 0, mac), 0);
+	assert_true(bft_link_mac_ok(key, s, r, 1, NULL, 0, mac));
 }
 
 static void
@@ -201,38 +205,45 @@ static void
 test_frames_auth(void **state)
 {
 	ll_buf		f;
-	uint8_t		mac[32];
+	uint8_t		mac[32],
+				auth[LL_AUTH_LEN];
 	size_t		covered = 0,
 				before;
+	uint64_t	seq = 0;
 	const uint8_t *m = NULL;
 
 	(void) state;
 	fill(mac, 0x33, 32);
+	ll_auth_encode(0x0102030405060708ULL, mac, auth);
 	ll_buf_init(&f, std_realloc);
 	/* no frames, or none with a MAC */
-	assert_false(ll_frames_auth(f.data, 0, &covered, &m));
+	assert_false(ll_frames_auth(f.data, 0, &covered, &seq, &m));
 	assert_int_equal(ll_frame_append(&f, LL_FRAME_HELLO, (const uint8_t *) "hi", 2), LL_WIRE_OK);
 	assert_int_equal(ll_frame_append(&f, LL_FRAME_BATCH, (const uint8_t *) "body", 4), LL_WIRE_OK);
-	assert_false(ll_frames_auth(f.data, f.len, &covered, &m));
+	assert_false(ll_frames_auth(f.data, f.len, &covered, &seq, &m));
 	before = f.len;
-	assert_int_equal(ll_frame_append(&f, LL_FRAME_AUTH, mac, 32), LL_WIRE_OK);
-	assert_true(ll_frames_auth(f.data, f.len, &covered, &m));
+	assert_int_equal(ll_frame_append(&f, LL_FRAME_AUTH, auth, sizeof(auth)), LL_WIRE_OK);
+	assert_true(ll_frames_auth(f.data, f.len, &covered, &seq, &m));
 	assert_int_equal(covered, before);
+	assert_true(seq == 0x0102030405060708ULL);
 	assert_memory_equal(m, mac, 32);
 	/* a frame after the MAC is not covered: the whole call is unauthenticated */
 	assert_int_equal(ll_frame_append(&f, LL_FRAME_BATCH, (const uint8_t *) "x", 1), LL_WIRE_OK);
-	assert_false(ll_frames_auth(f.data, f.len, &covered, &m));
-	/* a MAC of the wrong length */
+	assert_false(ll_frames_auth(f.data, f.len, &covered, &seq, &m));
+	/* a MAC of the wrong length; one without its call number */
 	ll_buf_reset(&f);
-	assert_int_equal(ll_frame_append(&f, LL_FRAME_AUTH, mac, 31), LL_WIRE_OK);
-	assert_false(ll_frames_auth(f.data, f.len, &covered, &m));
-	/* a truncated run */
+	assert_int_equal(ll_frame_append(&f, LL_FRAME_AUTH, auth, sizeof(auth) - 1), LL_WIRE_OK);
+	assert_false(ll_frames_auth(f.data, f.len, &covered, &seq, &m));
 	ll_buf_reset(&f);
 	assert_int_equal(ll_frame_append(&f, LL_FRAME_AUTH, mac, 32), LL_WIRE_OK);
-	assert_false(ll_frames_auth(f.data, f.len - 1, &covered, &m));
+	assert_false(ll_frames_auth(f.data, f.len, &covered, &seq, &m));
+	/* a truncated run */
+	ll_buf_reset(&f);
+	assert_int_equal(ll_frame_append(&f, LL_FRAME_AUTH, auth, sizeof(auth)), LL_WIRE_OK);
+	assert_false(ll_frames_auth(f.data, f.len - 1, &covered, &seq, &m));
 	/* an unknown frame kind */
 	f.data[0] = 99;
-	assert_false(ll_frames_auth(f.data, f.len, &covered, &m));
+	assert_false(ll_frames_auth(f.data, f.len, &covered, &seq, &m));
 	free(f.data);
 }
 
