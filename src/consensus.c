@@ -126,6 +126,7 @@ static struct
 	uint64		kex_epoch;
 	uint64		hello_seq;		/* hellos sent this run */
 	uint64		hellos_rejected;	/* forged or replayed, counted as rejected */
+	uint64		proposals_altered;	/* payload not the one signed: rejected */
 	const uint8 *link_sender;	/* node whose link MAC covers the frames at hand */
 	const uint8 *certified;		/* batch hashes of a certified payload at hand */
 	int			ncertified;
@@ -1841,6 +1842,26 @@ decode_proposal(const uint8 *data, size_t len, bft_msg *m, ll_payload *p)
 		ll_payload_decode(m->u.proposal.payload, m->u.proposal.payload_len, p) == 0;
 }
 
+/*
+ * Whether a frame of proposal type decodes, with a payload that hashes to
+ * the value it names; m is its decoding if decode_proposal succeeded.
+ */
+static bool
+proposal_intact(const uint8 *data, size_t len, const bft_msg *m)
+{
+	uint8		value[32];
+
+	if (m == NULL)
+	{
+		bft_msg		d;
+
+		/* the core refuses what does not decode: only a bad payload is ours */
+		return bft_decode(data, len, &d) != BFT_OK || d.type != BFT_MSG_PROPOSAL;
+	}
+	return ll_payload_value(m->u.proposal.payload, m->u.proposal.payload_len, value) == 0 &&
+		memcmp(value, m->u.proposal.value, 32) == 0;
+}
+
 /* Batches a proposal names that we do not have (requested on the way). */
 static int
 missing_in(const ll_payload *p, bool request)
@@ -1967,6 +1988,10 @@ hold(int from, const uint8 *data, size_t len, const bft_msg *m, bool *signed_ok)
  * decided and stop every member (a divergence).  Proposals further ahead
  * are dropped, as the core would; their proposer sends them again.
  */
+#ifdef LL_FAULT_INJECTION
+static void alter_relay(int from, const bft_msg *m, const ll_payload *p);
+#endif
+
 static void
 on_consensus_frame(int from, const uint8 *data, size_t len)
 {
@@ -1978,6 +2003,21 @@ on_consensus_frame(int from, const uint8 *data, size_t len)
 	bool		ahead = proposal && m.u.proposal.height > W.next_height;
 	bool		incomplete;
 
+	/*
+	 * The signature covers the value, not the payload travelling with it:
+	 * a copy relayed with another payload is not the proposer's proposal.
+	 * Taken first, it would fill the proposal's place, earn a nil prevote
+	 * and a strike for the proposer, and keep the genuine copy out.
+	 */
+	if (len > 1 && data[1] == BFT_MSG_PROPOSAL && !proposal_intact(data, len, proposal ? &m : NULL))
+	{
+		W.proposals_altered++;
+		return;
+	}
+#ifdef LL_FAULT_INJECTION
+	if (proposal && ll_fault_alter())
+		alter_relay(from, &m, &p);
+#endif
 	if (proposal && m.u.proposal.height > W.next_height + 1)
 		return;
 	incomplete = proposal && missing_in(&p, false) > 0;
@@ -2428,6 +2468,41 @@ deliver_as(int t, int s, uint8 kind, const uint8 *body, size_t len)
 }
 
 /*
+ * Test build, fault "alter": member from's proposal goes on to the others
+ * at once, in its name and under its signature, with a payload naming no
+ * batches.  Where the genuine copy waits for a batch, this one comes
+ * complete and is taken first.
+ */
+static void
+alter_relay(int from, const bft_msg *m, const ll_payload *p)
+{
+	bft_msg		a = *m;
+	ll_payload	q = *p;
+	ll_buf		pay;
+	uint8	   *buf;
+	size_t		n;
+	int			t;
+
+	if (p->nbatches == 0)
+		return;
+	q.nbatches = 0;
+	q.batch_hashes = NULL;
+	ll_buf_init(&pay, ll_palloc_realloc);
+	buf = palloc(BFT_MAX_MSG);
+	if (ll_payload_encode(&pay, &q) == LL_WIRE_OK)
+	{
+		a.u.proposal.payload = pay.data;
+		a.u.proposal.payload_len = pay.len;
+		if (bft_encode(&a, buf, BFT_MAX_MSG, &n) == BFT_OK)
+			for (t = 0; t < W.nmembers; t++)
+				if (t != W.self && t != from && W.members[t].link != NULL)
+					deliver_as(t, from, LL_FRAME_CONSENSUS, buf, n);
+	}
+	pfree(buf);
+	pfree(pay.data);
+}
+
+/*
  * Test build, fault "spoof": over this node's own peer login, tell every
  * other member that each third member is on another genesis and far
  * ahead (this node cannot sign for them: what it signs is its own), and
@@ -2546,7 +2621,7 @@ publish_status(void)
 	s->signs = (int64) st->signs;
 	s->verifies = (int64) st->verifies;
 	s->parked = (int64) st->parked;
-	s->rejected = (int64) (st->rejected + W.hellos_rejected);
+	s->rejected = (int64) (st->rejected + W.hellos_rejected + W.proposals_altered);
 	for (i = 0; i < W.nmembers && k < LL_MAX_PEERS; i++)
 	{
 		Member	   *m = &W.members[i];

@@ -267,6 +267,7 @@ extern void ll_fault_release(ll_fault_emit_fn emit);
 extern long ll_fault_next_ms(void);
 extern bool ll_fault_batch(uint8 *batch, size_t len);
 extern bool ll_fault_withhold(void);
+extern bool ll_fault_alter(void);
 extern uint64 ll_fault_hello_height(uint64 height);
 extern int	ll_fault_hello_period(int ms);
 extern void ll_fault_spoof_hellos(void (*spoof) (void));

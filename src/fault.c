@@ -34,6 +34,10 @@
  *				  claiming another genesis and a height 1000 ahead (signed
  *				  with its own key, the only one it has), and replays the
  *				  last genuine hello it heard from each;
+ *	 alter		- every proposal of another member is relayed at once to the
+ *				  rest, in the proposer's name and with its signature, but
+ *				  with a payload naming no batches (the signature covers
+ *				  the value, not the payload);
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -68,7 +72,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof or all (several may be listed); empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof, alter or all (several may be listed); empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -438,6 +442,13 @@ ll_fault_stall(void)
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(100 * 1000L);
 	}
+}
+
+/* "alter": others' proposals are relayed with another payload */
+bool
+ll_fault_alter(void)
+{
+	return mode("alter");
 }
 
 bool

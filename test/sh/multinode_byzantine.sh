@@ -100,12 +100,38 @@ late_lines() {
 	done | awk '{s += $1} END {print s + 0}'
 }
 
+# lines in the honest nodes' logs striking an honest proposer as invalid
+honest_refused() {
+	for i in 1 2 3; do
+		grep -Ec 'member "byz[123]" of channel "customs" proposed a block this node could not accept' \
+			"$TMP/$(node_name "$i")/server.log"
+	done | awk '{s += $1} END {print s + 0}'
+}
+
 # late first: a liar that has been struck before is paced from the start
 late0=$(late_lines)
-for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard stall spoof mute invalid all}; do
+# MODE: commits one after another on byz4, whose batches go to one honest
+# node only, judged on the median commit: a proposal kept from its round
+# costs a round (the 1 s propose timeout), so nearly every commit pays it
+# on a build without the fix, while on a loaded machine a stray slow
+# commit must not fail the check
+hoard_commits() {
+	local rc=0 times="" k t0 med
+	for k in $(seq 1 11); do
+		t0=$(date +%s%N)
+		PGOPTIONS="-c statement_timeout=20s" node_psql 4 -qc "INSERT INTO parcel VALUES ('$1-4-$k', 'ok', 'public')" >/dev/null || rc=1
+		times="$times $(( ($(date +%s%N) - t0) / 1000000 ))"
+	done
+	med=$(echo $times | tr ' ' '\n' | sort -n | sed -n 6p)
+	[ $rc = 0 ] && count=$((count + 11))
+	ok $(( rc == 0 && med < 500 ? 0 : 1 )) "fault '$1': commits one after another on byz4, each batch sent to one node only, take under 500 ms at the median ($med ms; all:$times)"
+}
+
+for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard alter,hoard stall spoof mute invalid all}; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
+	refused0=$(honest_refused)
 	if [ "$mode" = forge ]; then
 		# the liar writes too, and sends each batch with a flipped signature
 		# to one honest node only, over its own authenticated link, serving
@@ -147,21 +173,15 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 		# the liar also writes, sending each batch to one honest node
 		# only: proposals naming it must wait for it on the others, which
 		# the flood must not prevent
-		flood,hoard)
-			# judged on the median commit: a crowded-out proposal costs a
-			# round (the 1 s propose timeout), so nearly every commit pays
-			# it on a build without the fix, while on a loaded machine a
-			# stray slow commit must not fail the check
-			rc=0
-			times=""
-			for k in $(seq 1 11); do
-				t0=$(date +%s%N)
-				PGOPTIONS="-c statement_timeout=20s" node_psql 4 -qc "INSERT INTO parcel VALUES ('hoard-4-$k', 'ok', 'public')" >/dev/null || rc=1
-				times="$times $(( ($(date +%s%N) - t0) / 1000000 ))"
-			done
-			med=$(echo $times | tr ' ' '\n' | sort -n | sed -n 6p)
-			[ $rc = 0 ] && count=$((count + 11))
-			ok $(( rc == 0 && med < 500 ? 0 : 1 )) "fault 'flood,hoard': commits one after another on byz4, each batch sent to one node only, take under 500 ms at the median ($med ms; all:$times)" ;;
+		flood,hoard) hoard_commits "$mode" ;;
+		# the liar relays every honest proposal at once with a payload
+		# naming no batches, under the proposer's signature: where the
+		# genuine copy waits for the liar's batch, the altered one came
+		# first, was taken as the proposal and got a nil prevote
+		alter,hoard)
+			hoard_commits "$mode"
+			struck=$(( $(honest_refused) - refused0 ))
+			is "$struck" 0 "fault 'alter,hoard': no honest node logged an honest proposer's block as one it could not accept" ;;
 		# hellos claiming a height 1000 ahead, and fetches from the liar
 		# held 30 s: honest nodes that are not behind never ask it, and
 		# one that is behind gives up on it and asks the others
