@@ -473,11 +473,11 @@ SELECT * FROM ledger.consensus_status_raw();
 
 GRANT SELECT ON ledger.peers, ledger.consensus_status TO PUBLIC;
 
--- True when a stored expression (pg_constraint.conbin) calls only
--- immutable functions; used by enable_table on multi-peer channels.
-CREATE FUNCTION ledger.expression_is_immutable(node text)
+-- True when a constraint's stored expression (pg_constraint.conbin) calls
+-- only immutable functions; used by enable_table on multi-peer channels.
+CREATE FUNCTION ledger.constraint_is_immutable(constraint_oid oid)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'll_expression_is_immutable' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_constraint_is_immutable' LANGUAGE C STRICT STABLE;
 
 -- ---------------------------------------------------------------------
 -- Tiered visibility for local roles (see src/clearance.c).  Every ledger

@@ -11,6 +11,7 @@
 #include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -29,6 +30,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "loopledger.h"
@@ -323,7 +325,7 @@ check_domain_checks(Form_pg_attribute att, const char *name, const char *channel
 						  "SELECT typbasetype FROM pg_type, d WHERE oid = d.t AND typtype = 'd') "
 						  "SELECT c.conname, format_type(c.contypid, NULL), pg_get_constraintdef(c.oid) "
 						  "FROM pg_constraint c JOIN d ON c.contypid = d.t "
-						  "WHERE c.contype = 'c' AND NOT ledger.expression_is_immutable(c.conbin::text) LIMIT 1",
+						  "WHERE c.contype = 'c' AND NOT ledger.constraint_is_immutable(c.oid) LIMIT 1",
 						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(att->atttypid)}, NULL, true, 1);
 	if (SPI_processed == 0)
 		return;
@@ -401,7 +403,7 @@ check_constraints(Relation rel, const char *channel)
 	uint64		i;
 
 	SPI_execute_with_args("SELECT conname, contype, pg_get_constraintdef(oid), "
-						  "contype = 'c' AND NOT ledger.expression_is_immutable(conbin::text) "
+						  "contype = 'c' AND NOT ledger.constraint_is_immutable(oid) "
 						  "FROM pg_constraint WHERE conrelid = $1 AND contype IN ('f', 'c', 't')", 1,
 						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
 						  NULL, true, 0);
@@ -662,14 +664,28 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-PG_FUNCTION_INFO_V1(ll_expression_is_immutable);
+PG_FUNCTION_INFO_V1(ll_constraint_is_immutable);
 
+/*
+ * Whether a constraint's stored expression calls only immutable functions.
+ * It takes the constraint, not the expression's text: the node reader
+ * trusts its input, and text from a caller could crash the server.
+ */
 Datum
-ll_expression_is_immutable(PG_FUNCTION_ARGS)
+ll_constraint_is_immutable(PG_FUNCTION_ARGS)
 {
-	Node	   *expr = stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	HeapTuple	tup = SearchSysCache1(CONSTROID, PG_GETARG_DATUM(0));
+	Datum		bin;
+	bool		isnull;
+	bool		result = true;
 
-	PG_RETURN_BOOL(!contain_mutable_functions(expr));
+	if (!HeapTupleIsValid(tup))
+		PG_RETURN_NULL();
+	bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+	if (!isnull)
+		result = !contain_mutable_functions(stringToNode(TextDatumGetCString(bin)));
+	ReleaseSysCache(tup);
+	PG_RETURN_BOOL(result);
 }
 
 void

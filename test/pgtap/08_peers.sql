@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(66);
+SELECT plan(70);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -157,6 +157,17 @@ SELECT throws_ok($$ALTER DOMAIN tap08_small ADD CONSTRAINT tap08_small_now CHECK
 				 'ALTER DOMAIN ADD CONSTRAINT calling now() is refused on a domain of a multi-peer ledger table');
 SELECT lives_ok($$ALTER DOMAIN tap08_small ADD CONSTRAINT tap08_small_pos CHECK (VALUE > -1000)$$,
 				'ALTER DOMAIN ADD CONSTRAINT of an immutable CHECK is taken');
+-- the check reads the constraint from the catalog: it takes no text the
+-- node reader would trust (a malformed node string crashed the server)
+SELECT hasnt_function('ledger', 'expression_is_immutable', ARRAY['text'],
+					  'no function takes an expression''s text to judge it');
+CREATE TABLE tap08_mut (ts timestamptz CHECK (ts <= now()));
+SELECT is((SELECT ledger.constraint_is_immutable(oid) FROM pg_constraint
+			WHERE conrelid = 'tap08_mut'::regclass AND contype = 'c'), false,
+		  'a CHECK calling now() is judged mutable');
+SELECT is((SELECT ledger.constraint_is_immutable(oid) FROM pg_constraint WHERE conname = 'tap08_ok_pos'), true,
+		  'an immutable CHECK is judged immutable');
+SELECT is(ledger.constraint_is_immutable(0), NULL, 'a constraint that does not exist gives NULL');
 SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 				'an int[] column is still taken on a channel without peers');
