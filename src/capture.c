@@ -32,8 +32,10 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 
+#include "chain.h"
 #include "consensus.h"
 #include "loopledger.h"
 
@@ -214,6 +216,18 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 				 errmsg("column \"%s\" of ledger table \"%s\" must not be null",
 						LL_ENTRY_COLUMN, info->table_name),
 				 errhint("Leave the column out of INSERT so the ledger numbers the row.")));
+	/*
+	 * The sequence starts at 1: a number below that came from a path the
+	 * INSERT check cannot see (a rule's action, a function body), and one
+	 * above 2^63 - 1 would turn a block's largest entry negative.
+	 */
+	if ((int64) e.entry_id <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("entry number %lld of ledger table \"%s\" is out of range",
+						(long long) (int64) e.entry_id, info->table_name),
+				 errdetail("Entry numbers come from the ledger's sequence and are positive."),
+				 errhint("Leave the column out of INSERT so the ledger numbers the row.")));
 	e.table_no = (uint32) info->table_no;
 	e.tier = (uint8) ll_deformed_tier(info, false);
 	next_salt(e.salt);
@@ -259,6 +273,41 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 }
 
 /*
+ * Whether the trigger's arguments are those ledger.enable_table() recorded
+ * for this table.  Anyone may create a trigger on a table of their own
+ * calling ledger.capture(): unchecked, its arguments put rows of that
+ * table into any channel's chain under any ledger table's name.
+ */
+static void
+check_registered(Relation rel, LLTableInfo *info, char **args)
+{
+	LLAsOwner	own;
+	bool		ok;
+
+	ll_as_owner_begin(&own);
+	SPI_connect();
+	SPI_execute_with_args("SELECT 1 FROM ledger.ledger_table WHERE relid = $1 AND channel_id = $2 "
+						  "AND table_no = $3 AND table_name = $4 "
+						  "AND coalesce(tier_column::text, '') = $5", 5,
+						  (Oid[]) {OIDOID, INT4OID, INT4OID, TEXTOID, TEXTOID},
+						  (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel)),
+							  Int32GetDatum(info->channel_id), Int32GetDatum(info->table_no),
+							  CStringGetTextDatum(args[3]), CStringGetTextDatum(args[4])},
+						  NULL, true, 1);
+	ok = SPI_processed == 1;
+	SPI_finish();
+	ll_as_owner_end(&own);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("table \"%s\" is not ledger table \"%s\" of channel \"%s\"",
+						RelationGetRelationName(rel), args[3], args[0]),
+				 errdetail("Its trigger calls ledger.capture() with arguments that ledger.enable_table() did not record for it."),
+				 errhint("Use ledger.enable_table() to make a table a ledger table.")));
+	info->registered = true;
+}
+
+/*
  * AFTER INSERT trigger of every ledger table.  Installed FOR EACH STATEMENT
  * with a transition table, so COPY keeps its multi-row inserts and each row
  * costs one tuplestore read instead of a trigger call; the row-level form
@@ -284,6 +333,8 @@ ll_capture(PG_FUNCTION_ARGS)
 	info = ll_table_info_for(td->tg_relation, pg_strtoint32(args[1]),
 							 pg_strtoint32(args[2]), args[0], args[3],
 							 args[4][0] ? args[4] : NULL);
+	if (!info->registered)
+		check_registered(td->tg_relation, info, args);
 	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		ll_capture_tuple(info, td->tg_trigtuple);
 	else

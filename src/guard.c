@@ -344,6 +344,26 @@ check_full_read(RangeVar *rv, const char *action, const char *why)
 		ll_require_full_clearance(relid, action, why);
 }
 
+/* Whether a trigger of table relid calls function funcid. */
+static bool
+has_trigger_calling(Oid relid, Oid funcid)
+{
+	Relation	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&skey, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true, NULL, 1, &skey);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+		found = ((Form_pg_trigger) GETSTRUCT(tup))->tgfoid == funcid;
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+	return found;
+}
+
 static void
 check_create_trigger(CreateTrigStmt *stmt)
 {
@@ -353,9 +373,21 @@ check_create_trigger(CreateTrigStmt *stmt)
 
 	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
 		return;
-	/* pg_restore re-creates the ledger's own triggers: let those through */
+	/*
+	 * OR REPLACE rewrites a trigger in place, past the hook that refuses
+	 * dropping one: a guard replaced by one firing on other events, or the
+	 * capture trigger by anything else, and the table is open.
+	 */
+	if (stmt->replace)
+		refuse(relid, channel, "replace a trigger of",
+			   "its triggers keep its rows append-only and hash them.");
+	/*
+	 * pg_restore re-creates the ledger's own triggers, one of each: let
+	 * those through, but not a second one
+	 */
 	funcid = LookupFuncName(stmt->funcname, 0, NULL, true);
-	if (OidIsValid(funcid) && is_ledger_trigger_func(funcid, false))
+	if (OidIsValid(funcid) && is_ledger_trigger_func(funcid, false) &&
+		!has_trigger_calling(relid, funcid))
 		return;
 	refuse(relid, channel, "add a trigger to",
 		   "a trigger could change rows before they are hashed.");
@@ -549,20 +581,21 @@ check_insert_targets(Oid relid, List *targetList)
  * costs nothing per row and leaves COPY's multi-row inserts intact.
  */
 static void
-guard_post_parse(ParseState *pstate, Query *query, JumbleState *jstate)
+check_query_inserts(Query *query)
 {
 	RangeTblEntry *rte;
+	ListCell   *lc;
 
-	if (prev_post_parse)
-		prev_post_parse(pstate, query, jstate);
+	/* an INSERT in a WITH clause is a query of its own */
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = lfirst(lc);
+
+		if (cte->ctequery && IsA(cte->ctequery, Query))
+			check_query_inserts((Query *) cte->ctequery);
+	}
 	if ((query->commandType != CMD_INSERT && query->commandType != CMD_MERGE) ||
 		query->resultRelation <= 0)
-		return;
-	/*
-	 * In replica mode the capture trigger does not fire either: rows written
-	 * so are outside the ledger by definition, and ledger.verify reports them.
-	 */
-	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
 		return;
 	rte = rt_fetch(query->resultRelation, query->rtable);
 	if (rte->relkind != RELKIND_RELATION || !ll_is_ledger_table(rte->relid, NULL))
@@ -581,6 +614,20 @@ guard_post_parse(ParseState *pstate, Query *query, JumbleState *jstate)
 				check_insert_targets(rte->relid, action->targetList);
 		}
 	}
+}
+
+static void
+guard_post_parse(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse)
+		prev_post_parse(pstate, query, jstate);
+	/*
+	 * In replica mode the capture trigger does not fire either: rows written
+	 * so are outside the ledger by definition, and ledger.verify reports them.
+	 */
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return;
+	check_query_inserts(query);
 }
 
 /* COPY FROM into a ledger table must name its columns, without ledger_entry. */

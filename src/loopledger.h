@@ -101,6 +101,8 @@ typedef struct LLTableInfo
 	int			tier_col;		/* index of the tier column in cols */
 	bool		order_free;		/* no unique key besides ledger_entry: no
 								 * agreed order can reject its rows */
+	bool		registered;		/* its capture trigger's arguments were
+								 * found in ledger.ledger_table */
 	int			ntiers;
 	char	  **tiers;
 	int			ncols;			/* encoded columns, ledger_entry excluded */

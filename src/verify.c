@@ -149,9 +149,11 @@ build_index(Verifier *v)
 
 	if (v->nents == 0)
 		return;
-	range = v->max_key - v->min_key + 1;
-	if (range <= (uint64) v->nents * 4 + 65536)
+	range = v->max_key - v->min_key;
+	/* range + 1 numbers; a range spanning all of them must not wrap to 0 */
+	if (range < (uint64) v->nents * 4 + 65536)
 	{
+		range++;
 		v->dense = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int32) * range);
 		memset(v->dense, 0xff, sizeof(int32) * range);
 	}

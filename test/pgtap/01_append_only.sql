@@ -4,7 +4,7 @@
 -- INSERT, multi-row INSERT, RETURNING and the allowed ALTERs keep working.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(156);
+SELECT plan(163);
 
 -- Run a statement in a subtransaction that is always rolled back; return
 -- {sqlstate, message, detail} of its error, or NULL fields when it worked.
@@ -203,7 +203,25 @@ DO $$ BEGIN ALTER TYPE tap01_pair DROP ATTRIBUTE b; EXCEPTION WHEN OTHERS THEN N
 SELECT is((SELECT m::text || ' ' || p::text FROM tap01_ty), 'happy (1,x)', 'ALTER TYPE of a ledger column''s type does not change stored rows');
 
 -- ------------------------------------------------- the chain is intact
-SELECT is((SELECT count(*) FROM ledger.history('tap01_t') WHERE status IS DISTINCT FROM 'sealed'), 0::bigint, 'no refused statement left pending rows');
+-- OR REPLACE rewrites a trigger in place, past the check on dropping one
+SELECT pg_temp.refused($$CREATE OR REPLACE TRIGGER ledger_append_only BEFORE TRUNCATE ON tap01_t
+	FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change('tap01')$$, 'tap01_t', 'tap01',
+	'CREATE OR REPLACE TRIGGER of the append-only guard');
+SELECT pg_temp.refused($$CREATE TRIGGER ledger_capture2 AFTER INSERT ON tap01_t
+	FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change('x')$$, 'tap01_t', 'tap01',
+	'a second trigger calling a ledger trigger function');
+-- a table of anyone's calling ledger.capture() with a ledger table's arguments
+CREATE TABLE tap01_fake (id int, v text, tier text,
+	ledger_entry bigint NOT NULL DEFAULT nextval('ledger.entry_seq'));
+SELECT format($$CREATE TRIGGER fake AFTER INSERT ON tap01_fake FOR EACH ROW
+	EXECUTE FUNCTION ledger.capture('tap01', '%s', '%s', '%s', 'tier')$$,
+	t.channel_id, t.table_no, t.table_name) AS fake_trigger
+  FROM ledger.ledger_table t WHERE t.relid = 'tap01_t'::regclass \gset
+:fake_trigger;
+SELECT throws_ok($$INSERT INTO tap01_fake (id, v, tier) VALUES (1, 'forged', 'public')$$, '42501',
+				 NULL, 'a table not made a ledger table cannot put rows into a chain through ledger.capture()');
+SELECT is((SELECT count(*) FROM ledger.pending p JOIN ledger.channel c USING (channel_id) WHERE c.name = 'tap01'),
+		  0::bigint, '... and nothing of it is pending');
 SELECT is_empty($$SELECT * FROM ledger.verify('tap01')$$, 'channel tap01 verifies clean after all refused operations');
 SELECT is_empty($$SELECT * FROM ledger.verify('tap01_bypass')$$, 'channel tap01_bypass verifies clean after the attempts through parents and types');
 

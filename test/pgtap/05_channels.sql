@@ -2,7 +2,7 @@
 -- rows chained by enable_table, and the views.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(67);
+SELECT plan(70);
 
 CREATE FUNCTION pg_temp.nchannels() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM ledger.channel $$;
 SELECT pg_temp.nchannels() AS n0 \gset
@@ -116,6 +116,20 @@ SELECT throws_ok($$INSERT INTO tap05_dup_b (v, ledger_entry) VALUES ('c', -5)$$,
 				 '428C9', NULL, 'a negative explicit entry number is refused');
 SELECT throws_ok($$INSERT INTO tap05_dup_b (v, ledger_entry) VALUES ('d', 99999999)$$,
 				 '428C9', NULL, 'an unused explicit entry number is refused too');
+-- an INSERT in a WITH clause is checked like any other
+SELECT throws_ok($$WITH x AS (INSERT INTO tap05_dup_b (v, ledger_entry) VALUES ('e', 0), ('f', -1) RETURNING 1) SELECT 1$$,
+				 '428C9', NULL, 'explicit entry numbers in a writable CTE are refused');
+-- a rule's action is not analysed as an INSERT of its own: the capture
+-- trigger refuses numbers the sequence cannot give (0 and -1 once made
+-- ledger.verify index memory outside its array)
+CREATE TABLE tap05_via (v text, e bigint);
+CREATE RULE tap05_via_r AS ON INSERT TO tap05_via DO INSTEAD
+	INSERT INTO tap05_dup_b (v, ledger_entry) VALUES (NEW.v, NEW.e);
+SELECT throws_ok($$INSERT INTO tap05_via VALUES ('g', 0)$$, '23514',
+				 'entry number 0 of ledger table "public.tap05_dup_b" is out of range',
+				 'entry number 0 through a rule is refused by the capture trigger');
+SELECT throws_ok($$INSERT INTO tap05_via VALUES ('h', -1)$$, '23514', NULL,
+				 'entry number -1 (2^64 - 1 as an entry) through a rule is refused');
 SELECT ledger.wait_sealed() \g /dev/null
 SELECT is_empty($$SELECT * FROM ledger.verify('tap05_dup')$$,
 				'the channel still verifies clean');
