@@ -270,6 +270,14 @@ check_enable(Relation rel, const char *channel, const char *tier_column)
 				 errmsg("table \"%s\" is already a ledger table of channel \"%s\"",
 						RelationGetRelationName(rel), other),
 				 errdetail("A table belongs to exactly one channel.")));
+	/* hashed as schema.table: "a.b".c and a."b.c" would be one name */
+	if (strchr(RelationGetRelationName(rel), '.') != NULL ||
+		strchr(get_namespace_name(RelationGetNamespace(rel)), '.') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("table \"%s\" or its schema has a dot in its name", RelationGetRelationName(rel)),
+				 errdetail("Rows are hashed with the table's name as schema.table, which such a name would make ambiguous."),
+				 errhint("Rename the table or the schema.")));
 	if (rel->rd_rel->relhasrules || rel->rd_rel->relhassubclass || rel->rd_rel->relispartition ||
 		has_superclass(RelationGetRelid(rel)))
 		ereport(ERROR,

@@ -266,6 +266,52 @@ check_type_change(Oid typid)
 }
 
 /*
+ * A schema's name is part of its ledger tables' hashed names: renamed, the
+ * rows no longer match, and a new schema could take the old name.
+ */
+static void
+check_schema_rename(const char *schema)
+{
+	Oid			nsp = get_namespace_oid(schema, true);
+	Relation	trigrel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	if (!OidIsValid(nsp))
+		return;
+	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (is_ledger_trigger_func(tg->tgfoid, true) && get_rel_namespace(tg->tgrelid) == nsp)
+			refuse(tg->tgrelid, first_trigger_arg(tup, trigrel), "rename the schema of",
+				   "its name and its schema's are part of every row's hash.");
+	}
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+}
+
+/* ALTER TABLE subcommands that change the table's row type */
+static bool
+changes_row_type(AlterTableType t)
+{
+	switch (t)
+	{
+		case AT_AddColumn:
+		case AT_AddColumnRecurse:
+		case AT_AddColumnToView:
+		case AT_DropColumn:
+		case AT_DropColumnRecurse:
+		case AT_AlterColumnType:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
  * Returns the ledger table whose constraints must be checked again once
  * the statement has added its own (InvalidOid if none): a new constraint
  * can only be judged after PostgreSQL has cooked it.
@@ -284,14 +330,21 @@ check_alter_table(AlterTableStmt *stmt, char **recheck_channel)
 			check_type_change(get_rel_type_id(relid));
 		return InvalidOid;
 	}
-	/* a ledger table attached below another table would take its orders */
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
 
+		/* a ledger table attached below another table would take its orders */
 		if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd))
 			check_relation(((PartitionCmd *) cmd->def)->name, "attach",
 						   "statements on a parent table would bypass its guards.");
+		/* ...and a child below a ledger table would show as its rows */
+		if (cmd->subtype == AT_AddInherit && cmd->def && IsA(cmd->def, RangeVar))
+			check_relation((RangeVar *) cmd->def, "inherit from",
+						   "rows of a child table would show as ledger rows without being in the ledger.");
+		/* any table's row type may be a ledger column's type */
+		if (OidIsValid(relid) && changes_row_type(cmd->subtype))
+			check_type_change(get_rel_type_id(relid));
 	}
 	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
 		return InvalidOid;
@@ -471,6 +524,8 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 				if (rs->renameType == OBJECT_POLICY)
 					check_policy(rs->relation, rs->subname, false);
+				else if (rs->renameType == OBJECT_SCHEMA)
+					check_schema_rename(rs->subname);
 				/* ALTER INDEX/VIEW/SEQUENCE ... RENAME also reach a table */
 				else if (rs->relation && rs->renameType != OBJECT_TABCONSTRAINT &&
 					rs->renameType != OBJECT_POLICY && rs->renameType != OBJECT_RULE &&
@@ -519,9 +574,11 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				break;
 			}
 		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
 			{
 				ListCell   *lc;
 
+				/* a foreign table's statement begins with a CreateStmt */
 				foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
 					check_relation(lfirst(lc), "inherit from",
 								   "rows of a child table would show as ledger rows without being in the ledger.");

@@ -658,9 +658,10 @@ main(int argc, char **argv)
 		char		channel[1024];
 
 		ll_hex_encode(d.block_hash, LL_HASH_LEN, hex);
-		escape_into(table, sizeof(table), p.table, p.table_len, false);
+		/* quoted like the channel: a table name could mimic the rest of the line */
+		escape_into(table, sizeof(table), p.table, p.table_len, true);
 		escape_into(channel, sizeof(channel), p.channel, p.channel_len, true);
-		printf("ok: entry %" PRIu64 " of %s is in block %" PRIu64 " of channel \"%s\", an ancestor of digest height %" PRIu64 " (%.16s)\n",
+		printf("ok: entry %" PRIu64 " of table \"%s\" is in block %" PRIu64 " of channel \"%s\", an ancestor of digest height %" PRIu64 " (%.16s)\n",
 			   p.entry, table, p.blocks[0].hdr.height, channel, d.height, hex);
 	}
 	else

@@ -344,6 +344,12 @@ ll_proof(PG_FUNCTION_ARGS)
 
 	tup = ll_fetch_ledger_row(relid, table_name, (uint64) entry, &rel);
 	info = ll_table_info_for(rel, ch.id, (int32) t.entry.table_no, ch.name, table_name, tier_column);
+	if (t.entry.tier >= info->ntiers)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("entry %lld names tier %u, which channel \"%s\" does not have",
+						(long long) entry, t.entry.tier, ch.name),
+				 errhint("Run ledger.verify() to see what changed.")));
 	ll_deform(info, tup);
 	ll_buf_init(&buf, ll_palloc_realloc);
 	ll_encode_deformed(info, (uint64) entry, t.entry.tier, t.entry.salt, &buf);

@@ -4,7 +4,7 @@
 -- INSERT, multi-row INSERT, RETURNING and the allowed ALTERs keep working.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(163);
+SELECT plan(171);
 
 -- Run a statement in a subtransaction that is always rolled back; return
 -- {sqlstate, message, detail} of its error, or NULL fields when it worked.
@@ -201,6 +201,30 @@ INSERT INTO tap01_ty VALUES ('happy', ROW(1, 'x'));
 DO $$ BEGIN ALTER TYPE tap01_mood RENAME VALUE 'happy' TO 'glad'; EXCEPTION WHEN OTHERS THEN NULL; END $$;
 DO $$ BEGIN ALTER TYPE tap01_pair DROP ATTRIBUTE b; EXCEPTION WHEN OTHERS THEN NULL; END $$;
 SELECT is((SELECT m::text || ' ' || p::text FROM tap01_ty), 'happy (1,x)', 'ALTER TYPE of a ledger column''s type does not change stored rows');
+-- a table's row type as a ledger column's type: its columns are the type's
+CREATE TABLE tap01_kid_src (x int);
+CREATE TABLE tap01_addr (street text, city text);
+CREATE TABLE tap01_lives (id int, a tap01_addr);
+SELECT ledger.enable_table('tap01_lives', 'tap01_bypass') \g /dev/null
+INSERT INTO tap01_lives (id, a) VALUES (1, ROW('Main St', 'Seoul'));
+SELECT throws_ok($$ALTER TABLE tap01_addr DROP COLUMN city$$, '42501', 'cannot alter type tap01_addr',
+				 'dropping a column of a table whose row type a ledger column stores is refused');
+SELECT throws_ok($$ALTER TABLE tap01_addr ADD COLUMN zip text$$, '42501', 'cannot alter type tap01_addr',
+				 '... and so is adding one');
+SELECT lives_ok($$ALTER TABLE tap01_kid_src ADD COLUMN w int$$, 'other tables still take new columns');
+-- the schema's name is hashed with the table's
+CREATE SCHEMA tap01_sch;
+CREATE TABLE tap01_sch.t (v text);
+SELECT ledger.enable_table('tap01_sch.t', 'tap01_bypass') \g /dev/null
+SELECT pg_temp.refused($$ALTER SCHEMA tap01_sch RENAME TO tap01_sch2$$, 't', 'tap01_bypass',
+	'ALTER SCHEMA RENAME of a ledger table''s schema');
+CREATE TABLE "tap01.dot" (v text);
+SELECT throws_ok($$SELECT ledger.enable_table('"tap01.dot"', 'tap01_bypass')$$, '42602', NULL,
+				 'a table with a dot in its name is refused (its hashed name would be ambiguous)');
+-- a child added below a ledger table after the fact
+CREATE TABLE tap01_kid (id int, v text, tier text, ledger_entry bigint);
+SELECT throws_ok($$ALTER TABLE tap01_kid INHERIT tap01_t$$, '42501', NULL,
+				 'ALTER TABLE ... INHERIT a ledger table is refused');
 
 -- ------------------------------------------------- the chain is intact
 -- OR REPLACE rewrites a trigger in place, past the check on dropping one

@@ -159,7 +159,7 @@ DH=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["block_hash
 
 # ---- valid proofs -------------------------------------------------------
 expect_ok "valid proof verifies with the exact success line" "$P" "$D" \
-	"ok: entry 17 of public.declarations is in block 3 of channel \"customs\", an ancestor of digest height 9 ($DH)"
+	"ok: entry 17 of table \"public.declarations\" is in block 3 of channel \"customs\", an ancestor of digest height 9 ($DH)"
 
 # row_block position digest_height head rows
 for cfg in "0 0 0 0 1" "3 4 3 3 5" "3 0 11 11 5" "2 6 5 7 7" "5 0 9 9 1" \
@@ -197,7 +197,7 @@ tok "unknown extra fields are ignored" 'p["comment"] = "x"; d["note"] = 1'
 tok "control characters in names are escaped to keep one line" \
 	'p["channel"] = "cu\"s\nt"; relink(); d["channel"] = p["channel"]; d["block_hash"] = block_at(9)["hash"]'
 # the digest hash changed with the channel, so compare only the prefix
-if [ "${out#ok: entry 17 of public.declarations is in block 3 of channel \"cu\\\"s\\x0at\"}" != "$out" ]; then
+if [ "${out#ok: entry 17 of table \"public.declarations\" is in block 3 of channel \"cu\\\"s\\x0at\"}" != "$out" ]; then
 	pass "escaped channel name is printed between quotes"
 else
 	fail "escaped channel name is printed between quotes" "$out"
