@@ -1093,6 +1093,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	LLTxWait   *w = NULL;
 	int			procno = -1;
 	uint32		word = 0;
+	int			cap;
 
 	if (!first_in_block(r, b->origin, tx->txid))
 		return;
@@ -1111,11 +1112,18 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		w = NULL;
 	}
 	seen = tx_seen(r->a, b->origin, tx->txid, r->height);
+	/*
+	 * A peer's rows above this node's clearance stay commitments even when
+	 * their content came along: sent before the senders applied a lowering,
+	 * or by a member that has not applied it yet.  Its own rows it keeps,
+	 * whatever their tier: its roles wrote them.
+	 */
+	cap = memcmp(b->origin, r->a->self, 32) == 0 ? INT_MAX : r->a->self_clearance;
 
 	if (seen == 'a')
 	{
 		/* replay after a crash: the rows are there, chain them again */
-		insert_tx_rows(r->a, it, r->br, false, INT_MAX);
+		insert_tx_rows(r->a, it, r->br, false, cap);
 		r->br->ntx++;
 		if (memcmp(b->origin, r->a->self, 32) == 0)
 			adopt_committed(r, tx->txid);
@@ -1153,7 +1161,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 		return;
 	/* a peer's, or a local one whose backend gave up: from the batch */
 	drain_handed(r);
-	run_tx(r, b, it, tx, pos, false, tx_is_blind(r->a, it), INT_MAX, NULL);
+	run_tx(r, b, it, tx, pos, false, tx_is_blind(r->a, it), cap, NULL);
 }
 
 /* Tell committed local backends their block is in (after our commit). */
