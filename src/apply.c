@@ -138,6 +138,21 @@ stall(const char *table, const char *why)
 }
 
 /*
+ * A table name no member can have (too long for schema.table, or with a NUL
+ * byte): only a lying origin sends one, and every member can tell alike,
+ * so the transaction is refused everywhere instead of stopping the
+ * channel as a table still to be created would.
+ */
+static void
+check_table_name(const char *name, size_t len)
+{
+	if (len >= NAMEDATALEN * 2 + 2 || memchr(name, '\0', len) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("a row names a table no member can have")));
+}
+
+/*
  * Every live column is ledger_entry or named by the entry, once.  Stored
  * generated columns are named too (the origin computed them); the direct
  * insert computes them again, as INSERT would refuse the value.
@@ -335,8 +350,7 @@ writer_for(const LLApply *a, const ll_entry_view *e)
 	TableWriter *w;
 	bool		found;
 
-	if (e->table_len >= sizeof(key))
-		stall("?", "table name too long");
+	check_table_name(e->table, e->table_len);
 	memcpy(key, e->table, e->table_len);
 	key[e->table_len] = '\0';
 	writers_init();
@@ -368,8 +382,7 @@ table_for(const LLApply *a, ll_wire_str table)
 	TableNo    *t;
 	bool		found;
 
-	if (table.len >= sizeof(key))
-		stall("?", "table name too long");
+	check_table_name(table.ptr, table.len);
 	memcpy(key, table.ptr, table.len);
 	key[table.len] = '\0';
 	if (table_nos == NULL)
@@ -453,6 +466,11 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 			memcmp(col.name, w->colnames[i], col.name_len) != 0)
 			stall(w->key, "the rows have different columns");
 		isnull[i + 1] = col.isnull;
+		/* hashed with it, a NUL would be cut off on the way in */
+		if (!col.isnull && memchr(col.value, '\0', col.value_len) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+					 errmsg("a value of column \"%s\" has a NUL byte", w->colnames[i])));
 		values[i + 1] = col.isnull ? (Datum) 0 :
 			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
 								 w->ioparams[i], w->typmods[i]);
@@ -887,6 +905,19 @@ handed_outcome(ApplyRun *r, Handed *h)
 	}
 }
 
+/*
+ * Errors every member meets alike on the same rows (the tables being the
+ * same, as they must be): a constraint the rows break, or a value the
+ * column's type does not take.  They refuse the transaction; anything else
+ * stops the worker until fixed.
+ */
+static bool
+decided_outcome(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION;
+}
+
 static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 				   int pos, bool counted, bool blind,
 				   int redact_above, const char *why);
@@ -985,7 +1016,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		pg_atomic_write_u64(&a->slot->applying, 0);
 		MemoryContextSwitchTo(old);
 		ed = CopyErrorData();
-		if (counted || ERRCODE_TO_CATEGORY(ed->sqlerrcode) != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION)
+		if (counted || !decided_outcome(ed->sqlerrcode))
 			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
