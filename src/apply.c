@@ -1462,6 +1462,68 @@ redacted_slot(const uint8 *entries, int n, const ll_row *r)
 	return -1;
 }
 
+/*
+ * Insert one disclosed row in a subtransaction of its own: a row the
+ * table refuses (the members without content judged its transaction
+ * blind) stays a commitment without costing the block's other rows.
+ */
+static bool
+disclose_row(LLApply *a, const ll_entry_view *e)
+{
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		insert_row(a, e, writer_for(a, e));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(old);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(WARNING,
+				(errmsg("entry " UINT64_FORMAT " of channel \"%s\" stays a commitment here: %s",
+						e->entry_id, a->channel, ed->message)));
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	CurrentResourceOwner = owner;
+	/* writers opened inside the subtransaction went with it */
+	if (!ok)
+		writers_close();
+	return ok;
+}
+
+/* Entries of the block still redacted at or below this node's clearance. */
+static int
+still_hidden(const LLApply *a, const uint8 *entries, int n)
+{
+	int			j,
+				left = 0;
+
+	for (j = 0; j < n; j++)
+	{
+		LLPackedEntry pe;
+
+		ll_unpack_entry(entries + (Size) j * LL_PACKED_ENTRY_SIZE, &pe);
+		if ((pe.flags & LL_ENTRY_REDACTED) && (int) pe.tier <= a->self_clearance)
+			left++;
+	}
+	return left;
+}
+
+/*
+ * Returns the entries that stay hidden although this node may see them
+ * (the copies lacked them, or their table refused them).
+ */
 static int
 disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 {
@@ -1500,12 +1562,20 @@ disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 				LLPackedEntry pe;
 				int			j;
 
-				if (r.content == NULL || (int) r.tier_index > a->self_clearance ||
-					(j = redacted_slot(entries, n, &r)) < 0 ||
-					!ll_entry_decode(r.content, r.content_len, &e))
+				/*
+				 * The tier is the one this node recorded with the
+				 * commitment, not the copy's word (the content is bound to
+				 * the commitment, the copy's tier index is not).
+				 */
+				if (r.content == NULL || (j = redacted_slot(entries, n, &r)) < 0)
 					continue;
-				insert_row(a, &e, writer_for(a, &e));
 				ll_unpack_entry(entries + (Size) j * LL_PACKED_ENTRY_SIZE, &pe);
+				if ((int) pe.tier > a->self_clearance || pe.tier >= a->ntiers ||
+					!ll_entry_decode(r.content, r.content_len, &e) ||
+					strlen(a->tiers[pe.tier]) != e.tier_len ||
+					memcmp(a->tiers[pe.tier], e.tier, e.tier_len) != 0 ||
+					!disclose_row(a, &e))
+					continue;
 				pe.flags &= ~LL_ENTRY_REDACTED;
 				memcpy(pe.salt, e.salt, LL_SALT_LEN);
 				ll_pack_entry(&pe, entries + (Size) j * LL_PACKED_ENTRY_SIZE);
@@ -1524,7 +1594,7 @@ disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 							  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum(ledger_height),
 							  PointerGetDatum(ll_bytea(entries, (Size) n * LL_PACKED_ENTRY_SIZE))},
 							  NULL, false, 0);
-	return filled;
+	return still_hidden(a, entries, n);
 }
 
 /*
@@ -1533,19 +1603,19 @@ disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
  * Only entries of this block whose commitment the content matches are
  * filled (the copies were checked against their signatures and hashes);
  * the block's header and Merkle root do not change.  Returns the number
- * of rows filled in; a row that cannot be inserted leaves its block as it
- * was, with a warning.
+ * of entries that stay hidden although this node may see them, -1 if the
+ * block could not be read or written (with a warning).
  */
 int
 ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile int filled = 0;
+	volatile int left = 0;
 
 	xact_begin();
 	PG_TRY();
 	{
-		filled = disclose_block(a, height, batches, nbatches);
+		left = disclose_block(a, height, batches, nbatches);
 		writers_close();
 	}
 	PG_CATCH();
@@ -1555,10 +1625,10 @@ ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 		ereport(WARNING,
 				(errmsg("could not fill in the rows of decided height " UINT64_FORMAT " of channel \"%s\" this node may now see: %s",
 						height, a->channel, ed->message)));
-		return 0;
+		return -1;
 	}
 	PG_END_TRY();
 	xact_commit();
 	MemoryContextSwitchTo(cxt);
-	return filled;
+	return left;
 }

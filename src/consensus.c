@@ -161,6 +161,7 @@ static struct
 	int64	   *disclose;		/* consensus heights with entries to fill in */
 	int			ndisclose;
 	int			disclose_pos;
+	int			disclose_tries; /* members asked for the block at disclose_pos */
 	TimestampTz last_disclose;
 } W;
 
@@ -3045,7 +3046,7 @@ plan_disclosure(int tier)
 			}
 		}
 	}
-	W.ndisclose = W.disclose_pos = 0;
+	W.ndisclose = W.disclose_pos = W.disclose_tries = 0;
 	if (heights != NULL)
 	{
 		SPI_execute_with_args("SELECT height FROM ledger.consensus_log WHERE channel_id = $1 "
@@ -3088,18 +3089,22 @@ disclosed_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t le
 	return true;
 }
 
-/* The batches of decided height h, as a member copies them to us. */
+/*
+ * The batches of decided height h, as a member copies them to us; members
+ * are asked in turn from the start-th on.
+ */
 static bool
-fetch_disclosed(uint64 h, ll_batch **batches, int *n)
+fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
 {
 	char		from[32];
 	ReadToken	tok;
 	const char *vals[5] = {W.channel, from, tok.req, tok.at, tok.sig};
-	int			i;
+	int			k;
 
 	snprintf(from, sizeof(from), UINT64_FORMAT, h);
-	for (i = 0; i < W.nmembers; i++)
+	for (k = 0; k < W.nmembers; k++)
 	{
+		int			i = (start + k) % W.nmembers;
 		PGresult   *res;
 		int			r;
 
@@ -3186,11 +3191,23 @@ disclosure_round(void)
 		!TimestampDifferenceExceeds(W.last_disclose, GetCurrentTimestamp(), 200))
 		return;
 	W.last_disclose = GetCurrentTimestamp();
-	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], &batches, &n))
+	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], W.disclose_tries, &batches, &n))
 		return;					/* retried: a member may not have applied the change yet */
 	W.apply.self_clearance = tier;
-	(void) ll_apply_disclosed(&W.apply, (uint64) W.disclose[W.disclose_pos], batches, n);
+	/*
+	 * A copy that left entries out (a member answering with less than the
+	 * block) does not close the block: the next member is asked, until
+	 * each was asked once.
+	 */
+	if (ll_apply_disclosed(&W.apply, (uint64) W.disclose[W.disclose_pos], batches, n) != 0 &&
+		++W.disclose_tries < W.nmembers)
+		return;
+	if (W.disclose_tries >= W.nmembers)
+		ereport(WARNING,
+				(errmsg("channel \"%s\": rows of decided height " INT64_FORMAT " this node may see stay commitments: no member's copy filled them in",
+						W.channel, W.disclose[W.disclose_pos])));
 	W.disclose_pos++;
+	W.disclose_tries = 0;
 }
 
 static void
