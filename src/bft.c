@@ -1046,6 +1046,82 @@ replay_future(bft_node *n)
 				on_vote(n, &n->fut_votes[t][i], BFT_NO_PEER);
 }
 
+/* Re-sends (and counts) the votes a restarted node had persisted. */
+static void
+resend_persisted(bft_node *n, const bft_persist *p)
+{
+	int			k;
+
+	if (n->self < 0)
+		return;
+	for (k = 0; k < 2; k++)
+	{
+		bft_vote   *v = &n->tmp.u.vote;
+		bft_slot   *s;
+
+		if (!p->has_vote[k])
+			continue;
+		n->tmp.type = k == 0 ? BFT_MSG_PREVOTE : BFT_MSG_PRECOMMIT;
+		v->type = n->tmp.type;
+		v->height = n->height;
+		v->round = p->vote_round[k];
+		v->validator = (uint16_t) n->self;
+		v->is_nil = p->vote_nil[k];
+		memcpy(v->value, p->vote_value[k], BFT_HASH_LEN);
+		memcpy(v->sig, p->vote_sig[k], BFT_SIG_LEN);
+		emit(n, BFT_TO_ALL, &n->tmp);
+		s = slot_for(n, v->round);
+		if (s)
+			tally_add(n, s, v);
+	}
+}
+
+/*
+ * Starts the current height: at round 0, or where the last durable record
+ * left it if that record is of this height.  The record restores the
+ * round, the lock and validValue, and its votes are re-sent so peers that
+ * lost them still count them.  The record can be of this height when the
+ * node started below it (a durable persist callback kept the record of
+ * h + 1 while the commit of h was lost): dropping the lock then would let
+ * the node prevote against it in a later round.
+ */
+static void
+begin_height(bft_node *n)
+{
+	const bft_persist *p = &n->ps;
+
+	if (!n->has_ps || p->height != n->height || p->last_type == 0)
+	{
+		start_round(n, 0);
+		return;
+	}
+	n->locked_round = p->locked_round;
+	memcpy(n->locked_value, p->locked_value, BFT_HASH_LEN);
+	if (p->valid_round >= 0 && p->valid_len <= BFT_MAX_PAYLOAD &&
+		p->valid_npol <= BFT_MAX_VALIDATORS)
+	{
+		n->valid_round = p->valid_round;
+		memcpy(n->valid_value, p->valid_value, BFT_HASH_LEN);
+		n->valid_len = p->valid_len;
+		memcpy(n->valid_payload, p->valid_payload, p->valid_len);
+		n->valid_npol = p->valid_npol;
+		memcpy(n->valid_pol, p->valid_pol, sizeof(bft_signer) * p->valid_npol);
+		n->valid_has_payload = true;
+	}
+	/*
+	 * start_round can only propose again at the recorded key, where
+	 * guarded_sign signs nothing new, so p is still the record below.
+	 */
+	if (p->last_type == BFT_MSG_PROPOSAL)
+		start_round(n, p->last_round);
+	else
+	{
+		n->round = p->last_round;
+		n->step = p->last_type;	/* PREVOTE or PRECOMMIT: already cast */
+	}
+	resend_persisted(n, p);
+}
+
 /*
  * Decides value at the current height: hands block and certificate to the
  * caller, applies a validator-set change due at the next height, and
@@ -1101,7 +1177,7 @@ decide(bft_node *n, const uint8_t value[BFT_HASH_LEN], const uint8_t *payload,
 	n->npending = k;
 	reset_height_state(n);
 	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
-	start_round(n, 0);
+	begin_height(n);
 	replay_future(n);
 }
 
@@ -1485,46 +1561,11 @@ on_message(bft_node *n, uint32_t peer, const uint8_t *data, size_t len)
 
 /* -------------------------------------------------------------- restart */
 
-/* Re-sends (and counts) the votes a restarted node had persisted. */
-static void
-resend_persisted(bft_node *n, const bft_persist *p)
-{
-	int			k;
-
-	if (n->self < 0)
-		return;
-	for (k = 0; k < 2; k++)
-	{
-		bft_vote   *v = &n->tmp.u.vote;
-		bft_slot   *s;
-
-		if (!p->has_vote[k])
-			continue;
-		n->tmp.type = k == 0 ? BFT_MSG_PREVOTE : BFT_MSG_PRECOMMIT;
-		v->type = n->tmp.type;
-		v->height = n->height;
-		v->round = p->vote_round[k];
-		v->validator = (uint16_t) n->self;
-		v->is_nil = p->vote_nil[k];
-		memcpy(v->value, p->vote_value[k], BFT_HASH_LEN);
-		memcpy(v->sig, p->vote_sig[k], BFT_SIG_LEN);
-		emit(n, BFT_TO_ALL, &n->tmp);
-		s = slot_for(n, v->round);
-		if (s)
-			tally_add(n, s, v);
-	}
-}
-
-/*
- * (Re)starts from the caller's durable state.  A persisted record of this
- * height restores the round, the lock and the last signed vote, which is
- * re-sent so peers that lost it still count it.
- */
+/* (Re)starts from the caller's durable state. */
 static void
 on_start(bft_node *n, const bft_start *st)
 {
 	uint32_t	i;
-	const bft_persist *p = st->has_persist ? &st->persist : NULL;
 
 	n->started = true;
 	n->height = st->height;
@@ -1535,37 +1576,11 @@ on_start(bft_node *n, const bft_start *st)
 	reset_height_state(n);
 	n->fut_mask[0] = n->fut_mask[1] = 0;
 	n->fut_has_prop = false;
-	n->has_ps = p != NULL;
-	if (p)
-		n->ps = *p;
+	n->has_ps = st->has_persist;
+	if (st->has_persist)
+		n->ps = st->persist;
 	emit_timer(n, BFT_TIMER_GOSSIP, n->cfg.gossip_ms);
-	if (p == NULL || p->height != n->height || p->last_type == 0)
-	{
-		start_round(n, 0);
-		return;
-	}
-	n->locked_round = p->locked_round;
-	memcpy(n->locked_value, p->locked_value, BFT_HASH_LEN);
-	if (p->valid_round >= 0 && p->valid_len <= BFT_MAX_PAYLOAD &&
-		p->valid_npol <= BFT_MAX_VALIDATORS)
-	{
-		n->valid_round = p->valid_round;
-		memcpy(n->valid_value, p->valid_value, BFT_HASH_LEN);
-		n->valid_len = p->valid_len;
-		memcpy(n->valid_payload, p->valid_payload, p->valid_len);
-		n->valid_npol = p->valid_npol;
-		memcpy(n->valid_pol, p->valid_pol, sizeof(bft_signer) * p->valid_npol);
-		n->valid_has_payload = true;
-	}
-	if (p->last_type == BFT_MSG_PROPOSAL)
-	{
-		start_round(n, p->last_round);
-		resend_persisted(n, p);
-		return;
-	}
-	n->round = p->last_round;
-	n->step = p->last_type;		/* PREVOTE or PRECOMMIT: already cast */
-	resend_persisted(n, p);
+	begin_height(n);
 }
 
 /* ------------------------------------------------------------------- step */

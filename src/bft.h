@@ -43,7 +43,10 @@
  * After a crash, restart the node with BFT_EV_START carrying the last
  * durable record: the core never signs anything at a (height, round, step)
  * lower than that record, nor a different value at the same one, so an
- * honest node never double-signs, whatever was lost.
+ * honest node never double-signs, whatever was lost.  A durable persist
+ * callback may leave a record of height h + 1 with the commit of h lost;
+ * the node then restarts at h and, once it decides h again, resumes h + 1
+ * from that record, lock included.
  *
  * VALIDATOR SET CHANGES.  When block h commits, the core calls
  * valset_change(height h, payload); if it returns true, the set it filled

@@ -1022,6 +1022,69 @@ test_future_height_buffered(void **state)
 	ut_teardown(&u);
 }
 
+/*
+ * A durable persist callback can keep the record of height 2 while the
+ * commit of height 1 is lost in a crash.  The node restarts at height 1;
+ * when it decides height 1 again it must resume height 2 from that record,
+ * lock included, and prevote nil on a fresh proposal of another value.
+ */
+static void
+test_lock_kept_after_restart_behind(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN],
+				p2[16],
+				v2[BFT_HASH_LEN],
+				q2[16],
+				w2[BFT_HASH_LEN];
+	uint32_t	lv,
+				l2,
+				lq;
+	int			good[3] = {1, 2, 3};
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+	bft_persist ps;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	payload_for(2, 'v', true, p2, &l2, v2);
+	payload_for(2, 'w', true, q2, &lq, w2);
+	/* height 2 arrives early and is buffered: proposal and two prevotes */
+	propose_as(&u, 2, 2, 0, -1, p2, l2, v2, NULL, 0);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 2, 0, v2);
+	vote_as(&u, 3, BFT_MSG_PREVOTE, 2, 0, v2);
+	/* deciding height 1 we prevote, lock on and precommit v2 in one step */
+	m->type = BFT_MSG_BLOCK_RESP;
+	m->u.resp.payload = pv;
+	m->u.resp.payload_len = lv;
+	make_cert(&m->u.resp.cert, 1, 0, v, good, 3);
+	feed(&u, 7, m);
+	assert_true(u.out->has_commit);
+	assert_int_equal(out_vote(&u, BFT_MSG_PRECOMMIT, 0, NULL), 1);
+	assert_int_equal(u.ctx.last.height, 2);
+	assert_int_equal(u.ctx.last.locked_round, 0);
+	ps = u.ctx.last;			/* durable at once; the commit is lost */
+	ut_teardown(&u);
+
+	ut_setup(&u, 4, 0, &ps);
+	assert_int_equal(bft_height(u.node), 1);
+	feed(&u, 7, m);				/* height 1 decided again, in the core */
+	assert_true(u.out->has_commit);
+	assert_int_equal(bft_height(u.node), 2);
+	/* the record's votes are sent again, as after any restart */
+	assert_int_equal(out_vote(&u, BFT_MSG_PRECOMMIT, 0, NULL), 1);
+	/* round 0 ends; round 1 (proposer 3) offers w2 fresh: locked, so nil */
+	fire(&u, BFT_TIMER_PRECOMMIT, 2, 0);
+	assert_int_equal(bft_round(u.node), 1);
+	propose_as(&u, 3, 2, 1, -1, q2, lq, w2, NULL, 0);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 1, NULL), 0);
+	assert_int_equal(u.ctx.last.locked_round, 0);
+	assert_memory_equal(u.ctx.last.locked_value, v2, BFT_HASH_LEN);
+	free(m);
+	ut_teardown(&u);
+}
+
 /* ------------------------------------------------------------------ codec */
 
 static size_t
@@ -1279,6 +1342,7 @@ main(void)
 		cmocka_unit_test(test_catchup_verifies_cert),
 		cmocka_unit_test(test_valset_change),
 		cmocka_unit_test(test_future_height_buffered),
+		cmocka_unit_test(test_lock_kept_after_restart_behind),
 		cmocka_unit_test(test_wire_roundtrip),
 		cmocka_unit_test(test_wire_rejects),
 		cmocka_unit_test(test_ed25519),
