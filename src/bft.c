@@ -48,7 +48,7 @@ typedef struct bft_slot
 	bft_tally	precommit;
 	bool		has_proposal;
 	bool		prop_valid;		/* validate callback accepted it */
-	bool		pol_ok;			/* attached POL proved its valid_round */
+	bool		pol_ok;			/* a POL proved its valid_round */
 	int32_t		prop_vr;
 	uint8_t		prop_value[BFT_HASH_LEN];
 	uint8_t		prop_sig[BFT_SIG_LEN];
@@ -466,6 +466,17 @@ verify_sig(bft_node *n, uint16_t validator, uint8_t type, uint64_t height,
 							sizeof(sb), sig);
 }
 
+/* Whether payload is the one behind value (see value_of in bft.h). */
+static bool
+payload_matches(bft_node *n, const uint8_t value[BFT_HASH_LEN],
+				const uint8_t *payload, uint32_t len)
+{
+	uint8_t		v[BFT_HASH_LEN];
+
+	return n->cfg.cb.value_of(n->cfg.cb.ctx, payload, len, v) &&
+		memcmp(v, value, BFT_HASH_LEN) == 0;
+}
+
 /* ------------------------------------------------------------ vote intake */
 
 static void
@@ -832,6 +843,58 @@ pol_holds(bft_node *n, const bft_slot *cur)
 	return vs != NULL && tally_power_for(&vs->prevote, cur->prop_value) >= n->quorum;
 }
 
+/* Whether p's POL holds a quorum for (valid_round, value). */
+static bool
+pol_verifies(bft_node *n, const bft_proposal *p)
+{
+	n->stats.verifies += p->npol;
+	return bft_signers_verify(&n->vs, n->cfg.chain_id, BFT_MSG_PREVOTE, p->height,
+							  (uint32_t) p->valid_round, p->value, p->pol,
+							  p->npol, &n->cfg.cb) == BFT_OK;
+}
+
+/* The prevotes of a verified POL are ordinary verified votes: keeps them. */
+static void
+tally_pol(bft_node *n, const bft_proposal *p)
+{
+	bft_slot   *vs = slot_for(n, (uint32_t) p->valid_round);
+	uint16_t	i;
+
+	for (i = 0; vs != NULL && i < p->npol; i++)
+	{
+		bft_vote	v;
+
+		v.type = BFT_MSG_PREVOTE;
+		v.is_nil = false;
+		v.validator = p->pol[i].validator;
+		v.round = (uint32_t) p->valid_round;
+		v.height = p->height;
+		memcpy(v.value, p->value, BFT_HASH_LEN);
+		memcpy(v.sig, p->pol[i].sig, BFT_SIG_LEN);
+		tally_add(n, vs, &v);
+	}
+}
+
+/*
+ * Whether p, of this height, is a proposal its proposer made: a payload
+ * that hashes to the signed value, the signature, and the POL if one is
+ * attached.  Payload and POL are not signed, so without those checks a
+ * copy any relay altered would pass for the proposer's.
+ */
+static bool
+proposal_genuine(bft_node *n, const bft_proposal *p)
+{
+	if (!payload_matches(n, p->value, p->payload, p->payload_len) ||
+		!verify_sig(n, p->proposer, BFT_MSG_PROPOSAL, p->height, p->round,
+					p->valid_round, false, p->value, p->sig) ||
+		(p->valid_round >= 0 && p->npol > 0 && !pol_verifies(n, p)))
+	{
+		n->stats.rejected++;
+		return false;
+	}
+	return true;
+}
+
 static void
 store_proposal(bft_node *n, bft_slot *s, const bft_proposal *p, bool pol_ok)
 {
@@ -847,11 +910,21 @@ store_proposal(bft_node *n, bft_slot *s, const bft_proposal *p, bool pol_ok)
 									   s->prop_payload, s->prop_len);
 }
 
+/* Stores a proposal that passed proposal_genuine. */
+static void
+accept_proposal(bft_node *n, bft_slot *s, const bft_proposal *p)
+{
+	bool		pol_ok = p->valid_round >= 0 && p->npol > 0;
+
+	if (pol_ok)
+		tally_pol(n, p);
+	store_proposal(n, s, p, pol_ok);
+}
+
 static void
 on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
 {
 	bft_slot   *s;
-	bool		pol_ok = false;
 
 	if (p->height != n->height)
 	{
@@ -877,45 +950,30 @@ on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
 		return;
 	}
 	s = slot_for(n, p->round);
-	if (s == NULL || s->has_proposal)
-		return;					/* first proposal of a round wins */
-	if (!verify_sig(n, p->proposer, BFT_MSG_PROPOSAL, p->height, p->round,
-					p->valid_round, false, p->value, p->sig))
+	if (s == NULL)
+		return;
+	if (s->has_proposal)
 	{
-		n->stats.rejected++;
+		/*
+		 * The first proposal of a round wins.  A copy of it (the same
+		 * signed fields, so the same proposal) may still bring the POL
+		 * a relay stripped from the one we kept.
+		 */
+		if (!s->pol_ok && s->prop_vr >= 0 && p->valid_round == s->prop_vr &&
+			p->npol > 0 && memcmp(p->value, s->prop_value, BFT_HASH_LEN) == 0)
+		{
+			if (!pol_verifies(n, p))
+			{
+				n->stats.rejected++;
+				return;
+			}
+			tally_pol(n, p);
+			s->pol_ok = true;
+		}
 		return;
 	}
-	if (p->valid_round >= 0 && p->npol > 0)
-	{
-		bft_slot   *vs;
-		uint16_t	i;
-
-		n->stats.verifies += p->npol;
-		if (bft_signers_verify(&n->vs, n->cfg.chain_id, BFT_MSG_PREVOTE,
-							   p->height, (uint32_t) p->valid_round, p->value,
-							   p->pol, p->npol, &n->cfg.cb) != BFT_OK)
-		{
-			n->stats.rejected++;
-			return;
-		}
-		pol_ok = true;
-		/* the POL's prevotes are ordinary verified votes: keep them */
-		vs = slot_for(n, (uint32_t) p->valid_round);
-		for (i = 0; vs != NULL && i < p->npol; i++)
-		{
-			bft_vote	v;
-
-			v.type = BFT_MSG_PREVOTE;
-			v.is_nil = false;
-			v.validator = p->pol[i].validator;
-			v.round = (uint32_t) p->valid_round;
-			v.height = p->height;
-			memcpy(v.value, p->value, BFT_HASH_LEN);
-			memcpy(v.sig, p->pol[i].sig, BFT_SIG_LEN);
-			tally_add(n, vs, &v);
-		}
-	}
-	store_proposal(n, s, p, pol_ok);
+	if (proposal_genuine(n, p))
+		accept_proposal(n, s, p);
 }
 
 /* Encodes our proposal of the current round from slot state. */
@@ -1195,10 +1253,15 @@ decide_from_slot(bft_node *n, bft_slot *s, const uint8_t value[BFT_HASH_LEN],
 	decide(n, value, payload, len, c);
 }
 
-/* Finds a payload for value among everything this height has seen. */
+/*
+ * Finds a payload for value that validate accepted, among everything this
+ * height has seen.  Every copy kept hashes to value, but the verdict on it
+ * may depend on the caller's state when it came, so one copy judged
+ * invalid must not hide another judged valid.
+ */
 static bool
-find_payload(bft_node *n, const uint8_t value[BFT_HASH_LEN],
-			 const uint8_t **payload, uint32_t *len, bool *valid)
+find_valid_payload(bft_node *n, const uint8_t value[BFT_HASH_LEN],
+				   const uint8_t **payload, uint32_t *len)
 {
 	uint32_t	i;
 
@@ -1206,12 +1269,11 @@ find_payload(bft_node *n, const uint8_t value[BFT_HASH_LEN],
 	{
 		bft_slot   *s = &n->slots[i];
 
-		if (s->used && s->has_proposal &&
+		if (s->used && s->has_proposal && s->prop_valid &&
 			memcmp(s->prop_value, value, BFT_HASH_LEN) == 0)
 		{
 			*payload = s->prop_payload;
 			*len = s->prop_len;
-			*valid = s->prop_valid;
 			return true;
 		}
 	}
@@ -1220,7 +1282,6 @@ find_payload(bft_node *n, const uint8_t value[BFT_HASH_LEN],
 	{
 		*payload = n->valid_payload;
 		*len = n->valid_len;
-		*valid = true;
 		return true;
 	}
 	return false;
@@ -1344,17 +1405,17 @@ progress(bft_node *n)
 				{
 					const uint8_t *payload;
 					uint32_t	len;
-					bool		valid;
 
 					if (s->precommit.val_power[k] < n->quorum)
 						continue;
-					if (find_payload(n, s->precommit.vals[k], &payload, &len, &valid))
+					/*
+					 * Without a valid payload, fetch the block: honest
+					 * nodes found it valid, and catch-up checks it again.
+					 */
+					if (find_valid_payload(n, s->precommit.vals[k], &payload, &len))
 					{
-						if (valid)
-						{
-							decide_from_slot(n, s, s->precommit.vals[k], payload, len);
-							fired = true;
-						}
+						decide_from_slot(n, s, s->precommit.vals[k], payload, len);
+						fired = true;
 					}
 					else
 						request_block(n, BFT_TO_ALL);
@@ -1502,6 +1563,7 @@ on_block_resp(bft_node *n, const bft_block_resp *r, uint32_t peer)
 		return;
 	n->stats.verifies += c->nsigs;
 	if (bft_cert_verify(&n->vs, n->cfg.chain_id, c, &n->cfg.cb) != BFT_OK ||
+		!payload_matches(n, c->value, r->payload, r->payload_len) ||
 		!n->cfg.cb.validate(n->cfg.cb.ctx, c->height, c->value, r->payload,
 							r->payload_len))
 	{

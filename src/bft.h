@@ -15,7 +15,12 @@
  * the round.  A proposal that re-proposes a validValue (validRound >= 0)
  * carries the 2f+1 signed prevotes of that round ("POL") so a receiver
  * never depends on old votes it may have missed.  Values are 32-byte block
- * hashes; payloads are opaque and judged by the validate callback.
+ * hashes; payloads are opaque, hashed by the value_of callback and judged
+ * by the validate callback.  The proposer signs the value, not the payload
+ * or the POL, so anyone relaying a proposal can alter those: a copy whose
+ * payload does not hash to the signed value is not the proposer's and is
+ * dropped, so the genuine copy still counts when it comes, and a kept copy
+ * that lacks its POL takes the POL of a later copy.
  *
  * EVENT / OUTPUT CONTRACT.  bft_step(node, ev, out) is the only entry
  * point that changes a node.  It is deterministic: the same sequence of
@@ -65,8 +70,10 @@
  * CATCH-UP.  Nodes send STATUS (height, round) when a height takes long;
  * a peer that is ahead answers a BLOCK_REQUEST with the committed block and
  * its commit certificate (from load_block); the node verifies the
- * certificate against its validator set and the payload with validate
- * before committing it, then asks for the next height.
+ * certificate against its validator set and the payload with value_of and
+ * validate before committing it, then asks for the next height.  A node
+ * that sees a quorum of precommits for a value it has no valid payload for
+ * asks for the block the same way.
  *
  * EVIDENCE.  Two validly signed votes by one validator for the same height,
  * round and vote type with different values are reported in out->evidence;
@@ -295,12 +302,22 @@ typedef struct bft_callbacks
 						   const uint8_t *msg, size_t len,
 						   const uint8_t sig[BFT_SIG_LEN]);
 	/*
-	 * True iff payload is a valid block for height AND value is its block
-	 * hash (the core never hashes payloads itself).  A proposal of the
-	 * next height that arrived early is validated while the core decides
-	 * the height before, in the same step, before the caller has seen that
-	 * commit: a caller whose validity depends on the block before must
-	 * hold such proposals back until it has applied it (consensus.c does).
+	 * Fill value with the block hash of payload; false if it has none (the
+	 * core never hashes payloads itself).  Must depend on the bytes alone:
+	 * a proposal whose payload's value is not the signed one is dropped as
+	 * a relay's forgery, so a verdict that changed with the caller's state
+	 * could drop the proposer's own.  Validity that depends on state
+	 * belongs in validate.
+	 */
+	bool		(*value_of) (void *ctx, const uint8_t *payload, size_t len,
+							 uint8_t value[BFT_HASH_LEN]);
+	/*
+	 * True iff payload is a valid block for height.  Only called for a
+	 * payload whose value_of is value.  A proposal of the next height that
+	 * arrived early is validated while the core decides the height before,
+	 * in the same step, before the caller has seen that commit: a caller
+	 * whose validity depends on the block before must hold such proposals
+	 * back until it has applied it (consensus.c does).
 	 */
 	bool		(*validate) (void *ctx, uint64_t height,
 							 const uint8_t value[BFT_HASH_LEN],

@@ -606,6 +606,17 @@ origin_votes(const MemBatch *m, uint64 height)
 	return ll_is_validator_at(&W.ms, m->bytes + 36, height);
 }
 
+/*
+ * The value a payload stands for, from its bytes alone: the core drops a
+ * proposal whose payload is not its signed value's, whatever this node's
+ * state, so that a relay cannot swap the payload of a genuine proposal.
+ */
+static bool
+cb_value_of(void *ctx, const uint8_t *payload, size_t len, uint8_t value[32])
+{
+	return ll_payload_value(payload, len, value) == 0;
+}
+
 static bool
 cb_validate(void *ctx, uint64_t height, const uint8_t value[32],
 			const uint8_t *payload, size_t len)
@@ -3408,6 +3419,7 @@ setup_core(void)
 	W.cfg.gossip_ms = 1000;
 	W.cfg.cb.sign = cb_sign;
 	W.cfg.cb.verify = cb_verify;
+	W.cfg.cb.value_of = cb_value_of;
 	W.cfg.cb.validate = cb_validate;
 	W.cfg.cb.persist = cb_persist;
 	W.cfg.cb.valset_change = cb_valset_change;

@@ -33,6 +33,20 @@ fz_verify(void *ctx, const uint8_t pk[BFT_PUBKEY_LEN], const uint8_t *msg,
 	return fk_verify(pk, msg, len, sig);
 }
 
+/* The payload repeated: a value the fuzzer can match to reach further. */
+static bool
+fz_value_of(void *ctx, const uint8_t *p, size_t len, uint8_t v[BFT_HASH_LEN])
+{
+	size_t		i;
+
+	(void) ctx;
+	if (len == 0)
+		return false;
+	for (i = 0; i < BFT_HASH_LEN; i++)
+		v[i] = p[i % len];
+	return true;
+}
+
 static bool
 fz_validate(void *ctx, uint64_t h, const uint8_t v[BFT_HASH_LEN], const uint8_t *p, size_t len)
 {
@@ -69,6 +83,7 @@ fz_init(void)
 	cfg.gossip_ms = 100;
 	cfg.cb.sign = fz_sign;
 	cfg.cb.verify = fz_verify;
+	cfg.cb.value_of = fz_value_of;
 	cfg.cb.validate = fz_validate;
 	cfg.cb.persist = fz_persist;
 	node = bft_init(malloc(bft_node_size()), &cfg);

@@ -15,7 +15,8 @@
  * with consensus.c's fsync in the callback, and crashes strike in the
  * window that opens: after a commit, before it is stored.  Byzantine nodes
  * (up to f) equivocate, propose and vote for invalid blocks, send garbage
- * bytes, replay old messages or stay silent, before and after GST.
+ * bytes, replay old messages, stay silent, or tamper: relay honest
+ * proposals with the unsigned parts altered; before and after GST.
  *
  * Checked after every step: agreement, validity, certificate validity, no
  * honest double signing (on the wire, across crashes), no honest lock lost
@@ -46,10 +47,10 @@
 enum
 {
 	BYZ_NONE = 0, BYZ_SILENT, BYZ_EQUIVOCATE, BYZ_INVALID, BYZ_GARBAGE,
-	BYZ_REPLAY, BYZ_MIXED, BYZ_NMODES
+	BYZ_REPLAY, BYZ_MIXED, BYZ_TAMPER, BYZ_NMODES
 };
 static const char *byz_names[] = {"honest", "silent", "equivocate", "invalid",
-"garbage", "replay", "mixed"};
+"garbage", "replay", "mixed", "tamper"};
 
 enum
 {
@@ -421,13 +422,26 @@ cb_verify(void *ctx, const uint8_t pk[BFT_PUBKEY_LEN], const uint8_t *msg,
 }
 
 static bool
+cb_value_of(void *ctx, const uint8_t *payload, size_t len, uint8_t value[BFT_HASH_LEN])
+{
+	(void) ctx;
+	fk_block_hash(payload, len, value);
+	return true;
+}
+
+/*
+ * No hash check: the core must not ask about a payload that is not the
+ * value's (value_of), and check_commit would catch one decided anyway.
+ */
+static bool
 cb_validate(void *ctx, uint64_t h, const uint8_t value[BFT_HASH_LEN],
 			const uint8_t *payload, size_t len)
 {
 	uint64_t	ph;
 
 	(void) ctx;
-	if (!honest_validate(value, payload, len))
+	(void) value;
+	if (len != 28 || payload[0] != 'V')
 		return false;
 	memcpy(&ph, payload + 2, 8);
 	return ph == h;
@@ -864,6 +878,63 @@ done:
 	blob_unref(orig);
 }
 
+/* A Byzantine relay's copy of m to every node but itself and from, at once. */
+static void
+tamper_send(snode *s, int from, const bft_msg *m)
+{
+	blob	   *b = encode_blob(m);
+	int			i;
+
+	for (i = 0; b != NULL && i < S.N; i++)
+	{
+		sev			d;
+
+		if (i == s->id || i == from ||
+			(S.now < S.gst && S.parted && S.part[s->id] != S.part[i]))
+			continue;
+		S.msgs++;
+		S.bytes += b->len;
+		memset(&d, 0, sizeof(d));
+		d.t = S.now + 1;
+		d.kind = EV_DELIVER;
+		d.node = (uint8_t) i;
+		d.from = (uint8_t) s->id;
+		d.msg = b;
+		b->ref++;
+		push(d);
+	}
+	blob_unref(b);
+}
+
+/*
+ * BYZ_TAMPER: a proposal's signature covers neither its payload nor its
+ * POL.  On each honest proposal it receives, this node relays at once a
+ * copy with another payload (one validate would accept: only the hash
+ * tells it apart) and one without its POL.
+ */
+static void
+byz_tamper(snode *s, int from, const blob *b)
+{
+	static bft_msg m,
+				t;
+	uint8_t		pl[64];
+
+	if (S.nodes[from].byz || bft_decode(b->data, b->len, &m) != BFT_OK ||
+		m.type != BFT_MSG_PROPOSAL)
+		return;
+	t = m;
+	t.u.proposal.payload = pl;
+	t.u.proposal.payload_len = make_payload(pl, true, 'J', m.u.proposal.height,
+											s->id, false, 0, 0);
+	tamper_send(s, from, &t);
+	if (m.u.proposal.npol > 0)
+	{
+		t = m;
+		t.u.proposal.npol = 0;
+		tamper_send(s, from, &t);
+	}
+}
+
 /* --------------------------------------------------------------- driver */
 
 static void crash_node(snode *s);
@@ -1040,6 +1111,7 @@ start_node(snode *s)
 	cfg.cb.ctx = s;
 	cfg.cb.sign = cb_sign;
 	cfg.cb.verify = cb_verify;
+	cfg.cb.value_of = cb_value_of;
 	cfg.cb.validate = cb_validate;
 	cfg.cb.persist = cb_persist;
 	cfg.cb.load_block = cb_load;
@@ -1311,6 +1383,8 @@ apply_event(const sev *e)
 				e->msg->ref++;
 				s->nring++;
 			}
+			if (s->byz == BYZ_TAMPER || s->byz == BYZ_MIXED)
+				byz_tamper(s, e->from, e->msg);
 			ev.kind = BFT_EV_MSG;
 			ev.u.msg.peer = e->from;
 			ev.u.msg.data = e->msg->data;

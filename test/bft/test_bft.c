@@ -24,6 +24,7 @@ typedef struct ut_ctx
 	uint8_t		pk[BFT_PUBKEY_LEN];
 	int			npersist;
 	bool		fail_persist;
+	bool		judge_invalid;	/* validate says no, as before a block is applied */
 	bft_persist last;
 	bool		change_at_1;	/* block 1 decides a validator-set change */
 	bft_valset	change_to;
@@ -60,15 +61,21 @@ cb_verify(void *ctx, const uint8_t pk[BFT_PUBKEY_LEN], const uint8_t *msg,
 }
 
 static bool
+cb_value_of(void *ctx, const uint8_t *payload, size_t len, uint8_t value[BFT_HASH_LEN])
+{
+	(void) ctx;
+	fk_block_hash(payload, len, value);
+	return true;
+}
+
+/* The core checks the hash (value_of) before it asks: validity alone here. */
+static bool
 cb_validate(void *ctx, uint64_t h, const uint8_t value[BFT_HASH_LEN],
 			const uint8_t *payload, size_t len)
 {
-	uint8_t		hh[BFT_HASH_LEN];
-
-	(void) ctx;
 	(void) h;
-	fk_block_hash(payload, len, hh);
-	return len > 0 && payload[0] == 'V' && memcmp(hh, value, BFT_HASH_LEN) == 0;
+	(void) value;
+	return len > 0 && payload[0] == 'V' && !((ut_ctx *) ctx)->judge_invalid;
 }
 
 static int
@@ -119,6 +126,7 @@ callbacks(ut_ctx *c)
 	cb.ctx = c;
 	cb.sign = cb_sign;
 	cb.verify = cb_verify;
+	cb.value_of = cb_value_of;
 	cb.validate = cb_validate;
 	cb.persist = cb_persist;
 	cb.load_block = cb_load;
@@ -1022,6 +1030,164 @@ test_future_height_buffered(void **state)
 	ut_teardown(&u);
 }
 
+/* True if the last output holds a BLOCK_REQ. */
+static bool
+out_has_block_req(ut *u)
+{
+	uint32_t	i;
+	bft_msg    *m = malloc(sizeof(bft_msg));
+	bool		seen = false;
+
+	for (i = 0; i < u->out->nmsgs; i++)
+	{
+		assert_int_equal(bft_decode(u->out->buf + u->out->msgs[i].off,
+									u->out->msgs[i].len, m), BFT_OK);
+		if (m->type == BFT_MSG_BLOCK_REQ)
+			seen = true;
+	}
+	free(m);
+	return seen;
+}
+
+/*
+ * The proposer signs the value, not the payload.  A relay's copy of an
+ * honest proposal with another payload is not the proposer's proposal: it
+ * must not take the round's place, or the genuine copy would be ignored,
+ * the node would prevote nil, miss the lock and find no payload to decide
+ * when 2f+1 precommit the genuine value.
+ */
+static void
+test_tampered_payload_copy(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN],
+				got[BFT_HASH_LEN];
+	uint8_t		junk[10] = {'V', 'j', 'u', 'n', 'k'};
+	uint32_t	lv;
+	uint64_t	rejected;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	rejected = bft_get_stats(u.node)->rejected;
+	propose_as(&u, 1, 1, 0, -1, junk, sizeof(junk), v, NULL, 0);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 0, NULL), -1);
+	assert_int_equal(bft_get_stats(u.node)->rejected, rejected + 1);
+	/* the genuine copy, a moment later */
+	propose_as(&u, 1, 1, 0, -1, pv, lv, v, NULL, 0);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 0, got), 1);
+	assert_memory_equal(got, v, BFT_HASH_LEN);
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
+	assert_int_equal(out_vote(&u, BFT_MSG_PRECOMMIT, 0, NULL), 1);
+	assert_int_equal(u.ctx.last.locked_round, 0);
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
+	assert_true(u.out->has_commit);
+	assert_memory_equal(u.out->commit.value, v, BFT_HASH_LEN);
+	assert_int_equal(u.out->commit.payload_len, lv);
+	assert_memory_equal(u.out->commit.payload, pv, lv);
+	ut_teardown(&u);
+}
+
+/*
+ * The POL is not signed either.  A copy of a re-proposal with its POL
+ * stripped may be the one kept; the genuine copy that follows must still
+ * prove the POL round and unlock the node, and one with a POL short of a
+ * quorum must not.
+ */
+static void
+test_stripped_pol_copy(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				pw[16],
+				v[BFT_HASH_LEN],
+				w[BFT_HASH_LEN],
+				got[BFT_HASH_LEN];
+	uint32_t	lv,
+				lw;
+	int			pol[3] = {1, 2, 3};
+	int			r;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	payload_for(1, 'w', true, pw, &lw, w);
+	/* round 0: lock on v */
+	propose_as(&u, 1, 1, 0, -1, pv, lv, v, NULL, 0);
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
+	assert_int_equal(out_vote(&u, BFT_MSG_PRECOMMIT, 0, NULL), 1);
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, NULL);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, NULL);
+	fire(&u, BFT_TIMER_PRECOMMIT, 1, 0);
+	/* rounds 1..3 fail for us (we missed round 1's polka for w) */
+	for (r = 1; r <= 3; r++)
+	{
+		fire(&u, BFT_TIMER_PROPOSE, 1, (uint32_t) r);
+		vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, (uint32_t) r, NULL);
+		vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, (uint32_t) r, NULL);
+		vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, (uint32_t) r, NULL);
+	}
+	assert_int_equal(bft_round(u.node), 4);
+	/* round 4 (proposer 1) re-proposes w with the POL of round 1: stripped */
+	propose_as(&u, 1, 1, 4, 1, pw, lw, w, NULL, 0);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 4, NULL), -1);
+	/* a POL short of a quorum proves nothing */
+	propose_as(&u, 1, 1, 4, 1, pw, lw, w, pol, 2);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 4, NULL), -1);
+	/* the genuine copy brings the POL: locked round 0 < 1, prevote w */
+	propose_as(&u, 1, 1, 4, 1, pw, lw, w, pol, 3);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 4, got), 1);
+	assert_memory_equal(got, w, BFT_HASH_LEN);
+	ut_teardown(&u);
+}
+
+/*
+ * Whether a payload is valid may depend on the caller's state when it
+ * came (consensus.c: a batch not received yet).  2f+1 precommits for a
+ * value whose only copy here was judged invalid make the node fetch the
+ * block, which catch-up judges again, instead of waiting for nothing.
+ */
+static void
+test_precommit_quorum_fetches_block_judged_invalid(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN];
+	uint32_t	lv;
+	int			good[3] = {1, 2, 3};
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	u.ctx.judge_invalid = true;
+	propose_as(&u, 1, 1, 0, -1, pv, lv, v, NULL, 0);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 0, NULL), 0);
+	u.ctx.judge_invalid = false;
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 3, BFT_MSG_PREVOTE, 1, 0, v);
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
+	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
+	assert_false(out_has_block_req(&u));
+	vote_as(&u, 3, BFT_MSG_PRECOMMIT, 1, 0, v);
+	assert_false(u.out->has_commit);
+	assert_true(out_has_block_req(&u));
+	m->type = BFT_MSG_BLOCK_RESP;
+	m->u.resp.payload = pv;
+	m->u.resp.payload_len = lv;
+	make_cert(&m->u.resp.cert, 1, 0, v, good, 3);
+	feed(&u, 7, m);
+	assert_true(u.out->has_commit);
+	assert_memory_equal(u.out->commit.value, v, BFT_HASH_LEN);
+	free(m);
+	ut_teardown(&u);
+}
+
 /*
  * A durable persist callback can keep the record of height 2 while the
  * commit of height 1 is lost in a crash.  The node restarts at height 1;
@@ -1342,6 +1508,9 @@ main(void)
 		cmocka_unit_test(test_catchup_verifies_cert),
 		cmocka_unit_test(test_valset_change),
 		cmocka_unit_test(test_future_height_buffered),
+		cmocka_unit_test(test_tampered_payload_copy),
+		cmocka_unit_test(test_stripped_pol_copy),
+		cmocka_unit_test(test_precommit_quorum_fetches_block_judged_invalid),
 		cmocka_unit_test(test_lock_kept_after_restart_behind),
 		cmocka_unit_test(test_wire_roundtrip),
 		cmocka_unit_test(test_wire_rejects),
