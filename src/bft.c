@@ -9,8 +9,9 @@
  * resetting a height costs a few flag writes.  Votes for rounds below the
  * window are no longer needed (re-proposals carry their own POL, late
  * commits are recovered by catch-up); votes above it only count towards the
- * f+1 round skip.  Messages for height + 1 are buffered (one per sender and
- * type) because peers that decide first start the next height before us.
+ * f+1 round skip.  Messages for height + 1 are buffered (one proposal, one
+ * vote per sender and type) because peers that decide first start the next
+ * height before us; they are checked before they take a place.
  */
 #include <string.h>
 
@@ -110,7 +111,7 @@ struct bft_node
 	uint32_t	seen_round[BFT_MAX_VALIDATORS];
 	bool		seen_dirty;
 
-	/* height + 1 buffer */
+	/* height + 1 buffer, all checked against that height's validator set */
 	uint64_t	fut_mask[2];
 	bft_vote	fut_votes[2][BFT_MAX_VALIDATORS];
 	bool		fut_has_prop;
@@ -453,17 +454,27 @@ guarded_sign(bft_node *n, uint8_t type, uint32_t round, int32_t vr,
 	return true;
 }
 
+/* Whether validator (an index into vs) signed the message. */
 static bool
-verify_sig(bft_node *n, uint16_t validator, uint8_t type, uint64_t height,
-		   uint32_t round, int32_t vr, bool is_nil,
-		   const uint8_t value[BFT_HASH_LEN], const uint8_t sig[BFT_SIG_LEN])
+verify_sig_by(bft_node *n, const bft_valset *vs, uint16_t validator, uint8_t type,
+			  uint64_t height, uint32_t round, int32_t vr, bool is_nil,
+			  const uint8_t value[BFT_HASH_LEN], const uint8_t sig[BFT_SIG_LEN])
 {
 	uint8_t		sb[BFT_SIGN_BYTES_LEN];
 
 	bft_sign_bytes(n->cfg.chain_id, type, height, round, vr, is_nil, value, sb);
 	n->stats.verifies++;
-	return n->cfg.cb.verify(n->cfg.cb.ctx, n->vs.v[validator].pubkey, sb,
+	return n->cfg.cb.verify(n->cfg.cb.ctx, vs->v[validator].pubkey, sb,
 							sizeof(sb), sig);
+}
+
+static bool
+verify_sig(bft_node *n, uint16_t validator, uint8_t type, uint64_t height,
+		   uint32_t round, int32_t vr, bool is_nil,
+		   const uint8_t value[BFT_HASH_LEN], const uint8_t sig[BFT_SIG_LEN])
+{
+	return verify_sig_by(n, &n->vs, validator, type, height, round, vr, is_nil,
+						 value, sig);
 }
 
 /* Whether payload is the one behind value (see value_of in bft.h). */
@@ -475,6 +486,21 @@ payload_matches(bft_node *n, const uint8_t value[BFT_HASH_LEN],
 
 	return n->cfg.cb.value_of(n->cfg.cb.ctx, payload, len, v) &&
 		memcmp(v, value, BFT_HASH_LEN) == 0;
+}
+
+/*
+ * The validator set of height + 1.  It is already known: a change takes
+ * effect BFT_VALSET_DELAY (2) heights after the block that decides it.
+ */
+static const bft_valset *
+next_valset(const bft_node *n)
+{
+	uint32_t	i;
+
+	for (i = 0; i < n->npending; i++)
+		if (n->pending[i].height == n->height + 1)
+			return &n->pending[i].set;
+	return &n->vs;
 }
 
 /* ------------------------------------------------------------ vote intake */
@@ -624,14 +650,34 @@ future_precommit_power(const bft_node *n)
 	return pw;
 }
 
+/*
+ * Keeps a validator's highest-round vote of each type for height + 1.  Its
+ * signature is checked first: anyone can send a vote under any index, and
+ * an unchecked forgery with round UINT32_MAX would keep that validator's
+ * genuine votes out for good.  Checked here, it is not checked again when
+ * replayed.
+ */
 static void
 buffer_future_vote(bft_node *n, const bft_vote *v)
 {
+	const bft_valset *vs = next_valset(n);
 	int			t = v->type == BFT_MSG_PREVOTE ? 0 : 1;
-	uint64_t	bit = UINT64_C(1) << v->validator;
+	uint64_t	bit;
 
+	if (v->validator >= vs->n)
+	{
+		n->stats.rejected++;
+		return;
+	}
+	bit = UINT64_C(1) << v->validator;
 	if ((n->fut_mask[t] & bit) && n->fut_votes[t][v->validator].round >= v->round)
 		return;
+	if (!verify_sig_by(n, vs, v->validator, v->type, v->height, v->round, -1,
+					   v->is_nil, v->value, v->sig))
+	{
+		n->stats.rejected++;
+		return;
+	}
 	n->fut_mask[t] |= bit;
 	n->fut_votes[t][v->validator] = *v;
 }
@@ -721,9 +767,12 @@ take_parked(bft_node *n, bft_slot *s, bft_tally *t, const bft_vote *v)
 	}
 }
 
-/* Verifies and records a vote of the current height. */
+/*
+ * Verifies (unless checked: a replayed vote of the height + 1 buffer) and
+ * records a vote of the current height.
+ */
 static void
-on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
+on_vote(bft_node *n, const bft_vote *v, uint32_t peer, bool checked)
 {
 	bft_slot   *s;
 	bft_tally  *t;
@@ -731,14 +780,14 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 
 	if (v->height != n->height)
 	{
-		if (v->height == n->height + 1 && v->validator < BFT_MAX_VALIDATORS)
+		if (v->height == n->height + 1)
 		{
 			buffer_future_vote(n, v);
 			/*
 			 * Precommits of the next height from more than 1/3 of the
-			 * power (unverified, so only a hint): an honest node has
-			 * decided our height long enough ago to be voting past its
-			 * polka, so we missed the decision.  Ask the sender.
+			 * power: an honest node has decided our height long enough
+			 * ago to be voting past its polka, so we missed the
+			 * decision.  Ask the sender.
 			 */
 			if (v->type == BFT_MSG_PRECOMMIT && peer != BFT_NO_PEER &&
 				future_precommit_power(n) >= n->third)
@@ -757,8 +806,8 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 	if (s == NULL)
 	{
 		if (v->round > n->round &&
-			verify_sig(n, v->validator, v->type, v->height, v->round, -1,
-					   v->is_nil, v->value, v->sig))
+			(checked || verify_sig(n, v->validator, v->type, v->height, v->round, -1,
+								   v->is_nil, v->value, v->sig)))
 			note_round(n, v->validator, v->round);
 		return;
 	}
@@ -776,22 +825,22 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer)
 		if (same_vote(t, v))
 			return;				/* duplicate: no need to verify again */
 		if ((t->evidence_mask & bit) == 0 &&
-			verify_sig(n, v->validator, v->type, v->height, v->round, -1,
-					   v->is_nil, v->value, v->sig))
+			(checked || verify_sig(n, v->validator, v->type, v->height, v->round, -1,
+								   v->is_nil, v->value, v->sig)))
 		{
 			t->evidence_mask |= bit;
 			report_evidence(n, t, v);
 		}
 		return;
 	}
-	if (v->round <= n->round && settled(n, t))
+	if (!checked && v->round <= n->round && settled(n, t))
 	{
 		park(t, v);
 		n->stats.parked++;
 		return;
 	}
-	if (!verify_sig(n, v->validator, v->type, v->height, v->round, -1,
-					v->is_nil, v->value, v->sig))
+	if (!checked && !verify_sig(n, v->validator, v->type, v->height, v->round, -1,
+								v->is_nil, v->value, v->sig))
 	{
 		n->stats.rejected++;
 		return;
@@ -843,12 +892,12 @@ pol_holds(bft_node *n, const bft_slot *cur)
 	return vs != NULL && tally_power_for(&vs->prevote, cur->prop_value) >= n->quorum;
 }
 
-/* Whether p's POL holds a quorum for (valid_round, value). */
+/* Whether p's POL holds a quorum of vs for (valid_round, value). */
 static bool
-pol_verifies(bft_node *n, const bft_proposal *p)
+pol_verifies(bft_node *n, const bft_valset *vs, const bft_proposal *p)
 {
 	n->stats.verifies += p->npol;
-	return bft_signers_verify(&n->vs, n->cfg.chain_id, BFT_MSG_PREVOTE, p->height,
+	return bft_signers_verify(vs, n->cfg.chain_id, BFT_MSG_PREVOTE, p->height,
 							  (uint32_t) p->valid_round, p->value, p->pol,
 							  p->npol, &n->cfg.cb) == BFT_OK;
 }
@@ -876,18 +925,21 @@ tally_pol(bft_node *n, const bft_proposal *p)
 }
 
 /*
- * Whether p, of this height, is a proposal its proposer made: a payload
- * that hashes to the signed value, the signature, and the POL if one is
- * attached.  Payload and POL are not signed, so without those checks a
- * copy any relay altered would pass for the proposer's.
+ * Whether p is a proposal its proposer made, judged by the validator set vs
+ * of its height: the proposer of its round, a payload that hashes to the
+ * signed value, the signature, and the POL if one is attached.  Payload and
+ * POL are not signed, so without those checks a copy any relay altered
+ * would pass for the proposer's.
  */
 static bool
-proposal_genuine(bft_node *n, const bft_proposal *p)
+proposal_genuine(bft_node *n, const bft_valset *vs, const bft_proposal *p)
 {
-	if (!payload_matches(n, p->value, p->payload, p->payload_len) ||
-		!verify_sig(n, p->proposer, BFT_MSG_PROPOSAL, p->height, p->round,
-					p->valid_round, false, p->value, p->sig) ||
-		(p->valid_round >= 0 && p->npol > 0 && !pol_verifies(n, p)))
+	if (p->proposer >= vs->n ||
+		p->proposer != bft_proposer(vs, p->height, p->round) ||
+		!payload_matches(n, p->value, p->payload, p->payload_len) ||
+		!verify_sig_by(n, vs, p->proposer, BFT_MSG_PROPOSAL, p->height, p->round,
+					   p->valid_round, false, p->value, p->sig) ||
+		(p->valid_round >= 0 && p->npol > 0 && !pol_verifies(n, vs, p)))
 	{
 		n->stats.rejected++;
 		return false;
@@ -910,7 +962,7 @@ store_proposal(bft_node *n, bft_slot *s, const bft_proposal *p, bool pol_ok)
 									   s->prop_payload, s->prop_len);
 }
 
-/* Stores a proposal that passed proposal_genuine. */
+/* Stores a proposal that passed proposal_genuine for this height. */
 static void
 accept_proposal(bft_node *n, bft_slot *s, const bft_proposal *p)
 {
@@ -921,6 +973,32 @@ accept_proposal(bft_node *n, bft_slot *s, const bft_proposal *p)
 	store_proposal(n, s, p, pol_ok);
 }
 
+/*
+ * Keeps the lowest-round proposal of height + 1, checked like one of this
+ * height against that height's validator set before it takes the place: an
+ * unchecked forgery, or a genuine proposal with its payload swapped, would
+ * keep the genuine one out.  A copy of the kept proposal is news only if it
+ * brings the POL the kept one lacks.
+ */
+static void
+buffer_future_proposal(bft_node *n, const bft_proposal *p)
+{
+	bft_proposal *b = &n->fut_prop;
+
+	if (n->fut_has_prop && p->round >= b->round &&
+		(p->round > b->round || b->npol > 0 || p->npol == 0 ||
+		 p->valid_round != b->valid_round ||
+		 memcmp(p->value, b->value, BFT_HASH_LEN) != 0))
+		return;
+	if (!proposal_genuine(n, next_valset(n), p))
+		return;
+	*b = *p;
+	if (p->payload_len)
+		memcpy(n->fut_payload, p->payload, p->payload_len);
+	b->payload = n->fut_payload;
+	n->fut_has_prop = true;
+}
+
 static void
 on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
 {
@@ -929,16 +1007,7 @@ on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
 	if (p->height != n->height)
 	{
 		if (p->height == n->height + 1)
-		{
-			if (!n->fut_has_prop || p->round < n->fut_prop.round)
-			{
-				n->fut_prop = *p;
-				if (p->payload_len)
-					memcpy(n->fut_payload, p->payload, p->payload_len);
-				n->fut_prop.payload = n->fut_payload;
-				n->fut_has_prop = true;
-			}
-		}
+			buffer_future_proposal(n, p);
 		else if (p->height > n->height + 1 && peer != BFT_NO_PEER)
 			request_block(n, peer);
 		return;
@@ -962,7 +1031,7 @@ on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
 		if (!s->pol_ok && s->prop_vr >= 0 && p->valid_round == s->prop_vr &&
 			p->npol > 0 && memcmp(p->value, s->prop_value, BFT_HASH_LEN) == 0)
 		{
-			if (!pol_verifies(n, p))
+			if (!pol_verifies(n, &n->vs, p))
 			{
 				n->stats.rejected++;
 				return;
@@ -972,7 +1041,7 @@ on_proposal(bft_node *n, const bft_proposal *p, uint32_t peer)
 		}
 		return;
 	}
-	if (proposal_genuine(n, p))
+	if (proposal_genuine(n, &n->vs, p))
 		accept_proposal(n, s, p);
 }
 
@@ -1092,16 +1161,22 @@ replay_future(bft_node *n)
 	masks[0] = n->fut_mask[0];
 	masks[1] = n->fut_mask[1];
 	n->fut_mask[0] = n->fut_mask[1] = 0;
+	/* all checked against the set now in force (next_valset) */
 	if (n->fut_has_prop)
 	{
 		n->fut_has_prop = false;
 		if (n->fut_prop.height == n->height)
-			on_proposal(n, &n->fut_prop, BFT_NO_PEER);
+		{
+			bft_slot   *s = slot_for(n, n->fut_prop.round);
+
+			if (s != NULL && !s->has_proposal)
+				accept_proposal(n, s, &n->fut_prop);
+		}
 	}
 	for (t = 0; t < 2; t++)
 		for (i = 0; i < BFT_MAX_VALIDATORS; i++)
 			if ((masks[t] >> i) & 1 && n->fut_votes[t][i].height == n->height)
-				on_vote(n, &n->fut_votes[t][i], BFT_NO_PEER);
+				on_vote(n, &n->fut_votes[t][i], BFT_NO_PEER, true);
 }
 
 /* Re-sends (and counts) the votes a restarted node had persisted. */
@@ -1597,7 +1672,7 @@ on_message(bft_node *n, uint32_t peer, const uint8_t *data, size_t len)
 			break;
 		case BFT_MSG_PREVOTE:
 		case BFT_MSG_PRECOMMIT:
-			on_vote(n, &m->u.vote, peer);
+			on_vote(n, &m->u.vote, peer, false);
 			break;
 		case BFT_MSG_STATUS:
 			if (m->u.status.height < n->height)

@@ -65,7 +65,10 @@
  * GOSSIP.  Votes are sent once; to survive loss, a node whose height takes
  * longer than gossip_ms re-sends STATUS and its own votes of the current
  * and previous round, and answers a STATUS of a lower round with its votes
- * of that round.  Messages of height + 1 are buffered.
+ * of that round.  Messages of height + 1 are buffered (one proposal, one
+ * vote per validator and type), each checked against the validator set of
+ * height + 1 before it takes a place, so forgeries cannot crowd out the
+ * genuine messages.
  *
  * CATCH-UP.  Nodes send STATUS (height, round) when a height takes long;
  * a peer that is ahead answers a BLOCK_REQUEST with the committed block and

@@ -16,7 +16,8 @@
  * window that opens: after a commit, before it is stored.  Byzantine nodes
  * (up to f) equivocate, propose and vote for invalid blocks, send garbage
  * bytes, replay old messages, stay silent, or tamper: relay honest
- * proposals with the unsigned parts altered; before and after GST.
+ * proposals with the unsigned parts altered and forge next-height votes
+ * and proposals; before and after GST.
  *
  * Checked after every step: agreement, validity, certificate validity, no
  * honest double signing (on the wire, across crashes), no honest lock lost
@@ -908,9 +909,12 @@ tamper_send(snode *s, int from, const bft_msg *m)
 
 /*
  * BYZ_TAMPER: a proposal's signature covers neither its payload nor its
- * POL.  On each honest proposal it receives, this node relays at once a
- * copy with another payload (one validate would accept: only the hash
- * tells it apart) and one without its POL.
+ * POL, and next-height messages are buffered before they can be fully
+ * judged.  On each honest proposal it receives, this node relays at once
+ * a copy with another payload (one validate would accept: only the hash
+ * tells it apart) and one without its POL, and forges, under every index,
+ * next-height votes of round UINT32_MAX and a next-height proposal, all
+ * with junk signatures.
  */
 static void
 byz_tamper(snode *s, int from, const blob *b)
@@ -918,6 +922,9 @@ byz_tamper(snode *s, int from, const blob *b)
 	static bft_msg m,
 				t;
 	uint8_t		pl[64];
+	const bft_valset *vs = bft_current_valset(s->core);
+	uint32_t	k;
+	int			type;
 
 	if (S.nodes[from].byz || bft_decode(b->data, b->len, &m) != BFT_OK ||
 		m.type != BFT_MSG_PROPOSAL)
@@ -933,6 +940,27 @@ byz_tamper(snode *s, int from, const blob *b)
 		t.u.proposal.npol = 0;
 		tamper_send(s, from, &t);
 	}
+	t = m;
+	t.u.proposal.height++;
+	t.u.proposal.round = 0;
+	t.u.proposal.valid_round = -1;
+	t.u.proposal.npol = 0;
+	t.u.proposal.proposer = (uint16_t) bft_proposer(vs, t.u.proposal.height, 0);
+	memset(t.u.proposal.sig, 0x5a, BFT_SIG_LEN);
+	tamper_send(s, from, &t);
+	for (type = BFT_MSG_PREVOTE; type <= BFT_MSG_PRECOMMIT; type++)
+		for (k = 0; k < vs->n; k++)
+		{
+			memset(&t, 0, sizeof(t));
+			t.type = (uint8_t) type;
+			t.u.vote.type = (uint8_t) type;
+			t.u.vote.height = m.u.proposal.height + 1;
+			t.u.vote.round = UINT32_MAX;
+			t.u.vote.validator = (uint16_t) k;
+			t.u.vote.is_nil = true;
+			memset(t.u.vote.sig, 0x5a, BFT_SIG_LEN);
+			tamper_send(s, from, &t);
+		}
 }
 
 /* --------------------------------------------------------------- driver */

@@ -272,14 +272,14 @@ vote_as(ut *u, int v, uint8_t type, uint64_t h, uint32_t r, const uint8_t *value
 	free(m);
 }
 
-/* Proposal by validator v; pol_from lists validators whose prevotes form the POL. */
+/* Proposal signed by validator v; pol_from lists validators whose prevotes form the POL. */
 static void
-propose_as(ut *u, int v, uint64_t h, uint32_t r, int32_t vr, const uint8_t *payload,
-		   uint32_t len, const uint8_t value[BFT_HASH_LEN], const int *pol_from, int npol)
+make_proposal(bft_msg *m, int v, uint64_t h, uint32_t r, int32_t vr, const uint8_t *payload,
+			  uint32_t len, const uint8_t value[BFT_HASH_LEN], const int *pol_from, int npol)
 {
-	bft_msg    *m = calloc(1, sizeof(bft_msg));
 	int			i;
 
+	memset(m, 0, sizeof(*m));
 	m->type = BFT_MSG_PROPOSAL;
 	m->u.proposal.height = h;
 	m->u.proposal.round = r;
@@ -296,6 +296,15 @@ propose_as(ut *u, int v, uint64_t h, uint32_t r, int32_t vr, const uint8_t *payl
 				m->u.proposal.pol[i].sig);
 	}
 	sign_as(v, BFT_MSG_PROPOSAL, h, r, vr, false, value, m->u.proposal.sig);
+}
+
+static void
+propose_as(ut *u, int v, uint64_t h, uint32_t r, int32_t vr, const uint8_t *payload,
+		   uint32_t len, const uint8_t value[BFT_HASH_LEN], const int *pol_from, int npol)
+{
+	bft_msg    *m = malloc(sizeof(bft_msg));
+
+	make_proposal(m, v, h, r, vr, payload, len, value, pol_from, npol);
 	feed(u, (uint32_t) v, m);
 	free(m);
 }
@@ -653,7 +662,9 @@ test_parked_votes(void **state)
 	vote_as(&u, 0, BFT_MSG_PREVOTE, 1, 0, v);	/* the quorum */
 	checked = bft_get_stats(u.node)->verifies;
 	/* precommits: a quorum, then one more that is parked, then its twin */
-	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 2, 0, v);	/* next height: buffered */
+	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 2, 0, v);	/* next height: checked, buffered */
+	assert_int_equal(bft_get_stats(u.node)->verifies, checked + 1);
+	checked++;
 	forged_precommit(m, 3, w);	/* a forgery nobody checks yet */
 	vote_as(&u, 1, BFT_MSG_PRECOMMIT, 1, 0, v);
 	vote_as(&u, 2, BFT_MSG_PRECOMMIT, 1, 0, v);
@@ -1251,6 +1262,99 @@ test_lock_kept_after_restart_behind(void **state)
 	ut_teardown(&u);
 }
 
+/* Enters height 2 by a certificate for block 1. */
+static void
+decide_height_1(ut *u)
+{
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN];
+	uint32_t	lv;
+	int			good[3] = {1, 2, 3};
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+
+	payload_for(1, 'v', true, pv, &lv, v);
+	m->type = BFT_MSG_BLOCK_RESP;
+	m->u.resp.payload = pv;
+	m->u.resp.payload_len = lv;
+	make_cert(&m->u.resp.cert, 1, 0, v, good, 3);
+	feed(u, 7, m);
+	assert_true(u->out->has_commit);
+	free(m);
+}
+
+/*
+ * Next-height votes are buffered one per validator and type.  Forgeries
+ * under every index (junk signatures, round UINT32_MAX) must not keep the
+ * genuine votes out: with them, the buffered polka makes us precommit as
+ * soon as the proposal comes.
+ */
+static void
+test_future_votes_not_crowded_out(void **state)
+{
+	ut			u;
+	uint8_t		p2[16],
+				v2[BFT_HASH_LEN];
+	uint32_t	l2;
+	int			i;
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(2, 'v', true, p2, &l2, v2);
+	for (i = 1; i <= 3; i++)
+	{
+		memset(m, 0, sizeof(*m));
+		m->type = BFT_MSG_PREVOTE;
+		m->u.vote.type = BFT_MSG_PREVOTE;
+		m->u.vote.height = 2;
+		m->u.vote.round = UINT32_MAX;
+		m->u.vote.validator = (uint16_t) i;
+		m->u.vote.is_nil = true;	/* and a junk signature */
+		feed(&u, 9, m);
+	}
+	vote_as(&u, 1, BFT_MSG_PREVOTE, 2, 0, v2);
+	vote_as(&u, 2, BFT_MSG_PREVOTE, 2, 0, v2);
+	vote_as(&u, 3, BFT_MSG_PREVOTE, 2, 0, v2);
+	decide_height_1(&u);
+	propose_as(&u, 2, 2, 0, -1, p2, l2, v2, NULL, 0);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 0, NULL), 1);
+	assert_int_equal(out_vote(&u, BFT_MSG_PRECOMMIT, 0, NULL), 1);
+	free(m);
+	ut_teardown(&u);
+}
+
+/*
+ * Likewise the one buffered next-height proposal: neither a forgery for
+ * its round nor a genuine one with its payload swapped may keep the
+ * genuine proposal out, which we prevote on entering height 2.
+ */
+static void
+test_future_proposal_not_crowded_out(void **state)
+{
+	ut			u;
+	uint8_t		p2[16],
+				v2[BFT_HASH_LEN],
+				got[BFT_HASH_LEN];
+	uint8_t		junk[10] = {'V', 'j', 'u', 'n', 'k'};
+	uint32_t	l2;
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(2, 'v', true, p2, &l2, v2);
+	make_proposal(m, 2, 2, 0, -1, p2, l2, v2, NULL, 0);
+	m->u.proposal.sig[0] ^= 1;
+	feed(&u, 9, m);
+	make_proposal(m, 2, 2, 0, -1, junk, sizeof(junk), v2, NULL, 0);
+	feed(&u, 9, m);
+	propose_as(&u, 2, 2, 0, -1, p2, l2, v2, NULL, 0);
+	decide_height_1(&u);
+	assert_int_equal(out_vote(&u, BFT_MSG_PREVOTE, 0, got), 1);
+	assert_memory_equal(got, v2, BFT_HASH_LEN);
+	free(m);
+	ut_teardown(&u);
+}
+
 /* ------------------------------------------------------------------ codec */
 
 static size_t
@@ -1512,6 +1616,8 @@ main(void)
 		cmocka_unit_test(test_stripped_pol_copy),
 		cmocka_unit_test(test_precommit_quorum_fetches_block_judged_invalid),
 		cmocka_unit_test(test_lock_kept_after_restart_behind),
+		cmocka_unit_test(test_future_votes_not_crowded_out),
+		cmocka_unit_test(test_future_proposal_not_crowded_out),
 		cmocka_unit_test(test_wire_roundtrip),
 		cmocka_unit_test(test_wire_rejects),
 		cmocka_unit_test(test_ed25519),
