@@ -65,6 +65,8 @@ typedef struct TableWriter
 	Oid		   *ioparams;
 	int32	   *typmods;
 	AttrNumber *attnums;		/* [0] ledger_entry, [i + 1] entry column i */
+	LLColEncoder **encoders;	/* entry column i's canonical text */
+	int			tier_col;		/* entry column holding the tier, or -1 */
 	bool	   *generated;		/* entry column i is a stored generated one */
 	SPIPlanPtr	plan;			/* the prepared INSERT, made when first needed */
 	/* valid while open_gen == block_gen (one apply transaction) */
@@ -201,9 +203,10 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	ll_entry_col col;
 	Oid			relid;
 	bool		isnull;
+	char	   *tier_column;
 	int			i;
 
-	SPI_execute_with_args("SELECT relid, table_no FROM ledger.ledger_table "
+	SPI_execute_with_args("SELECT relid, table_no, tier_column::text FROM ledger.ledger_table "
 						  "WHERE channel_id = $1 AND table_name = $2", 2,
 						  (Oid[]) {INT4OID, TEXTOID},
 						  (Datum[]) {Int32GetDatum(a->channel_id), CStringGetTextDatum(w->key)},
@@ -212,7 +215,9 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		stall(w->key, "the table is not a ledger table of this channel here");
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	w->table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	tier_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	w->relid = relid;
+	w->tier_col = -1;
 	w->plan = NULL;
 	w->open_gen = 0;
 	/* after SPI calls, which leave us in SPI's own short-lived context */
@@ -225,6 +230,7 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	w->typmods = palloc(sizeof(int32) * (e->ncols + 1));
 	w->attnums = palloc(sizeof(AttrNumber) * (e->ncols + 1));
 	w->generated = palloc(sizeof(bool) * (e->ncols + 1));
+	w->encoders = palloc(sizeof(LLColEncoder *) * (e->ncols + 1));
 	w->attnums[0] = get_attnum(relid, LL_ENTRY_COLUMN);
 	if (w->attnums[0] == InvalidAttrNumber)
 		stall(w->key, "column \"" LL_ENTRY_COLUMN "\" is missing");
@@ -243,6 +249,9 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		w->generated[i] = get_attgenerated(relid, att) != '\0';
 		get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
 		getTypeInputInfo(w->types[i + 1], &w->inputs[i], &w->ioparams[i]);
+		w->encoders[i] = ll_column_encoder(w->types[i + 1], w->colnames[i], TopMemoryContext);
+		if (tier_column != NULL && strcmp(tier_column, w->colnames[i]) == 0)
+			w->tier_col = i;
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -430,6 +439,40 @@ table_for(const LLApply *a, ll_wire_str table)
 	return t;
 }
 
+/*
+ * The value read in must give back the text that was hashed, and the tier
+ * column must say the entry's tier.  An honest origin sends nothing else;
+ * from a liar, text the input function reads in another form (spacing in
+ * jsonb, say) would be stored unlike its hash, and a tier column unlike
+ * the committed tier would show the row to roles below its tier.  Every
+ * member cleared for the row finds the same, and refuses alike.
+ */
+static void
+check_canonical(const TableWriter *w, int i, const ll_entry_col *col, Datum value,
+				const ll_entry_view *e)
+{
+	char	   *text;
+
+	if (col->isnull)
+	{
+		if (i == w->tier_col)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+					 errmsg("a row's tier column is empty")));
+		return;
+	}
+	text = ll_column_text(w->encoders[i], value);
+	if (strlen(text) != col->value_len || memcmp(text, col->value, col->value_len) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("a value of column \"%s\" is not in its canonical form", w->colnames[i])));
+	if (i == w->tier_col && (col->value_len != e->tier_len ||
+							 memcmp(col->value, e->tier, e->tier_len) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("a row's tier column does not say its tier")));
+}
+
 /* Insert one row from its canonical entry; errors propagate. */
 static void
 insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
@@ -474,6 +517,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 		values[i + 1] = col.isnull ? (Datum) 0 :
 			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
 								 w->ioparams[i], w->typmods[i]);
+		check_canonical(w, i, &col, values[i + 1], e);
 	}
 	if (w->open_gen != block_gen)
 		writer_open(w);

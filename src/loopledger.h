@@ -128,6 +128,7 @@ extern char *ll_deformed_text(LLTableInfo *info, int i);
 extern void ll_encode_deformed(LLTableInfo *info, uint64 entry_id, int tier,
 							   const uint8 *salt, ll_buf *out);
 extern char *ll_column_text(LLColEncoder *col, Datum value);
+extern LLColEncoder *ll_column_encoder(Oid typid, const char *name, MemoryContext mcxt);
 extern const char *ll_column_name(LLTableInfo *info, int i);
 extern void *ll_palloc_realloc(void *ptr, size_t size);
 extern void ll_load_tiers(int32 channel_id, int *ntiers, char ***tiers);

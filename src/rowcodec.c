@@ -637,6 +637,16 @@ append_value(StringInfo out, LLColEncoder *enc, Datum value)
 	}
 }
 
+/* An encoder for values of type typid, allocated in mcxt. */
+LLColEncoder *
+ll_column_encoder(Oid typid, const char *name, MemoryContext mcxt)
+{
+	LLColEncoder *enc = MemoryContextAlloc(mcxt, sizeof(LLColEncoder));
+
+	encoder_init(enc, typid, name, mcxt);
+	return enc;
+}
+
 /*
  * Canonical text of one non-null value, palloc'd in the current context.
  */
