@@ -204,6 +204,39 @@ state_open(void)
 				 errmsg("could not open consensus state file \"%s\": %m", path)));
 }
 
+/*
+ * This worker's epoch for its hellos and link key: later than every epoch
+ * an earlier worker of this channel used here, even if the clock was set
+ * back (peers take only a later one, and would ignore this worker until
+ * they restart), and durable before it is announced.
+ */
+static uint64
+next_epoch(void)
+{
+	char		path[MAXPGPATH];
+	uint64		last = 0;
+	uint64		epoch = (uint64) GetCurrentTimestamp();
+	int			fd;
+
+	(void) MakePGDirectory("pg_loopledger");
+	snprintf(path, sizeof(path), "pg_loopledger/channel_%d.epoch", W.channel_id);
+	fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open epoch file \"%s\": %m", path)));
+	if (pg_pread(fd, &last, sizeof(last), 0) != sizeof(last))
+		last = 0;
+	if (epoch <= last)
+		epoch = last + 1;
+	if (pg_pwrite(fd, &epoch, sizeof(epoch), 0) != sizeof(epoch) || pg_fsync(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write epoch file \"%s\": %m", path)));
+	close(fd);
+	return epoch;
+}
+
 static pg_crc32c
 record_crc(const StateRecord *r)
 {
@@ -3473,7 +3506,7 @@ attach_slot(void)
 	explicit_bzero(seed, sizeof(seed));
 	/* without a link key (OpenSSL refused) every signature is checked */
 	W.xkey = bft_x25519_generate(W.xpub);
-	W.kex_epoch = (uint64) GetCurrentTimestamp();
+	W.kex_epoch = next_epoch();
 	/*
 	 * Transactions queued before this start stay queued: they are batched
 	 * like any other.  Waiting backends also resubmit when the generation

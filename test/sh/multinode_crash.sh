@@ -206,7 +206,15 @@ is "$(same_on_all "SELECT count(*) FROM parcel WHERE id = 'final'")" 1 "the last
 # whole propose timeout (1 s) plus a precommit timeout: the others cut the
 # propose timeout short once they have not heard from it for two hello
 # periods, and 2f+1 nil precommits start the next round at once.
+# the worker's epoch (hellos, link key) is kept on disk: a later start
+# announces a later one even if the clock was set back meanwhile; here the
+# file says an hour ahead, as if it had been
+epoch_of() { as_pg od -An -t u8 "$TMP/$(node_name 4)/data/pg_loopledger/channel_$1.epoch" 2>/dev/null | tr -d ' '; }
+chid=$(node_psql 4 -Atc "SELECT channel_id FROM ledger.channel WHERE name = '$CH'")
 as_pg pg_ctl -D "$TMP/$(node_name 4)/data" -m fast -w stop >/dev/null
+ahead=$(( ($(date +%s) - 946684800 + 3600) * 1000000 ))
+as_pg python3 -c "import struct,sys; open(sys.argv[1], 'wb').write(struct.pack('<Q', int(sys.argv[2])))" \
+	"$TMP/$(node_name 4)/data/pg_loopledger/channel_$chid.epoch" "$ahead"
 sleep 3
 t0=$(now_ms)
 for k in $(seq 1 40); do node_psql 1 -qc "INSERT INTO parcel VALUES ('down-$k', 'filed', 'public')" || break; done
@@ -216,6 +224,14 @@ ok $([ "$t" -lt 8000 ]; echo $?) "and they take ${t} ms (waiting out the timeout
 restart_node 4
 wait_converged $CH 60
 ok $? "node 4, restarted, caught up"
+after=$(epoch_of "$chid")
+ok $(( ${after:-0} > ahead ? 0 : 1 )) "its epoch on disk is later than the last one, an hour ahead of the clock ($after > $ahead)"
+for t in $(seq 1 50); do
+	ago=$(node_psql 1 -Atc "SELECT round(extract(epoch FROM now() - last_contact) * 1000) FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")
+	[ "${ago:-99999}" -lt 1000 ] && break
+	sleep 0.1
+done
+ok $(( ${ago:-99999} < 1000 ? 0 : 1 )) "node 1 takes its hellos (last contact ${ago:-?} ms ago)"
 
 # A hung member (every process of its server stopped with SIGSTOP) keeps
 # its TCP connections up, so its link looks up; calls to it going
