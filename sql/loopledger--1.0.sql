@@ -268,6 +268,7 @@ CREATE TABLE ledger.peer (
 	clearance_requested text,		-- a clearance change being agreed
 	genesis_clearance text,			-- as in the genesis (the chain id keeps it)
 	requested_at timestamptz NOT NULL DEFAULT now(),
+	login		name,				-- the role it logs in as here, if its own
 	PRIMARY KEY (channel_id, name),
 	UNIQUE (channel_id, pubkey)
 );
@@ -378,6 +379,13 @@ AS 'MODULE_PATHNAME', 'll_remove_peer' LANGUAGE C STRICT;
 -- Change a member's clearance: before the first block directly (it is
 -- part of the genesis), afterwards as a membership change every member
 -- asks for (ledger.peers shows the request until it is decided).
+-- The role a member logs in as to this server, when it has one of its own:
+-- calls over that login may then only speak for that member, and each
+-- member's share of the worker's inbox holds.  This node's own setting.
+CREATE FUNCTION ledger.set_peer_login(channel text, name text, login name)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_set_peer_login' LANGUAGE C;
+
 CREATE FUNCTION ledger.set_peer_clearance(channel text, name text, clearance text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'll_set_peer_clearance' LANGUAGE C STRICT;

@@ -145,10 +145,16 @@ stall(const char *table, const char *why)
  * so the transaction is refused everywhere instead of stopping the
  * channel as a table still to be created would.
  */
+static bool
+table_name_possible(const char *name, size_t len)
+{
+	return len < NAMEDATALEN * 2 + 2 && memchr(name, '\0', len) == NULL;
+}
+
 static void
 check_table_name(const char *name, size_t len)
 {
-	if (len >= NAMEDATALEN * 2 + 2 || memchr(name, '\0', len) != NULL)
+	if (!table_name_possible(name, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 				 errmsg("a row names a table no member can have")));
@@ -441,11 +447,12 @@ table_for(const LLApply *a, ll_wire_str table)
 
 /*
  * The value read in must give back the text that was hashed, and the tier
- * column must say the entry's tier.  An honest origin sends nothing else;
- * from a liar, text the input function reads in another form (spacing in
- * jsonb, say) would be stored unlike its hash, and a tier column unlike
- * the committed tier would show the row to roles below its tier.  Every
- * member cleared for the row finds the same, and refuses alike.
+ * column must say the entry's tier.  An honest origin with the same table
+ * sends nothing else; from a liar, text the input function reads in
+ * another form (spacing in jsonb, say) would be stored unlike its hash,
+ * and a tier column unlike the committed tier would show the row to roles
+ * below its tier.  Either, or a table defined differently here, stops
+ * applying (as a value the type refuses does, see decided_outcome).
  */
 static void
 check_canonical(const TableWriter *w, int i, const ll_entry_col *col, Datum value,
@@ -456,21 +463,15 @@ check_canonical(const TableWriter *w, int i, const ll_entry_col *col, Datum valu
 	if (col->isnull)
 	{
 		if (i == w->tier_col)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
-					 errmsg("a row's tier column is empty")));
+			stall(w->key, "a row's tier column is empty");
 		return;
 	}
 	text = ll_column_text(w->encoders[i], value);
 	if (strlen(text) != col->value_len || memcmp(text, col->value, col->value_len) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
-				 errmsg("a value of column \"%s\" is not in its canonical form", w->colnames[i])));
+		stall(w->key, psprintf("a value of column \"%s\" does not read back as it was hashed", w->colnames[i]));
 	if (i == w->tier_col && (col->value_len != e->tier_len ||
 							 memcmp(col->value, e->tier, e->tier_len) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
-				 errmsg("a row's tier column does not say its tier")));
+		stall(w->key, "a row's tier column does not say its tier");
 }
 
 /* Insert one row from its canonical entry; errors propagate. */
@@ -512,7 +513,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 		/* hashed with it, a NUL would be cut off on the way in */
 		if (!col.isnull && memchr(col.value, '\0', col.value_len) != NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 					 errmsg("a value of column \"%s\" has a NUL byte", w->colnames[i])));
 		values[i + 1] = col.isnull ? (Datum) 0 :
 			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
@@ -950,16 +951,17 @@ handed_outcome(ApplyRun *r, Handed *h)
 }
 
 /*
- * Errors every member meets alike on the same rows (the tables being the
- * same, as they must be): a constraint the rows break, or a value the
- * column's type does not take.  They refuse the transaction; anything else
- * stops the worker until fixed.
+ * Errors that refuse the transaction: a constraint the rows break, which
+ * every member meets alike on the same rows.  Anything else stops the
+ * worker until fixed: a value the column's type does not take is as
+ * likely this node's table lagging behind the others' (an enum label not
+ * added here yet) as a liar's row, and refusing it here alone would fork
+ * this node for good where stopping lets its DBA fix the table.
  */
 static bool
 decided_outcome(int sqlerrcode)
 {
-	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION;
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
 }
 
 static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
@@ -1156,8 +1158,13 @@ unjudgeable(const LLApply *a, const ll_batch_iter *it)
 	ll_row		row;
 
 	while (ll_batch_next_row(&probe, &row))
+	{
+		/* looked at outside the transaction's subtransaction: not an error */
+		if (!table_name_possible(row.table.ptr, row.table.len))
+			return "It has a row naming a table no member can have.";
 		if ((int) row.tier_index > a->min_clearance && !table_for(a, row.table)->order_free)
 			return "It has a row above the lowest clearance among the members in a table with a unique key.";
+	}
 	return NULL;
 }
 
@@ -1191,9 +1198,12 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 	 * A peer's rows above this node's clearance stay commitments even when
 	 * their content came along: sent before the senders applied a lowering,
 	 * or by a member that has not applied it yet.  Its own rows it keeps,
-	 * whatever their tier: its roles wrote them.
+	 * whatever their tier: its roles wrote them.  Rows every member sees it
+	 * keeps too, to judge them as the members do (a node following before
+	 * it is admitted has no clearance yet).
 	 */
-	cap = memcmp(b->origin, r->a->self, 32) == 0 ? INT_MAX : r->a->self_clearance;
+	cap = memcmp(b->origin, r->a->self, 32) == 0 ? INT_MAX :
+		Max(r->a->self_clearance, r->a->min_clearance);
 
 	if (seen == 'a')
 	{

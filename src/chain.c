@@ -642,6 +642,15 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	resetStringInfo(&sql);
 	ll_append_policy_sql(&sql, quoted, ch.id, tier_column, qualname);
 	spi_exec(sql.data);
+	/* recorded first: only a recorded table may get the ledger's triggers */
+	SPI_execute_with_args("INSERT INTO ledger.ledger_table (relid, channel_id, table_no, table_name, tier_column) "
+						  "VALUES ($1, $2, $3, $4, $5)", 5,
+						  (Oid[]) {REGCLASSOID, INT4OID, INT4OID, TEXTOID, NAMEOID},
+						  (Datum[]) {ObjectIdGetDatum(relid), Int32GetDatum(ch.id),
+							  Int32GetDatum(table_no), CStringGetTextDatum(qualname),
+						  tier_column ? PG_GETARG_DATUM(2) : (Datum) 0},
+						  tier_column ? "     " : "    n", false, 0);
+	CommandCounterIncrement();
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER ledger_capture AFTER INSERT ON %s "
 					 "REFERENCING NEW TABLE AS ledger_new_rows FOR EACH STATEMENT "
@@ -655,13 +664,6 @@ ll_enable_table(PG_FUNCTION_ARGS)
 					 "ON %s FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_change(%s)",
 					 quoted, quote_literal_cstr(channel));
 	spi_exec(sql.data);
-	SPI_execute_with_args("INSERT INTO ledger.ledger_table (relid, channel_id, table_no, table_name, tier_column) "
-						  "VALUES ($1, $2, $3, $4, $5)", 5,
-						  (Oid[]) {REGCLASSOID, INT4OID, INT4OID, TEXTOID, NAMEOID},
-						  (Datum[]) {ObjectIdGetDatum(relid), Int32GetDatum(ch.id),
-							  Int32GetDatum(table_no), CStringGetTextDatum(qualname),
-						  tier_column ? PG_GETARG_DATUM(2) : (Datum) 0},
-						  tier_column ? "     " : "    n", false, 0);
 	CommandCounterIncrement();
 
 	rel = table_open(relid, AccessShareLock);

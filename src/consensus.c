@@ -456,15 +456,15 @@ tier_of(int i)
  * Clearance of member i as a tier index (-1: none, sees no content).  The
  * members' clearances are what every node agreed on; a sender redacts by
  * them, so content above a peer's tier never leaves for that peer.  A
- * removed member keeps following the chain over commitments only, and so
- * does one this node alone asked to add: until the members agree, its
- * clearance is only a request (once admitted, it fills in what it may
- * see, see disclosure_round).
+ * removed member keeps following the chain over commitments only.  One
+ * this node asked to add gets content up to the clearance asked for
+ * before the others agree: catching up, it must judge transactions as the
+ * members did, which it cannot over commitments (see README, Limits).
  */
 static int
 clearance_of(int i)
 {
-	if (i < 0 || i >= W.ms.n || W.ms.m[i].until >= 0 || W.ms.m[i].since < 0)
+	if (i < 0 || i >= W.ms.n || W.ms.m[i].until >= 0)
 		return -1;
 	return tier_of(i);
 }

@@ -94,10 +94,17 @@ typedef struct LLConsSlot
 	pg_atomic_uint64 applying;	/* 0 or a running counter while inserting */
 	int			npeers;
 	LLPeerStatus peers[LL_MAX_PEERS];
-	LWLock	   *lock;			/* protects the queues */
+	LWLock	   *lock;			/* protects the queues and the shares */
 	LLQueue		inbox;
 	LLQueue		txq;
+	/* bytes each sender has in the inbox (ll_inbox_put), reset on take */
+	int			inbox_nsenders;
+	uint8		inbox_sender[LL_MAX_PEERS][32];
+	uint32		inbox_sender_bytes[LL_MAX_PEERS];
 } LLConsSlot;
+
+/* What one sender may have in a worker's inbox: one call of the largest size. */
+#define LL_SENDER_SHARE (LL_CALL_MAX_BYTES + 64 + 40)
 
 /* Per-backend state of a transaction waiting for the consortium. */
 typedef enum LLTxState
@@ -215,6 +222,8 @@ extern void ll_peers_at_commit(void);
 extern bool ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,
 						 const void *data, size_t len);
 extern Size ll_queue_take(LLConsSlot *slot, bool inbox, char *dst, Size cap);
+extern const char *ll_inbox_put(LLConsSlot *slot, const uint8 *sender, const void *hdr,
+								size_t hlen, const void *data, size_t len);
 
 /* peer.c */
 extern bool ll_load_node_key(uint8 seed[32], uint8 pub[32], bool create);

@@ -22,9 +22,12 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_type.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "utils/guc.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
@@ -293,6 +296,44 @@ check_schema_rename(const char *schema)
 	table_close(trigrel, AccessShareLock);
 }
 
+/*
+ * Whether anything but its own array type depends on typid (a column, a
+ * domain, a function), or on that array type: only then can a ledger
+ * column store it.  An index lookup, so that adding a column to a table
+ * whose row type nothing uses does not open every ledger table.
+ */
+static bool
+type_has_users(Oid typid)
+{
+	Oid			arr = get_array_type(typid);
+	Oid			types[2] = {typid, arr};
+	Relation	dep = table_open(DependRelationId, AccessShareLock);
+	bool		used = false;
+	int			t;
+
+	for (t = 0; t < 2 && !used && OidIsValid(types[t]); t++)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(TypeRelationId));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(types[t]));
+		scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+		while (!used && HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+
+			used = !(d->classid == TypeRelationId && d->objid == arr);
+		}
+		systable_endscan(scan);
+	}
+	table_close(dep, AccessShareLock);
+	return used;
+}
+
 /* ALTER TABLE subcommands that change the table's row type */
 static bool
 changes_row_type(AlterTableType t)
@@ -343,7 +384,8 @@ check_alter_table(AlterTableStmt *stmt, char **recheck_channel)
 			check_relation((RangeVar *) cmd->def, "inherit from",
 						   "rows of a child table would show as ledger rows without being in the ledger.");
 		/* any table's row type may be a ledger column's type */
-		if (OidIsValid(relid) && changes_row_type(cmd->subtype))
+		if (OidIsValid(relid) && changes_row_type(cmd->subtype) &&
+			type_has_users(get_rel_type_id(relid)))
 			check_type_change(get_rel_type_id(relid));
 	}
 	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
@@ -417,6 +459,23 @@ has_trigger_calling(Oid relid, Oid funcid)
 	return found;
 }
 
+/* Whether ledger.enable_table() recorded relid (restores bring the row first). */
+static bool
+table_recorded(Oid relid)
+{
+	LLAsOwner	own;
+	bool		found;
+
+	ll_as_owner_begin(&own);
+	SPI_connect();
+	SPI_execute_with_args("SELECT 1 FROM ledger.ledger_table WHERE relid = $1", 1,
+						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, NULL, true, 1);
+	found = SPI_processed == 1;
+	SPI_finish();
+	ll_as_owner_end(&own);
+	return found;
+}
+
 static void
 check_create_trigger(CreateTrigStmt *stmt)
 {
@@ -424,8 +483,23 @@ check_create_trigger(CreateTrigStmt *stmt)
 	char	   *channel;
 	Oid			funcid;
 
-	if (!OidIsValid(relid) || !ll_is_ledger_table(relid, &channel))
+	if (!OidIsValid(relid))
 		return;
+	if (!ll_is_ledger_table(relid, &channel))
+	{
+		/*
+		 * The ledger's trigger functions make a table count as a ledger
+		 * table for the guards: only on tables enable_table recorded.
+		 */
+		funcid = LookupFuncName(stmt->funcname, 0, NULL, true);
+		if (OidIsValid(funcid) && is_ledger_trigger_func(funcid, false) && !table_recorded(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot add a ledger trigger to table \"%s\"", get_rel_name(relid)),
+					 errdetail("Only tables made ledger tables by ledger.enable_table() have the ledger's triggers."),
+					 errhint("Use ledger.enable_table().")));
+		return;
+	}
 	/*
 	 * OR REPLACE rewrites a trigger in place, past the hook that refuses
 	 * dropping one: a guard replaced by one firing on other events, or the

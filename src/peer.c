@@ -23,6 +23,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -42,6 +43,7 @@ PG_FUNCTION_INFO_V1(ll_add_peer);
 PG_FUNCTION_INFO_V1(ll_remove_peer);
 PG_FUNCTION_INFO_V1(ll_genesis_hash_sql);
 PG_FUNCTION_INFO_V1(ll_set_peer_clearance);
+PG_FUNCTION_INFO_V1(ll_set_peer_login);
 PG_FUNCTION_INFO_V1(ll_deliver);
 PG_FUNCTION_INFO_V1(ll_peer_status);
 PG_FUNCTION_INFO_V1(ll_consensus_status);
@@ -133,6 +135,35 @@ ll_cons_slot_for(int32 channel_id)
 	return NULL;
 }
 
+/* Append a record to q, under the slot's lock; false if it does not fit. */
+static bool
+queue_append(LLQueue *q, char *base, Size cap, const void *hdr, size_t hlen,
+			 const void *data, size_t len)
+{
+	if (q->used + hlen + len > cap)
+	{
+		q->dropped++;
+		return false;
+	}
+	memcpy(base + q->used, hdr, hlen);
+	if (len > 0)
+		memcpy(base + q->used + hlen, data, len);
+	q->used += hlen + len;
+	return true;
+}
+
+static void
+wake_slot_worker(LLConsSlot *slot)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&slot->mutex);
+	latch = slot->latch;
+	SpinLockRelease(&slot->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
 /*
  * Append one record (hdr then data) to a slot's inbox or transaction
  * queue; false when it does not fit (the sender retries or resends).
@@ -146,26 +177,53 @@ ll_queue_put(LLConsSlot *slot, bool inbox, const void *hdr, size_t hlen,
 	char	   *base = inbox ? ll_cons_inbox(slot - ll_cons->slots)
 		: ll_cons_txq(slot - ll_cons->slots);
 	bool		ok;
-	Latch	   *latch;
 
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
-	ok = q->used + hlen + len <= cap;
-	if (ok)
-	{
-		memcpy(base + q->used, hdr, hlen);
-		if (len > 0)
-			memcpy(base + q->used + hlen, data, len);
-		q->used += hlen + len;
-	}
-	else
-		q->dropped++;
+	ok = queue_append(q, base, cap, hdr, hlen, data, len);
 	LWLockRelease(slot->lock);
-	SpinLockAcquire(&slot->mutex);
-	latch = slot->latch;
-	SpinLockRelease(&slot->mutex);
-	if (ok && latch)
-		SetLatch(latch);
+	if (ok)
+		wake_slot_worker(slot);
 	return ok;
+}
+
+/*
+ * A peer's call into the inbox, within its sender's share: one sender
+ * flooding the inbox used to make every other member's calls come back
+ * busy.  NULL when taken, else why not.
+ */
+const char *
+ll_inbox_put(LLConsSlot *slot, const uint8 *sender, const void *hdr, size_t hlen,
+			 const void *data, size_t len)
+{
+	const char *why = NULL;
+	int			i;
+
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	for (i = 0; i < slot->inbox_nsenders; i++)
+		if (memcmp(slot->inbox_sender[i], sender, 32) == 0)
+			break;
+	if (i == slot->inbox_nsenders)
+	{
+		if (i == LL_MAX_PEERS)
+			why = "busy";		/* more senders than members since the last take */
+		else
+		{
+			memcpy(slot->inbox_sender[i], sender, 32);
+			slot->inbox_sender_bytes[i] = 0;
+			slot->inbox_nsenders++;
+		}
+	}
+	if (why == NULL && slot->inbox_sender_bytes[i] + hlen + len > LL_SENDER_SHARE)
+		why = "over its share";
+	if (why == NULL && !queue_append(&slot->inbox, ll_cons_inbox(slot - ll_cons->slots),
+									 LL_INBOX_SIZE, hdr, hlen, data, len))
+		why = "busy";
+	if (why == NULL)
+		slot->inbox_sender_bytes[i] += hlen + len;
+	LWLockRelease(slot->lock);
+	if (why == NULL)
+		wake_slot_worker(slot);
+	return why;
 }
 
 /* Move everything queued into dst (worker side). */
@@ -182,6 +240,8 @@ ll_queue_take(LLConsSlot *slot, bool inbox, char *dst, Size cap)
 	Assert(n == q->used);
 	memcpy(dst, base, n);
 	q->used = 0;
+	if (inbox)
+		slot->inbox_nsenders = 0;
 	LWLockRelease(slot->lock);
 	return n;
 }
@@ -619,6 +679,44 @@ ll_remove_peer(PG_FUNCTION_ARGS)
 }
 
 Datum
+ll_set_peer_login(PG_FUNCTION_ARGS)
+{
+	LLChannel	ch;
+	char	   *name;
+	char	   *login = PG_ARGISNULL(2) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(2)));
+	Oid			role;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("channel and peer name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	require_superuser("set the logins of peers");
+	if (login != NULL)
+	{
+		role = get_role_oid(login, false);
+		if (!is_member_of_role_nosuper(role, get_role_oid("loopledger_peer", false)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("role \"%s\" is not a member of loopledger_peer", login),
+					 errhint("GRANT loopledger_peer TO %s;", quote_identifier(login))));
+	}
+	SPI_connect();
+	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	SPI_execute_with_args("UPDATE ledger.peer SET login = $3::name WHERE channel_id = $1 AND name = $2", 3,
+						  (Oid[]) {INT4OID, TEXTOID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name),
+							  login ? CStringGetTextDatum(login) : (Datum) 0},
+						  login ? NULL : "  n", false, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("channel \"%s\" has no peer named \"%s\"", ch.name, name)));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+Datum
 ll_set_peer_clearance(PG_FUNCTION_ARGS)
 {
 	LLChannel	ch;
@@ -674,6 +772,53 @@ ll_channel_has_peers(int32 channel_id)
  * --------------------------------------------------------------------- */
 
 /*
+ * Keys this backend's login may speak for (ledger.set_peer_login), read
+ * again every few seconds; none bound means any (the login is shared).
+ */
+static bool
+login_may_send(const uint8 *sender)
+{
+	static Oid	user = InvalidOid;
+	static TimestampTz read_at = 0;
+	static int	nkeys = 0;
+	static uint8 keys[LL_MAX_PEERS * LL_MAX_CONS][32];
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	if (user != GetSessionUserId() || now - read_at > 5 * USECS_PER_SEC)
+	{
+		LLAsOwner	own;
+		char	   *login = GetUserNameFromId(GetSessionUserId(), false);
+
+		ll_as_owner_begin(&own);
+		SPI_connect();
+		SPI_execute_with_args("SELECT pubkey FROM ledger.peer WHERE login = $1::name", 1,
+							  (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(login)},
+							  NULL, true, lengthof(keys));
+		nkeys = 0;
+		for (i = 0; i < (int) SPI_processed; i++)
+		{
+			bool		isnull;
+			bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (!isnull && VARSIZE_ANY_EXHDR(k) == 32)
+				memcpy(keys[nkeys++], VARDATA_ANY(k), 32);
+		}
+		SPI_finish();
+		ll_as_owner_end(&own);
+		user = GetSessionUserId();
+		read_at = now;
+	}
+	if (nkeys == 0)
+		return true;
+	for (i = 0; i < nkeys; i++)
+		if (memcmp(keys[i], sender, 32) == 0)
+			return true;
+	return false;
+}
+
+/*
  * ledger.deliver(channel, sender, frames): hand a peer's messages to the
  * local worker.  Nothing here is trusted: the worker checks every
  * signature.  Returns 'ok', or why the frames were not taken.
@@ -699,6 +844,8 @@ ll_deliver(PG_FUNCTION_ARGS)
 				slot = &ll_cons->slots[i];
 	if (slot == NULL)
 		PG_RETURN_TEXT_P(cstring_to_text("no consensus worker for this channel here"));
+	if (!login_may_send((const uint8 *) VARDATA_ANY(sender)))
+		PG_RETURN_TEXT_P(cstring_to_text("this login speaks for another member"));
 	/*
 	 * record: u32 length | u32 arrival (ms, modulo 2^32) | sender[32] |
 	 * frames; the worker judges proposers by when their frames came, not
@@ -708,12 +855,14 @@ ll_deliver(PG_FUNCTION_ARGS)
 	hdr[1] = (uint32) (GetCurrentTimestamp() / 1000);
 	{
 		char		rec[8 + 32];
+		const char *why;
 
 		memcpy(rec, hdr, 8);
 		memcpy(rec + 8, VARDATA_ANY(sender), 32);
-		if (!ll_queue_put(slot, true, rec, sizeof(rec), VARDATA_ANY(frames),
-						  VARSIZE_ANY_EXHDR(frames)))
-			PG_RETURN_TEXT_P(cstring_to_text("busy"));
+		why = ll_inbox_put(slot, (const uint8 *) VARDATA_ANY(sender), rec, sizeof(rec),
+						   VARDATA_ANY(frames), VARSIZE_ANY_EXHDR(frames));
+		if (why != NULL)
+			PG_RETURN_TEXT_P(cstring_to_text(why));
 	}
 	PG_RETURN_TEXT_P(cstring_to_text("ok"));
 }

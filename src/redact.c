@@ -40,7 +40,7 @@ refuse_reader(const char *detail)
 /*
  * Tier index up to which the member that signed the token may read
  * content; -1 for a member that has been removed (it keeps following the
- * chain over commitments only) or not admitted yet (only this node asked).
+ * chain over commitments only).
  */
 static int
 member_clearance(int32 channel_id, const uint8 *pub)
@@ -49,8 +49,7 @@ member_clearance(int32 channel_id, const uint8 *pub)
 	Datum		d;
 	int			t;
 
-	SPI_execute_with_args("SELECT array_position(c.tiers, p.clearance) - 1, "
-						  "p.until_height IS NOT NULL OR p.since_height IS NULL "
+	SPI_execute_with_args("SELECT array_position(c.tiers, p.clearance) - 1, p.until_height IS NOT NULL "
 						  "FROM ledger.peer p JOIN ledger.channel c USING (channel_id) "
 						  "WHERE p.channel_id = $1 AND p.pubkey = $2", 2,
 						  (Oid[]) {INT4OID, BYTEAOID},

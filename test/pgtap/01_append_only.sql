@@ -241,9 +241,9 @@ SELECT format($$CREATE TRIGGER fake AFTER INSERT ON tap01_fake FOR EACH ROW
 	EXECUTE FUNCTION ledger.capture('tap01', '%s', '%s', '%s', 'tier')$$,
 	t.channel_id, t.table_no, t.table_name) AS fake_trigger
   FROM ledger.ledger_table t WHERE t.relid = 'tap01_t'::regclass \gset
-:fake_trigger;
-SELECT throws_ok($$INSERT INTO tap01_fake (id, v, tier) VALUES (1, 'forged', 'public')$$, '42501',
-				 NULL, 'a table not made a ledger table cannot put rows into a chain through ledger.capture()');
+SELECT throws_ok(:'fake_trigger', '42501', 'cannot add a ledger trigger to table "tap01_fake"',
+				 'a table not made a ledger table cannot get ledger.capture() as a trigger');
+INSERT INTO tap01_fake (id, v, tier) VALUES (1, 'forged', 'public');
 SELECT is((SELECT count(*) FROM ledger.pending p JOIN ledger.channel c USING (channel_id) WHERE c.name = 'tap01'),
 		  0::bigint, '... and nothing of it is pending');
 SELECT is_empty($$SELECT * FROM ledger.verify('tap01')$$, 'channel tap01 verifies clean after all refused operations');

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(70);
+SELECT plan(74);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -189,6 +189,16 @@ BEGIN;
 SELECT throws_ok($$INSERT INTO tap08_key VALUES (3, 'partner')$$, '0A000', NULL,
 				 'and refuses it again once the change is rolled back');
 ROLLBACK;
+
+-- ------------------------------------------------------------ logins bound to members
+SELECT throws_ok($$SELECT ledger.set_peer_login('tap08', 'nobody', 'loopledger_peer')$$, '42704',
+				 'channel "tap08" has no peer named "nobody"', 'set_peer_login of an unknown peer');
+SELECT throws_ok($$SELECT ledger.set_peer_login('tap08', 'other', 'postgres')$$, '22023',
+				 'role "postgres" is not a member of loopledger_peer', 'set_peer_login of a role that is not a peer login');
+SELECT lives_ok($$SELECT ledger.set_peer_login('tap08', 'other', 'loopledger_peer')$$, 'set_peer_login binds a peer login');
+SELECT is((SELECT login::text FROM ledger.peer WHERE name = 'other' AND channel_id =
+			(SELECT channel_id FROM ledger.channel WHERE name = 'tap08')), 'loopledger_peer', '... recorded in ledger.peer');
+SELECT ledger.set_peer_login('tap08', 'other', NULL);
 
 -- ------------------------------------------------------------ what a peer may send
 SELECT throws_ok($$SELECT ledger.deliver('tap08', '\x00'::bytea, '\x00'::bytea)$$, '22023',

@@ -400,6 +400,26 @@ like "$(error_of 1 "INSERT INTO big_t VALUES ('too-big', repeat('x', 4300000))")
 	"a 4.3 MB transaction is refused with a clear error"
 
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
+# Each sender has a share of a worker's inbox (one call of the largest
+# size), so one member cannot fill it: 9 MB in one call is over it.  And a
+# login bound to a member (ledger.set_peer_login) speaks for it alone.
+as_peer() {	# NODE LOGIN SQL
+	psql -h "$TMP/$(node_name "$1")" -p "$(cluster_port "$(node_name "$1")")" -U "$2" -d ledger -X -Atqc "$3" 2>&1
+}
+key4=$(node_psql 4 -Atc "SELECT ledger.node_key()")
+key2=$(node_psql 2 -Atc "SELECT ledger.node_key()")
+is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key4', decode(repeat('ff', 9000000), 'hex'))")" "over its share" \
+	"a 9 MB call is over one sender's share of the inbox"
+is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key2', '\\xff')")" ok \
+	"an unbound login may still speak for any member"
+node_psql 1 -qc "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', 'peer_from_4')" >/dev/null
+is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key2', '\\xff')")" "this login speaks for another member" \
+	"once bound to member 4, its login cannot speak for member 2"
+is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key4', '\\xff')")" ok "... and still speaks for member 4"
+like "$(error_of 1 "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', 'postgres')")" 'role "postgres" is not a member of loopledger_peer' \
+	"a login that is not a member of loopledger_peer is refused"
+node_psql 1 -qc "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', NULL)" >/dev/null
+
 # link calls are numbered against replays; honest calls arrive in order
 is "$(same_on_all "SELECT sum(calls_replayed) FROM ledger.peers WHERE channel = '$CH'")" 0 \
 	"no call between honest nodes was taken for one played again"

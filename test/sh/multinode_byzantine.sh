@@ -228,6 +228,22 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			# as authenticated before calls were numbered
 			replayed=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT calls_replayed FROM ledger.peers WHERE channel = 'customs' AND name = 'byz4'"; done | awk '{s += $1} END {print s + 0}')
 			ok $(( replayed > 0 ? 0 : 1 )) "fault 'spoof': the liar's calls played again, MAC and all, are refused ($replayed calls)"
+			# with each member's login bound on node 1, calls in another
+			# member's name no longer reach its worker (node 2, unbound,
+			# keeps rejecting the forged hellos)
+			for j in 1 2 3 4; do
+				node_psql 1 -qc "SELECT ledger.set_peer_login('customs', 'byz$j', 'peer_from_$j')" >/dev/null
+			done
+			sleep 6		# a peer backend reads the bindings again every 5 s
+			a1=$(node_psql 1 -Atc "SELECT messages_rejected FROM ledger.consensus_status")
+			a2=$(node_psql 2 -Atc "SELECT messages_rejected FROM ledger.consensus_status")
+			sleep 3
+			b1=$(node_psql 1 -Atc "SELECT messages_rejected FROM ledger.consensus_status")
+			b2=$(node_psql 2 -Atc "SELECT messages_rejected FROM ledger.consensus_status")
+			ok $(( b1 == a1 && b2 > a2 ? 0 : 1 )) "fault 'spoof': with logins bound (ledger.set_peer_login), node 1 takes no call in another member's name (rejected in 3 s: node 1 $((b1 - a1)), node 2 $((b2 - a2)))"
+			for j in 1 2 3 4; do
+				node_psql 1 -qc "SELECT ledger.set_peer_login('customs', 'byz$j', NULL)" >/dev/null
+			done
 			# it also replays each member's last genuine hello: a member
 			# that stopped would still look alive to the others (they
 			# would not cut its turns short)
@@ -355,44 +371,24 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM parcel WHER
 is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.verify('customs')"; done | sort -u | tr '\n' ' ')" "0 " \
 	"every node verifies clean"
 
-# Rows the honest members' tables cannot take as they were hashed, from
-# byz4, whose tables differ (a liar could send such content anyway):
-# text where the others' column is integer, or jsonb (which would store
-# '{"a":1}' as '{"a": 1}', unlike its hash), and a table without the tier
-# column the others' has (its rows are committed public whatever that
-# column says).  Every honest member finds the same on the same row, so it
-# refuses the transaction alike; the first stopped every honest worker on
-# the block for good, the others were stored unlike their hash or their
-# tier.  byz4, which took its own rows, then differs from the others and
-# stops: it is last.  The three go at once, before it stops.
-for i in 1 2 3; do
-	node_psql "$i" -qc "CREATE TABLE typed (k text, v integer); CREATE TABLE typedj (k text, v jsonb);" \
-		-c "CREATE TABLE typedt (k text, tier text)" >/dev/null
+# A row whose value does not read back as it was hashed: byz4's table
+# takes text where the others' takes jsonb, which would store '{"a":1}' as
+# '{"a": 1}' (a liar could send such text anyway).  Stored, it would fail
+# verify and every proof on the honest members; they stop applying instead,
+# with a clear error, as for a table defined differently here (a DBA can
+# fix that; refusing the row on this node alone would fork it for good).
+# It stops the channel: it is last.
+for i in 1 2 3; do node_psql "$i" -qc "CREATE TABLE typedj (k text, v jsonb)" >/dev/null; done
+node_psql 4 -qc "CREATE TABLE typedj (k text, v text)" >/dev/null
+for i in 1 2 3 4; do node_psql "$i" -qc "SELECT ledger.enable_table('typedj', 'customs')" >/dev/null; done
+PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO typedj VALUES ('bad', '{\"a\":1}')" >/dev/null 2>&1
+for t in $(seq 1 100); do
+	stopped=$(for i in 1 2 3; do grep -c 'cannot apply a decided block: a value of column "v" does not read back as it was hashed' "$TMP/$(node_name "$i")/server.log"; done | awk '$1 > 0' | wc -l)
+	[ "$stopped" = 3 ] && break
+	sleep 0.1
 done
-node_psql 4 -qc "CREATE TABLE typed (k text, v text); CREATE TABLE typedj (k text, v text);" \
-	-c "CREATE TABLE typedt (k text, tier text)" >/dev/null
-for i in 1 2 3 4; do
-	node_psql "$i" -qc "SELECT ledger.enable_table('typed', 'customs'); SELECT ledger.enable_table('typedj', 'customs')" >/dev/null
-done
-for i in 1 2 3; do node_psql "$i" -qc "SELECT ledger.enable_table('typedt', 'customs', 'tier')" >/dev/null; done
-node_psql 4 -qc "SELECT ledger.enable_table('typedt', 'customs')" >/dev/null
-pids=()
-for stmt in "INSERT INTO typed VALUES ('bad', 'abc')" "INSERT INTO typedj VALUES ('bad', '{\"a\":1}')" \
-	"INSERT INTO typedt VALUES ('bad', 'customs')"; do
-	PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "$stmt" >/dev/null 2>&1 &
-	pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
-ms=$(PGOPTIONS="-c statement_timeout=10s" sequential_ms typed-after 20)
-ok $(( ${ms:-999999} < 10000 ? 0 : 1 )) "after rows their tables cannot take as hashed, 20 commits one after another on node 1 take under 10 s (${ms:-?} ms)"
-for what in 'invalid input syntax for type integer: "abc"' 'a value of column "v" is not in its canonical form' \
-	"a row's tier column does not say its tier"; do
-	outcome=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT string_agg(status, ',') FROM ledger.txlog WHERE detail = \$\$$what\$\$"; done | sort -u | tr '\n' ' ')
-	is "$outcome" "rejected " "the three honest members refuse alike: $what"
-done
-is "$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT (SELECT count(*) FROM typed) + (SELECT count(*) FROM typedj) + (SELECT count(*) FROM typedt)"; done | sort -u | tr '\n' ' ')" "0 " "no honest member holds any of the rows"
-MN_NODES=3 wait_converged customs 30
-ok $? "the honest members agree on the head"
+is "$stopped" 3 "the three honest members stop applying at a row that does not read back as it was hashed, saying so"
+is "$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM typedj"; done | sort -u | tr '\n' ' ')" "0 " "no honest member stores it"
 
 echo "1..$n"
 [ "$failed" = 0 ]
