@@ -65,7 +65,8 @@ typedef struct TableWriter
 	Oid		   *ioparams;
 	int32	   *typmods;
 	AttrNumber *attnums;		/* [0] ledger_entry, [i + 1] entry column i */
-	LLColEncoder **encoders;	/* entry column i's canonical text */
+	LLColEncoder **encoders;	/* entry column i's canonical text, NULL
+								 * where the input keeps the text as it is */
 	int			tier_col;		/* entry column holding the tier, or -1 */
 	bool	   *generated;		/* entry column i is a stored generated one */
 	SPIPlanPtr	plan;			/* the prepared INSERT, made when first needed */
@@ -255,7 +256,10 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		w->generated[i] = get_attgenerated(relid, att) != '\0';
 		get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
 		getTypeInputInfo(w->types[i + 1], &w->inputs[i], &w->ioparams[i]);
-		w->encoders[i] = ll_column_encoder(w->types[i + 1], w->colnames[i], TopMemoryContext);
+		/* text and unbounded varchar store the text they read, as it is */
+		w->encoders[i] = getBaseType(w->types[i + 1]) == TEXTOID ||
+			(w->types[i + 1] == VARCHAROID && w->typmods[i] < 0) ? NULL :
+			ll_column_encoder(w->types[i + 1], w->colnames[i], TopMemoryContext);
 		if (tier_column != NULL && strcmp(tier_column, w->colnames[i]) == 0)
 			w->tier_col = i;
 	}
@@ -466,8 +470,8 @@ check_canonical(const TableWriter *w, int i, const ll_entry_col *col, Datum valu
 			stall(w->key, "a row's tier column is empty");
 		return;
 	}
-	text = ll_column_text(w->encoders[i], value);
-	if (strlen(text) != col->value_len || memcmp(text, col->value, col->value_len) != 0)
+	text = w->encoders[i] == NULL ? NULL : ll_column_text(w->encoders[i], value);
+	if (text != NULL && (strlen(text) != col->value_len || memcmp(text, col->value, col->value_len) != 0))
 		stall(w->key, psprintf("a value of column \"%s\" does not read back as it was hashed", w->colnames[i]));
 	if (i == w->tier_col && (col->value_len != e->tier_len ||
 							 memcmp(col->value, e->tier, e->tier_len) != 0))
