@@ -224,48 +224,68 @@ type_contains(Oid typid, Oid target, int depth)
 }
 
 /*
+ * Call fn for every ledger table, found by its capture trigger, with its
+ * channel (the trigger's first argument).
+ */
+static void
+for_each_ledger_table(void (*fn) (Oid relid, const char *channel, const void *arg),
+					  const void *arg)
+{
+	Relation	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+		if (is_ledger_trigger_func(tg->tgfoid, true))
+			fn(tg->tgrelid, first_trigger_arg(tup, trigrel), arg);
+	}
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+}
+
+static void
+refuse_if_stores(Oid relid, const char *channel, const void *arg)
+{
+	Oid			typid = *(const Oid *) arg;
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	td = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(td, i);
+
+		if (!att->attisdropped && type_contains(att->atttypid, typid, 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot alter type %s", format_type_be(typid)),
+					 errdetail("Column \"%s\" of ledger table \"%s\" (channel \"%s\") stores it; changing it would rewrite ledger rows.",
+							   NameStr(att->attname), RelationGetRelationName(rel), channel)));
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
  * Refuse changing a type whose stored values or canonical text would change
  * under a ledger table's rows (renaming an enum value, altering or dropping
- * a composite attribute).  Ledger tables are found by their capture trigger.
+ * a composite attribute).
  */
 static void
 check_type_change(Oid typid)
 {
-	Relation	trigrel;
-	SysScanDesc scan;
-	HeapTuple	tup;
+	if (OidIsValid(typid))
+		for_each_ledger_table(refuse_if_stores, &typid);
+}
 
-	if (!OidIsValid(typid))
-		return;
-	trigrel = table_open(TriggerRelationId, AccessShareLock);
-	scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
-		Relation	rel;
-		TupleDesc	td;
-		int			i;
-
-		if (!is_ledger_trigger_func(tg->tgfoid, true))
-			continue;
-		rel = relation_open(tg->tgrelid, AccessShareLock);
-		td = RelationGetDescr(rel);
-		for (i = 0; i < td->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(td, i);
-
-			if (!att->attisdropped && type_contains(att->atttypid, typid, 0))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("cannot alter type %s", format_type_be(typid)),
-						 errdetail("Column \"%s\" of ledger table \"%s\" (channel \"%s\") stores it; changing it would rewrite ledger rows.",
-								   NameStr(att->attname), RelationGetRelationName(rel),
-								   first_trigger_arg(tup, trigrel))));
-		}
-		relation_close(rel, AccessShareLock);
-	}
-	systable_endscan(scan);
-	table_close(trigrel, AccessShareLock);
+static void
+refuse_if_in_schema(Oid relid, const char *channel, const void *arg)
+{
+	if (get_rel_namespace(relid) == *(const Oid *) arg)
+		refuse(relid, channel, "rename the schema of",
+			   "its name and its schema's are part of every row's hash.");
 }
 
 /*
@@ -276,24 +296,9 @@ static void
 check_schema_rename(const char *schema)
 {
 	Oid			nsp = get_namespace_oid(schema, true);
-	Relation	trigrel;
-	SysScanDesc scan;
-	HeapTuple	tup;
 
-	if (!OidIsValid(nsp))
-		return;
-	trigrel = table_open(TriggerRelationId, AccessShareLock);
-	scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
-
-		if (is_ledger_trigger_func(tg->tgfoid, true) && get_rel_namespace(tg->tgrelid) == nsp)
-			refuse(tg->tgrelid, first_trigger_arg(tup, trigrel), "rename the schema of",
-				   "its name and its schema's are part of every row's hash.");
-	}
-	systable_endscan(scan);
-	table_close(trigrel, AccessShareLock);
+	if (OidIsValid(nsp))
+		for_each_ledger_table(refuse_if_in_schema, &nsp);
 }
 
 /*
