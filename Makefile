@@ -10,7 +10,7 @@ OBJS = $(CORE_OBJS) \
 	src/guard.o src/chain.o src/verify.o src/proof.o src/disclosure.o \
 	src/bft.o src/bft_wire.o src/bft_cert.o src/bft_crypto.o \
 	src/peer.o src/transport.o src/consensus.o src/apply.o src/submit.o \
-	src/membership.o src/clearance.o src/redact.o src/resubmit.o
+	src/membership.o src/clearance.o src/redact.o src/resubmit.o src/tabledef.o
 
 DATA = sql/loopledger--$(EXTVERSION).sql
 REGRESS = $(patsubst sql/%.sql,%,$(filter-out sql/loopledger--%.sql,$(wildcard sql/*.sql)))

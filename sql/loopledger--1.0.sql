@@ -340,15 +340,39 @@ CREATE TABLE ledger.evidence (
 	recorded_at	timestamptz NOT NULL DEFAULT now()
 );
 
+-- Each member's declared definition of a multi-peer channel's ledger
+-- tables (its worker declares ledger.table_fingerprint() through the
+-- chain), and the definition agreed once 2f+1 of the validators declared
+-- the same one (tabledef.c).  A table's rows are taken only once agreed;
+-- a member whose table matches the agreed definition may then judge a
+-- row's content alone, since every such member judges it alike.
+CREATE TABLE ledger.table_vote (
+	channel_id	integer NOT NULL,
+	table_name	text NOT NULL,
+	voter		bytea NOT NULL,
+	fingerprint	bytea NOT NULL,
+	height		bigint NOT NULL,
+	PRIMARY KEY (channel_id, table_name, voter)
+);
+CREATE TABLE ledger.agreed_table (
+	channel_id	integer NOT NULL,
+	table_name	text NOT NULL,
+	fingerprint	bytea NOT NULL,
+	since_height bigint NOT NULL,	-- first height whose rows it judges
+	PRIMARY KEY (channel_id, table_name)
+);
+
 SELECT pg_catalog.pg_extension_config_dump('ledger.peer', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.consensus_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.batch', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.txlog', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.evidence', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.member_vote', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.table_vote', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.agreed_table', '');
 REVOKE ALL ON ledger.peer, ledger.consensus_log, ledger.batch, ledger.txlog,
-	ledger.evidence, ledger.member_vote FROM PUBLIC;
-GRANT SELECT ON ledger.txlog, ledger.evidence TO PUBLIC;
+	ledger.evidence, ledger.member_vote, ledger.table_vote, ledger.agreed_table FROM PUBLIC;
+GRANT SELECT ON ledger.txlog, ledger.evidence, ledger.table_vote, ledger.agreed_table TO PUBLIC;
 
 -- Peers connect as this role; it may only hand over messages and read
 -- decided blocks.  Created here when missing so a fresh node works.
@@ -532,6 +556,77 @@ CREATE TRIGGER peer_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 -- The consensus worker writes decided membership and clearance changes
 -- with session_replication_role = replica: fire there too.
 ALTER TABLE ledger.peer ENABLE ALWAYS TRIGGER peer_changed;
+-- ... and whether a table's definition here is the agreed one (tabledef.c).
+CREATE TRIGGER agreed_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON ledger.agreed_table FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
+ALTER TABLE ledger.agreed_table ENABLE ALWAYS TRIGGER agreed_table_changed;
+
+-- What members of a multi-peer channel must agree on about a ledger
+-- table: what decides whether its rows are taken, and how their values
+-- read in.  Names are printed qualified (search_path is pg_catalog), so
+-- every member and every session computes the same text.  Function
+-- bodies a CHECK calls are not covered.  The consensus worker turns
+-- sequential scans off for its own lookups; over small catalogs without
+-- fitting indexes (pg_constraint.conindid) that made this a hundred
+-- times slower.
+CREATE FUNCTION ledger.type_signature(typ oid, typmod integer) RETURNS text
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on AS $$
+	SELECT format_type(typ, typmod) || CASE t.typtype
+		WHEN 'e' THEN ' enum (' || coalesce((SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder)
+											  FROM pg_enum WHERE enumtypid = typ), '') || ')'
+		WHEN 'd' THEN ' domain (' || ledger.type_signature(t.typbasetype, t.typtypmod)
+			|| CASE WHEN t.typnotnull THEN ' not null' ELSE '' END
+			|| coalesce((SELECT string_agg(' ' || pg_get_constraintdef(c.oid), '' ORDER BY pg_get_constraintdef(c.oid))
+						 FROM pg_constraint c WHERE c.contypid = typ), '') || ')'
+		ELSE '' END
+	FROM pg_type t WHERE t.oid = typ
+$$;
+
+CREATE FUNCTION ledger.table_fingerprint(tbl regclass) RETURNS bytea
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on AS $$
+	SELECT sha256(convert_to(concat_ws(E'\n', 'loopledger table definition 1',
+		(SELECT string_agg(format('column %s %s%s%s', quote_ident(a.attname),
+								  ledger.type_signature(a.atttypid, a.atttypmod),
+								  CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+								  CASE WHEN a.attgenerated <> '' THEN ' generated ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END),
+						   E'\n' ORDER BY a.attnum)
+		   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		  WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
+		(SELECT string_agg('constraint ' || pg_get_constraintdef(c.oid), E'\n' ORDER BY pg_get_constraintdef(c.oid))
+		   FROM pg_constraint c WHERE c.conrelid = tbl AND c.contype IN ('c', 'f', 'p', 'u', 'x')),
+		(SELECT string_agg(x.def, E'\n' ORDER BY x.def)
+		   FROM (SELECT 'unique index ' || regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE UNIQUE INDEX \S+ ON ', '') AS def
+				   FROM pg_index i
+				  WHERE i.indrelid = tbl AND i.indisunique
+					AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)) x),
+		(SELECT 'tier column ' || quote_ident(tier_column) FROM ledger.ledger_table WHERE relid = tbl)
+	), 'UTF8'))
+$$;
+
+-- The ledger tables of multi-peer channels: this node's definition against
+-- the agreed one.  state: agreed, differs here (this node stops at the
+-- first of its rows it cannot take), missing here, or not agreed (rows
+-- are refused until 2f+1 validators have declared one definition).
+CREATE VIEW ledger.table_definitions AS
+	SELECT c.name AS channel, x.table_name,
+		   x.fingerprint AS local_fingerprint, a.fingerprint AS agreed_fingerprint,
+		   a.since_height,
+		   (SELECT count(*) FROM ledger.table_vote v
+			 WHERE v.channel_id = c.channel_id AND v.table_name = x.table_name
+			   AND v.fingerprint = x.fingerprint)::integer AS declared_by,
+		   CASE WHEN a.fingerprint IS NULL THEN 'not agreed'
+				WHEN x.fingerprint IS NULL THEN 'missing here'
+				WHEN x.fingerprint = a.fingerprint THEN 'agreed'
+				ELSE 'differs here' END AS state
+	FROM (SELECT coalesce(t.channel_id, a.channel_id) AS channel_id,
+				 coalesce(t.table_name, a.table_name) AS table_name,
+				 ledger.table_fingerprint(t.relid) AS fingerprint
+			FROM ledger.ledger_table t
+			FULL JOIN ledger.agreed_table a ON a.channel_id = t.channel_id AND a.table_name = t.table_name) x
+	JOIN ledger.channel c ON c.channel_id = x.channel_id
+	LEFT JOIN ledger.agreed_table a ON a.channel_id = x.channel_id AND a.table_name = x.table_name
+	WHERE EXISTS (SELECT 1 FROM ledger.peer p WHERE p.channel_id = x.channel_id);
+GRANT SELECT ON ledger.table_definitions TO PUBLIC;
 
 -- Called by the policy of every ledger table.  clearance_of: index of the
 -- highest tier the session may read (lowest tier 0, none -1), the lower of

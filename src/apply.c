@@ -128,6 +128,7 @@ ll_apply_reset(void)
 		hash_destroy(table_nos);
 	table_nos = NULL;
 	block_gen++;
+	ll_tabledef_reset();
 }
 
 static void
@@ -138,6 +139,19 @@ stall(const char *table, const char *why)
 			 errmsg("cannot apply a decided block: %s", why),
 			 errdetail("Ledger table \"%s\" must exist with the same columns on every peer of the channel.", table),
 			 errhint("Create the table and run ledger.enable_table() on this node; the worker retries.")));
+}
+
+/*
+ * A row this node's table cannot take as it came.  Whether that refuses
+ * the transaction or stops the worker depends on whether the table here
+ * is defined as agreed (run_tx).
+ */
+static void
+misfit(const char *table, const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("a row of ledger table \"%s\" does not fit: %s", table, why)));
 }
 
 /*
@@ -240,7 +254,7 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	w->encoders = palloc(sizeof(LLColEncoder *) * (e->ncols + 1));
 	w->attnums[0] = get_attnum(relid, LL_ENTRY_COLUMN);
 	if (w->attnums[0] == InvalidAttrNumber)
-		stall(w->key, "column \"" LL_ENTRY_COLUMN "\" is missing");
+		misfit(w->key, "column \"" LL_ENTRY_COLUMN "\" is missing");
 	w->types[0] = INT8OID;
 	for (i = 0; i < (int) e->ncols; i++)
 	{
@@ -251,7 +265,7 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		w->colnames[i] = pnstrdup(col.name, col.name_len);
 		att = get_attnum(relid, w->colnames[i]);
 		if (att == InvalidAttrNumber)
-			stall(w->key, psprintf("column \"%s\" is missing", w->colnames[i]));
+			misfit(w->key, psprintf("column \"%s\" is missing", w->colnames[i]));
 		w->attnums[i + 1] = att;
 		w->generated[i] = get_attgenerated(relid, att) != '\0';
 		get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
@@ -264,6 +278,19 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 			w->tier_col = i;
 	}
 	MemoryContextSwitchTo(old);
+	/*
+	 * An honest origin names every column; a writer shaped by a row that
+	 * left one out would turn away the complete rows after it, and only on
+	 * members whose writer that row happened to shape.
+	 */
+	{
+		Relation	rel = table_open(relid, AccessShareLock);
+		bool		covers = covers_table(rel, w);
+
+		table_close(rel, AccessShareLock);
+		if (!covers)
+			misfit(w->key, "it does not name every column of the table once");
+	}
 }
 
 /*
@@ -467,15 +494,15 @@ check_canonical(const TableWriter *w, int i, const ll_entry_col *col, Datum valu
 	if (col->isnull)
 	{
 		if (i == w->tier_col)
-			stall(w->key, "a row's tier column is empty");
+			misfit(w->key, "its tier column is empty");
 		return;
 	}
 	text = w->encoders[i] == NULL ? NULL : ll_column_text(w->encoders[i], value);
 	if (text != NULL && (strlen(text) != col->value_len || memcmp(text, col->value, col->value_len) != 0))
-		stall(w->key, psprintf("a value of column \"%s\" does not read back as it was hashed", w->colnames[i]));
+		misfit(w->key, psprintf("a value of column \"%s\" does not read back as it was hashed", w->colnames[i]));
 	if (i == w->tier_col && (col->value_len != e->tier_len ||
 							 memcmp(col->value, e->tier, e->tier_len) != 0))
-		stall(w->key, "a row's tier column does not say its tier");
+		misfit(w->key, "its tier column does not say its tier");
 }
 
 /* Insert one row from its canonical entry; errors propagate. */
@@ -502,7 +529,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 	isnull = palloc(sizeof(bool) * (w->ncols + 1));
 
 	if ((int) e->ncols != w->ncols)
-		stall(w->key, "the rows have a different number of columns");
+		misfit(w->key, "the rows have a different number of columns");
 	values[0] = Int64GetDatum((int64) e->entry_id);
 	isnull[0] = false;
 	for (i = 0; i < w->ncols; i++)
@@ -512,7 +539,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 		ll_entry_next_col(e, &pos, &col);
 		if (col.name_len != strlen(w->colnames[i]) ||
 			memcmp(col.name, w->colnames[i], col.name_len) != 0)
-			stall(w->key, "the rows have different columns");
+			misfit(w->key, "the rows have different columns");
 		isnull[i + 1] = col.isnull;
 		/* hashed with it, a NUL would be cut off on the way in */
 		if (!col.isnull && memchr(col.value, '\0', col.value_len) != NULL)
@@ -955,17 +982,48 @@ handed_outcome(ApplyRun *r, Handed *h)
 }
 
 /*
- * Errors that refuse the transaction: a constraint the rows break, which
- * every member meets alike on the same rows.  Anything else stops the
- * worker until fixed: a value the column's type does not take is as
- * likely this node's table lagging behind the others' (an enum label not
- * added here yet) as a liar's row, and refusing it here alone would fork
- * this node for good where stopping lets its DBA fix the table.
+ * Errors that can refuse the transaction: a constraint the rows break, a
+ * value the column's type does not take, a row that does not fit.  They
+ * refuse it only where the table is defined as agreed (tables_as_agreed):
+ * every such member meets them alike on the same rows.  Anything else
+ * stops the worker until fixed.
  */
 static bool
 decided_outcome(int sqlerrcode)
 {
-	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION;
+}
+
+/*
+ * After a decided-looking error: whether every table the transaction
+ * writes here is defined as agreed.  If one is not, refusing the
+ * transaction here alone could fork this node (its table may lag behind
+ * the others': an enum label, a unique index not added here yet), so the
+ * worker stops instead, naming the table.
+ */
+static void
+tables_as_agreed(const LLApply *a, ll_batch_iter rows, int redact_above, const char *error)
+{
+	ll_row		row;
+
+	while (ll_batch_next_row(&rows, &row))
+	{
+		TableNo    *t;
+		char		key[NAMEDATALEN * 2 + 2];
+
+		if (row.content == NULL || (int) row.tier_index > redact_above)
+			continue;
+		t = table_for(a, row.table);
+		memcpy(key, row.table.ptr, row.table.len);
+		key[row.table.len] = '\0';
+		if (!ll_tabledef_matches(a, key, t->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot apply a decided block: ledger table \"%s\" is defined here unlike the channel's agreed definition", key),
+					 errdetail("A transaction's rows failed here: %s. Members whose table is defined as agreed judge them alone; this node cannot tell whether its own table is the cause.", error),
+					 errhint("Make the table match the agreed definition (ledger.table_definitions compares them); the worker retries.")));
+	}
 }
 
 static void run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
@@ -1072,6 +1130,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
+		tables_as_agreed(a, rows, redact_above, ed->message);
 		br->packed.len = mark;
 		br->nrows = nrows;
 		if (blind)
@@ -1166,6 +1225,9 @@ unjudgeable(const LLApply *a, const ll_batch_iter *it)
 		/* looked at outside the transaction's subtransaction: not an error */
 		if (!table_name_possible(row.table.ptr, row.table.len))
 			return "It has a row naming a table no member can have.";
+		if (!ll_tabledef_agreed(a, row.table.ptr, row.table.len, NULL))
+			return psprintf("Its ledger table \"%.*s\" has no definition agreed on the channel.",
+							(int) row.table.len, row.table.ptr);
 		if ((int) row.tier_index > a->min_clearance && !table_for(a, row.table)->order_free)
 			return "It has a row above the lowest clearance among the members in a table with a unique key.";
 	}
@@ -1372,12 +1434,15 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 			pos++;
 			if (tx.kind == LL_TX_ROWS)
 				apply_rows_tx(&r, &batches[i], &it, &tx, pos);
+			else if (tx.kind == LL_TX_DECLARE_TABLE)
+				ll_tabledef_vote(a, height, batches[i].origin, &tx);
 			else if (first_in_block(&r, batches[i].origin, tx.txid) &&
 					 tx_seen(a, batches[i].origin, tx.txid, height) == 0)
 				log_tx(&r.log, batches[i].origin, tx.txid, pos, "accepted", NULL);
 		}
 	}
 	drain_handed(&r);
+	ll_tabledef_settle(a, height);
 #ifdef LL_FAULT_INJECTION
 	if (a->local_done > 0)
 		ll_fault_crash_point();

@@ -250,6 +250,7 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 				 errhint("Use READ COMMITTED or REPEATABLE READ for transactions that write to multi-peer ledger tables.")));
 	if (rows.multi[rows.n])
 	{
+		ll_tabledef_check_insert(info);
 		if (rows.content.realloc_fn == NULL)
 		{
 			old = MemoryContextSwitchTo(capture_cxt);

@@ -960,6 +960,7 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		W.apply.on_members = persist_members;
 		W.apply.self_clearance = clearance_of(W.self);
 		W.apply.min_clearance = min_clearance_at(height);
+		ll_valset_at(&W.ms, height, &W.apply.valset);
 		ll_apply_decision(&W.apply, height, p.time_us, dec, dlen, batches, p.nbatches);
 		MemoryContextSwitchTo(cxt);
 	}
@@ -3012,6 +3013,67 @@ propose_requests(void)
 	}
 }
 
+/*
+ * Declare this node's ledger table definitions that differ from its
+ * decided declarations (tabledef.c), until they are decided.
+ */
+static void
+propose_declarations(void)
+{
+	ll_batch_builder bb;
+	ll_buf		out,
+				content;
+	uint8		hash[32];
+	uint8		set[32];
+	int			answering = 1;	/* this node */
+	int			i;
+	static TimestampTz last_sent = 0;
+	static TimestampTz last_looked = 0;
+	static uint64 looked_gen = 0;
+	static bool undecided = false;
+	static uint8 last_set[32];
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!ll_is_validator_at(&W.ms, W.self_pub, W.next_height))
+		return;
+	/*
+	 * Look again when a definition may have changed here, while sent ones
+	 * wait to be decided, and once a minute in any case.
+	 */
+	if (looked_gen == ll_tabledef_generation() && !undecided &&
+		!TimestampDifferenceExceeds(last_looked, now, 60000))
+		return;
+	/*
+	 * Not before a quorum's links answer: a batch sent while they still
+	 * connect reaches nobody, and a proposal naming it costs rounds.
+	 */
+	for (i = 0; i < W.nmembers; i++)
+		if (W.members[i].link != NULL && link_answering(W.members[i].link))
+			answering++;
+	if ((uint64) answering < bft_quorum(&W.valset))
+		return;
+	ll_buf_init(&out, ll_palloc_realloc);
+	ll_buf_init(&content, ll_palloc_realloc);
+	ll_batch_begin(&bb, &out, &content, MAX_BATCH_BYTES, W.chain_id, W.self_pub,
+				   W.batch_seq + 1, now_unix_us());
+	looked_gen = ll_tabledef_generation();
+	last_looked = now;
+	undecided = ll_tabledef_declare(W.channel_id, W.self_pub, &bb, set) > 0;
+	if (!undecided)
+		return;
+	/* the same declarations again only every few seconds: usually decided in one */
+	if (memcmp(set, last_set, 32) == 0 && !TimestampDifferenceExceeds(last_sent, now, 3000))
+		return;
+	if (ll_batch_finish(&bb, cb_sign, NULL, hash) == 0)
+	{
+		W.batch_seq++;
+		last_sent = now;
+		memcpy(last_set, set, 32);
+		mempool_add(hash, out.data, out.len);
+		send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
+	}
+}
+
 static void compute_chain_id(void);
 
 /* Before any decision the DBA may still be adding the genesis members. */
@@ -3047,6 +3109,7 @@ membership_round(void)
 	}
 	refresh_members();
 	propose_requests();
+	propose_declarations();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

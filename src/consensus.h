@@ -244,6 +244,7 @@ typedef struct LLApply
 	int			local_done;		/* local transactions finished by the block */
 	int			self_clearance; /* tier index this node may see, -1 none */
 	int			min_clearance;	/* lowest clearance of the members */
+	bft_valset	valset;			/* validators of the height applied */
 	/* called inside the block's transaction, before it commits */
 	void		(*on_members) (void *arg, uint64 height);
 } LLApply;
@@ -255,6 +256,21 @@ extern void ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 							  struct ll_batch *batches, int nbatches);
 extern int	ll_apply_disclosed(LLApply *a, uint64 height,
 							   struct ll_batch *batches, int nbatches);
+
+/* tabledef.c: the agreed definitions of a channel's ledger tables */
+struct ll_batch_builder;
+struct ll_tx;
+struct LLTableInfo;
+extern int	ll_tabledef_declare(int32 channel_id, const uint8 *self,
+								struct ll_batch_builder *bb, uint8 *set);
+extern void ll_tabledef_reset(void);
+extern uint64 ll_tabledef_generation(void);
+extern void ll_tabledef_vote(const LLApply *a, uint64 height, const uint8 *voter,
+							 const struct ll_tx *tx);
+extern void ll_tabledef_settle(const LLApply *a, uint64 height);
+extern bool ll_tabledef_agreed(const LLApply *a, const char *table, size_t len, uint8 *fp);
+extern bool ll_tabledef_matches(const LLApply *a, const char *table, Oid relid);
+extern void ll_tabledef_check_insert(struct LLTableInfo *info);
 
 /* submit.c: a committing backend and the consortium */
 extern void ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
@@ -277,6 +293,7 @@ extern long ll_fault_next_ms(void);
 extern bool ll_fault_batch(uint8 *batch, size_t len);
 extern bool ll_fault_withhold(void);
 extern bool ll_fault_alter(void);
+extern bool ll_fault_misdeclare(void);
 extern uint64 ll_fault_hello_height(uint64 height);
 extern int	ll_fault_hello_period(int ms);
 extern void ll_fault_spoof_hellos(void (*spoof) (void));

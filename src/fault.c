@@ -72,7 +72,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof, alter or all (several may be listed); empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof, alter, misdeclare or all (several may be listed); empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -449,6 +449,13 @@ bool
 ll_fault_alter(void)
 {
 	return mode("alter");
+}
+
+/* "misdeclare": INSERT skips the agreed-definition check (a liar's rows) */
+bool
+ll_fault_misdeclare(void)
+{
+	return mode("misdeclare");
 }
 
 bool

@@ -653,6 +653,10 @@ batch_tx_parse(rd *r, uint32_t *rows)
 			return r_name(r, &s);
 		case LL_TX_REMOVE_MEMBER:
 			return r_take(r, LL_PUBKEY_LEN, &pk) ? LL_WIRE_OK : LL_WIRE_ERR_TRUNCATED;
+		case LL_TX_DECLARE_TABLE:
+			if ((rc = r_bounded(r, LL_WIRE_MAX_TABLE, &s)) != LL_WIRE_OK)
+				return rc;
+			return r_take(r, LL_HASH_LEN, &pk) ? LL_WIRE_OK : LL_WIRE_ERR_TRUNCATED;
 	}
 	return LL_WIRE_ERR_KIND;
 }
@@ -857,6 +861,12 @@ ll_batch_next_tx(ll_batch_iter *it, ll_tx *tx)
 	{
 		tx->nrows = it->rows_left = be32(p);
 		p += 4;
+	}
+	else if (tx->kind == LL_TX_DECLARE_TABLE)
+	{
+		p = take_str(p, &tx->table);
+		tx->fingerprint = p;
+		p += LL_HASH_LEN;
 	}
 	else
 	{
@@ -1176,6 +1186,25 @@ ll_batch_remove_member_tx(ll_batch_builder *b, uint64_t txid,
 	if ((rc = builder_tx(b, LL_TX_REMOVE_MEMBER, txid)) != LL_WIRE_OK)
 		return rc;
 	ll_buf_put(b->out, pubkey, LL_PUBKEY_LEN);
+	return builder_check(b);
+}
+
+int
+ll_batch_declare_table_tx(ll_batch_builder *b, uint64_t txid, ll_wire_str table,
+						  const uint8_t fingerprint[LL_HASH_LEN])
+{
+	int			rc;
+
+	if (!builder_usable(b, &rc))
+		return rc;
+	if (fingerprint == NULL)
+		return builder_fail(b, LL_WIRE_ERR_STATE);
+	if ((rc = bounded_check(table, LL_WIRE_MAX_TABLE)) != LL_WIRE_OK)
+		return builder_fail(b, rc);
+	if ((rc = builder_tx(b, LL_TX_DECLARE_TABLE, txid)) != LL_WIRE_OK)
+		return rc;
+	put_str(b->out, table);
+	ll_buf_put(b->out, fingerprint, LL_HASH_LEN);
 	return builder_check(b);
 }
 

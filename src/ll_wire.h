@@ -27,6 +27,8 @@
  *       LL_WIRE_MAX_TABLE bytes)
  *     kind 2 add member:    pubkey[32] | str name | str clearance_tier
  *     kind 3 remove member: pubkey[32]
+ *     kind 4 declare table: str table | fingerprint[32]
+ *       (the origin's definition of a ledger table; table as in rows)
  *   batch  = signed | sig[64] | content
  *   batch_hash = SHA-256(signed); sig = origin's Ed25519 signature of the
  *   32-byte batch_hash (consensus signatures cover 88-byte "LLBFT1"
@@ -157,7 +159,8 @@ typedef enum ll_tx_kind
 {
 	LL_TX_ROWS = 1,
 	LL_TX_ADD_MEMBER = 2,
-	LL_TX_REMOVE_MEMBER = 3
+	LL_TX_REMOVE_MEMBER = 3,
+	LL_TX_DECLARE_TABLE = 4
 } ll_tx_kind;
 
 /* Builder state; fields are private.  See ll_batch_begin. */
@@ -205,6 +208,8 @@ extern int	ll_batch_add_member_tx(ll_batch_builder *b, uint64_t txid,
 								   ll_wire_str name, ll_wire_str tier);
 extern int	ll_batch_remove_member_tx(ll_batch_builder *b, uint64_t txid,
 									  const uint8_t pubkey[LL_PUBKEY_LEN]);
+extern int	ll_batch_declare_table_tx(ll_batch_builder *b, uint64_t txid, ll_wire_str table,
+									  const uint8_t fingerprint[LL_HASH_LEN]);
 /* Sign and complete; on error out is back to its length at begin. */
 extern int	ll_batch_finish(ll_batch_builder *b, ll_sign_fn sign, void *sign_ctx,
 							uint8_t batch_hash[LL_HASH_LEN]);
@@ -246,6 +251,8 @@ typedef struct ll_tx
 	const uint8_t *pubkey;		/* LL_TX_ADD_MEMBER, LL_TX_REMOVE_MEMBER */
 	ll_wire_str name;			/* LL_TX_ADD_MEMBER */
 	ll_wire_str tier;			/* LL_TX_ADD_MEMBER */
+	ll_wire_str table;			/* LL_TX_DECLARE_TABLE */
+	const uint8_t *fingerprint; /* LL_TX_DECLARE_TABLE, LL_HASH_LEN bytes */
 } ll_tx;
 
 typedef struct ll_row

@@ -103,6 +103,8 @@ typedef struct LLTableInfo
 								 * agreed order can reject its rows */
 	bool		registered;		/* its capture trigger's arguments were
 								 * found in ledger.ledger_table */
+	uint64		definition_ok;	/* multi-peer: tabledef.c found it defined
+								 * as agreed at this invalidation count */
 	int			ntiers;
 	char	  **tiers;
 	int			ncols;			/* encoded columns, ledger_entry excluded */

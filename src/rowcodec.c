@@ -830,6 +830,7 @@ ll_table_info_for(Relation rel, int32 channel_id, int32 table_no,
 	info->tupdesc = NULL;
 	info->valid = false;
 	info->registered = false;
+	info->definition_ok = 0;
 	table_info_build(info, rel, channel_id, table_no, channel_name, table_name,
 					 tier_column);
 	info->order_free = order_free(rel, info->entry_attno);

@@ -48,7 +48,12 @@ for i in 1 2 3 4; do
 done
 printf '\n  (the same create_channel, add_peer and enable_table calls ran on all four servers;\n   clearances: customs sees every tier, the couriers public and partner rows, the marketplace public rows)\n'
 show 1 "SELECT channel, name, clearance, state FROM ledger.peers ORDER BY name"
-sleep 1
+# rows are taken once a quorum of members declared each table's definition
+for t in $(seq 1 300); do
+	[ "$(for i in 1 2 3 4; do at "$i" -Atc "SELECT count(*) FROM ledger.table_definitions WHERE state = 'agreed'"; done | tr '\n' ' ')" = "2 2 2 2 " ] && break
+	sleep 0.1
+done
+show 1 "SELECT channel, table_name, state, declared_by FROM ledger.table_definitions ORDER BY table_name"
 show 1 "SELECT channel, height, validators, quorum, proposer FROM ledger.consensus_status"
 
 say "2. each organisation writes with plain INSERT on its own server"

@@ -205,6 +205,21 @@ per_node() {
 cheight() { node_psql "$1" -Atc "SELECT height FROM ledger.consensus_status WHERE channel = '$CH'" 2>/dev/null; }
 now_ms() { date +%s%3N; }
 
+# wait_agreed TABLE...: until all N nodes see each ledger table of channel
+# CH agreed (workers declare their definitions through the chain about once
+# a second; rows are refused until 2f+1 validators declared the same one).
+wait_agreed() {
+	local tbl t
+	for tbl in "$@"; do
+		case $tbl in *.*) ;; *) tbl="public.$tbl" ;; esac
+		for t in $(seq 1 300); do
+			[ "$(same_on_all "SELECT state FROM ledger.table_definitions WHERE channel = '$CH' AND table_name = '$tbl'")" = agreed ] && break
+			sleep 0.1
+		done
+		[ "$(same_on_all "SELECT state FROM ledger.table_definitions WHERE channel = '$CH' AND table_name = '$tbl'")" = agreed ] || return 1
+	done
+}
+
 # tap_setup_parcel: N nodes on BASEPORT, channel CH with tiers TIERS, an
 # enabled table parcel(id, status, tier) everywhere, all peers up; TAP
 # checks through test/tap.sh, bails out when the setup fails.
@@ -229,6 +244,8 @@ tap_setup_parcel() {
 		sleep 0.1
 	done
 	is "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" "self,up,up,up" "all peers up"
+	wait_agreed parcel
+	ok $? "the definition of parcel is agreed on every node"
 }
 
 # The end of every multi-node TAP test: note a build reinstalled while it

@@ -174,6 +174,7 @@ run_ledger() {
 		SQL
 	done
 	wait_converged bench 60
+	CH=bench N=4 wait_agreed parcel || echo "the definition of parcel was not agreed in 30 s" >&2
 
 	say "loopledger: $CLIENTS clients (16 on each node), ${DURATION}s"
 	for i in 1 2 3 4; do node_psql "$i" -qc CHECKPOINT; done

@@ -98,6 +98,8 @@ done
 is $bad 0 "every node lists every peer under its name and node_key(), itself as 'self'"
 is "$(same_on_all "SELECT validators || ' ' || quorum FROM ledger.consensus_status WHERE channel = '$CH'")" "4 3" \
 	"ledger.consensus_status on every node: validators 4, quorum 3"
+wait_agreed parcel
+ok $? "the definition of parcel is agreed on every node (ledger.table_definitions)"
 is "$(same_on_all "SELECT signatures_made > 0 AND signatures_checked > 0 AND votes_parked >= 0 AND messages_rejected = 0 FROM ledger.consensus_status WHERE channel = '$CH'")" "t" \
 	"ledger.consensus_status counts signatures made and checked on every node, and no rejected message among honest peers"
 
@@ -264,6 +266,8 @@ for i in $(seq 1 $N); do
 	                    SELECT ledger.enable_table('imm_t', '$CH', 'tier')")" = "no error" ] || rc=1
 done
 ok $rc "enable_table accepts a table whose CHECK is immutable (on every node)"
+wait_agreed imm_t
+ok $? "the definition of imm_t is agreed on every node"
 is "$(error_of 4 "INSERT INTO imm_t VALUES ('ok', 'public')")" "no error" "an INSERT into it on node 4 commits"
 is "$(error_of 2 "INSERT INTO imm_t VALUES ('much-too-long', 'public')" | cut -d: -f1)" 23514 "its CHECK still refuses a bad row (23514)"
 wait_converged $CH 30
@@ -279,6 +283,8 @@ for i in $(seq 1 $N); do
 	                    SELECT ledger.enable_table('gen_t', '$CH', 'tier')")" = "no error" ] || rc=1
 done
 ok $rc "enable_table accepts a table with a stored generated column (on every node)"
+wait_agreed gen_t
+ok $? "the definition of gen_t is agreed on every node"
 is "$(error_of 3 "INSERT INTO gen_t (id, qty, price, tier) VALUES ('g1', 6, 7, 'public')")" "no error" \
 	"an INSERT into it on node 3 commits"
 wait_converged $CH 30
@@ -292,12 +298,58 @@ for i in $(seq 1 $N); do
 	[ "$(error_of "$i" "ALTER TABLE gen_t ADD CONSTRAINT gen_t_qty UNIQUE (qty) DEFERRABLE")" = "no error" ] || rc=1
 done
 ok $rc "a deferrable unique constraint added to gen_t on every node"
+wait_agreed gen_t
+ok $? "the changed definition of gen_t is agreed on every node"
 is "$(error_of 2 "INSERT INTO gen_t (id, qty, price, tier) VALUES ('g2', 3, 5, 'public')")" "no error" \
 	"an INSERT into it on node 2 commits"
 wait_converged $CH 30
 ok $? "converged after the second insert into gen_t"
 is "$(same_on_all "SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM gen_t")" "g1:42,g2:15" \
 	"both gen_t rows, generated totals included, are the same on every node"
+# ------------------------------------------------------------------ agreed table definitions
+# A table's rows are taken once validators with a quorum (3 of 4) have
+# declared one definition through the chain.  A member whose table differs
+# refuses its own INSERTs, and stops (instead of forking) at a peer's row
+# its table cannot take, until its DBA makes the table match.
+dfn_sql() { echo "CREATE TYPE shade AS ENUM ($1); CREATE TABLE dfn_t (id text PRIMARY KEY, s shade, tier text);
+                  SELECT ledger.enable_table('dfn_t', '$CH', 'tier')"; }
+dfn_state() { node_psql "$1" -Atc "SELECT state || ' ' || declared_by FROM ledger.table_definitions WHERE table_name = 'public.dfn_t'"; }
+is "$(error_of 1 "$(dfn_sql "'red', 'green', 'blue'")")" "no error" "node 1 enables dfn_t"
+is "$(error_of 1 "INSERT INTO dfn_t VALUES ('d0', 'red', 'public')")" \
+	"55000: ledger table \"public.dfn_t\" of channel \"$CH\" has no agreed definition yet" \
+	"an INSERT into a table no quorum declared yet is refused: 55000, no agreed definition yet"
+is "$(error_of 2 "$(dfn_sql "'red', 'green', 'blue'")")" "no error" "node 2 enables dfn_t alike"
+for t in $(seq 1 150); do [ "$(dfn_state 1)" = "not agreed 2" ] && break; sleep 0.1; done
+is "$(dfn_state 1)" "not agreed 2" "declared by nodes 1 and 2 (2 of the 3 needed): still not agreed"
+is "$(error_of 3 "$(dfn_sql "'red', 'green', 'blue'")")" "no error" "node 3 enables dfn_t alike"
+is "$(error_of 4 "$(dfn_sql "'red', 'green'")")" "no error" "node 4 enables a dfn_t whose enum lacks 'blue'"
+for t in $(seq 1 300); do
+	got=$(for i in 1 2 3 4; do dfn_state "$i"; done | tr '\n' ',')
+	[ "$got" = "agreed 3,agreed 3,agreed 3,differs here 1," ] && break
+	sleep 0.1
+done
+is "$got" "agreed 3,agreed 3,agreed 3,differs here 1," "nodes 1-3's definition is agreed; node 4 sees its own differ"
+like "$(error_of 4 "INSERT INTO dfn_t VALUES ('d4', 'red', 'public')")" \
+	"^55000: ledger table \"public.dfn_t\" is defined here unlike the definition agreed on channel \"$CH\"" \
+	"node 4's INSERT into its differing table is refused up front (55000)"
+is "$(error_of 1 "INSERT INTO dfn_t VALUES ('d1', 'blue', 'public')")" "no error" \
+	"node 1 commits a row with 'blue' (nodes 1-3 apply it; node 4's enum cannot take it)"
+for t in $(seq 1 100); do
+	grep -q 'ledger table "public.dfn_t" is defined here unlike the channel.s agreed definition' "$TMP/$(node_name 4)/server.log" && break
+	sleep 0.1
+done
+grep -q 'ledger table "public.dfn_t" is defined here unlike the channel.s agreed definition' "$TMP/$(node_name 4)/server.log"
+ok $? "node 4 stops applying at that row, naming its table, instead of refusing it alone"
+is "$(error_of 2 "INSERT INTO parcel VALUES ('dfn-after', 'filed', 'public')")" "no error" \
+	"nodes 1-3 keep committing meanwhile"
+is "$(error_of 4 "ALTER TYPE shade ADD VALUE 'blue'")" "no error" "node 4's DBA adds the missing label"
+wait_converged $CH 30
+ok $? "node 4 applies the row and converges with the others"
+is "$(same_on_all "SELECT string_agg(id || ':' || s, ',') FROM dfn_t")" "d1:blue" "dfn_t holds the row on every node"
+is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')")" 0 "ledger.verify clean on every node"
+wait_agreed dfn_t
+ok $? "dfn_t is agreed on every node now"
+
 # ------------------------------------------------------------------ column types peers rebuild
 # Peers insert a row from its canonical text through the column type's
 # input function: types whose text does not read back are refused, the
@@ -320,6 +372,8 @@ for i in $(seq 1 $N); do
 	                    SELECT ledger.enable_table('types_t', '$CH', 'tier')")" = "no error" ] || rc=1
 done
 ok $rc "enable_table accepts a table of every type that reads back (on every node)"
+wait_agreed types_t
+ok $? "the definition of types_t is agreed on every node"
 ins="SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata'; SET IntervalStyle = 'sql_standard';
      SET extra_float_digits = -3; SET bytea_output = 'escape';
      INSERT INTO types_t VALUES
@@ -375,6 +429,8 @@ for i in 1 2 3 4; do
 	                    SELECT ledger.enable_table('big_t', '$CH')" >/dev/null || failed_big=1
 done
 ok ${failed_big:-0} "big_t enabled on every node"
+wait_agreed big_t
+ok $? "the definition of big_t is agreed on every node"
 t0=$(date +%s%N)
 pids=()
 for k in 1 2; do

@@ -52,6 +52,8 @@ done
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "SELECT ledger.enable_table('parcel', 'customs', 'tier')" >/dev/null
 done
+CH=customs N=4 wait_agreed parcel
+ok $? "the definition of parcel is agreed on the four genesis members"
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "INSERT INTO parcel VALUES ('a$i', 'filed', 'public')"
 done
@@ -65,6 +67,8 @@ done
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "SELECT ledger.enable_table('events', 'customs')" >/dev/null
 done
+CH=customs N=4 wait_agreed events
+ok $? "the definition of events is agreed on the four genesis members"
 st=$(node_psql 2 -At -c "SET loopledger.synchronous_commit = off" -c "INSERT INTO events VALUES ('async')" \
 	-c "SELECT status FROM ledger.history('events')" | tail -1)
 is "$st" pending "sync off: COMMIT returns at once, ledger.history shows the row pending"

@@ -96,6 +96,8 @@ for i in 1 2 3 4; do
 	                    SELECT ledger.enable_table('parcel', '$CH', 'tier')" >/dev/null || rc=1
 done
 ok $rc "CREATE TABLE parcel and enable_table on every node"
+wait_agreed parcel
+ok $? "the definition of parcel is agreed on every node"
 rc=0
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "INSERT INTO parcel VALUES ('before-$i', 'filed', 'public')" >/dev/null || rc=1

@@ -60,6 +60,8 @@ for t in $(seq 1 150); do
 	[ "$(same_on_all "SELECT string_agg(state, ',' ORDER BY state) FROM ledger.peers WHERE channel = '$CH'")" = "self,up,up,up" ] && break
 	sleep 0.1
 done
+wait_agreed declaration parcel
+ok $? "the definitions of declaration and parcel are agreed on every node"
 
 # what arrives on the wire: nodes 2 and 4 log every statement with its
 # parameters (the frames peers deliver) while the first rows travel

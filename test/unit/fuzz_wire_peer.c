@@ -160,6 +160,8 @@ fz_batch_rebuild(const ll_batch *b)
 			ll_batch_add_rows_tx(&bb, tx.txid);
 		else if (tx.kind == LL_TX_ADD_MEMBER)
 			ll_batch_add_member_tx(&bb, tx.txid, tx.pubkey, tx.name, tx.tier);
+		else if (tx.kind == LL_TX_DECLARE_TABLE)
+			ll_batch_declare_table_tx(&bb, tx.txid, tx.table, tx.fingerprint);
 		else
 			ll_batch_remove_member_tx(&bb, tx.txid, tx.pubkey);
 		while (ll_batch_next_row(&it, &r))
@@ -447,6 +449,7 @@ seed_batch(ll_buf *out)
 	ll_batch_add_withheld_row(&bb, 1, 2, (ll_wire_str) {"public.t", 8}, chain);
 	ll_batch_add_member_tx(&bb, 11, chain, (ll_wire_str) {"n", 1}, (ll_wire_str) {"pub", 3});
 	ll_batch_remove_member_tx(&bb, 12, chain);
+	ll_batch_declare_table_tx(&bb, 13, (ll_wire_str) {"public.t", 8}, chain);
 	ll_batch_finish(&bb, fz_sign_fake, NULL, NULL);
 	free(e.data);
 	free(content.data);
