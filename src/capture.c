@@ -250,7 +250,6 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 				 errhint("Use READ COMMITTED or REPEATABLE READ for transactions that write to multi-peer ledger tables.")));
 	if (rows.multi[rows.n])
 	{
-		ll_tabledef_check_insert(info);
 		if (rows.content.realloc_fn == NULL)
 		{
 			old = MemoryContextSwitchTo(capture_cxt);
@@ -264,6 +263,7 @@ ll_capture_values(LLTableInfo *info, Datum *values, bool *isnull)
 			rows.rejectable[rows.n] = true;
 			refuse_unjudgeable(info, e.tier);
 		}
+		ll_tabledef_check_insert(info);
 		ll_buf_put_u32(&rows.content, (uint32) buf.len);
 		ll_buf_put(&rows.content, buf.data, buf.len);
 	}

@@ -393,13 +393,12 @@ ll_tabledef_check_insert(LLTableInfo *info)
 	watch_definitions();
 	if (info->definition_ok == definitions_gen)
 		return;
-	/* a node that only follows the channel gets submit.c's clearer error */
-	{
-		LLConsSlot *slot = ll_cons_slot_for(info->channel_id);
-
-		if (slot != NULL && slot->pid != 0 && slot->height > 0 && !slot->is_validator)
-			return;
-	}
+	/*
+	 * A node that is not a member itself (one asking to join) gets the
+	 * membership error of submit.c or of its worker instead.
+	 */
+	if (ll_node_clearance(info->channel_id, info->tiers, info->ntiers) < 0)
+		return;
 #ifdef LL_FAULT_INJECTION
 	if (ll_fault_active() && ll_fault_misdeclare())
 		return;

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(74);
+SELECT plan(92);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -178,6 +178,10 @@ SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 -- rollback, must both be seen.
 CREATE TABLE tap08_key (id int PRIMARY KEY, tier text);
 SELECT ledger.enable_table('tap08_key', 'tap08', 'tier');
+-- as the members' declarations would (there are none on one server)
+INSERT INTO ledger.agreed_table
+	SELECT channel_id, table_name, ledger.table_fingerprint(relid), 1
+	FROM ledger.ledger_table WHERE relid = 'tap08_key'::regclass;
 BEGIN;
 SELECT throws_ok($$INSERT INTO tap08_key VALUES (1, 'partner')$$, '0A000', NULL,
 				 'a unique-key row above the lowest clearance among the members is refused');
@@ -189,6 +193,80 @@ BEGIN;
 SELECT throws_ok($$INSERT INTO tap08_key VALUES (3, 'partner')$$, '0A000', NULL,
 				 'and refuses it again once the change is rolled back');
 ROLLBACK;
+
+-- ------------------------------------------------------------ agreed table definitions
+-- What members agree on about a table: columns and types (enum labels and
+-- domain constraints included), constraints, unique indexes, tier column;
+-- not index names, not the session's search_path.
+CREATE TYPE tap08_shade AS ENUM ('red', 'green');
+CREATE DOMAIN tap08_pos AS int CHECK (VALUE > 0);
+CREATE TABLE tap08_fp (id int NOT NULL, s tap08_shade, n tap08_pos, t text);
+SELECT is(length(ledger.table_fingerprint('tap08_fp')), 32, 'table_fingerprint is a SHA-256');
+CREATE TEMP TABLE tap08_fps AS SELECT 'base' AS what, ledger.table_fingerprint('tap08_fp') AS fp;
+SET search_path = pg_catalog, public;
+SELECT is(ledger.table_fingerprint('public.tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'base'),
+		  'the same under another search_path');
+RESET search_path;
+CREATE UNIQUE INDEX tap08_fp_a ON tap08_fp (t);
+INSERT INTO tap08_fps SELECT 'index', ledger.table_fingerprint('tap08_fp');
+SELECT isnt((SELECT fp FROM tap08_fps WHERE what = 'index'), (SELECT fp FROM tap08_fps WHERE what = 'base'),
+			'a unique index changes it');
+DROP INDEX tap08_fp_a;
+CREATE UNIQUE INDEX tap08_fp_b ON tap08_fp (t);
+SELECT is(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'index'),
+		  'the index''s name does not');
+ALTER TYPE tap08_shade ADD VALUE 'blue';
+SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'index'),
+			'an enum label added changes it');
+INSERT INTO tap08_fps SELECT 'label', ledger.table_fingerprint('tap08_fp');
+ALTER DOMAIN tap08_pos ADD CONSTRAINT tap08_small CHECK (VALUE < 100);
+SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'label'),
+			'a domain constraint added changes it');
+INSERT INTO tap08_fps SELECT 'domain', ledger.table_fingerprint('tap08_fp');
+ALTER TABLE tap08_fp ADD CONSTRAINT tap08_fp_n CHECK (n <> 7);
+SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'domain'),
+			'a table constraint added changes it');
+SELECT matches(ledger.type_signature('tap08_pos'::regtype, -1),
+			   '^public\.tap08_pos domain \(integer CHECK \(\(VALUE < 100\)\) CHECK \(\(VALUE > 0\)\)\)$',
+			   'type_signature names a domain''s base type and constraints');
+
+-- Rows of a multi-peer table are taken only under the agreed definition
+-- (in transactions rolled back: a commit would wait for the channel).
+CREATE TABLE tap08_def (id int, tier text);
+SELECT ledger.enable_table('tap08_def', 'tap08', 'tier');
+BEGIN;
+SELECT throws_ok($$INSERT INTO tap08_def VALUES (1, 'public')$$, '55000',
+				 'ledger table "public.tap08_def" of channel "tap08" has no agreed definition yet',
+				 'a row of a table with no agreed definition is refused');
+SELECT is((SELECT state || ' ' || declared_by FROM ledger.table_definitions WHERE table_name = 'public.tap08_def'),
+		  'not agreed 0', 'ledger.table_definitions: not agreed, declared by nobody');
+ROLLBACK;
+INSERT INTO ledger.agreed_table
+	SELECT channel_id, table_name, '\x00'::bytea || substr(ledger.table_fingerprint(relid), 2), 5
+	FROM ledger.ledger_table WHERE relid = 'tap08_def'::regclass;
+BEGIN;
+SELECT throws_ok($$INSERT INTO tap08_def VALUES (2, 'public')$$, '55000', NULL,
+				 'a row of a table defined here unlike the agreed definition is refused');
+ROLLBACK;
+SELECT is((SELECT state FROM ledger.table_definitions WHERE table_name = 'public.tap08_def'),
+		  'differs here', 'ledger.table_definitions: differs here');
+UPDATE ledger.agreed_table SET fingerprint = ledger.table_fingerprint('tap08_def')
+	WHERE table_name = 'public.tap08_def';
+SELECT is((SELECT state || ' ' || since_height FROM ledger.table_definitions WHERE table_name = 'public.tap08_def'),
+		  'agreed 5', 'ledger.table_definitions: agreed, and from which height');
+BEGIN;
+SELECT lives_ok($$INSERT INTO tap08_def VALUES (3, 'public')$$,
+				'a row of a table defined as agreed passes the check (the same backend: its cache was invalidated)');
+ROLLBACK;
+INSERT INTO ledger.agreed_table VALUES ((SELECT channel_id FROM ledger.channel WHERE name = 'tap08'), 'public.elsewhere', '\x01', 9);
+SELECT is((SELECT state FROM ledger.table_definitions WHERE table_name = 'public.elsewhere'),
+		  'missing here', 'ledger.table_definitions: an agreed table this node lacks is missing here');
+SET ROLE tap08_user;
+SELECT throws_ok($$INSERT INTO ledger.agreed_table VALUES (1, 'x', '\x00', 1)$$, '42501', NULL,
+				 'ledger.agreed_table is not writable by everybody');
+SELECT throws_ok($$DELETE FROM ledger.table_vote$$, '42501', NULL, 'nor is ledger.table_vote');
+SELECT lives_ok($$SELECT * FROM ledger.table_definitions$$, 'ledger.table_definitions is readable by everybody');
+RESET ROLE;
 
 -- ------------------------------------------------------------ logins bound to members
 SELECT throws_ok($$SELECT ledger.set_peer_login('tap08', 'nobody', 'loopledger_peer')$$, '42704',
