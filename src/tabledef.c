@@ -26,7 +26,12 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "common/hashfn.h"
+#include "catalog/namespace.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -330,36 +335,42 @@ ll_tabledef_matches(const LLApply *a, const char *table, Oid relid)
  * --------------------------------------------------------------------- */
 
 /*
- * Bumped by every invalidation that can change a table's definition or
- * the agreed one: the table's relcache entry (indexes, constraints, and
- * ledger.agreed_table's statement trigger), pg_type (domains), pg_enum and
- * pg_constraint (domain constraints).
+ * Invalidations that can change a table's definition or the agreed one.
+ * any_gen counts every relcache invalidation too (an index created, a
+ * constraint added, a table enabled): the worker looks at its definitions
+ * again then.  A backend's INSERT check must not redo its catalog queries
+ * after each one (an ANALYZE of the table sends one to every backend, and
+ * sixty-four of them re-checking at once showed as a 300 ms stall), so it
+ * keys its cache on the table's structure as the relcache has it, plus
+ * defs_gen: pg_type, pg_enum and pg_constraint changes (domains, labels)
+ * and ledger.agreed_table's statement trigger.
  */
-static uint64 definitions_gen = 1;
+static uint64 any_gen = 1;
+static uint64 defs_gen = 1;
 static bool callbacks_set = false;
+static Oid	agreed_rel = InvalidOid;
 
 static void
 definitions_changed_rel(Datum arg, Oid relid)
 {
-	definitions_gen++;
+	any_gen++;
+	if (relid == InvalidOid || relid == agreed_rel)
+		defs_gen++;
 }
 
 static void
 definitions_changed_sys(Datum arg, int cacheid, uint32 hashvalue)
 {
-	definitions_gen++;
+	any_gen++;
+	defs_gen++;
 }
 
-/*
- * Refuse rows of a table whose definition here is not the channel's
- * agreed one: sent, they would be judged by the members under another
- * definition than this node's INSERT used.  Cached until an invalidation.
- */
 static void
 watch_definitions(void)
 {
 	if (callbacks_set)
 		return;
+	agreed_rel = get_relname_relid("agreed_table", get_namespace_oid("ledger", false));
 	CacheRegisterRelcacheCallback(definitions_changed_rel, (Datum) 0);
 	CacheRegisterSyscacheCallback(TYPEOID, definitions_changed_sys, (Datum) 0);
 	CacheRegisterSyscacheCallback(ENUMOID, definitions_changed_sys, (Datum) 0);
@@ -376,9 +387,104 @@ uint64
 ll_tabledef_generation(void)
 {
 	watch_definitions();
-	return definitions_gen;
+	return any_gen;
 }
 
+/*
+ * What of a table's definition the relcache holds: columns, their types,
+ * typmods and flags, CHECKs and generation expressions, its indexes and
+ * foreign keys.  Unchanged, the fingerprint checked last is still this
+ * table's (the rest is covered by defs_gen).
+ */
+static uint64
+structure_key(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	TupleDesc	td;
+	StringInfoData b;
+	ListCell   *lc;
+	List	   *idx;
+	uint64		key;
+	int			i;
+
+	if (!RelationIsValid(rel))
+		return 0;
+	td = RelationGetDescr(rel);
+	initStringInfo(&b);
+	for (i = 0; i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+
+		appendStringInfo(&b, "%s|%u|%d|%d|%d|%c;", NameStr(a->attname), a->atttypid,
+						 a->atttypmod, a->attnotnull, a->attisdropped, a->attgenerated ? a->attgenerated : '-');
+	}
+	if (td->constr)
+	{
+		for (i = 0; i < td->constr->num_check; i++)
+			appendStringInfo(&b, "c%s|%s;", td->constr->check[i].ccname, td->constr->check[i].ccbin);
+		for (i = 0; i < td->constr->num_defval; i++)
+			appendStringInfo(&b, "d%d|%s;", td->constr->defval[i].adnum, td->constr->defval[i].adbin);
+	}
+	idx = RelationGetIndexList(rel);
+	foreach(lc, idx)
+		appendStringInfo(&b, "i%u;", lfirst_oid(lc));
+	list_free(idx);
+	foreach(lc, RelationGetFKeyList(rel))
+		appendStringInfo(&b, "f%u;", ((ForeignKeyCacheInfo *) lfirst(lc))->conoid);
+	RelationClose(rel);
+	key = hash_bytes_extended((const unsigned char *) b.data, b.len, 0);
+	pfree(b.data);
+	return key ? key : 1;
+}
+
+typedef struct Checked
+{
+	Oid			relid;
+	uint64		key;
+	uint64		gen;
+} Checked;
+
+static HTAB *checked = NULL;
+
+/* Whether the table was found defined as agreed, as it is now. */
+static bool
+still_checked(Oid relid, uint64 key)
+{
+	Checked    *c;
+
+	if (checked == NULL)
+		return false;
+	c = hash_search(checked, &relid, HASH_FIND, NULL);
+	return c != NULL && c->key == key && c->gen == defs_gen;
+}
+
+static void
+remember_checked(Oid relid, uint64 key)
+{
+	Checked    *c;
+	bool		found;
+
+	if (checked == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(Checked);
+		ctl.hcxt = CacheMemoryContext;
+		checked = hash_create("loopledger checked definitions", 16, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	c = hash_search(checked, &relid, HASH_ENTER, &found);
+	c->key = key;
+	c->gen = defs_gen;
+}
+
+/*
+ * Refuse rows of a table whose definition here is not the channel's
+ * agreed one: sent, they would be judged by the members under another
+ * definition than this node's INSERT used.
+ */
 void
 ll_tabledef_check_insert(LLTableInfo *info)
 {
@@ -389,10 +495,17 @@ ll_tabledef_check_insert(LLTableInfo *info)
 	char	   *here = NULL,
 			   *there = NULL;
 	int64		declared = 0;
+	uint64		key;
 
 	watch_definitions();
-	if (info->definition_ok == definitions_gen)
+	if (info->definition_ok == defs_gen)
 		return;
+	key = structure_key(info->relid);
+	if (still_checked(info->relid, key))
+	{
+		info->definition_ok = defs_gen;
+		return;
+	}
 	/*
 	 * A node that is not a member itself (one asking to join) gets the
 	 * membership error of submit.c or of its worker instead.
@@ -440,5 +553,6 @@ ll_tabledef_check_insert(LLTableInfo *info)
 						info->table_name, info->channel_name),
 				 errdetail("Its fingerprint here is %s; the agreed one is %s.", here ? here : "none", there ? there : "none"),
 				 errhint("Make its columns, types, constraints and unique indexes match the other members' (ledger.table_definitions compares them); a changed definition is agreed once enough members made the same change.")));
-	info->definition_ok = definitions_gen;
+	remember_checked(info->relid, key);
+	info->definition_ok = defs_gen;
 }
