@@ -563,7 +563,10 @@ ALTER TABLE ledger.agreed_table ENABLE ALWAYS TRIGGER agreed_table_changed;
 
 -- What members of a multi-peer channel must agree on about a ledger
 -- table: what decides whether its rows are taken, and how their values
--- read in.  Names are printed qualified (search_path is pg_catalog), so
+-- read in (columns, types, collations, constraints, unique indexes,
+-- triggers other than the ledger's own, the tier column); sorted
+-- bytewise, so the servers' locales do not matter.  What a column's
+-- default collation means (the database's locale) is not compared.  Names are printed qualified (search_path is pg_catalog), so
 -- every member and every session computes the same text.  Function
 -- bodies a CHECK calls are not covered.  The consensus worker turns
 -- sequential scans off for its own lookups; over small catalogs without
@@ -576,7 +579,7 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on 
 											  FROM pg_enum WHERE enumtypid = typ), '') || ')'
 		WHEN 'd' THEN ' domain (' || ledger.type_signature(t.typbasetype, t.typtypmod)
 			|| CASE WHEN t.typnotnull THEN ' not null' ELSE '' END
-			|| coalesce((SELECT string_agg(' ' || pg_get_constraintdef(c.oid), '' ORDER BY pg_get_constraintdef(c.oid))
+			|| coalesce((SELECT string_agg(' ' || pg_get_constraintdef(c.oid), '' ORDER BY pg_get_constraintdef(c.oid) COLLATE "C")
 						 FROM pg_constraint c WHERE c.contypid = typ), '') || ')'
 		ELSE '' END
 	FROM pg_type t WHERE t.oid = typ
@@ -585,22 +588,37 @@ $$;
 CREATE FUNCTION ledger.table_fingerprint(tbl regclass) RETURNS bytea
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on AS $$
 	SELECT sha256(convert_to(concat_ws(E'\n', 'loopledger table definition 1',
-		(SELECT string_agg(format('column %s %s%s%s', quote_ident(a.attname),
+		(SELECT string_agg(format('column %s %s%s%s%s', quote_ident(a.attname),
 								  ledger.type_signature(a.atttypid, a.atttypmod),
+								  CASE WHEN a.attcollation <> 0 THEN
+									(SELECT ' collate ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname)
+									   FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
+									  WHERE co.oid = a.attcollation) ELSE '' END,
 								  CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
 								  CASE WHEN a.attgenerated <> '' THEN ' generated ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END),
 						   E'\n' ORDER BY a.attnum)
 		   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		  WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
-		(SELECT string_agg('constraint ' || pg_get_constraintdef(c.oid), E'\n' ORDER BY pg_get_constraintdef(c.oid))
-		   FROM pg_constraint c WHERE c.conrelid = tbl AND c.contype IN ('c', 'f', 'p', 'u', 'x')),
-		(SELECT string_agg(x.def, E'\n' ORDER BY x.def)
-		   FROM (SELECT 'unique index ' || regexp_replace(pg_get_indexdef(i.indexrelid), '^CREATE UNIQUE INDEX \S+ ON ', '') AS def
+		(SELECT string_agg(x.def, E'\n' ORDER BY x.def COLLATE "C")
+		   FROM (SELECT 'constraint ' || pg_get_constraintdef(c.oid) AS def
+				   FROM pg_constraint c WHERE c.conrelid = tbl AND c.contype IN ('c', 'f', 'p', 'u', 'x')) x),
+		(SELECT string_agg(x.def, E'\n' ORDER BY x.def COLLATE "C")
+		   FROM (SELECT 'unique index ' || regexp_replace(pg_get_indexdef(i.indexrelid),
+														  '^CREATE UNIQUE INDEX ("([^"]|"")*"|\S+) ON ', '') AS def
 				   FROM pg_index i
 				  WHERE i.indrelid = tbl AND i.indisunique
-					AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)) x),
+					AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+									 WHERE c.conindid = i.indexrelid AND c.conrelid = tbl
+									   AND c.contype IN ('p', 'u', 'x'))) x),
+		(SELECT string_agg(x.def, E'\n' ORDER BY x.def COLLATE "C")
+		   FROM (SELECT 'trigger ' || regexp_replace(pg_get_triggerdef(t.oid),
+													 '^CREATE (CONSTRAINT )?TRIGGER ("([^"]|"")*"|\S+) ', '') AS def
+				   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+				  WHERE t.tgrelid = tbl AND NOT t.tgisinternal
+					AND p.pronamespace <> 'ledger'::regnamespace) x),
 		(SELECT 'tier column ' || quote_ident(tier_column) FROM ledger.ledger_table WHERE relid = tbl)
 	), 'UTF8'))
+	WHERE EXISTS (SELECT 1 FROM pg_class WHERE oid = tbl)
 $$;
 
 -- The ledger tables of multi-peer channels: this node's definition against

@@ -279,17 +279,19 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	}
 	MemoryContextSwitchTo(old);
 	/*
-	 * An honest origin names every column; a writer shaped by a row that
-	 * left one out would turn away the complete rows after it, and only on
-	 * members whose writer that row happened to shape.
+	 * An honest origin names every column, in the table's order; a writer
+	 * shaped by a row that did not would turn away the rows after it, and
+	 * only on members whose writer that row happened to shape.
 	 */
 	{
 		Relation	rel = table_open(relid, AccessShareLock);
 		bool		covers = covers_table(rel, w);
 
 		table_close(rel, AccessShareLock);
+		for (i = 1; covers && i < w->ncols; i++)
+			covers = w->attnums[i] < w->attnums[i + 1];
 		if (!covers)
-			misfit(w->key, "it does not name every column of the table once");
+			misfit(w->key, "it does not name every column of the table once, in order");
 	}
 }
 
@@ -996,11 +998,12 @@ decided_outcome(int sqlerrcode)
 }
 
 /*
- * After a decided-looking error: whether every table the transaction
- * writes here is defined as agreed.  If one is not, refusing the
- * transaction here alone could fork this node (its table may lag behind
- * the others': an enum label, a unique index not added here yet), so the
- * worker stops instead, naming the table.
+ * Every table whose rows this node inserts from a transaction must be
+ * defined here as agreed: a member whose table differs (an enum label, a
+ * unique index, a CHECK not added here yet, or one too many) could judge
+ * the rows otherwise than the members that match, and fork.  It stops
+ * instead, naming the table, until its DBA makes the table match.  Checked
+ * before the rows, whatever their outcome, and again after an error.
  */
 static void
 tables_as_agreed(const LLApply *a, ll_batch_iter rows, int redact_above, const char *error)
@@ -1021,7 +1024,8 @@ tables_as_agreed(const LLApply *a, ll_batch_iter rows, int redact_above, const c
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot apply a decided block: ledger table \"%s\" is defined here unlike the channel's agreed definition", key),
-					 errdetail("A transaction's rows failed here: %s. Members whose table is defined as agreed judge them alone; this node cannot tell whether its own table is the cause.", error),
+					 error ? errdetail("A transaction's rows failed here: %s. Members whose table is defined as agreed judge them alone; this node cannot tell whether its own table is the cause.", error) :
+					 errdetail("Members whose table is defined as agreed judge its rows; this node could judge them otherwise."),
 					 errhint("Make the table match the agreed definition (ledger.table_definitions compares them); the worker retries.")));
 	}
 }
@@ -1308,6 +1312,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 			return;
 		}
 	}
+	tables_as_agreed(r->a, *it, cap, NULL);
 	if (w != NULL && give_turn(r, w, word, procno, b, it, tx, pos))
 		return;
 	/* a peer's, or a local one whose backend gave up: from the batch */

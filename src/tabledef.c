@@ -25,6 +25,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "common/hashfn.h"
 #include "catalog/namespace.h"
@@ -123,16 +124,33 @@ typedef struct Agreed
 	char		key[TABLE_KEY_LEN];
 	bool		agreed;
 	uint8		fp[32];
+	/* this node's fingerprint of the table, valid while local_gen holds */
+	Oid			local_relid;
+	uint64		local_gen;
+	bool		local_ok;
+	uint8		local_fp[32];
 } Agreed;
 
-static HTAB *agreed_cache = NULL;
+static void watch_definitions(void);
+static uint64 any_gen;
 
+static HTAB *agreed_cache = NULL;
+static uint8 last_valset[32];	/* validators of the last block settled */
+static bool have_valset = false;
+
+/*
+ * Forget what was read in apply transactions (after an error, or when an
+ * agreement changed).  Settling every table again at the next block is
+ * harmless: a table's votes form a new quorum only where the validators
+ * changed, and every member settles every table then.
+ */
 void
 ll_tabledef_reset(void)
 {
 	if (agreed_cache)
 		hash_destroy(agreed_cache);
 	agreed_cache = NULL;
+	have_valset = false;
 }
 
 static bool
@@ -160,6 +178,13 @@ ll_tabledef_vote(const LLApply *a, uint64 height, const uint8 *voter, const ll_t
 	uint64		power;
 
 	if (!validator_power(&a->valset, voter, &power))
+		return;
+	/*
+	 * A name no table can have is ignored alike everywhere: with a NUL byte
+	 * it would compare equal to a real name under some collations only.
+	 */
+	if (tx->table.len >= TABLE_KEY_LEN || memchr(tx->table.ptr, '\0', tx->table.len) != NULL ||
+		!pg_verify_mbstr(PG_UTF8, tx->table.ptr, (int) tx->table.len, true))
 		return;
 	if (plan == NULL)
 		plan = ll_keep_plan("INSERT INTO ledger.table_vote (channel_id, table_name, voter, fingerprint, height) "
@@ -235,7 +260,11 @@ settle_table(const LLApply *a, uint64 height, const char *table)
 	}
 }
 
-/* After a decided block's transactions: settle the tables declared in it. */
+/*
+ * After a decided block's transactions: settle the tables declared in it,
+ * and every table when the validators changed (a removed member's
+ * declaration no longer counts, and the others' may now be a quorum).
+ */
 void
 ll_tabledef_settle(const LLApply *a, uint64 height)
 {
@@ -243,29 +272,37 @@ ll_tabledef_settle(const LLApply *a, uint64 height)
 	List	   *tables = NIL;
 	ListCell   *lc;
 	uint64		i;
+	uint8		vs[32];
+	bool		all;
 
+	ll_sha256((const uint8 *) &a->valset, sizeof(a->valset), vs);
+	all = !have_valset || memcmp(vs, last_valset, 32) != 0;
 	SPI_execute_with_args("SELECT DISTINCT table_name FROM ledger.table_vote "
-						  "WHERE channel_id = $1 AND height = $2", 2,
-						  (Oid[]) {INT4OID, INT8OID},
-						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height)},
+						  "WHERE channel_id = $1 AND (height = $2 OR $3)", 3,
+						  (Oid[]) {INT4OID, INT8OID, BOOLOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+						  BoolGetDatum(all)},
 						  NULL, false, 0);
 	for (i = 0; i < SPI_processed; i++)
 		tables = lappend(tables, MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 	foreach(lc, tables)
 		settle_table(a, height, lfirst(lc));
 	list_free_deep(tables);
+	memcpy(last_valset, vs, 32);
+	have_valset = true;
 }
 
-/* The table's agreed definition as of the block being applied. */
-bool
-ll_tabledef_agreed(const LLApply *a, const char *table, size_t len, uint8 *fp)
+/* The cache entry of a table, its agreed definition loaded; NULL if too long. */
+static Agreed *
+agreed_entry(const LLApply *a, const char *table, size_t len)
 {
 	char		key[TABLE_KEY_LEN];
 	Agreed	   *e;
-	bool		found;
+	Agreed		fresh;
+	bool		isnull;
 
 	if (len >= TABLE_KEY_LEN)
-		return false;
+		return NULL;
 	memset(key, 0, sizeof(key));
 	memcpy(key, table, len);
 	if (agreed_cache == NULL)
@@ -277,28 +314,41 @@ ll_tabledef_agreed(const LLApply *a, const char *table, size_t len, uint8 *fp)
 		ctl.entrysize = sizeof(Agreed);
 		agreed_cache = hash_create("loopledger agreed tables", 16, &ctl, HASH_ELEM | HASH_STRINGS);
 	}
-	e = hash_search(agreed_cache, key, HASH_ENTER, &found);
-	if (!found)
+	e = hash_search(agreed_cache, key, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+	/* looked up before the entry exists: an error here leaves no half entry */
+	memset(&fresh, 0, sizeof(fresh));
+	SPI_execute_with_args("SELECT fingerprint FROM ledger.agreed_table "
+						  "WHERE channel_id = $1 AND table_name = $2", 2,
+						  (Oid[]) {INT4OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), CStringGetTextDatum(key)},
+						  NULL, false, 1);
+	if (SPI_processed == 1)
 	{
-		SPI_execute_with_args("SELECT fingerprint FROM ledger.agreed_table "
-							  "WHERE channel_id = $1 AND table_name = $2", 2,
-							  (Oid[]) {INT4OID, TEXTOID},
-							  (Datum[]) {Int32GetDatum(a->channel_id), CStringGetTextDatum(key)},
-							  NULL, false, 1);
-		e->agreed = SPI_processed == 1;
-		if (e->agreed)
-		{
-			bool		isnull;
-			bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-			e->agreed = VARSIZE_ANY_EXHDR(b) == 32;
-			if (e->agreed)
-				memcpy(e->fp, VARDATA_ANY(b), 32);
-		}
+		fresh.agreed = !isnull && VARSIZE_ANY_EXHDR(b) == 32;
+		if (fresh.agreed)
+			memcpy(fresh.fp, VARDATA_ANY(b), 32);
 	}
-	if (e->agreed && fp)
+	memcpy(fresh.key, key, TABLE_KEY_LEN);
+	e = hash_search(agreed_cache, key, HASH_ENTER, NULL);
+	*e = fresh;
+	return e;
+}
+
+/* The table's agreed definition as of the block being applied. */
+bool
+ll_tabledef_agreed(const LLApply *a, const char *table, size_t len, uint8 *fp)
+{
+	Agreed	   *e = agreed_entry(a, table, len);
+
+	if (e == NULL || !e->agreed)
+		return false;
+	if (fp)
 		memcpy(fp, e->fp, 32);
-	return e->agreed;
+	return true;
 }
 
 /* This node's definition of a table now; false when it has none. */
@@ -319,15 +369,31 @@ local_fingerprint(Oid relid, uint8 *fp)
 	return true;
 }
 
-/* Whether this node's table is defined as agreed (for judging a row alone). */
+/*
+ * Whether this node's table is defined as agreed: only then may it judge
+ * the table's rows alone.  This node's fingerprint is kept until a catalog
+ * invalidation says the definition may have changed.
+ */
 bool
 ll_tabledef_matches(const LLApply *a, const char *table, Oid relid)
 {
-	uint8		agreed[32],
-				here[32];
+	Agreed	   *e = agreed_entry(a, table, strlen(table));
 
-	return ll_tabledef_agreed(a, table, strlen(table), agreed) &&
-		local_fingerprint(relid, here) && memcmp(agreed, here, 32) == 0;
+	if (e == NULL || !e->agreed)
+		return false;
+	watch_definitions();
+	if (e->local_relid != relid || e->local_gen != any_gen)
+	{
+		uint8		fp[32];
+		bool		ok = local_fingerprint(relid, fp);
+
+		e->local_ok = ok;
+		if (ok)
+			memcpy(e->local_fp, fp, 32);
+		e->local_relid = relid;
+		e->local_gen = any_gen;
+	}
+	return e->local_ok && memcmp(e->local_fp, e->fp, 32) == 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -345,7 +411,7 @@ ll_tabledef_matches(const LLApply *a, const char *table, Oid relid)
  * defs_gen: pg_type, pg_enum and pg_constraint changes (domains, labels)
  * and ledger.agreed_table's statement trigger.
  */
-static uint64 any_gen = 1;
+static uint64 any_gen = 1;	/* declared above */
 static uint64 defs_gen = 1;
 static bool callbacks_set = false;
 static Oid	agreed_rel = InvalidOid;

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(92);
+SELECT plan(95);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -226,6 +226,16 @@ INSERT INTO tap08_fps SELECT 'domain', ledger.table_fingerprint('tap08_fp');
 ALTER TABLE tap08_fp ADD CONSTRAINT tap08_fp_n CHECK (n <> 7);
 SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'domain'),
 			'a table constraint added changes it');
+INSERT INTO tap08_fps SELECT 'check', ledger.table_fingerprint('tap08_fp');
+ALTER TABLE tap08_fp ALTER COLUMN t TYPE text COLLATE "C";
+SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'check'),
+			'a column''s collation changes it');
+INSERT INTO tap08_fps SELECT 'collation', ledger.table_fingerprint('tap08_fp');
+CREATE FUNCTION tap08_trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER "a trigger" BEFORE INSERT ON tap08_fp FOR EACH ROW EXECUTE FUNCTION tap08_trg();
+SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'collation'),
+			'a trigger changes it');
+SELECT is(ledger.table_fingerprint(2147483000::oid::regclass), NULL, 'a relation that does not exist has none');
 SELECT matches(ledger.type_signature('tap08_pos'::regtype, -1),
 			   '^public\.tap08_pos domain \(integer CHECK \(\(VALUE < 100\)\) CHECK \(\(VALUE > 0\)\)\)$',
 			   'type_signature names a domain''s base type and constraints');
