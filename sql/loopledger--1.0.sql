@@ -311,6 +311,9 @@ CREATE TABLE ledger.txlog (
 	"position"	integer,
 	status		text NOT NULL,
 	detail		text,
+	-- highest tier of its rows (NULL: none); a role cleared below it does
+	-- not see the outcome, whose detail may name the rows' values
+	tier		smallint,
 	PRIMARY KEY (channel_id, origin, txid)
 );
 
@@ -656,6 +659,12 @@ GRANT SELECT ON ledger.table_definitions TO PUBLIC;
 CREATE FUNCTION ledger.clearance_of(channel_id integer)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'll_clearance_of' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+-- A transaction's outcome is seen by the roles that may see all its rows:
+-- why it was refused can name their values (a key, a CHECK's message).
+ALTER TABLE ledger.txlog ENABLE ROW LEVEL SECURITY;
+CREATE POLICY txlog_clearance ON ledger.txlog FOR SELECT TO PUBLIC
+	USING (coalesce(tier, 0) <= ledger.clearance_of(channel_id));
 
 CREATE FUNCTION ledger.tier_index(channel_id integer, tier text, inserting_into text DEFAULT NULL)
 RETURNS integer

@@ -687,13 +687,35 @@ typedef struct TxLog
 	ArrayBuildState *pos;
 	ArrayBuildState *status;
 	ArrayBuildState *detail;
+	ArrayBuildState *tier;
 } TxLog;
 
+/*
+ * The highest tier of a transaction's rows (it: at its first row), or -1.
+ * Not inlined: run_tx calls it before a setjmp.
+ */
+static pg_noinline int
+tx_tier(ll_batch_iter it)
+{
+	ll_row		row;
+	int			tier = -1;
+
+	while (ll_batch_next_row(&it, &row))
+		tier = Max(tier, (int) row.tier_index);
+	return tier;
+}
+
+/*
+ * tier: the highest tier of the transaction's rows, -1 when it has none.
+ * A role below it does not see the outcome (its detail may name values).
+ */
 static void
-log_tx(TxLog *log, const uint8 *origin, uint64 txid, int pos,
+log_tx(TxLog *log, const uint8 *origin, uint64 txid, int pos, int tier,
 	   const char *status, const char *detail)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+
+	log->tier = accumArrayResult(log->tier, Int32GetDatum(tier), tier < 0, INT4OID, cxt);
 
 	log->origin = accumArrayResult(log->origin, PointerGetDatum(ll_bytea(origin, 32)),
 								   false, BYTEAOID, cxt);
@@ -713,15 +735,15 @@ flush_txlog(const LLApply *a, TxLog *log, uint64 height)
 	if (log->origin == NULL)
 		return;
 	if (plan == NULL)
-		plan = ll_keep_plan("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail) "
-							"SELECT $1, o, t, $2, p, s, d FROM unnest($3, $4, $5, $6, $7) AS u(o, t, p, s, d)", 7,
+		plan = ll_keep_plan("INSERT INTO ledger.txlog (channel_id, origin, txid, height, \"position\", status, detail, tier) "
+							"SELECT $1, o, t, $2, p, s, d, tr FROM unnest($3, $4, $5, $6, $7, $8) AS u(o, t, p, s, d, tr)", 8,
 							(Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
-							TEXTARRAYOID, TEXTARRAYOID});
+							TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID});
 	if (SPI_execute_plan(plan,
 						 (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
 							 makeArrayResult(log->origin, cxt), makeArrayResult(log->txid, cxt),
 							 makeArrayResult(log->pos, cxt), makeArrayResult(log->status, cxt),
-						 makeArrayResult(log->detail, cxt)},
+							 makeArrayResult(log->detail, cxt), makeArrayResult(log->tier, cxt)},
 						 NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record the outcomes of decided height " UINT64_FORMAT, height);
 }
@@ -1093,6 +1115,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 	   const char *why)
 {
 	ll_batch_iter rows = *it;
+	int			tier = tx_tier(rows);
 	MemoryContext old = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	BlockRows	scratch;
@@ -1115,7 +1138,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
 		CurrentResourceOwner = owner;
-		log_tx(&r->log, b->origin, tx->txid, pos, "accepted",
+		log_tx(&r->log, b->origin, tx->txid, pos, tier, "accepted",
 			   why ? psprintf("content above tier %d refused here and kept as commitments: %s",
 							  redact_above, why) : NULL);
 		if (!counted)
@@ -1146,7 +1169,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 			run_tx(r, b, &rows, tx, pos, false, false, a->min_clearance, ed->message);
 		}
 		else
-			log_tx(&r->log, b->origin, tx->txid, pos, "rejected", ed->message);
+			log_tx(&r->log, b->origin, tx->txid, pos, tier, "rejected", ed->message);
 	}
 	PG_END_TRY();
 }
@@ -1307,7 +1330,7 @@ apply_rows_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx
 
 		if (why != NULL)
 		{
-			log_tx(&r->log, b->origin, tx->txid, pos, "rejected", why);
+			log_tx(&r->log, b->origin, tx->txid, pos, tx_tier(*it), "rejected", why);
 			reject_local(w, word, why);
 			return;
 		}
@@ -1443,7 +1466,7 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 				ll_tabledef_vote(a, height, batches[i].origin, &tx);
 			else if (first_in_block(&r, batches[i].origin, tx.txid) &&
 					 tx_seen(a, batches[i].origin, tx.txid, height) == 0)
-				log_tx(&r.log, batches[i].origin, tx.txid, pos, "accepted", NULL);
+				log_tx(&r.log, batches[i].origin, tx.txid, pos, -1, "accepted", NULL);
 		}
 	}
 	drain_handed(&r);

@@ -465,6 +465,17 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 					 errdetail("Channel \"%s\" has peers: its rows must all come through the agreed order.", channel),
 					 errhint("Enable the empty table on every peer, then insert.")));
 	}
+	SPI_execute_with_args("SELECT 1 FROM ledger.ledger_table WHERE channel_id = $1 OFFSET $2", 2,
+						  (Oid[]) {INT4OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(channel_id), Int64GetDatum(LL_MAX_PEER_TABLES - 1)},
+						  NULL, true, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("channel \"%s\" already has %d ledger tables", channel, LL_MAX_PEER_TABLES),
+				 errdetail("Each member declares the definitions of a channel's tables, and the members take at most %d from each.",
+						   LL_MAX_PEER_TABLES),
+				 errhint("Put the table in another channel.")));
 }
 
 /*

@@ -190,13 +190,21 @@ typedef struct StateRecord
 	pg_crc32c	crc;
 } StateRecord;
 
+/*
+ * Named by the chain id, not the channel's number: a database rebuilt in
+ * this data directory finds what it signed on that chain (and signs
+ * nothing below it), and another chain that got the same number does not
+ * inherit a record that would keep it from voting.
+ */
 static void
 state_open(void)
 {
 	char		path[MAXPGPATH];
+	char		hex[65];
 
+	ll_hex_encode(W.chain_id, 32, hex);
 	(void) MakePGDirectory("pg_loopledger");
-	snprintf(path, sizeof(path), "pg_loopledger/channel_%d.state", W.channel_id);
+	snprintf(path, sizeof(path), "pg_loopledger/chain_%s.state", hex);
 	W.state_fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
 	if (W.state_fd < 0)
 		ereport(ERROR,

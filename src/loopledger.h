@@ -23,7 +23,10 @@
 
 /* Packed entry as stored in ledger.pending.entries and ledger.block.entries. */
 #define LL_PACKED_ENTRY_SIZE (8 + 4 + 1 + 1 + LL_HASH_LEN + LL_SALT_LEN)
+#define LL_PACKED_TIER_OFFSET 12	/* after entry id and table number */
 #define LL_MAX_TIERS 250
+/* ledger tables of a channel with peers: each member declares each one (tabledef.c) */
+#define LL_MAX_PEER_TABLES 1000
 
 /* Largest number of entries in one ledger.pending row (keeps bytea small). */
 #define LL_PENDING_CHUNK 100000

@@ -960,7 +960,7 @@ ll_pack_entry(const LLPackedEntry *e, uint8 *out)
 		out[i] = (uint8) (e->entry_id >> (56 - 8 * i));
 	for (i = 0; i < 4; i++)
 		out[8 + i] = (uint8) (e->table_no >> (24 - 8 * i));
-	out[12] = e->tier;
+	out[LL_PACKED_TIER_OFFSET] = e->tier;
 	out[13] = e->flags;
 	memcpy(out + 14, e->commitment, LL_HASH_LEN);
 	memcpy(out + 14 + LL_HASH_LEN, e->salt, LL_SALT_LEN);
@@ -977,7 +977,7 @@ ll_unpack_entry(const uint8 *in, LLPackedEntry *e)
 	e->table_no = 0;
 	for (i = 0; i < 4; i++)
 		e->table_no = (e->table_no << 8) | in[8 + i];
-	e->tier = in[12];
+	e->tier = in[LL_PACKED_TIER_OFFSET];
 	e->flags = in[13];
 	memcpy(e->commitment, in + 14, LL_HASH_LEN);
 	memcpy(e->salt, in + 14 + LL_HASH_LEN, LL_SALT_LEN);

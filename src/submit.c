@@ -169,11 +169,11 @@ worker_waits_for_me(LLConsSlot *slot)
  * place in the agreed order, or 'pending' when it did not wait for it.
  */
 static void
-record_outcome(LLTxWait *w, bool pending)
+record_outcome(LLTxWait *w, bool pending, int tier)
 {
 	Relation	rel = table_open(ll_catalog_relid("txlog"), RowExclusiveLock);
-	Datum		v[7];
-	bool		n[7] = {false, false, false, pending, pending, false, true};
+	Datum		v[8];
+	bool		n[8] = {false, false, false, pending, pending, false, true, false};
 	HeapTuple	tup;
 
 	v[0] = Int32GetDatum(w->channel_id);
@@ -183,6 +183,7 @@ record_outcome(LLTxWait *w, bool pending)
 	v[4] = Int32GetDatum(w->position);
 	v[5] = CStringGetTextDatum(pending ? "pending" : "accepted");
 	v[6] = (Datum) 0;
+	v[7] = Int16GetDatum((int16) tier);
 	tup = heap_form_tuple(RelationGetDescr(rel), v, n);
 	/* with its index entries: the worker finds outcomes by primary key */
 	CatalogTupleInsert(rel, tup);
@@ -378,6 +379,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 				   bool async)
 {
 	int32		chan = -1;
+	int			tier = 0;
 	int			i;
 	int			nrows;
 	LLConsSlot *slot;
@@ -395,6 +397,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 						 errmsg("a transaction cannot write to two multi-peer ledger channels"),
 						 errdetail("Each channel orders its transactions on its own.")));
 			chan = channel[i];
+			tier = Max(tier, packed[(Size) i * LL_PACKED_ENTRY_SIZE + LL_PACKED_TIER_OFFSET]);
 		}
 	slot = ll_cons_slot_for(chan);
 	if (slot == NULL)
@@ -428,12 +431,12 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	if (async)
 	{
 		/* nothing can refuse these rows: commit now, the order follows */
-		record_outcome(w, true);
+		record_outcome(w, true, tier);
 		write_pending(n, channel, multi, packed, chan, w->txid);
 		return;
 	}
 	wait_for_turn(slot, w, body);
-	record_outcome(w, false);
+	record_outcome(w, false, tier);
 }
 
 static void

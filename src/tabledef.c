@@ -137,6 +137,7 @@ static uint64 any_gen;
 static HTAB *agreed_cache = NULL;
 static uint8 last_valset[32];	/* validators of the last block settled */
 static bool have_valset = false;
+static uint64 vote_height = 0;	/* the last height whose block changed a vote */
 
 /*
  * Forget what was read in apply transactions (after an error, or when an
@@ -168,6 +169,32 @@ validator_power(const bft_valset *vs, const uint8 *pub, uint64 *power)
 }
 
 /*
+ * A validator may declare LL_MAX_PEER_TABLES tables per channel; a
+ * declaration naming one more is ignored alike on every member (the votes
+ * are the same everywhere, applied in block order), so a liar inventing
+ * names costs bounded storage.
+ */
+static bool
+too_many_declared(const LLApply *a, const uint8 *voter, const ll_tx *tx)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	int64		n;
+
+	if (plan == NULL)
+		plan = ll_keep_plan("SELECT count(*) FROM ledger.table_vote "
+							"WHERE channel_id = $1 AND voter = $2 AND table_name <> $3", 3,
+							(Oid[]) {INT4OID, BYTEAOID, TEXTOID});
+	if (SPI_execute_plan(plan,
+						 (Datum[]) {Int32GetDatum(a->channel_id), PointerGetDatum(ll_bytea(voter, 32)),
+						 PointerGetDatum(cstring_to_text_with_len(tx->table.ptr, (int) tx->table.len))},
+						 NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not count a member's table declarations");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return n >= LL_MAX_PEER_TABLES;
+}
+
+/*
  * Record a validator's declaration (a decided block's, in block order).
  * A member has one declaration per table: its latest.
  */
@@ -186,6 +213,8 @@ ll_tabledef_vote(const LLApply *a, uint64 height, const uint8 *voter, const ll_t
 	if (tx->table.len >= TABLE_KEY_LEN || memchr(tx->table.ptr, '\0', tx->table.len) != NULL ||
 		!pg_verify_mbstr(PG_UTF8, tx->table.ptr, (int) tx->table.len, true))
 		return;
+	if (too_many_declared(a, voter, tx))
+		return;
 	if (plan == NULL)
 		plan = ll_keep_plan("INSERT INTO ledger.table_vote (channel_id, table_name, voter, fingerprint, height) "
 							"VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, table_name, voter) "
@@ -200,6 +229,8 @@ ll_tabledef_vote(const LLApply *a, uint64 height, const uint8 *voter, const ll_t
 						 Int64GetDatum((int64) height)},
 						 NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record a table declaration");
+	if (SPI_processed > 0)
+		vote_height = height;
 }
 
 /* Agree on a table's definition if validators with a quorum declared it. */
@@ -277,6 +308,8 @@ ll_tabledef_settle(const LLApply *a, uint64 height)
 
 	ll_sha256((const uint8 *) &a->valset, sizeof(a->valset), vs);
 	all = !have_valset || memcmp(vs, last_valset, 32) != 0;
+	if (!all && vote_height != height)
+		return;					/* nothing that could settle a table changed */
 	SPI_execute_with_args("SELECT DISTINCT table_name FROM ledger.table_vote "
 						  "WHERE channel_id = $1 AND (height = $2 OR $3)", 3,
 						  (Oid[]) {INT4OID, INT8OID, BOOLOID},

@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(128);
+SELECT plan(133);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -437,6 +437,32 @@ SELECT ok((SELECT bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07'))
 		  'customs_officer: block_entries shows every salt');
 RESET ROLE;
 
+
+-- ledger.txlog: why a transaction was refused can name its rows' values,
+-- so a role sees the outcomes of transactions whose rows it may all see
+INSERT INTO ledger.txlog (channel_id, origin, txid, height, "position", status, detail, tier)
+VALUES (:ch, '\x00', 1, 1, 1, 'rejected', 'Key (id)=(tap07-secret) already exists.', 2),
+	   (:ch, '\x00', 2, 1, 2, 'accepted', NULL, 0),
+	   (:ch, '\x00', 3, 1, 3, 'accepted', NULL, NULL);
+CREATE FUNCTION pg_temp.outcomes() RETURNS text LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(txid::text, ',' ORDER BY txid), '') FROM ledger.txlog
+	WHERE channel_id = (SELECT channel_id FROM ledger.channel WHERE name = 'tap07') $$;
+GRANT EXECUTE ON FUNCTION pg_temp.outcomes() TO PUBLIC;
+SET ROLE customs_officer;
+SELECT is(pg_temp.outcomes(), '1,2,3', 'txlog: customs_officer sees the outcome of a customs transaction');
+SET ROLE courier_app;
+SELECT is(pg_temp.outcomes(), '2,3', 'txlog: courier_app (partner) does not, nor its detail');
+SELECT is((SELECT count(*) FROM ledger.txlog WHERE detail LIKE '%tap07-secret%'), 0::bigint,
+		  'txlog: no way to the detail through a filter');
+SET ROLE outsider;
+SELECT is(pg_temp.outcomes(), '2,3', 'txlog: outsider, in a public channel, sees lowest-tier outcomes');
+RESET ROLE;
+SELECT ledger.set_channel_public('tap07', false) \g /dev/null
+SET ROLE outsider;
+SELECT is(pg_temp.outcomes(), '', 'txlog: and none once the channel is not public');
+RESET ROLE;
+SELECT ledger.set_channel_public('tap07', true) \g /dev/null
+DELETE FROM ledger.txlog WHERE channel_id = :ch;
 
 SELECT dblink_disconnect(c) FROM unnest(dblink_get_connections()) c \g /dev/null
 SELECT * FROM finish();

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(95);
+SELECT plan(96);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -140,6 +140,18 @@ CREATE TABLE tap08_ok (i int, n numeric(10,2), t text, c char(4), d date, ts tim
 					   r int4range, tr tstzrange, dr daterange, ok bool, s tap08_small, ip inet, bits varbit);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_ok', 'tap08')$$,
 				'scalar types, ranges over them, enums and immutable domains are taken on a channel with peers');
+-- each member declares each table of a channel with peers, and the
+-- members count at most 1,000 declarations from each
+CREATE TABLE tap08_many (i int);
+BEGIN;
+INSERT INTO ledger.ledger_table (relid, channel_id, table_no, table_name)
+SELECT (4000000000 - g)::oid::regclass, c.channel_id, 100000 + g, 'public.tap08_fake' || g
+FROM ledger.channel c, generate_series(1, 1000 - (SELECT count(*) FROM ledger.ledger_table t, ledger.channel c2
+												 WHERE t.channel_id = c2.channel_id AND c2.name = 'tap08')) g
+WHERE c.name = 'tap08';
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_many', 'tap08')$$, '54000',
+				 'channel "tap08" already has 1000 ledger tables', 'a channel with peers takes at most 1,000 ledger tables');
+ROLLBACK;
 -- ALTER TABLE ... ADD CONSTRAINT on a multi-peer ledger table is judged
 -- as enable_table judged the table.
 SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_past CHECK (ts <= now())$$, '0A000',

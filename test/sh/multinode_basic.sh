@@ -169,8 +169,8 @@ is "$(same_on_all "SELECT count(*) FILTER (WHERE mac_batches > 0) FROM ledger.pe
 is "$(same_on_all "SELECT count(*) FROM ledger.block_entries('$CH') WHERE block_height IS NULL")" 0 "nothing pending on any node"
 is "$(same_on_all "SELECT count(*) FROM ledger.txlog WHERE status = 'accepted'")" "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'accepted'")" \
 	"ledger.txlog has the same number of accepted transactions on every node"
-txsql="SELECT md5(string_agg(concat_ws('|', encode(origin, 'hex'), txid, height, position, status), ',' ORDER BY height, position)) FROM ledger.txlog"
-is "$(same_on_all "$txsql" | wc -l)" 1 "ledger.txlog (origin, txid, height, position, status) identical on all nodes"
+txsql="SELECT md5(string_agg(concat_ws('|', encode(origin, 'hex'), txid, height, position, status, coalesce(tier, -1)), ',' ORDER BY height, position)) FROM ledger.txlog"
+is "$(same_on_all "$txsql" | wc -l)" 1 "ledger.txlog (origin, txid, height, position, status, tier) identical on all nodes"
 # ------------------------------------------------------------------ conflicting inserts
 # 20 keys; each inserted on node 1 and on node 3 in a transaction that
 # waits for the same instant T before COMMIT.

@@ -226,6 +226,11 @@ wait_converged $CH 60
 ok $? "node 4, restarted, caught up"
 after=$(epoch_of "$chid")
 ok $(( ${after:-0} > ahead ? 0 : 1 )) "its epoch on disk is later than the last one, an hour ahead of the clock ($after > $ahead)"
+# what it signed is kept under the chain id: a database rebuilt in this
+# data directory finds it, another chain with the same number does not
+gh=$(node_psql 4 -Atc "SELECT encode(ledger.genesis_hash('$CH'), 'hex')")
+ok $(as_pg test -s "$TMP/$(node_name 4)/data/pg_loopledger/chain_$gh.state"; echo $?) \
+	"its consensus state file is named by the chain id (chain_${gh:0:12}....state)"
 for t in $(seq 1 50); do
 	ago=$(node_psql 1 -Atc "SELECT round(extract(epoch FROM now() - last_contact) * 1000) FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")
 	[ "${ago:-99999}" -lt 1000 ] && break

@@ -110,6 +110,14 @@ is "$(per_node "SELECT count(*) FROM ledger.history('declaration') WHERE status 
 h1=$(node_psql 1 -Atc "SELECT string_agg(entry || ':' || encode(row_hash, 'hex'), ',' ORDER BY entry) FROM ledger.history('declaration')")
 h4=$(node_psql 4 -Atc "SELECT string_agg(entry || ':' || encode(row_hash, 'hex'), ',' ORDER BY entry) FROM ledger.history('declaration')")
 is "$h4" "$h1" "the public-only node lists every entry with the commitment the customs node computes"
+# an outcome's detail can name its rows' values: a role sees the outcomes
+# of the transactions all of whose rows it may see
+txtiers="SELECT string_agg(tier::text, ',' ORDER BY height, position) FROM ledger.txlog WHERE tier IS NOT NULL"
+is "$(same_on_all "$txtiers")" "2,1" "every node records each transaction's highest tier in ledger.txlog alike (origin and peers)"
+node_psql 1 -qc "CREATE ROLE tl_partner; CREATE ROLE tl_customs" \
+	-c "SELECT ledger.grant_clearance('$CH', 'tl_partner', 'partner'), ledger.grant_clearance('$CH', 'tl_customs', 'customs')" >/dev/null
+is "$(node_psql 1 -qAt -c "SET ROLE tl_partner" -c "$txtiers")" "1" "a partner-cleared role does not see the outcome of the transaction with a customs row"
+is "$(node_psql 1 -qAt -c "SET ROLE tl_customs" -c "$txtiers")" "2,1" "a customs-cleared role sees both"
 is "$(node_psql 4 -Atc "SELECT count(*) FROM ledger.history('declaration') WHERE status = 'redacted' AND row_data IS NULL AND tier IN ('partner', 'customs')")" \
 	"3" "redacted rows show their tier and no content"
 secret_entry=$(node_psql 1 -Atc "SELECT ledger_entry FROM declaration WHERE tier = 'customs'")
