@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
+#include "storage/lmgr.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -465,17 +466,33 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 					 errdetail("Channel \"%s\" has peers: its rows must all come through the agreed order.", channel),
 					 errhint("Enable the empty table on every peer, then insert.")));
 	}
+	ll_check_peer_tables(channel_id, channel, 1);
+}
+
+/*
+ * A channel with peers has at most LL_MAX_PEER_TABLES ledger tables: each
+ * member declares each one, and the members count that many declarations
+ * from each (tabledef.c).  adding: tables about to be enabled.  Enabling
+ * tables is serialised (the lock is held to commit), so two sessions cannot
+ * both take the last place.
+ */
+void
+ll_check_peer_tables(int32 channel_id, const char *channel, int adding)
+{
+	LockRelationOid(ll_catalog_relid("ledger_table"), ShareRowExclusiveLock);
 	SPI_execute_with_args("SELECT 1 FROM ledger.ledger_table WHERE channel_id = $1 OFFSET $2", 2,
 						  (Oid[]) {INT4OID, INT8OID},
-						  (Datum[]) {Int32GetDatum(channel_id), Int64GetDatum(LL_MAX_PEER_TABLES - 1)},
+						  (Datum[]) {Int32GetDatum(channel_id), Int64GetDatum(LL_MAX_PEER_TABLES - adding)},
 						  NULL, true, 1);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("channel \"%s\" already has %d ledger tables", channel, LL_MAX_PEER_TABLES),
+				 errmsg("channel \"%s\" %s %d ledger tables", channel,
+						adding > 0 ? "already has" : "has more than", LL_MAX_PEER_TABLES),
 				 errdetail("Each member declares the definitions of a channel's tables, and the members take at most %d from each.",
 						   LL_MAX_PEER_TABLES),
-				 errhint("Put the table in another channel.")));
+				 errhint(adding > 0 ? "Put the table in another channel." :
+						 "A channel with peers takes at most that many; put the others in another channel.")));
 }
 
 /*

@@ -200,11 +200,24 @@ static void
 state_open(void)
 {
 	char		path[MAXPGPATH];
+	char		old[MAXPGPATH];
 	char		hex[65];
 
 	ll_hex_encode(W.chain_id, 32, hex);
 	(void) MakePGDirectory("pg_loopledger");
 	snprintf(path, sizeof(path), "pg_loopledger/chain_%s.state", hex);
+	/*
+	 * A build that named the file by channel number left it there: take it
+	 * over (most likely this very chain; what it signed must not be lost).
+	 */
+	snprintf(old, sizeof(old), "pg_loopledger/channel_%d.state", W.channel_id);
+	if (access(path, F_OK) != 0 && access(old, F_OK) == 0)
+	{
+		if (durable_rename(old, path, ERROR) == 0)
+			ereport(LOG,
+					(errmsg("channel \"%s\": consensus state file \"%s\" renamed to \"%s\"",
+							W.channel, old, path)));
+	}
 	W.state_fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
 	if (W.state_fd < 0)
 		ereport(ERROR,
@@ -275,6 +288,13 @@ state_load(bft_persist *st)
 		return false;
 	W.state_seq = r[best].seq;
 	*st = r[best].st;
+	if (st->height > W.next_height)
+		ereport(WARNING,
+				(errmsg("channel \"%s\": this node signed up to height " UINT64_FORMAT " of this chain before, and its copy is at height " UINT64_FORMAT,
+						W.channel, st->height, W.next_height),
+				 errdetail("It signs nothing below height " UINT64_FORMAT " (that could contradict what it signed), but follows the chain.",
+						   st->height),
+				 errhint("If the channel was created anew on purpose, the chain id is the same (it is the hash of the genesis): give the channel another name, or remove pg_loopledger/chain_*.state of this chain while the server is stopped.")));
 	return true;
 }
 

@@ -27,6 +27,7 @@
 #define LL_MAX_TIERS 250
 /* ledger tables of a channel with peers: each member declares each one (tabledef.c) */
 #define LL_MAX_PEER_TABLES 1000
+extern void ll_check_peer_tables(int32 channel_id, const char *channel, int adding);
 
 /* Largest number of entries in one ledger.pending row (keeps bytea small). */
 #define LL_PENDING_CHUNK 100000

@@ -592,6 +592,7 @@ ll_add_peer(PG_FUNCTION_ARGS)
 	check_new_member(&ch, name, pub);
 	head = channel_head_height(ch.id);
 	check_member_room(&ch);
+	ll_check_peer_tables(ch.id, ch.name, 0);
 	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, "
 						  "genesis_clearance) VALUES ($1, $2, $3, $4, $5, $6, $5)", 6,
 						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, INT8OID},

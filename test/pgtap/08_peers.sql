@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(96);
+SELECT plan(97);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -151,6 +151,10 @@ FROM ledger.channel c, generate_series(1, 1000 - (SELECT count(*) FROM ledger.le
 WHERE c.name = 'tap08';
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_many', 'tap08')$$, '54000',
 				 'channel "tap08" already has 1000 ledger tables', 'a channel with peers takes at most 1,000 ledger tables');
+INSERT INTO ledger.ledger_table (relid, channel_id, table_no, table_name)
+SELECT 3999000000::oid::regclass, channel_id, 99999, 'public.tap08_fake0' FROM ledger.channel WHERE name = 'tap08';
+SELECT throws_ok(format($$SELECT ledger.add_peer('tap08', 'tap08_more', 'host=x', %L)$$, repeat('7a', 32)), '54000',
+				 'channel "tap08" has more than 1000 ledger tables', 'nor does a channel with more tables get peers');
 ROLLBACK;
 -- ALTER TABLE ... ADD CONSTRAINT on a multi-peer ledger table is judged
 -- as enable_table judged the table.

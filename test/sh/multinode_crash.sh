@@ -211,7 +211,11 @@ is "$(same_on_all "SELECT count(*) FROM parcel WHERE id = 'final'")" 1 "the last
 # file says an hour ahead, as if it had been
 epoch_of() { as_pg od -An -t u8 "$TMP/$(node_name 4)/data/pg_loopledger/channel_$1.epoch" 2>/dev/null | tr -d ' '; }
 chid=$(node_psql 4 -Atc "SELECT channel_id FROM ledger.channel WHERE name = '$CH'")
+gh=$(node_psql 4 -Atc "SELECT encode(ledger.genesis_hash('$CH'), 'hex')")
 as_pg pg_ctl -D "$TMP/$(node_name 4)/data" -m fast -w stop >/dev/null
+# and its consensus state file under the name earlier builds gave it
+state_dir="$TMP/$(node_name 4)/data/pg_loopledger"
+as_pg mv "$state_dir/chain_$gh.state" "$state_dir/channel_$chid.state"
 ahead=$(( ($(date +%s) - 946684800 + 3600) * 1000000 ))
 as_pg python3 -c "import struct,sys; open(sys.argv[1], 'wb').write(struct.pack('<Q', int(sys.argv[2])))" \
 	"$TMP/$(node_name 4)/data/pg_loopledger/channel_$chid.epoch" "$ahead"
@@ -228,9 +232,11 @@ after=$(epoch_of "$chid")
 ok $(( ${after:-0} > ahead ? 0 : 1 )) "its epoch on disk is later than the last one, an hour ahead of the clock ($after > $ahead)"
 # what it signed is kept under the chain id: a database rebuilt in this
 # data directory finds it, another chain with the same number does not
-gh=$(node_psql 4 -Atc "SELECT encode(ledger.genesis_hash('$CH'), 'hex')")
-ok $(as_pg test -s "$TMP/$(node_name 4)/data/pg_loopledger/chain_$gh.state"; echo $?) \
-	"its consensus state file is named by the chain id (chain_${gh:0:12}....state)"
+ok $(as_pg test -s "$state_dir/chain_$gh.state" && ! as_pg test -e "$state_dir/channel_$chid.state"; echo $?) \
+	"its consensus state file, found under its old name, is now named by the chain id (chain_${gh:0:12}....state)"
+grep -q "consensus state file \"pg_loopledger/channel_$chid.state\" renamed to \"pg_loopledger/chain_$gh.state\"" \
+	"$TMP/$(node_name 4)/server.log"
+ok $? "  and its log says so"
 for t in $(seq 1 50); do
 	ago=$(node_psql 1 -Atc "SELECT round(extract(epoch FROM now() - last_contact) * 1000) FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 4)'")
 	[ "${ago:-99999}" -lt 1000 ] && break
