@@ -565,51 +565,80 @@ CREATE TRIGGER agreed_table_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 ALTER TABLE ledger.agreed_table ENABLE ALWAYS TRIGGER agreed_table_changed;
 
 -- What members of a multi-peer channel must agree on about a ledger
--- table: what decides whether its rows are taken, and how their values
--- read in (columns, types, collations, constraints, unique indexes,
--- triggers other than the ledger's own, the tier column); sorted
--- bytewise, so the servers' locales do not matter.  What a column's
--- default collation means (the database's locale) is not compared.  Names are printed qualified (search_path is pg_catalog), so
--- every member and every session computes the same text.  Function
--- bodies a CHECK calls are not covered.  The consensus worker turns
--- sequential scans off for its own lookups; over small catalogs without
--- fitting indexes (pg_constraint.conindid) that made this a hundred
--- times slower.
+-- table: whatever decides whether its rows are taken, and how their
+-- values read in: columns (type, collation, NOT NULL, generated
+-- expression, compression), what the database's default collation is
+-- when a column uses it, constraints, every index (any index can refuse a
+-- row: an expression that fails, an entry over the size limit), triggers
+-- other than the ledger's own, the tier column.  Left out, as they decide
+-- nothing: names of indexes and triggers, storage parameters, tablespaces,
+-- whether a CHECK was validated for older rows.  Sorted bytewise, names
+-- printed qualified (search_path is pg_catalog), constants printed under
+-- fixed settings: every member and every session computes the same text.
+-- Function bodies a CHECK calls are not covered.  The consensus worker
+-- turns sequential scans off for its own lookups; over small catalogs
+-- without fitting indexes (pg_constraint.conindid) that made this a
+-- hundred times slower.
+--
+-- definition_clause: a constraint's or index's definition without what
+-- decides nothing about a new row: storage parameters (WITH (fillfactor
+-- = ...)), its tablespace, NOT VALID (new rows are checked all the same).
+CREATE FUNCTION ledger.definition_clause(def text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT regexp_replace(regexp_replace(regexp_replace(def,
+		' WITH \((\w+=(''([^'']|'''')*''|[^,)'' ]+)(, )?)+\)', '', 'g'),
+		' USING INDEX TABLESPACE ("([^"]|"")*"|\S+)', '', 'g'),
+		' NOT VALID$', '')
+$$;
+
 CREATE FUNCTION ledger.type_signature(typ oid, typmod integer) RETURNS text
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
+	SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+	SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
 	SELECT format_type(typ, typmod) || CASE t.typtype
 		WHEN 'e' THEN ' enum (' || coalesce((SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder)
 											  FROM pg_enum WHERE enumtypid = typ), '') || ')'
 		WHEN 'd' THEN ' domain (' || ledger.type_signature(t.typbasetype, t.typtypmod)
 			|| CASE WHEN t.typnotnull THEN ' not null' ELSE '' END
-			|| coalesce((SELECT string_agg(' ' || pg_get_constraintdef(c.oid), '' ORDER BY pg_get_constraintdef(c.oid) COLLATE "C")
-						 FROM pg_constraint c WHERE c.contypid = typ), '') || ')'
+			|| coalesce((SELECT string_agg(' ' || x.def, '' ORDER BY x.def COLLATE "C")
+						 FROM (SELECT ledger.definition_clause(pg_get_constraintdef(c.oid)) AS def
+								 FROM pg_constraint c WHERE c.contypid = typ) x), '') || ')'
 		ELSE '' END
 	FROM pg_type t WHERE t.oid = typ
 $$;
 
-CREATE FUNCTION ledger.table_fingerprint(tbl regclass) RETURNS bytea
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on AS $$
-	SELECT sha256(convert_to(concat_ws(E'\n', 'loopledger table definition 1',
-		(SELECT string_agg(format('column %s %s%s%s%s', quote_ident(a.attname),
+CREATE FUNCTION ledger.table_definition(tbl regclass) RETURNS text
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
+	SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+	SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+	SELECT concat_ws(E'\n', 'loopledger table definition 2',
+		(SELECT string_agg(format('column %s %s%s%s%s%s', quote_ident(a.attname),
 								  ledger.type_signature(a.atttypid, a.atttypmod),
 								  CASE WHEN a.attcollation <> 0 THEN
 									(SELECT ' collate ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname)
 									   FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
 									  WHERE co.oid = a.attcollation) ELSE '' END,
 								  CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
-								  CASE WHEN a.attgenerated <> '' THEN ' generated ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END),
+								  CASE WHEN a.attgenerated <> '' THEN ' generated ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END,
+								  CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END),
 						   E'\n' ORDER BY a.attnum)
 		   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		  WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
+		-- the collation "default" (oid 100) is whatever the database's is
+		(SELECT 'default collation ' || concat_ws(' ', db.datlocprovider, db.datcollate, db.datctype, db.daticulocale)
+		   FROM pg_database db
+		  WHERE db.datname = current_database()
+			AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0
+						   AND NOT a.attisdropped AND a.attcollation = 100)),
 		(SELECT string_agg(x.def, E'\n' ORDER BY x.def COLLATE "C")
-		   FROM (SELECT 'constraint ' || pg_get_constraintdef(c.oid) AS def
+		   FROM (SELECT 'constraint ' || ledger.definition_clause(pg_get_constraintdef(c.oid)) AS def
 				   FROM pg_constraint c WHERE c.conrelid = tbl AND c.contype IN ('c', 'f', 'p', 'u', 'x')) x),
 		(SELECT string_agg(x.def, E'\n' ORDER BY x.def COLLATE "C")
-		   FROM (SELECT 'unique index ' || regexp_replace(pg_get_indexdef(i.indexrelid),
-														  '^CREATE UNIQUE INDEX ("([^"]|"")*"|\S+) ON ', '') AS def
+		   FROM (SELECT CASE WHEN i.indisunique THEN 'unique index ' ELSE 'index ' END
+						|| ledger.definition_clause(regexp_replace(pg_get_indexdef(i.indexrelid),
+													'^CREATE (UNIQUE )?INDEX ("([^"]|"")*"|\S+) ON ', '')) AS def
 				   FROM pg_index i
-				  WHERE i.indrelid = tbl AND i.indisunique
+				  WHERE i.indrelid = tbl
 					AND NOT EXISTS (SELECT 1 FROM pg_constraint c
 									 WHERE c.conindid = i.indexrelid AND c.conrelid = tbl
 									   AND c.contype IN ('p', 'u', 'x'))) x),
@@ -619,9 +648,13 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on 
 				   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
 				  WHERE t.tgrelid = tbl AND NOT t.tgisinternal
 					AND p.pronamespace <> 'ledger'::regnamespace) x),
-		(SELECT 'tier column ' || quote_ident(tier_column) FROM ledger.ledger_table WHERE relid = tbl)
-	), 'UTF8'))
+		(SELECT 'tier column ' || quote_ident(tier_column) FROM ledger.ledger_table WHERE relid = tbl))
 	WHERE EXISTS (SELECT 1 FROM pg_class WHERE oid = tbl)
+$$;
+
+CREATE FUNCTION ledger.table_fingerprint(tbl regclass) RETURNS bytea
+LANGUAGE sql STABLE STRICT AS $$
+	SELECT sha256(convert_to(ledger.table_definition(tbl), 'UTF8'))
 $$;
 
 -- The ledger tables of multi-peer channels: this node's definition against

@@ -1007,7 +1007,9 @@ handed_outcome(ApplyRun *r, Handed *h)
 
 /*
  * Errors that can refuse the transaction: a constraint the rows break, a
- * value the column's type does not take, a row that does not fit.  They
+ * value the column's type does not take, a row that does not fit, a row
+ * or index entry over PostgreSQL's size limits (54000; not the rest of
+ * class 54: "stack depth limit exceeded" depends on local settings).  They
  * refuse it only where the table is defined as agreed (tables_as_agreed):
  * every such member meets them alike on the same rows.  Anything else
  * stops the worker until fixed.
@@ -1016,7 +1018,8 @@ static bool
 decided_outcome(int sqlerrcode)
 {
 	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION;
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
 
 /*

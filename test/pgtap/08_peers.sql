@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(97);
+SELECT plan(103);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -212,8 +212,8 @@ ROLLBACK;
 
 -- ------------------------------------------------------------ agreed table definitions
 -- What members agree on about a table: columns and types (enum labels and
--- domain constraints included), constraints, unique indexes, tier column;
--- not index names, not the session's search_path.
+-- domain constraints included), constraints, indexes, tier column; not
+-- index names or storage parameters, not the session's settings.
 CREATE TYPE tap08_shade AS ENUM ('red', 'green');
 CREATE DOMAIN tap08_pos AS int CHECK (VALUE > 0);
 CREATE TABLE tap08_fp (id int NOT NULL, s tap08_shade, n tap08_pos, t text);
@@ -251,6 +251,33 @@ CREATE FUNCTION tap08_trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN N
 CREATE TRIGGER "a trigger" BEFORE INSERT ON tap08_fp FOR EACH ROW EXECUTE FUNCTION tap08_trg();
 SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'collation'),
 			'a trigger changes it');
+INSERT INTO tap08_fps SELECT 'trigger', ledger.table_fingerprint('tap08_fp');
+CREATE INDEX tap08_fp_c ON tap08_fp (id);
+SELECT isnt(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'trigger'),
+			'a plain index changes it (an index can refuse a row: an expression, an entry over the size limit)');
+INSERT INTO tap08_fps SELECT 'plain', ledger.table_fingerprint('tap08_fp');
+ALTER INDEX tap08_fp_c SET (fillfactor = 70, deduplicate_items = off);
+ALTER INDEX tap08_fp_b SET (fillfactor = 80);
+SELECT is(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'plain'),
+		  'storage parameters of indexes do not');
+ALTER TABLE tap08_fp ADD CONSTRAINT tap08_fp_since CHECK (id > 0 OR t > '2026-01-01 12:00+09'::timestamptz::text) NOT VALID;
+INSERT INTO tap08_fps SELECT 'notvalid', ledger.table_fingerprint('tap08_fp');
+SET TimeZone = 'Asia/Seoul';
+SET DateStyle = 'German';
+SET IntervalStyle = 'sql_standard';
+SELECT is(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'notvalid'),
+		  'nor the session''s TimeZone, DateStyle and IntervalStyle, which print constants');
+RESET TimeZone;
+RESET DateStyle;
+RESET IntervalStyle;
+ALTER TABLE tap08_fp VALIDATE CONSTRAINT tap08_fp_since;
+SELECT is(ledger.table_fingerprint('tap08_fp'), (SELECT fp FROM tap08_fps WHERE what = 'notvalid'),
+		  'nor whether a CHECK was validated for older rows (new rows are checked all the same)');
+CREATE TABLE tap08_coll (t text);
+SELECT matches(ledger.table_definition('tap08_coll'),
+			   E'\ndefault collation [a-z] \\S+ \\S+', 'a column under the default collation brings in what the database''s collation is');
+SELECT is(ledger.definition_clause($$PRIMARY KEY (id) WITH (fillfactor='70', deduplicate_items=off) USING INDEX TABLESPACE "my space"$$),
+		  'PRIMARY KEY (id)', 'definition_clause drops storage parameters and the tablespace');
 SELECT is(ledger.table_fingerprint(2147483000::oid::regclass), NULL, 'a relation that does not exist has none');
 SELECT matches(ledger.type_signature('tap08_pos'::regtype, -1),
 			   '^public\.tap08_pos domain \(integer CHECK \(\(VALUE < 100\)\) CHECK \(\(VALUE > 0\)\)\)$',
