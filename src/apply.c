@@ -32,6 +32,7 @@
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -1028,7 +1029,7 @@ decided_outcome(int sqlerrcode)
  * unique index, a CHECK not added here yet, or one too many) could judge
  * the rows otherwise than the members that match, and fork.  It stops
  * instead, naming the table, until its DBA makes the table match.  Checked
- * before the rows, whatever their outcome, and again after an error.
+ * before the rows, whatever their outcome, and again after them.
  */
 static void
 tables_as_agreed(const LLApply *a, ll_batch_iter rows, int redact_above, const char *error)
@@ -1137,6 +1138,13 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 	{
 		pg_atomic_fetch_add_u64(&a->slot->applying, 1);
 		insert_tx_rows(a, it, br, true, redact_above);
+		/*
+		 * A change committed since the check before the rows (ALTER TYPE
+		 * ... ADD VALUE and ALTER DOMAIN take no lock on the table) may
+		 * have judged them: look again, with every invalidation taken in.
+		 */
+		AcceptInvalidationMessages();
+		tables_as_agreed(a, rows, redact_above, NULL);
 		pg_atomic_write_u64(&a->slot->applying, 0);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(old);
