@@ -567,8 +567,8 @@ ALTER TABLE ledger.agreed_table ENABLE ALWAYS TRIGGER agreed_table_changed;
 -- What members of a multi-peer channel must agree on about a ledger
 -- table: whatever decides whether its rows are taken, and how their
 -- values read in: columns (type, collation, NOT NULL, generated
--- expression, compression), what the database's default collation is
--- when a column uses it, constraints, every index (any index can refuse a
+-- expression, compression, storage), what the database's default
+-- collation is, constraints, every index (any index can refuse a
 -- row: an expression that fails, an entry over the size limit), triggers
 -- other than the ledger's own, the tier column.  Left out, as they decide
 -- nothing: names of indexes and triggers, storage parameters, tablespaces,
@@ -583,18 +583,21 @@ ALTER TABLE ledger.agreed_table ENABLE ALWAYS TRIGGER agreed_table_changed;
 -- definition_clause: a constraint's or index's definition without what
 -- decides nothing about a new row: storage parameters (WITH (fillfactor
 -- = ...)), its tablespace, NOT VALID (new rows are checked all the same).
+-- Each is matched only where PostgreSQL prints it (before the
+-- tablespace, the WHERE clause or the end), not inside a literal.
 CREATE FUNCTION ledger.definition_clause(def text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT AS $$
+LANGUAGE sql IMMUTABLE STRICT SET standard_conforming_strings = on AS $$
 	SELECT regexp_replace(regexp_replace(regexp_replace(def,
-		' WITH \((\w+=(''([^'']|'''')*''|[^,)'' ]+)(, )?)+\)', '', 'g'),
-		' USING INDEX TABLESPACE ("([^"]|"")*"|\S+)', '', 'g'),
+		' WITH \((\w+=(''([^'']|'''')*''|[^,)'' ]+)(, )?)+\)(?=( USING INDEX TABLESPACE | WHERE |$))', ''),
+		' USING INDEX TABLESPACE ("([^"]|"")*"|[^ "]+)(?=( WHERE |$))', ''),
 		' NOT VALID$', '')
 $$;
 
 CREATE FUNCTION ledger.type_signature(typ oid, typmod integer) RETURNS text
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
 	SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-	SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+	SET extra_float_digits = 1 SET bytea_output = 'hex'
+	SET standard_conforming_strings = on SET quote_all_identifiers = off AS $$
 	SELECT format_type(typ, typmod) || CASE t.typtype
 		WHEN 'e' THEN ' enum (' || coalesce((SELECT string_agg(quote_literal(enumlabel), ', ' ORDER BY enumsortorder)
 											  FROM pg_enum WHERE enumtypid = typ), '') || ')'
@@ -610,9 +613,10 @@ $$;
 CREATE FUNCTION ledger.table_definition(tbl regclass) RETURNS text
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
 	SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-	SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+	SET extra_float_digits = 1 SET bytea_output = 'hex'
+	SET standard_conforming_strings = on SET quote_all_identifiers = off AS $$
 	SELECT concat_ws(E'\n', 'loopledger table definition 2',
-		(SELECT string_agg(format('column %s %s%s%s%s%s', quote_ident(a.attname),
+		(SELECT string_agg(format('column %s %s%s%s%s%s%s', quote_ident(a.attname),
 								  ledger.type_signature(a.atttypid, a.atttypmod),
 								  CASE WHEN a.attcollation <> 0 THEN
 									(SELECT ' collate ' || quote_ident(n.nspname) || '.' || quote_ident(co.collname)
@@ -620,16 +624,17 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
 									  WHERE co.oid = a.attcollation) ELSE '' END,
 								  CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
 								  CASE WHEN a.attgenerated <> '' THEN ' generated ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END,
-								  CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END),
+								  CASE WHEN a.attcompression <> '' THEN ' compression ' || a.attcompression::text ELSE '' END,
+								  CASE WHEN a.attstorage <> ty.typstorage THEN ' storage ' || a.attstorage::text ELSE '' END),
 						   E'\n' ORDER BY a.attnum)
-		   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		   FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+				LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		  WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped),
-		-- the collation "default" (oid 100) is whatever the database's is
-		(SELECT 'default collation ' || concat_ws(' ', db.datlocprovider, db.datcollate, db.datctype, db.daticulocale)
-		   FROM pg_database db
-		  WHERE db.datname = current_database()
-			AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0
-						   AND NOT a.attisdropped AND a.attcollation = 100)),
+		-- the collation "default" is whatever the database's is (also behind
+		-- an expression such as intcol::text < 'm'); en_US.UTF-8 is en_US.utf8
+		(SELECT 'default collation ' || regexp_replace(lower(concat_ws(' ', db.datlocprovider, db.datcollate,
+																	   db.datctype, db.daticulocale)), 'utf-8', 'utf8', 'g')
+		   FROM pg_database db WHERE db.datname = current_database()),
 		(SELECT string_agg(x.def, E'\n' ORDER BY x.def COLLATE "C")
 		   FROM (SELECT 'constraint ' || ledger.definition_clause(pg_get_constraintdef(c.oid)) AS def
 				   FROM pg_constraint c WHERE c.conrelid = tbl AND c.contype IN ('c', 'f', 'p', 'u', 'x')) x),
@@ -653,7 +658,7 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
 $$;
 
 CREATE FUNCTION ledger.table_fingerprint(tbl regclass) RETURNS bytea
-LANGUAGE sql STABLE STRICT AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog AS $$
 	SELECT sha256(convert_to(ledger.table_definition(tbl), 'UTF8'))
 $$;
 

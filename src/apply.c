@@ -1009,18 +1009,28 @@ handed_outcome(ApplyRun *r, Handed *h)
 /*
  * Errors that can refuse the transaction: a constraint the rows break, a
  * value the column's type does not take, a row that does not fit, a row
- * or index entry over PostgreSQL's size limits (54000; not the rest of
- * class 54: "stack depth limit exceeded" depends on local settings).  They
+ * or index entry over PostgreSQL's size limits (54000, those messages
+ * only; not the rest of class 54: "stack depth limit exceeded" depends on
+ * local settings).  They
  * refuse it only where the table is defined as agreed (tables_as_agreed):
  * every such member meets them alike on the same rows.  Anything else
  * stops the worker until fixed.
  */
 static bool
-decided_outcome(int sqlerrcode)
+decided_outcome(const ErrorData *ed)
 {
-	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
-		sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	if (ERRCODE_TO_CATEGORY(ed->sqlerrcode) == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		ERRCODE_TO_CATEGORY(ed->sqlerrcode) == ERRCODE_DATA_EXCEPTION)
+		return true;
+	/*
+	 * Of 54000 only the size limits of rows and index entries (by their
+	 * untranslated message): the same code also says this node is near
+	 * transaction id wraparound, a state of its own.
+	 */
+	return ed->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED && ed->message_id != NULL &&
+		(strncmp(ed->message_id, "index row size ", 15) == 0 ||
+		 strncmp(ed->message_id, "index row requires ", 19) == 0 ||
+		 strncmp(ed->message_id, "row is too big", 14) == 0);
 }
 
 /*
@@ -1162,7 +1172,7 @@ run_tx(ApplyRun *r, const ll_batch *b, ll_batch_iter *it, const ll_tx *tx,
 		pg_atomic_write_u64(&a->slot->applying, 0);
 		MemoryContextSwitchTo(old);
 		ed = CopyErrorData();
-		if (counted || !decided_outcome(ed->sqlerrcode))
+		if (counted || !decided_outcome(ed))
 			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();

@@ -3849,6 +3849,11 @@ ll_consensus_main(Datum main_arg)
 	SetConfigOption("enable_seqscan", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_hashjoin", "off", PGC_USERSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_mergejoin", "off", PGC_USERSET, PGC_S_OVERRIDE);
+	/*
+	 * Each query its own snapshot, whatever the server's default: the
+	 * checks of a table's definition must see what committed meanwhile.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_USERSET, PGC_S_OVERRIDE);
 	init_mempool();
 	W.disclosed_for = -2;		/* look once for entries to fill in */
 	load_state();

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(103);
+SELECT plan(107);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -278,6 +278,24 @@ SELECT matches(ledger.table_definition('tap08_coll'),
 			   E'\ndefault collation [a-z] \\S+ \\S+', 'a column under the default collation brings in what the database''s collation is');
 SELECT is(ledger.definition_clause($$PRIMARY KEY (id) WITH (fillfactor='70', deduplicate_items=off) USING INDEX TABLESPACE "my space"$$),
 		  'PRIMARY KEY (id)', 'definition_clause drops storage parameters and the tablespace');
+SELECT is(ledger.definition_clause($$CHECK ((note <> ' WITH (a=b)'::text))$$), $$CHECK ((note <> ' WITH (a=b)'::text))$$,
+		  'definition_clause leaves what looks like storage parameters inside a literal alone');
+INSERT INTO tap08_fps SELECT 'coll', ledger.table_fingerprint('tap08_coll');
+ALTER TABLE tap08_coll ALTER COLUMN t SET STORAGE PLAIN;
+SELECT isnt(ledger.table_fingerprint('tap08_coll'), (SELECT fp FROM tap08_fps WHERE what = 'coll'),
+			'a column''s storage changes it (a row too big for a page is refused)');
+CREATE TABLE tap08_bs (t text CHECK (t <> 'a\b'));
+INSERT INTO tap08_fps SELECT 'bs', ledger.table_fingerprint('tap08_bs');
+SET standard_conforming_strings = off;
+SET quote_all_identifiers = on;
+SELECT is(ledger.table_fingerprint('tap08_bs'), (SELECT fp FROM tap08_fps WHERE what = 'bs'),
+		  'nor standard_conforming_strings off and quote_all_identifiers on in the session');
+RESET standard_conforming_strings;
+RESET quote_all_identifiers;
+CREATE FUNCTION public.convert_to(text, text) RETURNS bytea LANGUAGE sql AS $$SELECT '\x00'::bytea$$;
+SELECT is(ledger.table_fingerprint('tap08_bs'), (SELECT fp FROM tap08_fps WHERE what = 'bs'),
+		  'a function in public named like one it calls is not called');
+DROP FUNCTION public.convert_to(text, text);
 SELECT is(ledger.table_fingerprint(2147483000::oid::regclass), NULL, 'a relation that does not exist has none');
 SELECT matches(ledger.type_signature('tap08_pos'::regtype, -1),
 			   '^public\.tap08_pos domain \(integer CHECK \(\(VALUE < 100\)\) CHECK \(\(VALUE > 0\)\)\)$',
