@@ -3854,6 +3854,12 @@ ll_consensus_main(Datum main_arg)
 	 * checks of a table's definition must see what committed meanwhile.
 	 */
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_USERSET, PGC_S_OVERRIDE);
+	/*
+	 * Whether a large value fits an index entry depends on how it
+	 * compresses (index entries have no method of their own): every
+	 * member's worker uses the default method, whatever its server's.
+	 */
+	SetConfigOption("default_toast_compression", "pglz", PGC_USERSET, PGC_S_OVERRIDE);
 	init_mempool();
 	W.disclosed_for = -2;		/* look once for entries to fill in */
 	load_state();
