@@ -410,19 +410,21 @@ sleep 0.5
 PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO typedj VALUES ('bad', '{\"a\":1}')" >/dev/null 2>&1
 PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO bigix SELECT 'big', string_agg(md5(random()::text), '') FROM generate_series(1, 200)" >/dev/null 2>&1
 node_psql 4 -qc "ALTER SYSTEM RESET loopledger.fault" >/dev/null && node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
-for t in $(seq 1 100); do
-	refused=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'rejected' AND detail LIKE '%column \"v\" does not read back as it was hashed%'"; done | tr '\n' ' ')
-	[ "$refused" = "1 1 1 " ] && break
-	sleep 0.1
-done
-is "$refused" "1 1 1 " "the three honest members refuse the transaction alike, naming the value that does not read back"
+# refused_on_honest PATTERN: how many transactions each honest member
+# rejected with a detail LIKE PATTERN, once all three show one (10 s at most)
+refused_on_honest() {
+	local t got
+	for t in $(seq 1 100); do
+		got=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'rejected' AND detail LIKE '$1'"; done | tr '\n' ' ')
+		[ "$got" = "1 1 1 " ] && break
+		sleep 0.1
+	done
+	echo "$got"
+}
+is "$(refused_on_honest '%column "v" does not read back as it was hashed%')" "1 1 1 " \
+	"the three honest members refuse the transaction alike, naming the value that does not read back"
 is "$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM typedj"; done | sort -u | tr '\n' ' ')" "0 " "no honest member stores it"
-for t in $(seq 1 100); do
-	refused=$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'rejected' AND detail LIKE '%index row size%exceeds%'"; done | tr '\n' ' ')
-	[ "$refused" = "1 1 1 " ] && break
-	sleep 0.1
-done
-is "$refused" "1 1 1 " "they refuse alike the transaction whose index entry is over the size limit"
+is "$(refused_on_honest '%index row size%exceeds%')" "1 1 1 " "they refuse alike the transaction whose index entry is over the size limit"
 is "$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT count(*) FROM bigix"; done | sort -u | tr '\n' ' ')" "0 " "  and store nothing of it"
 t0=$(now_ms)
 PGOPTIONS="-c statement_timeout=20s" node_psql 1 -qc "INSERT INTO parcel VALUES ('after-misfit', 'filed', 'public')" >/dev/null
