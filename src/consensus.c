@@ -148,6 +148,7 @@ static struct
 	Timer		timers[MAX_TIMERS];
 	int			ntimers;
 	bool		want_block;
+	bool		retiring;		/* removed: stop once the last messages are out */
 	uint64		want_height;
 	TimestampTz want_since;
 	TimestampTz last_hello;
@@ -484,10 +485,10 @@ tier_of(int i)
  * Clearance of member i as a tier index (-1: none, sees no content).  The
  * members' clearances are what every node agreed on; a sender redacts by
  * them, so content above a peer's tier never leaves for that peer.  A
- * removed member keeps following the chain over commitments only.  One
- * this node asked to add gets content up to the clearance asked for
- * before the others agree: catching up, it must judge transactions as the
- * members did, which it cannot over commitments (see README, Limits).
+ * removed member gets none.  One this node asked to add gets content up
+ * to the clearance asked for before the others agree: catching up, it
+ * must judge transactions as the members did at each height, which it
+ * cannot over commitments (see README, Limits).
  */
 static int
 clearance_of(int i)
@@ -723,6 +724,12 @@ cb_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
 static void process_inbox(bool batches_only);
 static void attach_member(int i);
 static void halt(const char *fmt, uint64 height) pg_attribute_noreturn();
+static void idle_for_good(const char *label, char why) pg_attribute_noreturn();
+static bool past_removal(uint64 height);
+static void retire(void) pg_attribute_noreturn();
+static void service_links(void);
+static void wait_for_work(long timeout);
+static void publish_status(void);
 
 /* ---------------------------------------------------------------------
  * Applying decisions
@@ -818,9 +825,32 @@ fetch_batches(const uint8 *hashes, int n)
 }
 
 /*
- * This node's copy disagrees with what the members decided: stop taking
- * part (without restarting the server in a loop) and say so, until an
- * operator looks.  The rest of the server keeps working.
+ * Stop taking part in the channel (without restarting the server in a
+ * loop: a worker that exits is started again); the rest of the server
+ * keeps working.  Calls from peers are taken and dropped, so that their
+ * senders are not told "busy" for ever.
+ */
+static void
+idle_for_good(const char *label, char why)
+{
+	SpinLockAcquire(&W.slot->mutex);
+	strlcpy(W.slot->proposer, label, NAMEDATALEN);
+	W.slot->is_validator = false;
+	W.slot->stopped = why;		/* waiting backends give up (submit.c) */
+	SpinLockRelease(&W.slot->mutex);
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		(void) ll_queue_take(W.slot, true, W.inbox_buf, LL_INBOX_SIZE);
+	}
+}
+
+/*
+ * This node's copy disagrees with what the members decided: stop voting
+ * and applying until an operator looks.
  */
 static void
 halt(const char *fmt, uint64 height)
@@ -832,16 +862,83 @@ halt(const char *fmt, uint64 height)
 			(errmsg("%s", msg),
 			 errdetail("This node's consensus worker stops voting and applying for the channel."),
 			 errhint("Compare ledger.verify() and ledger.digest() with the other members; restore this node's copy from a member's, then restart the server.")));
-	SpinLockAcquire(&W.slot->mutex);
-	strlcpy(W.slot->proposer, "(halted: diverged)", NAMEDATALEN);
-	SpinLockRelease(&W.slot->mutex);
-	for (;;)
+	idle_for_good("(halted: diverged)", 'd');
+}
+
+/*
+ * The height whose block removed this node from the channel, 0 if none
+ * did.  From the next block on every sender redacts all content for it,
+ * so it could only follow over commitments: it could not judge a single
+ * transaction, and one the members refuse (two of them inserting one key
+ * at once, say) would make its copy differ from theirs.
+ */
+static uint64
+removed_at(void)
+{
+	int64		until = W.self >= 0 ? W.ms.m[W.self].until : -1;
+
+	return until >= BFT_VALSET_DELAY ? (uint64) until - BFT_VALSET_DELAY : 0;
+}
+
+/*
+ * A removed member's copy ends with the block that removed it: it verifies
+ * clean and matches the members' chain up to there.  It still votes at the
+ * one height after it, where it is in the validator set (its vote may be
+ * needed for a quorum), but applies nothing after it.  height: the height
+ * about to be applied, or the last one applied (a copy an older build
+ * took further).
+ */
+static bool
+past_removal(uint64 height)
+{
+	uint64		h = removed_at();
+
+	if (h == 0 || height <= h)
+		return false;
+	W.retiring = true;
+	return true;
+}
+
+static bool
+links_drained(void)
+{
+	int			i;
+
+	for (i = 0; i < W.nmembers; i++)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		LLLink	   *l = W.members[i].link;
+
+		if (l != NULL && l->conn != NULL && (l->out.len > 0 || l->call.len > 0 || l->inflight > 0))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Called at the end of a loop, after its messages were queued: they are
+ * sent (its last precommit among them) before the worker stops following.
+ */
+static void
+retire(void)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 2000);
+
+	while (!links_drained() && GetCurrentTimestamp() < until)
+	{
+		service_links();
+		wait_for_work(20);
 		CHECK_FOR_INTERRUPTS();
 	}
+	ereport(LOG,
+			(errmsg("this node was removed from ledger channel \"%s\" by the block of consensus height " UINT64_FORMAT
+					"; its copy of the chain ends at height " UINT64_FORMAT, W.channel, removed_at(),
+					W.next_height - 1),
+			 errdetail("The members no longer send it content; its consensus worker stops following the channel."),
+			 errhint("To take part again, this organisation needs a new node key and name, added by the members with ledger.add_peer().")));
+	/* ledger.consensus_status shows the validators that went on */
+	ll_valset_at(&W.ms, removed_at() + BFT_VALSET_DELAY, &W.valset);
+	publish_status();
+	idle_for_good("(removed)", 'r');
 }
 
 /* Has a stored copy the content this node's clearance now calls for? */
@@ -965,6 +1062,8 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 	size_t		dlen;
 	int			i;
 
+	if (past_removal(height))
+		return;
 	if (ll_payload_decode(payload, plen, &p) != 0)
 		elog(ERROR, "decided payload at height " UINT64_FORMAT " does not decode", height);
 	if (memcmp(p.prev_head, W.apply.ledger_head, 32) != 0)
@@ -2436,7 +2535,8 @@ process_txq(void)
 				content;
 	int			ntx = 0;
 	uint32		rows = 0;
-	bool		voting = ll_is_validator_at(&W.ms, W.self_pub, W.next_height);
+	/* once its removal is decided, nothing new leaves: it could be refused */
+	bool		voting = ll_is_validator_at(&W.ms, W.self_pub, W.next_height) && removed_at() == 0;
 
 	n = ll_queue_take(W.slot, false, W.txq_buf, LL_TXQ_SIZE);
 	if (n == 0)
@@ -2691,7 +2791,8 @@ publish_status(void)
 
 		strlcpy(s->proposer, k >= 0 ? W.members[k].name : "?", NAMEDATALEN);
 	}
-	s->is_validator = ll_is_validator_at(&W.ms, W.self_pub, W.next_height);
+	/* a removed member votes at one more height, but takes no new writes */
+	s->is_validator = ll_is_validator_at(&W.ms, W.self_pub, W.next_height) && removed_at() == 0;
 	s->validators = (int32) W.valset.n;
 	s->quorum = (int32) bft_quorum(&W.valset);
 	s->ledger_height = W.apply.ledger_height;
@@ -3609,6 +3710,7 @@ attach_slot(void)
 	pg_atomic_fetch_add_u64(&W.slot->generation, 1);
 	SpinLockAcquire(&W.slot->mutex);
 	W.slot->pid = MyProcPid;
+	W.slot->stopped = 0;
 	W.slot->latch = MyLatch;
 	W.slot->proc = MyProc;
 	SpinLockRelease(&W.slot->mutex);
@@ -3710,6 +3812,8 @@ catch_up_from(Member *m)
 		W.certified = NULL;
 		W.ncertified = 0;
 		apply_payload(h, msg.u.resp.payload, msg.u.resp.payload_len, &msg.u.resp.cert);
+		if (W.retiring)
+			break;
 		applied++;
 	}
 	PQclear(res);
@@ -3891,6 +3995,8 @@ ll_consensus_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		if (past_removal(W.next_height - 1))
+			retire();
 		process_inbox(false);
 		release_held();
 		process_txq();
@@ -3905,6 +4011,8 @@ ll_consensus_main(Datum main_arg)
 		disclosure_round();
 		maybe_catch_up();
 		service_links();
+		if (W.retiring)
+			retire();
 		publish_status();
 		MemoryContextSwitchTo(loop_cxt);
 		MemoryContextReset(loop_cxt);

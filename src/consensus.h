@@ -85,6 +85,8 @@ typedef struct LLConsSlot
 	int32		quorum;
 	int64		ledger_height;
 	bool		is_validator;	/* this node votes at the current height */
+	char		stopped;		/* 0, or the worker stopped for good: 'd' its copy
+								 * diverged, 'r' this node was removed */
 	/* the core's counters since the worker started (bft_stats) */
 	int64		signs;
 	int64		verifies;

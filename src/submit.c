@@ -118,8 +118,11 @@ transaction_key(void)
 	return prefix | (fxid & ((UINT64CONST(1) << KEY_XID_BITS) - 1));
 }
 
+static void check_member(LLConsSlot *slot, const LLTxWait *w);
+
+/* sent: the transaction may have been sent before (queued again) */
 static void
-enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body)
+enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
 {
 	LLTxHeader h;
 
@@ -141,6 +144,7 @@ enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		check_member(slot, sent ? w : NULL);	/* a stopped worker takes nothing */
 	}
 }
 
@@ -190,16 +194,47 @@ record_outcome(LLTxWait *w, bool pending, int tier)
 	table_close(rel, RowExclusiveLock);
 }
 
-/* Only voting members append; a joining or removed node follows. */
+/*
+ * Only voting members append; a joining node follows.  A worker that
+ * stopped for good (this node removed, or its copy diverged) orders
+ * nothing more here: a transaction waiting for its order (w) may still
+ * be ordered by the members, so its outcome is unknown here.
+ */
 static void
-check_member(LLConsSlot *slot)
+check_member(LLConsSlot *slot, const LLTxWait *w)
 {
-	if (slot->pid != 0 && slot->height > 0 && !slot->is_validator)
+	char		stopped = slot->stopped;
+
+	if (slot->pid == 0 || slot->height <= 0 || (stopped == 0 && slot->is_validator))
+		return;
+	/* waiting, it was sent: its removal decided, this node may not apply it */
+	if (w != NULL)
+	{
+		pgstat_report_wait_end();
+		ereport(ERROR,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("this node stopped ordering transactions of ledger channel \"%s\" while this one waited for its order",
+						slot->channel),
+				 errdetail("%s The members may still order the transaction; this node's copy will not hold it.",
+						   stopped == 'd' ? "This node's copy diverged from the members'." :
+						   "This node was removed from the channel."),
+				 errhint("Look up its outcome in ledger.txlog on a member (txid " UINT64_FORMAT ").", w->txid)));
+	}
+	if (stopped == 'd')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this node is not a voting member of ledger channel \"%s\"", slot->channel),
-				 errdetail("Only members append to a multi-peer channel; this node follows it."),
-				 errhint("See ledger.peers: a joining node votes once the members have agreed to add it.")));
+				 errmsg("ledger channel \"%s\" stopped on this node: its copy diverged from the members'", slot->channel),
+				 errhint("See the server log; restore this node's copy from a member's, then restart the server.")));
+	if (stopped == 'r')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node was removed from ledger channel \"%s\"", slot->channel),
+				 errdetail("Only members append to a multi-peer channel; a removed member's copy ends with the block that removed it.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("this node is not a voting member of ledger channel \"%s\"", slot->channel),
+			 errdetail("Only members append to a multi-peer channel; this node follows it."),
+			 errhint("See ledger.peers: a joining node votes once the members have agreed to add it.")));
 }
 
 /*
@@ -267,7 +302,7 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 			pgstat_report_wait_end();
 			rejected(w->message);
 		}
-		check_member(slot);
+		check_member(slot, w);
 		check_slot_kept(slot, w);
 		if (worker_waits_for_me(slot))
 		{
@@ -280,7 +315,7 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 		else
 			blocked = 0;
 		if (pg_atomic_read_u64(&slot->generation) != w->generation)
-			enqueue(slot, w, body);
+			enqueue(slot, w, body, true);
 		/* the worker wakes us for GO and REJECTED; poll only for conflicts */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 pg_atomic_read_u64(&slot->applying) != 0 ? 5 : 50,
@@ -402,7 +437,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	slot = ll_cons_slot_for(chan);
 	if (slot == NULL)
 		elog(ERROR, "multi-peer channel %d lost its consensus slot", chan);
-	check_member(slot);
+	check_member(slot, NULL);
 	if (!have_self)
 	{
 		if (!ll_load_node_key(seed, self, false))
@@ -427,7 +462,7 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 	pg_atomic_write_u32(&w->state, LL_TX_WORD(word, async ? LL_TX_ASYNC : LL_TX_SUBMITTED));
 	my_wait = w;
 	my_slot = slot;
-	enqueue(slot, w, body);
+	enqueue(slot, w, body, false);
 	if (async)
 	{
 		/* nothing can refuse these rows: commit now, the order follows */
