@@ -441,13 +441,27 @@ AS 'MODULE_PATHNAME', 'll_redact_batch' LANGUAGE C STRICT IMMUTABLE;
 -- caller verifies every certificate and signature, so these only read;
 -- batches leave redacted to the clearance of the member who signed the
 -- read token.
+-- The last height whose content a member may read: a removed member's
+-- ends with the block that removed it, decided BFT_VALSET_DELAY (2, see
+-- src/bft.h) heights before until_height; it was a member until then.
+CREATE FUNCTION ledger.reader_last_height(channel text, requester bytea)
+RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(min(p.until_height) - 2, 9223372036854775807)
+	  FROM ledger.peer p JOIN ledger.channel c USING (channel_id)
+	 WHERE c.name = $1 AND p.pubkey = $2
+$$;
+REVOKE ALL ON FUNCTION ledger.reader_last_height(text, bytea) FROM PUBLIC;
+
 CREATE FUNCTION ledger.decisions(channel text, from_height bigint, max_count integer,
 								 requester bytea, at_ms bigint, sig bytea)
 RETURNS TABLE (height bigint, decision bytea, batches bytea[])
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $4, $5, $6) AS tier)
+	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $4, $5, $6) AS tier,
+								   ledger.reader_last_height($1, $4) AS last)
 	SELECT l.height, l.decision,
-		   ARRAY(SELECT ledger.redact_batch(b.body, r.tier) FROM ledger.batch b
+		   ARRAY(SELECT ledger.redact_batch(b.body, CASE WHEN l.height <= r.last THEN r.tier ELSE -1 END)
+				   FROM ledger.batch b
 				  WHERE b.channel_id = l.channel_id AND b.height = l.height)
 	  FROM r, ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
 	 WHERE c.name = $1 AND l.height >= $2
@@ -458,8 +472,9 @@ CREATE FUNCTION ledger.batches(channel text, hashes bytea[],
 							   requester bytea, at_ms bigint, sig bytea)
 RETURNS SETOF bytea
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $3, $4, $5) AS tier)
-	SELECT ledger.redact_batch(b.body, r.tier)
+	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $3, $4, $5) AS tier,
+								   ledger.reader_last_height($1, $3) AS last)
+	SELECT ledger.redact_batch(b.body, CASE WHEN b.height <= r.last THEN r.tier ELSE -1 END)
 	  FROM r, ledger.batch b JOIN ledger.channel c USING (channel_id)
 	 WHERE c.name = $1 AND b.batch_hash = ANY ($2)
 $$;

@@ -39,17 +39,18 @@ refuse_reader(const char *detail)
 
 /*
  * Tier index up to which the member that signed the token may read
- * content; -1 for a member that has been removed (it keeps following the
- * chain over commitments only).
+ * content (-1: none).  A removed member's stays what it was: it may read
+ * the heights it was a member at (ledger.reader_last_height), so that one
+ * that was behind when it was removed catches up to the block that
+ * removed it, and nothing after.
  */
 static int
 member_clearance(int32 channel_id, const uint8 *pub)
 {
 	bool		isnull;
 	Datum		d;
-	int			t;
 
-	SPI_execute_with_args("SELECT array_position(c.tiers, p.clearance) - 1, p.until_height IS NOT NULL "
+	SPI_execute_with_args("SELECT array_position(c.tiers, p.clearance) - 1 "
 						  "FROM ledger.peer p JOIN ledger.channel c USING (channel_id) "
 						  "WHERE p.channel_id = $1 AND p.pubkey = $2", 2,
 						  (Oid[]) {INT4OID, BYTEAOID},
@@ -58,10 +59,7 @@ member_clearance(int32 channel_id, const uint8 *pub)
 	if (SPI_processed != 1)
 		refuse_reader("The token's key is not a member of the channel here.");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	t = isnull ? -1 : DatumGetInt32(d);
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
-		t = -1;
-	return t;
+	return isnull ? -1 : DatumGetInt32(d);
 }
 
 /* ledger.reader_clearance(channel, requester, at_ms, sig) */
