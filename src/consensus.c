@@ -331,6 +331,7 @@ mempool_find(const uint8 *hash)
 }
 
 static int	clearance_of(int i);
+static int	own_clearance(void);
 
 static bool
 mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
@@ -348,7 +349,7 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 	m->answered_at = 0;
 	m->answered_to = 0;
 	/* what batch_ok checked on receipt (our own batches are whole) */
-	m->complete_to = W.self >= 0 ? clearance_of(W.self) : -1;
+	m->complete_to = own_clearance();
 	m->arrival = ++W.arrivals;
 	if (W.npending == W.pending_cap)
 	{
@@ -499,6 +500,25 @@ clearance_of(int i)
 }
 
 /*
+ * This node's own clearance for the height it applies next: a removed
+ * member keeps its clearance for the block that removed it (decided by
+ * the time that block is applied, see cb_valset_change), and the members
+ * serve it that content (ledger.reader_last_height).
+ */
+static int
+own_clearance(void)
+{
+	const LLMember *m;
+
+	if (W.self < 0 || W.self >= W.ms.n)
+		return -1;
+	m = &W.ms.m[W.self];
+	if (m->until >= 0 && W.next_height + BFT_VALSET_DELAY > (uint64) m->until)
+		return -1;
+	return tier_of(W.self);
+}
+
+/*
  * Lowest clearance among the members at height h (voting then, or joining
  * and following): a transaction with a row above it cannot be judged by
  * everyone, so its outcome may not depend on its content (apply.c).
@@ -522,6 +542,19 @@ min_clearance_at(uint64 h)
 }
 
 /* Queue a batch for one peer or all, each copy redacted to its reader. */
+/*
+ * Whom batches go to: every member this node can reach, but not one whose
+ * removal is in force (its copy ended; batches, even redacted, would tell
+ * it what the channel does).
+ */
+static bool
+batch_reader(int i)
+{
+	int64		until = W.ms.m[i].until;
+
+	return W.members[i].link != NULL && (until < 0 || W.next_height < (uint64) until);
+}
+
 static void
 send_batch(int to, const uint8 *bytes, size_t len)
 {
@@ -531,7 +564,7 @@ send_batch(int to, const uint8 *bytes, size_t len)
 
 	/* decoding hashes every row: only when some reader is not cleared for all */
 	for (i = 0; i < W.nmembers; i++)
-		if ((to == BFT_TO_ALL || to == i) && W.members[i].link != NULL)
+		if ((to == BFT_TO_ALL || to == i) && batch_reader(i))
 			top = Min(top, clearance_of(i));
 	if (top < W.ntiers - 1)
 	{
@@ -544,7 +577,7 @@ send_batch(int to, const uint8 *bytes, size_t len)
 		int			c = clearance_of(i);
 		ll_buf		red;
 
-		if ((to != BFT_TO_ALL && to != i) || W.members[i].link == NULL)
+		if ((to != BFT_TO_ALL && to != i) || !batch_reader(i))
 			continue;
 		if (top <= c)
 		{
@@ -654,7 +687,7 @@ batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
 		return false;
 	return memcmp(b->chain_id, W.chain_id, 32) == 0 && member_of(b->origin) >= 0 &&
 		(!live || orderable_origin(b->origin)) &&
-		ll_batch_complete_for(b, clearance_of(W.self));
+		ll_batch_complete_for(b, own_clearance());
 }
 
 /* ---------------------------------------------------------------------
@@ -946,7 +979,7 @@ static bool
 copy_complete(MemBatch *mb)
 {
 	ll_batch	b;
-	int			c = clearance_of(W.self);
+	int			c = own_clearance();
 
 	if (ll_batch_decode(mb->bytes, mb->len, MAX_BATCH_BYTES, verified_before, NULL, &b) != 0 ||
 		!ll_batch_complete_for(&b, c))
@@ -978,7 +1011,7 @@ decided_batches(const ll_payload *p)
 		{
 			MemBatch   *mb = mempool_find(p->batch_hashes + (Size) k * 32);
 
-			if (mb != NULL && mb->bytes != NULL && mb->complete_to < clearance_of(W.self) &&
+			if (mb != NULL && mb->bytes != NULL && mb->complete_to < own_clearance() &&
 				!copy_complete(mb))
 			{
 				mempool_forget(mb->hash);
@@ -1085,7 +1118,7 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		MemoryContext cxt = CurrentMemoryContext;
 
 		W.apply.on_members = persist_members;
-		W.apply.self_clearance = clearance_of(W.self);
+		W.apply.self_clearance = own_clearance();
 		W.apply.min_clearance = min_clearance_at(height);
 		ll_valset_at(&W.ms, height, &W.apply.valset);
 		ll_apply_decision(&W.apply, height, p.time_us, dec, dlen, batches, p.nbatches);
@@ -3363,7 +3396,7 @@ fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
 			if (ll_batch_decode(copy, len, MAX_BATCH_BYTES, disclosed_verify, NULL, &(*batches)[r]) != 0 ||
 				memcmp((*batches)[r].chain_id, W.chain_id, 32) != 0 ||
 				member_of((*batches)[r].origin) < 0 ||
-				!ll_batch_complete_for(&(*batches)[r], clearance_of(W.self)))
+				!ll_batch_complete_for(&(*batches)[r], own_clearance()))
 				break;
 		}
 		*n = r;
@@ -3408,7 +3441,7 @@ clearance_ever_changed(void)
 static void
 disclosure_round(void)
 {
-	int			tier = clearance_of(W.self);
+	int			tier = own_clearance();
 	ll_batch   *batches;
 	int			n;
 
@@ -3880,7 +3913,7 @@ catch_up_all_from(Member *m)
 		if (n < CATCHUP_CHUNK)
 			break;
 	}
-	if (total > 0)
+	if (total > 0 || W.retiring)	/* reached this node's removal: no fault of m */
 		m->catchup_rest_ms = 0;
 	else
 	{
@@ -3902,6 +3935,8 @@ maybe_catch_up(void)
 	int			best = -1;
 	int			total = 0;
 
+	if (W.retiring)
+		return;
 	if (validators_ahead(1) < need)
 	{
 		/*
@@ -3914,7 +3949,7 @@ maybe_catch_up(void)
 	}
 	else if (validators_ahead(2) < need && !TimestampDifferenceExceeds(W.last_progress, now, 2000))
 		return;
-	while (total == 0 && (best = catch_up_source(now)) >= 0)
+	while (total == 0 && !W.retiring && (best = catch_up_source(now)) >= 0)
 	{
 		total = catch_up_all_from(&W.members[best]);
 		now = GetCurrentTimestamp();

@@ -205,7 +205,8 @@ check_member(LLConsSlot *slot, const LLTxWait *w)
 {
 	char		stopped = slot->stopped;
 
-	if (slot->pid == 0 || slot->height <= 0 || (stopped == 0 && slot->is_validator))
+	/* stopped first: a worker may stop before it first published a height */
+	if (stopped == 0 && (slot->pid == 0 || slot->height <= 0 || slot->is_validator))
 		return;
 	/* waiting, it was sent: its removal decided, this node may not apply it */
 	if (w != NULL)
