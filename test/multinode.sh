@@ -194,6 +194,19 @@ pick_baseport() {
 }
 
 # same_on_all SQL: the distinct answers of all N nodes (one line each)
+# poll TRIES WANT CMD...: run CMD every 0.2 s until it prints WANT, at most
+# TRIES times; print what it printed last (errors count as no output)
+poll() {
+	local tries=$1 want=$2 out="" t
+	shift 2
+	for t in $(seq 1 "$tries"); do
+		out=$("$@" 2>/dev/null)
+		[ "$out" = "$want" ] && break
+		sleep 0.2
+	done
+	printf '%s' "$out"
+}
+
 same_on_all() {
 	local i
 	for i in $(seq 1 "$N"); do node_psql "$i" -Atc "$1" 2>&1 | paste -sd' '; done | LC_ALL=C sort -u

@@ -19,6 +19,13 @@ MN_PREFIX=mem
 BASE=${LOOPLEDGER_MEM_PORT:-25880}
 TIERS="ARRAY['public','partner','customs']"
 trap 'MN_NODES=5 stop_nodes >/dev/null 2>&1' EXIT
+# validators_on NODE...: the validator counts the nodes show, distinct
+validators_on() {
+	local i
+	for i in "$@"; do
+		node_psql "$i" -Atc "SELECT validators FROM ledger.consensus_status WHERE channel = 'customs'"
+	done | sort -u | tr '\n' ' '
+}
 
 start_nodes 5 "$BASE" >/dev/null
 ok $? "start 5 nodes"
@@ -102,13 +109,7 @@ is "$(node_psql 1 -Atc "SELECT state FROM ledger.peers WHERE name = 'mem5'")" jo
 for i in 2 3; do
 	node_psql "$i" -qAtc "SELECT ledger.add_peer('customs', 'mem5', '$(node_conninfo 5)', '${KEY[5]}', clearance => 'partner')" 2>/dev/null >/dev/null
 done
-v=""
-for t in $(seq 1 100); do
-	v=$(for i in 1 2 3 4 5; do node_psql "$i" -Atc "SELECT validators FROM ledger.consensus_status WHERE channel = 'customs'"; done | sort -u | tr '\n' ' ')
-	[ "$v" = "5 " ] && break
-	sleep 0.2
-done
-is "$v" "5 " "after a quorum (3 of 4) asked, all five nodes count 5 validators"
+is "$(poll 100 "5 " validators_on 1 2 3 4 5)" "5 " "after a quorum (3 of 4) asked, all five nodes count 5 validators"
 node_psql 5 -qc "INSERT INTO parcel VALUES ('from5', 'filed', 'public')"
 ok $? "the new member appends"
 MN_NODES=5
@@ -127,20 +128,9 @@ done
 
 # --- remove mem2 (quorum of 5 is 4: mem1, mem3, mem4, mem5)
 for i in 1 3 4 5; do node_psql "$i" -qAtc "SELECT ledger.remove_peer('customs', 'mem2')" 2>/dev/null >/dev/null; done
-v=""
-for t in $(seq 1 100); do
-	v=$(for i in 1 2 3 4 5; do node_psql "$i" -Atc "SELECT validators FROM ledger.consensus_status WHERE channel = 'customs'"; done | sort -u | tr '\n' ' ')
-	[ "$v" = "4 " ] && break
-	sleep 0.2
-done
-is "$v" "4 " "after four members asked, mem2 is removed everywhere"
-st=""
-for t in $(seq 1 50); do
-	st=$(node_psql 2 -Atc "SELECT proposer FROM ledger.consensus_status WHERE channel = 'customs'")
-	[ "$st" = "(removed)" ] && break
-	sleep 0.2
-done
-is "$st" "(removed)" "the removed member's worker stops following the channel"
+is "$(poll 100 "4 " validators_on 1 2 3 4 5)" "4 " "after four members asked, mem2 is removed everywhere"
+PROPOSER="SELECT proposer FROM ledger.consensus_status WHERE channel = 'customs'"
+is "$(poll 50 "(removed)" node_psql 2 -Atc "$PROPOSER")" "(removed)" "the removed member's worker stops following the channel"
 grep -q 'this node was removed from ledger channel "customs" by the block of consensus height' "$TMP/$(node_name 2)/server.log"
 ok $? "  and logs that its copy ends with the block that removed it"
 err=$(node_psql 2 -qc "INSERT INTO parcel VALUES ('from2', 'x', 'public')" 2>&1)
@@ -161,13 +151,7 @@ ok $? "the four members converge"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM parcel WHERE id = 'twice'")" 1 "  one 'twice' among them"
 restart_node 2 >/dev/null
 ok $? "the removed member restarts"
-st=""
-for t in $(seq 1 50); do
-	st=$(node_psql 2 -Atc "SELECT proposer FROM ledger.consensus_status WHERE channel = 'customs'" 2>/dev/null)
-	[ "$st" = "(removed)" ] && break
-	sleep 0.2
-done
-is "$st" "(removed)" "  and stays stopped"
+is "$(poll 50 "(removed)" node_psql 2 -Atc "$PROPOSER")" "(removed)" "  and stays stopped"
 LAST="SELECT max(height) FROM ledger.block b JOIN ledger.channel c USING (channel_id) WHERE c.name = 'customs'"
 h2=$(node_psql 2 -Atc "$LAST")
 ok $(( !(h2 > 0 && h2 < $(node_psql 1 -Atc "$LAST")) )) "its copy ends below the members' head ($h2)"
@@ -257,20 +241,11 @@ is "${mism:-missing log}" 0 "  no member sees a genesis mismatch"
 # and so had no conninfo for it: with mem3 down, mem5 must hear node 4.
 node_psql 4 -qc "UPDATE ledger.peer SET conninfo = '$(node_conninfo 5)' WHERE name = 'mem5'"
 ok $? "node 4 is given mem5's conninfo"
-for t in $(seq 1 100); do
-	[ "$(node_psql 5 -Atc "SELECT last_height IS NOT NULL FROM ledger.peers WHERE channel = 'customs' AND name = 'mem4'")" = t ] && break
-	sleep 0.2
-done
+poll 100 t node_psql 5 -Atc "SELECT last_height IS NOT NULL FROM ledger.peers WHERE channel = 'customs' AND name = 'mem4'" >/dev/null
 stop_cluster "$(node_name 3)" >/dev/null 2>&1
 node_psql 1 -qc "INSERT INTO parcel VALUES ('before-removal', 'filed', 'public')"
 for i in 1 4 5; do node_psql "$i" -qAtc "SELECT ledger.remove_peer('customs', 'mem3')" 2>/dev/null >/dev/null; done
-v=""
-for t in $(seq 1 100); do
-	v=$(for i in 1 4 5; do node_psql "$i" -Atc "$STATUS"; done | sort -u | tr '\n' ' ')
-	[ "$v" = "3 " ] && break
-	sleep 0.2
-done
-is "$v" "3 " "mem3 is removed while its server is down"
+is "$(poll 100 "3 " validators_on 1 4 5)" "3 " "mem3 is removed while its server is down"
 # node 1 sent its row's batch towards mem3 while mem3 was down: a restart
 # drops what its link still held, so mem3 must fetch what it missed
 stop_cluster "$(node_name 1)" >/dev/null 2>&1
@@ -278,13 +253,7 @@ restart_node 1 >/dev/null
 node_psql 4 -qc "INSERT INTO parcel VALUES ('after-removal', 'filed', 'public')"
 ok $? "  the three members go on"
 restart_node 3 >/dev/null
-st=""
-for t in $(seq 1 150); do
-	st=$(node_psql 3 -Atc "SELECT proposer FROM ledger.consensus_status WHERE channel = 'customs'" 2>/dev/null)
-	[ "$st" = "(removed)" ] && break
-	sleep 0.2
-done
-is "$st" "(removed)" "  restarted, it catches up to its removal and stops following"
+is "$(poll 150 "(removed)" node_psql 3 -Atc "$PROPOSER")" "(removed)" "  restarted, it catches up to its removal and stops following"
 h3=$(node_psql 3 -Atc "$LAST")
 HASH_AT="SELECT encode(block_hash, 'hex') FROM ledger.block b JOIN ledger.channel c USING (channel_id) WHERE c.name = 'customs' AND height = $h3"
 is "$(node_psql 3 -Atc "$HASH_AT")" "$(node_psql 1 -Atc "$HASH_AT")" "  its last block is the members' block at that height"
