@@ -541,7 +541,6 @@ min_clearance_at(uint64 h)
 	return min;
 }
 
-/* Queue a batch for one peer or all, each copy redacted to its reader. */
 /*
  * Whom batches go to: every member this node can reach, but not one whose
  * removal is in force (its copy ended; batches, even redacted, would tell
@@ -555,6 +554,7 @@ batch_reader(int i)
 	return W.members[i].link != NULL && (until < 0 || W.next_height < (uint64) until);
 }
 
+/* Queue a batch for one peer or all, each copy redacted to its reader. */
 static void
 send_batch(int to, const uint8 *bytes, size_t len)
 {
