@@ -9,7 +9,7 @@ OBJS = $(CORE_OBJS) \
 	src/loopledger.o src/rowcodec.o src/capture.o src/worker.o \
 	src/guard.o src/chain.o src/verify.o src/proof.o src/disclosure.o \
 	src/bft.o src/bft_wire.o src/bft_cert.o src/bft_crypto.o \
-	src/peer.o src/transport.o src/consensus.o src/apply.o src/submit.o \
+	src/peer.o src/transport.o src/consensus.o src/consensus_state.o src/member_changes.o src/catchup.o src/apply.o src/submit.o \
 	src/membership.o src/clearance.o src/redact.o src/resubmit.o src/tabledef.o
 
 DATA = sql/loopledger--$(EXTVERSION).sql
@@ -33,7 +33,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track headers; rebuild every object when a shared one changes.
-$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h src/membership.h \
+$(OBJS): src/ll_core.h src/ll_wire.h src/bft.h src/loopledger.h src/chain.h src/consensus.h src/transport.h src/membership.h src/consensus_int.h \
 	src/membership_core.h
 
 # ---- targets beside PGXS ------------------------------------------------

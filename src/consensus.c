@@ -17,20 +17,14 @@
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "port/pg_crc32c.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -42,282 +36,22 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "bft.h"
-#include "chain.h"
-#include "consensus.h"
-#include "ll_wire.h"
+#include "consensus_int.h"
 #include "loopledger.h"
-#include "membership.h"
-#include "transport.h"
 
-#define IDLE_PROPOSE_MS 250		/* an empty block keeps rounds short */
-#define PACE_SAMPLES 15			/* proposal delays kept per member */
-#define HELLO_MS 1000
-#define MAX_TIMERS 256
-#define MAX_BATCH_BYTES LL_TX_MAX_BYTES
-#define CATCHUP_CHUNK 64
+ConsWorker ll_cons_worker;
 
-/* What this node knows at run time of a member (same index as W.ms.m). */
-typedef struct Member
-{
-	char	   *name;			/* points into W.ms */
-	uint8	   *pub;
-	LLLink	   *link;			/* NULL for this node or without conninfo */
-	bool		mismatch;		/* different genesis: ignored */
-	int64		height;			/* from its hello */
-	TimestampTz last_contact;
-	uint64		kex_epoch;		/* of its link key announcement in use */
-	uint64		hello_epoch;	/* of its last hello taken: later ones only */
-	uint64		hello_seq;
-	uint8		kex_x[32];
-	uint64		mac_batches;	/* its batches taken on the link MAC */
-	uint64		mac_seq;		/* number of its last call taken under the link key */
-	uint64		calls_replayed; /* calls refused for a number already taken */
-	bool		mac_seen;		/* a call under the current link key checked out */
-	bool		mac_distrusted; /* signed a batch badly under its MAC: check all */
-	TimestampTz catchup_rest_until; /* gave nothing to catch up from: not asked until */
-	int			catchup_rest_ms;
-	uint32		strikes;		/* its turns to propose are paced while > 0 */
-	char		last_strike;	/* 'l'ate, 'i'nvalid or 'm'issed (see pace_ms) */
-	uint32		delay_ms[PACE_SAMPLES]; /* of its last proposals judged */
-	int			ndelays;
-	int			next_delay;
-} Member;
-
-typedef struct MemBatch
-{
-	uint8		hash[32];		/* key */
-	uint8	   *bytes;
-	size_t		len;
-	bool		committed;
-	int			complete_to;	/* has every row's content up to this tier */
-	uint64		arrival;
-	uint64		height;			/* decided at, when committed */
-	bool		unchecked;		/* taken on a link MAC, signature not checked */
-	TimestampTz answered_at;	/* answers to requests since then ... */
-	uint64		answered_to;	/* ... went to these members (bits) */
-} MemBatch;
-
-typedef struct Timer
-{
-	uint64		due_ms;
-	bft_timer	t;
-} Timer;
-
-static struct
-{
-	int			slot_no;
-	LLConsSlot *slot;
-	int32		channel_id;
-	char	   *channel;
-	int			ntiers;
-	char	  **tiers;
-	uint8		chain_id[32];
-	LLMembership ms;			/* members and votes (membership.c) */
-	int			nmembers;
-	Member		members[LL_MAX_PEERS];
-	int			self;			/* member index, -1 if not a member */
-	uint64		members_decided;	/* last height counted by ll_members_decide */
-	TimestampTz last_refresh;
-	uint8		self_pub[32];
-	bft_ed25519_key *key;
-	bft_x25519_key *xkey;		/* this run's half of every link key */
-	uint8		xpub[32];
-	uint64		kex_epoch;
-	uint64		hello_seq;		/* hellos sent this run */
-	uint64		hellos_rejected;	/* forged or replayed, counted as rejected */
-	uint64		proposals_altered;	/* payload not the one signed: rejected */
-	const uint8 *link_sender;	/* node whose link MAC covers the frames at hand */
-	const uint8 *certified;		/* batch hashes of a certified payload at hand */
-	int			ncertified;
-	uint64		batches_by_mac; /* batches taken on a link MAC, not a signature */
-	bft_valset	valset;
-	bft_node   *node;
-	void	   *node_mem;
-	bft_output *out;
-	bft_config	cfg;
-	uint64		next_height;	/* next consensus height to decide */
-	LLApply		apply;
-	HTAB	   *mempool;
-	uint8	   *pending;		/* uncommitted batch hashes, arrival order */
-	int			npending;
-	TimestampTz pending_since;	/* since when npending > 0 */
-	int			pending_cap;
-	uint64		arrivals;
-	uint64		batch_seq;
-	Timer		timers[MAX_TIMERS];
-	int			ntimers;
-	bool		want_block;
-	bool		retiring;		/* removed: stop once the last messages are out */
-	uint64		want_height;
-	TimestampTz want_since;
-	TimestampTz last_hello;
-	TimestampTz last_progress;
-	char	   *inbox_buf;
-	char	   *txq_buf;
-	int			state_fd;
-	uint64		state_seq;
-	bool		need_restart;
-	int			disclosed_for;	/* clearance the redacted entries were checked for */
-	int64	   *disclose;		/* consensus heights with entries to fill in */
-	int			ndisclose;
-	int			disclose_pos;
-	int			disclose_tries; /* members asked for the block at disclose_pos */
-	TimestampTz last_disclose;
-} W;
-
-static uint64
+uint64
 now_ms(void)
 {
 	return (uint64) (GetCurrentTimestamp() / 1000);
 }
 
-static int64
+int64
 now_unix_us(void)
 {
 	return GetCurrentTimestamp() +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-}
-
-/* ---------------------------------------------------------------------
- * Durable consensus state: the core's persist record, in two alternating
- * checksummed slots of a file, fdatasync'ed before anything is sent.
- * --------------------------------------------------------------------- */
-
-typedef struct StateRecord
-{
-	uint64		seq;
-	bft_persist st;
-	pg_crc32c	crc;
-} StateRecord;
-
-/*
- * Named by the chain id, not the channel's number: a database rebuilt in
- * this data directory finds what it signed on that chain (and signs
- * nothing below it), and another chain that got the same number does not
- * inherit a record that would keep it from voting.
- */
-static void
-state_open(void)
-{
-	char		path[MAXPGPATH];
-	char		old[MAXPGPATH];
-	char		hex[65];
-
-	ll_hex_encode(W.chain_id, 32, hex);
-	(void) MakePGDirectory("pg_loopledger");
-	snprintf(path, sizeof(path), "pg_loopledger/chain_%s.state", hex);
-	/*
-	 * A build that named the file by channel number left it there: take it
-	 * over (most likely this very chain; what it signed must not be lost).
-	 */
-	snprintf(old, sizeof(old), "pg_loopledger/channel_%d.state", W.channel_id);
-	if (access(path, F_OK) != 0 && access(old, F_OK) == 0)
-	{
-		if (durable_rename(old, path, ERROR) == 0)
-			ereport(LOG,
-					(errmsg("channel \"%s\": consensus state file \"%s\" renamed to \"%s\"",
-							W.channel, old, path)));
-	}
-	W.state_fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
-	if (W.state_fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open consensus state file \"%s\": %m", path)));
-}
-
-/*
- * This worker's epoch for its hellos and link key: later than every epoch
- * an earlier worker of this channel used here, even if the clock was set
- * back (peers take only a later one, and would ignore this worker until
- * they restart), and durable before it is announced.
- */
-static uint64
-next_epoch(void)
-{
-	char		path[MAXPGPATH];
-	uint64		last = 0;
-	uint64		epoch = (uint64) GetCurrentTimestamp();
-	int			fd;
-
-	(void) MakePGDirectory("pg_loopledger");
-	snprintf(path, sizeof(path), "pg_loopledger/channel_%d.epoch", W.channel_id);
-	fd = BasicOpenFile(path, O_RDWR | O_CREAT | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open epoch file \"%s\": %m", path)));
-	if (pg_pread(fd, &last, sizeof(last), 0) != sizeof(last))
-		last = 0;
-	if (epoch <= last)
-		epoch = last + 1;
-	if (pg_pwrite(fd, &epoch, sizeof(epoch), 0) != sizeof(epoch) || pg_fsync(fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write epoch file \"%s\": %m", path)));
-	close(fd);
-	return epoch;
-}
-
-static pg_crc32c
-record_crc(const StateRecord *r)
-{
-	pg_crc32c	crc;
-
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, r, offsetof(StateRecord, crc));
-	FIN_CRC32C(crc);
-	return crc;
-}
-
-static bool
-state_load(bft_persist *st)
-{
-	StateRecord r[2];
-	int			best = -1;
-	int			i;
-
-	for (i = 0; i < 2; i++)
-	{
-		if (pg_pread(W.state_fd, &r[i], sizeof(StateRecord), i * sizeof(StateRecord)) !=
-			sizeof(StateRecord) || !EQ_CRC32C(r[i].crc, record_crc(&r[i])))
-			continue;
-		if (best < 0 || r[i].seq > r[best].seq)
-			best = i;
-	}
-	if (best < 0)
-		return false;
-	W.state_seq = r[best].seq;
-	*st = r[best].st;
-	if (st->height > W.next_height)
-		ereport(WARNING,
-				(errmsg("channel \"%s\": this node signed up to height " UINT64_FORMAT " of this chain before, and its copy is at height " UINT64_FORMAT,
-						W.channel, st->height, W.next_height),
-				 errdetail("It signs nothing below height " UINT64_FORMAT " (that could contradict what it signed), but follows the chain.",
-						   st->height),
-				 errhint("If the channel was created anew on purpose, the chain id is the same (it is the hash of the genesis): give the channel another name, or remove pg_loopledger/chain_*.state of this chain while the server is stopped.")));
-	return true;
-}
-
-static int
-cb_persist(void *ctx, const bft_persist *st)
-{
-	StateRecord r;
-
-	memset(&r, 0, sizeof(r));
-	r.seq = ++W.state_seq;
-	r.st = *st;
-	r.crc = record_crc(&r);
-	if (pg_pwrite(W.state_fd, &r, sizeof(r), (r.seq % 2) * sizeof(r)) != sizeof(r) ||
-		pg_fdatasync(W.state_fd) != 0)
-	{
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not persist consensus state: %m"),
-				 errdetail("The node does not vote until it can.")));
-		return -1;
-	}
-	return 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -331,9 +65,8 @@ mempool_find(const uint8 *hash)
 }
 
 static int	clearance_of(int i);
-static int	own_clearance(void);
 
-static bool
+bool
 mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 {
 	bool		found;
@@ -448,7 +181,7 @@ mempool_purge(void)
  * Queue a frame for one peer or all.  Peers with another genesis only get
  * hellos, so that they too can tell their DBA about the mismatch.
  */
-static void
+void
 send_frame(int to, uint8 kind, const uint8 *body, size_t len)
 {
 	ll_buf		f;
@@ -505,7 +238,7 @@ clearance_of(int i)
  * the time that block is applied, see cb_valset_change), and the members
  * serve it that content (ledger.reader_last_height).
  */
-static int
+int
 own_clearance(void)
 {
 	const LLMember *m;
@@ -609,7 +342,7 @@ cb_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 	return bft_ed25519_verify(ctx, pub, msg, len, sig);
 }
 
-static int
+int
 member_of(const uint8 *pub)
 {
 	return ll_member_index(&W.ms, pub);
@@ -676,7 +409,7 @@ orderable_origin(const uint8 *origin)
  * one added here but not admitted, could otherwise fill the mempool with
  * batches nothing ever orders or frees.
  */
-static bool
+bool
 batch_ok(const uint8 *bytes, size_t len, ll_batch *b)
 {
 	bool		live = W.ncertified == 0;
@@ -748,14 +481,13 @@ cb_validate(void *ctx, uint64_t height, const uint8_t value[32],
 	return nmissing == 0;
 }
 
-static int
+int
 cb_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
 {
 	return bft_ed25519_sign(W.key, msg, len, sig);
 }
 
 static void process_inbox(bool batches_only);
-static void attach_member(int i);
 static void halt(const char *fmt, uint64 height) pg_attribute_noreturn();
 static void idle_for_good(const char *label, char why) pg_attribute_noreturn();
 static bool past_removal(uint64 height);
@@ -768,15 +500,8 @@ static void publish_status(void);
  * Applying decisions
  * --------------------------------------------------------------------- */
 
-/* A signed read token as three text parameters: requester, at_ms, sig. */
-typedef struct ReadToken
-{
-	char		req[2 + 64 + 1];
-	char		at[24];
-	char		sig[2 + 128 + 1];
-} ReadToken;
 
-static void
+void
 make_read_token(ReadToken *t, const uint8 *audience)
 {
 	uint64		at = (uint64) (now_unix_us() / 1000);
@@ -1085,7 +810,7 @@ persist_members(void *arg, uint64 height)
 }
 
 /* Apply a certified payload; batches come from the mempool (or peers). */
-static void
+void
 apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *cert)
 {
 	ll_payload	p;
@@ -1229,7 +954,7 @@ fault_emit(int to, uint8 kind, const uint8 *body, size_t len)
 static TimestampTz worker_started;	/* the silence counts from here at most */
 
 /* Up, with no call left unanswered for two hello periods. */
-static bool
+bool
 link_answering(LLLink *l)
 {
 	return strcmp(l->state, "up") == 0 && ll_link_unanswered_ms(l) <= 2 * HELLO_MS;
@@ -3005,7 +2730,7 @@ load_channel(void)
 }
 
 /* Runtime view of member i (links for peers we know how to reach). */
-static void
+void
 attach_member(int i)
 {
 	Member	   *m = &W.members[i];
@@ -3037,449 +2762,8 @@ load_members(void)
 	W.nmembers = W.ms.n;
 }
 
-/*
- * Pick up members added here by ledger.add_peer() since we started (their
- * change still to be agreed) and conninfo we did not have.
- */
-static void
-refresh_members(void)
-{
-	LLMembership *fresh = palloc(sizeof(LLMembership));
-	int			i;
 
-	ll_members_load(fresh, W.channel_id);
-	for (i = 0; i < fresh->n; i++)
-	{
-		int			k = member_of(fresh->m[i].pub);
-
-		/* a slot is kept for every member the others may still admit */
-		if (k < 0 && W.ms.n < LL_MAX_PEERS &&
-			ll_members_local_count(&W.ms) < LL_MAX_LOCAL_REQUESTS)
-		{
-			k = W.ms.n++;
-			W.ms.m[k] = fresh->m[i];
-			W.nmembers = W.ms.n;
-		}
-		else if (k >= 0 && W.ms.m[k].conninfo[0] == '\0')
-			strlcpy(W.ms.m[k].conninfo, fresh->m[i].conninfo, sizeof(W.ms.m[k].conninfo));
-		if (k >= 0)
-			attach_member(k);
-	}
-	pfree(fresh);
-}
-
-/* Same request, same id: a request proposed twice counts once. */
-static uint64
-request_txid(uint8 op, const uint8 *pub, const char *name, const char *tier)
-{
-	ll_buf		b;
-	uint8		h[32];
-	uint64		id = 0;
-	int			i;
-
-	ll_buf_init(&b, ll_palloc_realloc);
-	ll_buf_put_u8(&b, op);
-	ll_buf_put(&b, pub, 32);
-	ll_buf_put_str(&b, name, strlen(name));
-	ll_buf_put_str(&b, tier, strlen(tier));
-	ll_sha256(b.data, b.len, h);
-	for (i = 0; i < 8; i++)
-		id = (id << 8) | h[i];
-	return id | UINT64CONST(0x8000000000000000);	/* never a transaction id */
-}
-
-/*
- * Whether to propose this request as our vote now.  The others refuse a
- * moot vote, and one beyond our share of pending votes (membership_core.c):
- * proposed anyway it would only be refused again at every round, each time
- * making a block.  A request waiting for room goes out once one of our
- * votes is settled.
- */
-static bool
-request_wanted(uint8 op, const uint8 *pub, const char *name, const char *tier, int *room)
-{
-	LLVote		v;
-
-	memset(&v, 0, sizeof(v));
-	memcpy(v.voter, W.self_pub, 32);
-	v.op = op;
-	memcpy(v.pub, pub, 32);
-	if (op == LL_TX_ADD_MEMBER)
-	{
-		strlcpy(v.name, name, NAMEDATALEN);
-		strlcpy(v.tier, tier, NAMEDATALEN);
-	}
-	/* a changed request (another tier or name) is a new vote */
-	if (*room <= 0 || ll_vote_pending(&W.ms, &v) || ll_vote_moot(&W.ms, &v))
-		return false;
-	(*room)--;
-	return true;
-}
-
-/*
- * This node's DBA asked for membership changes (ledger.add_peer,
- * ledger.remove_peer or ledger.set_peer_clearance after the first block):
- * propose them as this member's votes until they are decided, oldest first.
- */
-static void
-propose_requests(void)
-{
-	ll_batch_builder bb;
-	ll_buf		out,
-				content;
-	uint8		hash[32];
-	int			nreq = 0;
-	int			room = LL_MAX_VOTER_VOTES - ll_members_pending_of(&W.ms, W.self_pub);
-	uint64		i;
-
-	if (!ll_is_validator_at(&W.ms, W.self_pub, W.next_height))
-		return;
-	SPI_execute_with_args("SELECT name, pubkey, coalesce(clearance_requested, clearance), "
-						  "since_height IS NULL OR NOT remove_requested FROM ledger.peer "
-						  "WHERE channel_id = $1 AND (since_height IS NULL OR "
-						  "(remove_requested AND until_height IS NULL) OR "
-						  "(clearance_requested <> clearance AND until_height IS NULL)) "
-						  "ORDER BY requested_at, name", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)}, NULL, true, 0);
-	if (SPI_processed == 0)
-		return;
-	ll_buf_init(&out, ll_palloc_realloc);
-	ll_buf_init(&content, ll_palloc_realloc);
-	ll_batch_begin(&bb, &out, &content, MAX_BATCH_BYTES, W.chain_id, W.self_pub,
-				   ++W.batch_seq, now_unix_us());
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *name = SPI_getvalue(t, td, 1);
-		const uint8 *pub = (const uint8 *) VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(t, td, 2, &isnull)));
-		char	   *tier = SPI_getvalue(t, td, 3);
-		bool		add = DatumGetBool(SPI_getbinval(t, td, 4, &isnull));
-		uint8		op = add ? LL_TX_ADD_MEMBER : LL_TX_REMOVE_MEMBER;
-		ll_wire_str n = {name, strlen(name)};
-		ll_wire_str tr = {tier, strlen(tier)};
-
-		if (!request_wanted(op, pub, name, tier, &room))
-			continue;
-		if (add)
-			ll_batch_add_member_tx(&bb, request_txid(op, pub, name, tier), pub, n, tr);
-		else
-			ll_batch_remove_member_tx(&bb, request_txid(op, pub, "", ""), pub);
-		nreq++;
-	}
-	if (nreq > 0 && ll_batch_finish(&bb, cb_sign, NULL, hash) == 0)
-	{
-		mempool_add(hash, out.data, out.len);
-		send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
-	}
-}
-
-/*
- * Declare this node's ledger table definitions that differ from its
- * decided declarations (tabledef.c), until they are decided.
- */
-static void
-propose_declarations(void)
-{
-	ll_batch_builder bb;
-	ll_buf		out,
-				content;
-	uint8		hash[32];
-	uint8		set[32];
-	int			answering = 1;	/* this node */
-	int			i;
-	static TimestampTz last_sent = 0;
-	static TimestampTz last_looked = 0;
-	static uint64 looked_gen = 0;
-	static bool undecided = false;
-	static uint8 last_set[32];
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (!ll_is_validator_at(&W.ms, W.self_pub, W.next_height))
-		return;
-	/*
-	 * Look again when a definition may have changed here, while sent ones
-	 * wait to be decided, and once a minute in any case.
-	 */
-	if (looked_gen == ll_tabledef_generation() && !undecided &&
-		!TimestampDifferenceExceeds(last_looked, now, 60000))
-		return;
-	/*
-	 * Not before a quorum's links answer: a batch sent while they still
-	 * connect reaches nobody, and a proposal naming it costs rounds.
-	 */
-	for (i = 0; i < W.nmembers; i++)
-		if (W.members[i].link != NULL && link_answering(W.members[i].link))
-			answering++;
-	if ((uint64) answering < bft_quorum(&W.valset))
-		return;
-	ll_buf_init(&out, ll_palloc_realloc);
-	ll_buf_init(&content, ll_palloc_realloc);
-	ll_batch_begin(&bb, &out, &content, MAX_BATCH_BYTES, W.chain_id, W.self_pub,
-				   W.batch_seq + 1, now_unix_us());
-	looked_gen = ll_tabledef_generation();
-	last_looked = now;
-	undecided = ll_tabledef_declare(W.channel_id, W.self_pub, &bb, set) > 0;
-	if (!undecided)
-		return;
-	/* the same declarations again only every few seconds: usually decided in one */
-	if (memcmp(set, last_set, 32) == 0 && !TimestampDifferenceExceeds(last_sent, now, 3000))
-		return;
-	if (ll_batch_finish(&bb, cb_sign, NULL, hash) == 0)
-	{
-		W.batch_seq++;
-		last_sent = now;
-		memcpy(last_set, set, 32);
-		mempool_add(hash, out.data, out.len);
-		send_frame(BFT_TO_ALL, LL_FRAME_BATCH, out.data, out.len);
-	}
-}
-
-static void compute_chain_id(void);
-
-/* Before any decision the DBA may still be adding the genesis members. */
-static bool
-genesis_changed(void)
-{
-	uint8		before[32];
-	bool		changed;
-
-	memcpy(before, W.chain_id, 32);
-	ll_members_load(&W.ms, W.channel_id);
-	compute_chain_id();
-	changed = memcmp(before, W.chain_id, 32) != 0;
-	return changed;
-}
-
-static void
-membership_round(void)
-{
-	if (!TimestampDifferenceExceeds(W.last_refresh, GetCurrentTimestamp(), 1000))
-		return;
-	W.last_refresh = GetCurrentTimestamp();
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (W.next_height == 1 && genesis_changed())
-	{
-		ereport(LOG,
-				(errmsg("channel \"%s\": members changed before the first decision; restarting with the new genesis",
-						W.channel)));
-		proc_exit(1);
-	}
-	refresh_members();
-	propose_requests();
-	propose_declarations();
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-}
-
-/* ---------------------------------------------------------------------
- * A raised clearance: fetch and fill in the rows this node may now see
- * --------------------------------------------------------------------- */
-
-/* Heights of decided blocks holding entries redacted at or below tier. */
-static void
-plan_disclosure(int tier)
-{
-	ArrayBuildState *heights = NULL;
-	MemoryContext cxt = CurrentMemoryContext;
-	uint64		i;
-	bool		isnull;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	SPI_execute_with_args("SELECT height, entries FROM ledger.block WHERE channel_id = $1 ORDER BY height",
-						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)}, NULL, true, 0);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bytea	   *e = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		int			n = VARSIZE_ANY_EXHDR(e) / LL_PACKED_ENTRY_SIZE;
-		int			j;
-
-		for (j = 0; j < n; j++)
-		{
-			LLPackedEntry pe;
-
-			ll_unpack_entry((const uint8 *) VARDATA_ANY(e) + (Size) j * LL_PACKED_ENTRY_SIZE, &pe);
-			if ((pe.flags & LL_ENTRY_REDACTED) && (int) pe.tier <= tier)
-			{
-				heights = accumArrayResult(heights, SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull),
-										   false, INT8OID, cxt);
-				break;
-			}
-		}
-	}
-	W.ndisclose = W.disclose_pos = W.disclose_tries = 0;
-	if (heights != NULL)
-	{
-		SPI_execute_with_args("SELECT height FROM ledger.consensus_log WHERE channel_id = $1 "
-							  "AND ledger_height = ANY ($2) ORDER BY height", 2,
-							  (Oid[]) {INT4OID, INT8ARRAYOID},
-							  (Datum[]) {Int32GetDatum(W.channel_id), makeArrayResult(heights, cxt)},
-							  NULL, true, 0);
-		if (W.disclose)
-			pfree(W.disclose);
-		W.disclose = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * Max(SPI_processed, 1));
-		for (i = 0; i < SPI_processed; i++)
-			W.disclose[W.ndisclose++] =
-				DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	if (W.ndisclose > 0)
-		ereport(LOG,
-				(errmsg("channel \"%s\": this node may now see tier \"%s\"; fetching the rows of %d blocks it holds as commitments",
-						W.channel, W.tiers[tier], W.ndisclose)));
-}
-
-/*
- * The signature of a disclosed batch need not verify: disclose_block
- * (apply.c) takes only rows matching the commitments this node already
- * holds for the decided block, so a copy can add nothing else, and a
- * badly signed batch a lying member got ordered must not stall the
- * backfill.
- */
-static bool
-disclosed_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
-				 const uint8_t sig[64])
-{
-	if (!bft_ed25519_verify(ctx, pub, msg, len, sig))
-		ereport(LOG,
-				(errmsg("channel \"%s\": a disclosed batch's signature does not verify; its rows are checked against the block's commitments",
-						W.channel)));
-	return true;
-}
-
-/*
- * The batches of decided height h, as a member copies them to us; members
- * are asked in turn from the start-th on.
- */
-static bool
-fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
-{
-	char		from[32];
-	ReadToken	tok;
-	const char *vals[5] = {W.channel, from, tok.req, tok.at, tok.sig};
-	int			k;
-
-	snprintf(from, sizeof(from), UINT64_FORMAT, h);
-	for (k = 0; k < W.nmembers; k++)
-	{
-		int			i = (start + k) % W.nmembers;
-		PGresult   *res;
-		int			r;
-
-		if (W.members[i].link == NULL || W.members[i].mismatch)
-			continue;
-		make_read_token(&tok, W.members[i].pub);
-		res = ll_link_fetch(W.members[i].link,
-							"SELECT b FROM ledger.decisions($1, $2, 1, $3::bytea, $4::bigint, $5::bytea) d, "
-							"unnest(d.batches) b WHERE d.height = $2",
-							5, NULL, vals, NULL, NULL);
-		if (res == NULL)
-			continue;
-		*batches = palloc0(sizeof(ll_batch) * Max(PQntuples(res), 1));
-		for (r = 0; r < PQntuples(res); r++)
-		{
-			size_t		len = PQgetlength(res, r, 0);
-			uint8	   *copy = palloc(len);
-
-			memcpy(copy, PQgetvalue(res, r, 0), len);
-			if (ll_batch_decode(copy, len, MAX_BATCH_BYTES, disclosed_verify, NULL, &(*batches)[r]) != 0 ||
-				memcmp((*batches)[r].chain_id, W.chain_id, 32) != 0 ||
-				member_of((*batches)[r].origin) < 0 ||
-				!ll_batch_complete_for(&(*batches)[r], own_clearance()))
-				break;
-		}
-		*n = r;
-		if (r == PQntuples(res) && r > 0)
-		{
-			PQclear(res);
-			return true;		/* every batch complete for our clearance */
-		}
-		PQclear(res);
-	}
-	return false;
-}
-
-/*
- * Only a node whose own clearance changed after the genesis (or that
- * joined by vote) can hold entries it may now see: look for them at start
- * only then, not through the whole chain on every start.
- */
-static bool
-clearance_ever_changed(void)
-{
-	bool		changed;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	SPI_execute_with_args("SELECT 1 FROM ledger.member_vote WHERE channel_id = $1 AND pubkey = $2 "
-						  "AND op = 'add' AND decided LIMIT 1", 2,
-						  (Oid[]) {INT4OID, BYTEAOID},
-						  (Datum[]) {Int32GetDatum(W.channel_id), PointerGetDatum(ll_bytea(W.self_pub, 32))},
-						  NULL, true, 1);
-	changed = SPI_processed > 0;
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-	return changed;
-}
-
-static void
-disclosure_round(void)
-{
-	int			tier = own_clearance();
-	ll_batch   *batches;
-	int			n;
-
-	if (W.self < 0)
-		return;
-	if (W.disclosed_for == -2 && (tier < 0 || !clearance_ever_changed()))
-		W.disclosed_for = tier;
-	if (tier > W.disclosed_for)
-	{
-		plan_disclosure(tier);
-		W.disclosed_for = tier;
-	}
-	else if (tier < W.disclosed_for)
-		W.disclosed_for = tier;	/* lowered: nothing to fetch */
-	if (W.disclose_pos >= W.ndisclose ||
-		!TimestampDifferenceExceeds(W.last_disclose, GetCurrentTimestamp(), 200))
-		return;
-	W.last_disclose = GetCurrentTimestamp();
-	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], W.disclose_tries, &batches, &n))
-		return;					/* retried: a member may not have applied the change yet */
-	W.apply.self_clearance = tier;
-	/*
-	 * A copy that left entries out (a member answering with less than the
-	 * block) does not close the block: the next member is asked, until
-	 * each was asked once.
-	 */
-	if (ll_apply_disclosed(&W.apply, (uint64) W.disclose[W.disclose_pos], batches, n) != 0 &&
-		++W.disclose_tries < W.nmembers)
-		return;
-	if (W.disclose_tries >= W.nmembers)
-		ereport(WARNING,
-				(errmsg("channel \"%s\": rows of decided height " INT64_FORMAT " this node may see stay commitments: no member's copy filled them in",
-						W.channel, W.disclose[W.disclose_pos])));
-	W.disclose_pos++;
-	W.disclose_tries = 0;
-}
-
-static void
+void
 compute_chain_id(void)
 {
 	ll_wire_str ch = {W.channel, strlen(W.channel)};
@@ -3625,7 +2909,7 @@ load_state(void)
 }
 
 /* (Re)start the core at W.next_height, e.g. after catching up. */
-static void
+void
 start_core(void)
 {
 	bft_start  *st = palloc0(sizeof(bft_start));
@@ -3748,220 +3032,6 @@ attach_slot(void)
 	W.slot->proc = MyProc;
 	SpinLockRelease(&W.slot->mutex);
 	on_shmem_exit(slot_detach, (Datum) 0);
-}
-
-/* ---------------------------------------------------------------------
- * Catch-up: fetch decided blocks with their certificates from a peer
- * that is ahead, verify each against the validator set, apply it.
- * --------------------------------------------------------------------- */
-
-static bool
-verified_decision(const uint8 *dec, size_t dlen, uint64 height, bft_msg *m)
-{
-	uint8		value[32];
-
-	if (bft_decode(dec, dlen, m) != BFT_OK || m->type != BFT_MSG_BLOCK_RESP ||
-		m->u.resp.cert.height != height)
-		return false;
-	if (bft_cert_verify(&W.valset, W.chain_id, &m->u.resp.cert, &W.cfg.cb) != BFT_OK)
-		return false;
-	return ll_payload_value(m->u.resp.payload, m->u.resp.payload_len, value) == 0 &&
-		memcmp(value, m->u.resp.cert.value, 32) == 0;
-}
-
-/*
- * A member's server answers fetches, and a Byzantine one may run anything
- * that speaks the protocol: check the shape before reading a value.
- */
-static bool
-decisions_shaped(const PGresult *res)
-{
-	int			r;
-
-	if (PQnfields(res) != 3)
-		return false;
-	for (r = 0; r < PQntuples(res); r++)
-		if (PQgetisnull(res, r, 0) || PQgetlength(res, r, 0) != 8 || PQgetisnull(res, r, 1))
-			return false;
-	return true;
-}
-
-static int
-catch_up_from(Member *m)
-{
-	char		from[32],
-				count[16];
-	ReadToken	tok;
-	const char *vals[6] = {W.channel, from, count, tok.req, tok.at, tok.sig};
-	PGresult   *res;
-	int			applied = 0;
-	int			r = 0;
-
-	snprintf(from, sizeof(from), UINT64_FORMAT, W.next_height);
-	snprintf(count, sizeof(count), "%d", CATCHUP_CHUNK);
-	make_read_token(&tok, m->pub);
-	res = ll_link_fetch(m->link,
-						"SELECT d.height, d.decision, b "
-						"FROM ledger.decisions($1, $2, $3, $4::bytea, $5::bigint, $6::bytea) d "
-						"LEFT JOIN LATERAL unnest(d.batches) b ON true ORDER BY d.height",
-						6, NULL, vals, NULL, NULL);
-	if (res == NULL)
-		return 0;
-	if (!decisions_shaped(res))
-	{
-		ereport(WARNING,
-				(errmsg("peer \"%s\" answered a catch-up request with rows of another shape", m->name),
-				 errdetail("Expected (height bigint, decision bytea, batch bytea) in binary.")));
-		PQclear(res);
-		return 0;
-	}
-	while (r < PQntuples(res))
-	{
-		uint64		h = pg_ntoh64(*(uint64 *) PQgetvalue(res, r, 0));
-		bft_msg		msg;
-		ll_payload	p;
-
-		if (h != W.next_height ||
-			!verified_decision((const uint8 *) PQgetvalue(res, r, 1),
-							   PQgetlength(res, r, 1), h, &msg) ||
-			ll_payload_decode(msg.u.resp.payload, msg.u.resp.payload_len, &p) != 0)
-		{
-			ereport(WARNING,
-					(errmsg("peer \"%s\" sent an unverifiable decision for height " UINT64_FORMAT,
-							m->name, h)));
-			break;
-		}
-		/* the certificate vouches for the batches it names */
-		W.certified = p.batch_hashes;
-		W.ncertified = p.nbatches;
-		for (; r < PQntuples(res) && pg_ntoh64(*(uint64 *) PQgetvalue(res, r, 0)) == h; r++)
-		{
-			ll_batch	b;
-
-			if (!PQgetisnull(res, r, 2) &&
-				batch_ok((const uint8 *) PQgetvalue(res, r, 2), PQgetlength(res, r, 2), &b))
-				mempool_add(b.batch_hash, (const uint8 *) PQgetvalue(res, r, 2), PQgetlength(res, r, 2));
-		}
-		W.certified = NULL;
-		W.ncertified = 0;
-		apply_payload(h, msg.u.resp.payload, msg.u.resp.payload_len, &msg.u.resp.cert);
-		if (W.retiring)
-			break;
-		applied++;
-	}
-	PQclear(res);
-	return applied;
-}
-
-/*
- * Catching up is a fetch the worker waits for (ll_link_fetch, bounded by
- * its timeout), and a member's height is only its word.  One liar saying
- * it is far ahead and then answering slowly, or with nothing, would
- * otherwise have this worker ask it again at every turn of the loop.  So
- * a node catches up when f+1 validators say they are ahead (one of them
- * honest), or on anyone's word after UNVOUCHED_MS without progress, asks
- * the highest first, and a member that gave nothing rests before it is
- * asked again (2 s, doubling up to a minute).
- */
-#define UNVOUCHED_MS 30000
-#define CATCHUP_REST_MS 2000
-#define CATCHUP_REST_MAX_MS 60000
-
-static int
-validators_ahead(uint64 by)
-{
-	int			ahead = 0;
-	uint32		v;
-
-	for (v = 0; v < W.valset.n; v++)
-	{
-		int			k = member_of(W.valset.v[v].pubkey);
-
-		if (k >= 0 && k != W.self && !W.members[k].mismatch &&
-			W.members[k].height >= (int64) (W.next_height + by))
-			ahead++;
-	}
-	return ahead;
-}
-
-/* The member claiming the greatest height above ours that is not resting. */
-static int
-catch_up_source(TimestampTz now)
-{
-	int			best = -1;
-	int			i;
-
-	for (i = 0; i < W.nmembers; i++)
-		if (W.members[i].link && !W.members[i].mismatch &&
-			W.members[i].height > (int64) W.next_height &&
-			now >= W.members[i].catchup_rest_until &&
-			(best < 0 || W.members[i].height > W.members[best].height))
-			best = i;
-	return best;
-}
-
-static int
-catch_up_all_from(Member *m)
-{
-	int			n,
-				total = 0;
-
-	while ((n = catch_up_from(m)) > 0)
-	{
-		total += n;
-		CHECK_FOR_INTERRUPTS();
-		if (n < CATCHUP_CHUNK)
-			break;
-	}
-	if (total > 0 || W.retiring)	/* reached this node's removal: no fault of m */
-		m->catchup_rest_ms = 0;
-	else
-	{
-		m->catchup_rest_ms = Min(Max(m->catchup_rest_ms * 2, CATCHUP_REST_MS), CATCHUP_REST_MAX_MS);
-		m->catchup_rest_until = GetCurrentTimestamp() + (TimestampTz) m->catchup_rest_ms * 1000;
-		ereport(LOG,
-				(errmsg("channel \"%s\": peer \"%s\" said it is at height " INT64_FORMAT " but gave no block to catch up from; not asking it again for %d ms",
-						W.channel, m->name, m->height, m->catchup_rest_ms),
-				 errdetail("It sent no block with a valid certificate, or did not answer in time; ledger.peers shows its last error.")));
-	}
-	return total;
-}
-
-static void
-maybe_catch_up(void)
-{
-	int			need = W.valset.n > 0 ? (int) (W.valset.n - 1) / 3 + 1 : 1;
-	TimestampTz now = GetCurrentTimestamp();
-	int			best = -1;
-	int			total = 0;
-
-	if (W.retiring)
-		return;
-	if (validators_ahead(1) < need)
-	{
-		/*
-		 * Fewer vouch for it when the validators this node knows at its
-		 * height have mostly left since: then any claim is tried, now and
-		 * then.
-		 */
-		if (!TimestampDifferenceExceeds(W.last_progress, now, UNVOUCHED_MS))
-			return;
-	}
-	else if (validators_ahead(2) < need && !TimestampDifferenceExceeds(W.last_progress, now, 2000))
-		return;
-	while (total == 0 && !W.retiring && (best = catch_up_source(now)) >= 0)
-	{
-		total = catch_up_all_from(&W.members[best]);
-		now = GetCurrentTimestamp();
-	}
-	W.last_progress = GetCurrentTimestamp();
-	if (total > 0)
-	{
-		ereport(LOG,
-				(errmsg("channel \"%s\" caught up %d heights from peer \"%s\"",
-						W.channel, total, W.members[best].name)));
-		start_core();
-	}
 }
 
 /* ---------------------------------------------------------------------
