@@ -588,7 +588,9 @@ ALTER TABLE ledger.agreed_table ENABLE ALWAYS TRIGGER agreed_table_changed;
 -- other than the ledger's own, the tier column.  Left out, as they decide
 -- nothing: names of indexes and triggers, storage parameters, tablespaces,
 -- whether a CHECK was validated for older rows.  Sorted bytewise, names
--- printed qualified (search_path is pg_catalog), constants printed under
+-- printed qualified (search_path is pg_catalog, then pg_temp: named last,
+-- a session's temporary views cannot stand in for the catalogs while a
+-- check runs as the owner), constants printed under
 -- fixed settings: every member and every session computes the same text.
 -- Function bodies a CHECK calls are not covered.  The consensus worker
 -- turns sequential scans off for its own lookups; over small catalogs
@@ -609,7 +611,7 @@ LANGUAGE sql IMMUTABLE STRICT SET standard_conforming_strings = on AS $$
 $$;
 
 CREATE FUNCTION ledger.type_signature(typ oid, typmod integer) RETURNS text
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp SET enable_seqscan = on
 	SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 	SET extra_float_digits = 1 SET bytea_output = 'hex'
 	SET standard_conforming_strings = on SET quote_all_identifiers = off AS $$
@@ -626,7 +628,7 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
 $$;
 
 CREATE FUNCTION ledger.table_definition(tbl regclass) RETURNS text
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp SET enable_seqscan = on
 	SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 	SET extra_float_digits = 1 SET bytea_output = 'hex'
 	SET standard_conforming_strings = on SET quote_all_identifiers = off AS $$
@@ -673,7 +675,7 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog SET enable_seqscan = on
 $$;
 
 CREATE FUNCTION ledger.table_fingerprint(tbl regclass) RETURNS bytea
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 	SELECT sha256(convert_to(ledger.table_definition(tbl), 'UTF8'))
 $$;
 

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(107);
+SELECT plan(112);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -329,6 +329,39 @@ BEGIN;
 SELECT lives_ok($$INSERT INTO tap08_def VALUES (3, 'public')$$,
 				'a row of a table defined as agreed passes the check (the same backend: its cache was invalidated)');
 ROLLBACK;
+-- The INSERT check computes the fingerprint as the owner: a writer's
+-- temporary view named like a catalog must not stand in for it there (a
+-- session's temporary schema comes first unless the path names it).
+CREATE SEQUENCE tap08_escalated;
+GRANT USAGE, UPDATE, SELECT ON SEQUENCE tap08_escalated TO tap08_user;
+GRANT INSERT, SELECT ON tap08_def TO tap08_user;
+SELECT ledger.grant_clearance('tap08', 'tap08_user', 'public');
+SET ROLE tap08_user;
+CREATE FUNCTION pg_temp.tap08_probe() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		PERFORM nextval('public.tap08_escalated');
+	END IF;
+	RETURN true;
+END $$;
+CREATE TEMP VIEW pg_attribute AS
+	SELECT attrelid, attname, atttypid, atttypmod, attcollation, attnotnull, attgenerated,
+		   attcompression, attstorage, attnum, attisdropped
+	FROM pg_catalog.pg_attribute WHERE pg_temp.tap08_probe();
+BEGIN;
+SELECT lives_ok($$INSERT INTO tap08_def VALUES (4, 'public')$$,
+				'a writer with a temporary view named pg_attribute inserts as before');
+ROLLBACK;
+RESET ROLE;
+SELECT is((SELECT is_called FROM tap08_escalated), false,
+		  '... and the check, run as the owner, never read that view');
+SELECT cmp_ok((SELECT count(*) FROM pg_attribute), '>', 0::bigint, 'a superuser reading pg_attribute here reads the view');
+SELECT is((SELECT is_called FROM tap08_escalated), true, '... which the probe notices (so the check above can fail)');
+DROP VIEW pg_temp.pg_attribute;
+SELECT is((SELECT count(*)::int FROM pg_proc p, unnest(p.proconfig) c
+			WHERE p.pronamespace = 'ledger'::regnamespace AND c LIKE 'search\_path=%'
+			  AND c NOT LIKE '%pg\_temp'), 0,
+		  'every ledger function that sets search_path names pg_temp last');
 INSERT INTO ledger.agreed_table VALUES ((SELECT channel_id FROM ledger.channel WHERE name = 'tap08'), 'public.elsewhere', '\x01', 9);
 SELECT is((SELECT state FROM ledger.table_definitions WHERE table_name = 'public.elsewhere'),
 		  'missing here', 'ledger.table_definitions: an agreed table this node lacks is missing here');
