@@ -74,6 +74,7 @@ typedef struct TableWriter
 	/* valid while open_gen == block_gen (one apply transaction) */
 	uint64		open_gen;
 	bool		direct;			/* rows go straight to heap and indexes */
+	Oid			owner;			/* the table's: user code runs as this role */
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -343,6 +344,7 @@ writer_open(TableWriter *w)
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	w->rel = table_open(w->relid, RowExclusiveLock);
 	w->open_gen = block_gen;
+	w->owner = w->rel->rd_rel->relowner;
 	w->direct = direct_ok(w->rel, w);
 	if (!w->direct)
 	{
@@ -508,28 +510,12 @@ check_canonical(const TableWriter *w, int i, const ll_entry_col *col, Datum valu
 		misfit(w->key, "its tier column does not say its tier");
 }
 
-/* Insert one row from its canonical entry; errors propagate. */
+/* An entry's values, read in through the column types' input functions. */
 static void
-insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
+read_values(const ll_entry_view *e, TableWriter *w, Datum *values, bool *isnull)
 {
-	static MemoryContext row_cxt = NULL;
-	MemoryContext old;
-	Datum	   *values;
-	bool	   *isnull;
 	const uint8 *pos = NULL;
 	int			i;
-
-	/*
-	 * The row's converted values live only until it is inserted: a block
-	 * of large transactions would otherwise keep them all until it ends.
-	 */
-	if (row_cxt == NULL)
-		row_cxt = AllocSetContextCreate(TopMemoryContext, "loopledger row to apply",
-										ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(row_cxt);
-	old = MemoryContextSwitchTo(row_cxt);
-	values = palloc(sizeof(Datum) * (w->ncols + 1));
-	isnull = palloc(sizeof(bool) * (w->ncols + 1));
 
 	if ((int) e->ncols != w->ncols)
 		misfit(w->key, "the rows have a different number of columns");
@@ -554,46 +540,109 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 								 w->ioparams[i], w->typmods[i]);
 		check_canonical(w, i, &col, values[i + 1], e);
 	}
+}
+
+static void
+insert_direct(TableWriter *w, const Datum *values, const bool *isnull)
+{
+	TupleTableSlot *slot = w->slot;
+	int			i;
+
+	ExecClearTuple(slot);
+	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+		slot->tts_isnull[i] = true;
+	for (i = 0; i <= w->ncols; i++)
+	{
+		slot->tts_values[w->attnums[i] - 1] = values[i];
+		slot->tts_isnull[w->attnums[i] - 1] = isnull[i];
+	}
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(w->rri, w->estate, slot);
+	ResetPerTupleExprContext(w->estate);
+}
+
+/*
+ * Through the prepared INSERT.  Its table's row-level security is forced,
+ * so the owner is held to its policy: the decided row passes it whatever
+ * the owner's own clearance (ll_applying_agreed_row, clearance.c).
+ */
+static void
+insert_by_sql(TableWriter *w, Datum *values, const bool *isnull)
+{
+	char	   *nulls = palloc(w->ncols + 2);
+	int			n = 1;
+	int			i;
+	int			rc;
+
+	if (w->plan == NULL)
+	{
+		MemoryContext cxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		writer_plan(w);
+		MemoryContextSwitchTo(cxt);
+	}
+	nulls[0] = ' ';
+	for (i = 0; i < w->ncols; i++)
+		if (!w->generated[i])
+		{
+			values[n] = values[i + 1];
+			nulls[n++] = isnull[i + 1] ? 'n' : ' ';
+		}
+	nulls[n] = '\0';
+	ll_applying_agreed_row = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(w->plan, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		ll_applying_agreed_row = false;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert a row received from a peer");
+}
+
+/*
+ * Insert one row from its canonical entry; errors propagate.  Input
+ * functions, domain and table CHECKs, index expressions and generated
+ * columns run as the table's owner in a restricted operation, as in
+ * PostgreSQL's own replication: this worker is a superuser, and the owner
+ * of a function a CHECK calls may replace its body at any time.  Aborting
+ * the (sub)transaction of an error restores this worker's user.
+ */
+static void
+insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
+{
+	static MemoryContext row_cxt = NULL;
+	MemoryContext old;
+	Datum	   *values;
+	bool	   *isnull;
+	Oid			save_user;
+	int			save_sec;
+
+	/*
+	 * The row's converted values live only until it is inserted: a block
+	 * of large transactions would otherwise keep them all until it ends.
+	 */
+	if (row_cxt == NULL)
+		row_cxt = AllocSetContextCreate(TopMemoryContext, "loopledger row to apply",
+										ALLOCSET_DEFAULT_SIZES);
 	if (w->open_gen != block_gen)
 		writer_open(w);
+	MemoryContextReset(row_cxt);
+	old = MemoryContextSwitchTo(row_cxt);
+	values = palloc(sizeof(Datum) * (w->ncols + 1));
+	isnull = palloc(sizeof(bool) * (w->ncols + 1));
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(w->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	read_values(e, w, values, isnull);
 	if (w->direct)
-	{
-		TupleTableSlot *slot = w->slot;
-
-		ExecClearTuple(slot);
-		for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
-			slot->tts_isnull[i] = true;
-		for (i = 0; i <= w->ncols; i++)
-		{
-			slot->tts_values[w->attnums[i] - 1] = values[i];
-			slot->tts_isnull[w->attnums[i] - 1] = isnull[i];
-		}
-		ExecStoreVirtualTuple(slot);
-		ExecSimpleRelationInsert(w->rri, w->estate, slot);
-		ResetPerTupleExprContext(w->estate);
-	}
+		insert_direct(w, values, isnull);
 	else
-	{
-		char	   *nulls = palloc(w->ncols + 2);
-		int			n = 1;
-
-		if (w->plan == NULL)
-		{
-			MemoryContextSwitchTo(old);
-			writer_plan(w);
-			MemoryContextSwitchTo(row_cxt);
-		}
-		nulls[0] = ' ';
-		for (i = 0; i < w->ncols; i++)
-			if (!w->generated[i])
-			{
-				values[n] = values[i + 1];
-				nulls[n++] = isnull[i + 1] ? 'n' : ' ';
-			}
-		nulls[n] = '\0';
-		if (SPI_execute_plan(w->plan, values, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert a row received from a peer");
-	}
+		insert_by_sql(w, values, isnull);
+	SetUserIdAndSecContext(save_user, save_sec);
 	MemoryContextSwitchTo(old);
 }
 

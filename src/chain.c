@@ -743,6 +743,22 @@ ll_as_owner_end(const LLAsOwner *s)
 	SetUserIdAndSecContext(s->userid, s->sec);
 }
 
+/*
+ * The workers run as the bootstrap superuser.  A search_path set for the
+ * database (ALTER DATABASE ... SET) could put a schema its owner writes
+ * ahead of pg_catalog's polymorphic functions: public.unnest(bytea[])
+ * matches a bytea[] argument better than pg_catalog.unnest(anyarray), and
+ * would run as superuser.  Functions that constraints of ledger tables
+ * call therefore see this path in the consensus worker, as they see an
+ * empty one in PostgreSQL's logical replication workers: they name their
+ * schemas or set their own search_path.
+ */
+void
+ll_pin_search_path(void)
+{
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 void
 ll_spi_pending_entries(int32 channel_id)
 {

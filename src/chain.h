@@ -53,6 +53,8 @@ extern char *ll_vformat(const char *fmt, va_list args) pg_attribute_printf(1, 0)
 
 extern void ll_as_owner_begin(LLAsOwner *s);
 extern void ll_as_owner_end(const LLAsOwner *s);
+/* For a worker's whole life: see ll_pin_search_path in chain.c. */
+extern void ll_pin_search_path(void);
 /* SPI: the packed entries of a channel's pending rows (as the owner). */
 extern void ll_spi_pending_entries(int32 channel_id);
 

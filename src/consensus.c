@@ -3048,6 +3048,7 @@ ll_consensus_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(ll_database, NULL, 0);
+	ll_pin_search_path();
 	attach_slot();
 	/* rows come with their entry numbers and are hashed already */
 	SetConfigOption("session_replication_role", "replica", PGC_SUSET, PGC_S_OVERRIDE);

@@ -28,6 +28,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "chain.h"
 #include "consensus.h"
 #include "loopledger.h"
 
@@ -384,6 +385,7 @@ ll_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(ll_database, NULL, 0);
+	ll_pin_search_path();
 
 	SpinLockAcquire(&ll_shared->mutex);
 	ll_shared->worker_pid = MyProcPid;

@@ -306,6 +306,43 @@ wait_converged $CH 30
 ok $? "converged after the second insert into gen_t"
 is "$(same_on_all "SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM gen_t")" "g1:42,g2:15" \
 	"both gen_t rows, generated totals included, are the same on every node"
+# A peer's row goes in as its table's owner, in a restricted operation:
+# the worker is a superuser, and the owner of a function a CHECK calls can
+# replace its body at any time.  The probe counts calls made as a
+# superuser; own_d takes rows directly, own_s (a deferrable unique key
+# adds a row trigger) through SQL, under its forced row-level security.
+rc=0
+for i in $(seq 1 $N); do
+	[ "$(error_of "$i" "CREATE ROLE ll_owner; CREATE SEQUENCE escalated;
+	                    GRANT USAGE, UPDATE ON SEQUENCE escalated TO ll_owner;
+	                    CREATE FUNCTION owner_probe(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS \$f\$
+	                    BEGIN
+	                        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+	                            PERFORM nextval('public.escalated');
+	                        END IF;
+	                        RETURN t <> '';
+	                    END \$f\$;
+	                    ALTER FUNCTION owner_probe(text) OWNER TO ll_owner;
+	                    CREATE TABLE own_d (id text PRIMARY KEY CHECK (public.owner_probe(id)), tier text);
+	                    CREATE TABLE own_s (id text CHECK (public.owner_probe(id)), tier text,
+	                                        UNIQUE (id) DEFERRABLE);
+	                    ALTER TABLE own_d OWNER TO ll_owner; ALTER TABLE own_s OWNER TO ll_owner;
+	                    SELECT ledger.enable_table('own_d', '$CH', 'tier');
+	                    SELECT ledger.enable_table('own_s', '$CH', 'tier')")" = "no error" ] || rc=1
+done
+ok $rc "tables owned by a role without clearance, with a CHECK calling its function, enabled on every node"
+wait_agreed own_d own_s
+ok $? "their definitions are agreed on every node"
+is "$(error_of 1 "INSERT INTO own_d VALUES ('d1', 'public'); INSERT INTO own_s VALUES ('s1', 'public')")" "no error" \
+	"rows inserted into both on node 1"
+wait_converged $CH 30
+ok $? "converged after the inserts into own_d and own_s"
+is "$(same_on_all "SELECT (SELECT string_agg(id, ',') FROM own_d) || ' ' || (SELECT string_agg(id, ',') FROM own_s)")" "d1 s1" \
+	"both rows are on every node"
+is "$(for i in 2 3 4; do node_psql $i -Atc "SELECT is_called FROM escalated"; done | sort -u)" f \
+	"the peers' workers ran the CHECK's function as its owner, never as a superuser"
+is "$(node_psql 1 -Atc "SELECT is_called FROM escalated")" t \
+	"(node 1's superuser session ran it as a superuser: the probe sees the difference)"
 # ------------------------------------------------------------------ agreed table definitions
 # A table's rows are taken once validators with a quorum (3 of 4) have
 # declared one definition through the chain.  A member whose table differs
