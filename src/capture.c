@@ -509,13 +509,11 @@ maybe_defer_local_flush(void)
  * giving up only means the caller is not told its block is sealed.
  */
 static bool
-wait_for_seal(uint64 after, int timeout_ms, bool in_commit)
+seal_wait_loop(uint64 after, int timeout_ms, bool in_commit)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	bool		sealed = false;
 
-	pg_atomic_fetch_add_u32(&ll_shared->waiters, 1);
-	ll_wake_worker();
 	ConditionVariablePrepareToSleep(&ll_shared->sealed_cv);
 	for (;;)
 	{
@@ -564,8 +562,35 @@ wait_for_seal(uint64 after, int timeout_ms, bool in_commit)
 		ConditionVariableTimedSleep(&ll_shared->sealed_cv, 100,
 									PG_WAIT_EXTENSION);
 	}
+	return sealed;
+}
+
+static void
+stop_waiting(int code, Datum arg)
+{
 	ConditionVariableCancelSleep();
 	pg_atomic_fetch_sub_u32(&ll_shared->waiters, 1);
+}
+
+/*
+ * The sealer seals back to back while anyone waits: the count must come
+ * down however the wait ends, a cancel or terminate included (it once
+ * stayed up after a cancelled ledger.wait_sealed(), and the sealer spun
+ * until the server restarted).
+ */
+static bool
+wait_for_seal(uint64 after, int timeout_ms, bool in_commit)
+{
+	volatile bool sealed = false;
+
+	pg_atomic_fetch_add_u32(&ll_shared->waiters, 1);
+	PG_ENSURE_ERROR_CLEANUP(stop_waiting, (Datum) 0);
+	{
+		ll_wake_worker();
+		sealed = seal_wait_loop(after, timeout_ms, in_commit);
+	}
+	PG_END_ENSURE_ERROR_CLEANUP(stop_waiting, (Datum) 0);
+	stop_waiting(0, (Datum) 0);
 	return sealed;
 }
 

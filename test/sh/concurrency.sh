@@ -67,5 +67,21 @@ for ch in $A $B; do
 	out=$(q -c "SELECT block_height || ': ' || problem FROM ledger.verify('$ch')" 2>&1)
 	is "$out" "" "$ch: ledger.verify finds no problem"
 done
+
+# A wait for a seal that ends early (here on statement_timeout, while the
+# seal cannot take ledger.pending) must not leave the sealer sealing back
+# to back: it did, a transaction per round, until the server restarted.
+commits() { q -c "SELECT pg_stat_force_next_flush()" >/dev/null; q -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+(q -c "BEGIN; LOCK TABLE ledger.pending IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null 2>&1) &
+locker=$!
+sleep 0.3
+like "$(q -v VERBOSITY=verbose -c "SET statement_timeout = 300" -c "SELECT ledger.wait_sealed(-1)" 2>&1)" "57014" \
+	"a wait_sealed() held up by a lock on ledger.pending ends on statement_timeout (57014)"
+wait $locker
+sleep 1.5 # the sealer reports its statistics at most once a second
+c0=$(commits)
+sleep 2.5
+c1=$(commits)
+ok $(( !(c1 - c0 < 200) )) "the sealer does not spin afterwards: $((c1 - c0)) commits in the database in 2.5 s"
 echo "1..$n"
 [ $failed = 0 ]
