@@ -460,7 +460,7 @@ flush_captured(void)
 			continue;
 		for (j = i; j < rows.n; j++)
 		{
-			if (done[j] || rows.channel[j] != rows.channel[i])
+			if (done[j] || rows.multi[j] || rows.channel[j] != rows.channel[i])
 				continue;
 			done[j] = true;
 			idx[n++] = j;
@@ -596,18 +596,18 @@ wait_for_seal(uint64 after, int timeout_ms, bool in_commit)
 
 /*
  * Called once the commit is visible to other sessions: count the rows for
- * the worker's size trigger and, when asked to, wait for the seal.
+ * the worker's size trigger and, when asked to, wait for the seal.  True
+ * when a seal committed after this transaction did.
  */
-static void
-after_commit(void)
+static bool
+count_and_wait(void)
 {
 	uint64		n = flushed_rows;
 	uint64		ticket;
-	bool		sealed;
 
 	flushed_rows = 0;
 	if (n == 0)
-		return;
+		return false;
 	if (!ll_worker_serves_my_db())
 	{
 		if (!warned_no_worker)
@@ -617,19 +617,31 @@ after_commit(void)
 					 errhint("Add loopledger to shared_preload_libraries and set loopledger.database to \"%s\".",
 							 get_database_name(MyDatabaseId))));
 		warned_no_worker = true;
-		return;
+		return false;
 	}
 	pg_atomic_fetch_add_u64(&ll_shared->pending_rows, n);
 	if (!ll_synchronous_commit)
 	{
 		if (pg_atomic_read_u64(&ll_shared->pending_rows) >= (uint64) ll_block_max_rows)
 			ll_wake_worker();
-		return;
+		return false;
 	}
 	pg_memory_barrier();
 	ticket = pg_atomic_read_u64(&ll_shared->seal_started);
-	sealed = wait_for_seal(ticket, -1, true);
-	if (!sealed && commit_made_async)
+	return wait_for_seal(ticket, -1, true);
+}
+
+/*
+ * A commit whose own flush was deferred (maybe_defer_local_flush) is on
+ * disk once a later commit - the seal's, or the block's that applied its
+ * multi-peer rows - was flushed.  Whatever cut the wait short (a cancel,
+ * a stopped worker, only multi-peer rows and a wait for the block given
+ * up), flush it here before COMMIT returns; after a block it costs a look.
+ */
+static void
+after_commit(void)
+{
+	if (!count_and_wait() && commit_made_async)
 		XLogFlush(XactLastCommitEnd);
 }
 

@@ -2272,15 +2272,16 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 }
 
 /*
- * A backend that waited on this slot for a channel that went away (an
- * add_peer rolled back) must not have its rows sent on ours.
+ * A backend that queued on this slot for a channel that went away (an
+ * add_peer rolled back) must not have its rows sent on ours.  Asked of the
+ * record, not of the backend's wait slot: by now that may hold its next
+ * transaction, on another channel, and a commit that did not wait would
+ * never have been sent.
  */
 static bool
 queued_for_us(const LLTxHeader *h)
 {
-	return h->procno == LL_TX_RESUBMITTED ||
-		(h->procno >= 0 && h->procno < ll_cons->nwaits &&
-		 ll_cons->waits[h->procno].channel_id == W.channel_id);
+	return h->channel_id == W.channel_id;
 }
 
 static void

@@ -340,6 +340,7 @@ typedef struct LLTxHeader
 {
 	uint32		len;			/* bytes after this header */
 	int32		procno;			/* of the waiting backend, or LL_TX_RESUBMITTED */
+	int32		channel_id;		/* queued for: the slot may serve another now */
 	uint64		txid;
 	uint64		generation;
 } LLTxHeader;

@@ -131,6 +131,7 @@ ll_resubmit_pending(LLConsSlot *slot, int32 channel_id, const char *channel, con
 		}
 		h.len = (uint32) body->len;
 		h.procno = LL_TX_RESUBMITTED;
+		h.channel_id = channel_id;
 		h.txid = txids[i];
 		h.generation = pg_atomic_read_u64(&slot->generation);
 		if (!ll_queue_put(slot, false, &h, sizeof(h), body->data, body->len))

@@ -128,6 +128,7 @@ enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
 
 	h.len = (uint32) body->len;
 	h.procno = MyProc->pgprocno;
+	h.channel_id = w->channel_id;
 	h.txid = w->txid;
 	h.generation = pg_atomic_read_u64(&slot->generation);
 	w->generation = h.generation;
@@ -437,7 +438,11 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 		}
 	slot = ll_cons_slot_for(chan);
 	if (slot == NULL)
-		elog(ERROR, "multi-peer channel %d lost its consensus slot", chan);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger channel %d has no consensus worker slot on this server", chan),
+				 errdetail("The change that gave the channel its peers was rolled back, or the channel was removed, after this transaction wrote to it."),
+				 errhint("Run the transaction again.")));
 	check_member(slot, NULL);
 	if (!have_self)
 	{
