@@ -119,6 +119,37 @@ transaction_key(void)
 }
 
 static void check_member(LLConsSlot *slot, const LLTxWait *w);
+static bool worker_waits_for_me(LLConsSlot *slot);
+static void give_way(LLTxWait *w) pg_attribute_noreturn();
+
+/*
+ * Still before our commit: a cancel or statement_timeout (which PostgreSQL
+ * no longer enforces during COMMIT) may end a wait.  sent: the
+ * transaction may be with the other members already.
+ */
+static void
+check_cancel(const LLTxWait *w, bool sent)
+{
+	if (StatementTimeout > 0 && !QueryCancelPending &&
+		TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(),
+								   GetCurrentTimestamp(), StatementTimeout))
+		QueryCancelPending = true;
+	if (!QueryCancelPending || ProcDiePending)
+		return;
+	QueryCancelPending = false;
+	pgstat_report_wait_end();
+	if (!sent)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling the wait for room in the transaction queue of the ledger channel"),
+				 errdetail("Nothing of the transaction was sent to the other members.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("canceling the wait for the agreed order of the ledger channel"),
+			 errdetail("The transaction was already sent to the other members: it may still be ordered and committed everywhere, this node included."),
+			 errhint("Look up its outcome in ledger.txlog (txid " UINT64_FORMAT ").", w->txid)));
+}
+
 
 /* sent: the transaction may have been sent before (queued again) */
 static void
@@ -144,29 +175,65 @@ enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 2,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		check_cancel(w, sent);
 		CHECK_FOR_INTERRUPTS();
 		check_member(slot, sent ? w : NULL);	/* a stopped worker takes nothing */
+		/*
+		 * The worker empties the queue between blocks: while it waits for
+		 * us (our key, our lock, or our commit after it gave us our turn)
+		 * the queue stays full.
+		 */
+		if (sent && LL_TX_STATE(pg_atomic_read_u32(&w->state)) != LL_TX_SUBMITTED)
+			return;				/* ordered already: wait_for_turn takes it */
+		if (worker_waits_for_me(slot))
+		{
+			if (sent)
+				give_way(w);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("transaction gave way to one the ledger channel ordered first"),
+					 errdetail("The channel's worker waits for a lock this transaction holds while the transaction queue is full; nothing of it was sent to the other members."),
+					 errhint("Retry the transaction.")));
+		}
 	}
 }
 
 /*
  * True when the worker, inserting a transaction ordered before ours, waits
- * for one of our transaction ids (a unique-index check on our row).
+ * for us: for one of our transaction ids (a unique-index check on our
+ * row), or for a lock we hold in a conflicting mode (LOCK TABLE before an
+ * INSERT).  We wait on a latch, not a lock, so PostgreSQL's deadlock
+ * detector would never see the cycle.  Read without the lock manager's
+ * locks, as a hint: the caller asks twice before acting on it.
  */
 static bool
 worker_waits_for_me(LLConsSlot *slot)
 {
 	PGPROC	   *wp = slot->proc;
 	volatile LOCK *lk;
-	TransactionId xid;
+	LOCKTAG		tag;
+	LOCKMODE	want;
+	LOCKMODE	m;
 
 	if (wp == NULL || pg_atomic_read_u64(&slot->applying) == 0)
 		return false;
 	lk = wp->waitLock;
-	if (lk == NULL || lk->tag.locktag_type != LOCKTAG_TRANSACTION)
+	want = wp->waitLockMode;
+	if (lk == NULL)
 		return false;
-	xid = (TransactionId) lk->tag.locktag_field1;
-	return TransactionIdIsValid(xid) && TransactionIdIsCurrentTransactionId(xid);
+	memcpy(&tag, (const void *) &lk->tag, sizeof(tag));
+	if (tag.locktag_type == LOCKTAG_TRANSACTION)
+	{
+		TransactionId xid = (TransactionId) tag.locktag_field1;
+
+		return TransactionIdIsValid(xid) && TransactionIdIsCurrentTransactionId(xid);
+	}
+	if (tag.locktag_lockmethodid != DEFAULT_LOCKMETHOD || want <= NoLock || want > MaxLockMode)
+		return false;
+	for (m = 1; m <= MaxLockMode; m++)
+		if (DoLockModesConflict(m, want) && LockHeldByMe(&tag, m))
+			return true;
+	return false;
 }
 
 /*
@@ -323,24 +390,7 @@ wait_for_turn(LLConsSlot *slot, LLTxWait *w, StringInfo body)
 						 pg_atomic_read_u64(&slot->applying) != 0 ? 5 : 50,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		/*
-		 * Still before our commit: a cancel or statement_timeout (which
-		 * PostgreSQL no longer enforces during COMMIT) may end the wait.
-		 */
-		if (StatementTimeout > 0 && !QueryCancelPending &&
-			TimestampDifferenceExceeds(GetCurrentStatementStartTimestamp(),
-									   GetCurrentTimestamp(), StatementTimeout))
-			QueryCancelPending = true;
-		if (QueryCancelPending && !ProcDiePending)
-		{
-			QueryCancelPending = false;
-			pgstat_report_wait_end();
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("canceling the wait for the agreed order of the ledger channel"),
-					 errdetail("The transaction was already sent to the other members: it may still be ordered and committed everywhere, this node included."),
-					 errhint("Look up its outcome in ledger.txlog (txid " UINT64_FORMAT ").", w->txid)));
-		}
+		check_cancel(w, true);
 		CHECK_FOR_INTERRUPTS();
 	}
 	pgstat_report_wait_end();

@@ -343,6 +343,25 @@ is "$(for i in 2 3 4; do node_psql $i -Atc "SELECT is_called FROM escalated"; do
 	"the peers' workers ran the CHECK's function as its owner, never as a superuser"
 is "$(node_psql 1 -Atc "SELECT is_called FROM escalated")" t \
 	"(node 1's superuser session ran it as a superuser: the probe sees the difference)"
+# LOCK TABLE before an INSERT: a peer's row ordered first needs the lock
+# this session holds while it waits for its own turn.  Its wait is on a
+# latch, which PostgreSQL's deadlock detector does not see: the session
+# must give way.  Before, both waited (here until the statement_timeout).
+t0=$(now_ms)
+node_psql 1 -Atq -v VERBOSITY=verbose -c "SET statement_timeout = '20s'" -c "BEGIN" \
+	-c "LOCK TABLE parcel IN SHARE ROW EXCLUSIVE MODE" -c "SELECT pg_sleep(2)" \
+	-c "INSERT INTO parcel VALUES ('lk1', 'filed', 'public')" -c "COMMIT" >"$WORK/lock.out" 2>&1 &
+locker=$!
+sleep 0.5
+is "$(error_of 2 "INSERT INTO parcel VALUES ('lk2', 'filed', 'public')")" "no error" \
+	"a row inserted on node 2 while a session on node 1 holds parcel locked commits"
+wait $locker
+like "$(grep ERROR "$WORK/lock.out")" "40003" "the locking session gives way at COMMIT (40003) instead of waiting"
+ok $(( !($(now_ms) - t0 < 12000) )) "... within seconds ($(( $(now_ms) - t0 )) ms, its 2 s sleep included)"
+wait_converged $CH 30
+ok $? "converged after the locking session gave way"
+is "$(same_on_all "SELECT string_agg(id, ',' ORDER BY id) FROM parcel WHERE id IN ('lk1', 'lk2')")" "lk1,lk2" \
+	"both rows are on every node (the one that gave way was ordered after, from its batch)"
 # ------------------------------------------------------------------ agreed table definitions
 # A table's rows are taken once validators with a quorum (3 of 4) have
 # declared one definition through the chain.  A member whose table differs
