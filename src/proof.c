@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -383,14 +384,26 @@ ll_proof(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }
 
+typedef struct EntriesWalk
+{
+	ReturnSetInfo *rsinfo;
+	int			ntiers;
+	char	  **tiers;
+	int			clearance;
+	bool	   *readable;		/* by table number: the caller may SELECT it */
+	int			ntables;
+} EntriesWalk;
+
 /*
  * One row of block_entries.  The salt of a row above the caller's
- * clearance is withheld: with it, a guessed row could be confirmed.
+ * clearance, or of a table the caller may not read, is withheld: with it,
+ * a guessed row could be confirmed.
  */
 static void
-put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int clearance,
-			  int64 height, int position, const uint8 *packed, int64 time_us)
+put_entry_row(const EntriesWalk *w, int64 height, int position, const uint8 *packed,
+			  int64 time_us)
 {
+	ReturnSetInfo *rsinfo = w->rsinfo;
 	LLPackedEntry e;
 	Datum		values[9];
 	bool		nulls[9] = {false};
@@ -402,13 +415,14 @@ put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int clearance,
 	nulls[1] = height < 0;
 	values[2] = Int64GetDatum((int64) e.entry_id);
 	values[3] = Int32GetDatum((int32) e.table_no);
-	if (e.tier < ntiers)
-		values[4] = CStringGetTextDatum(tiers[e.tier]);
+	if (e.tier < w->ntiers)
+		values[4] = CStringGetTextDatum(w->tiers[e.tier]);
 	else
 		nulls[4] = true;
 	values[5] = PointerGetDatum(ll_bytea(e.commitment, LL_HASH_LEN));
 	/* a redacted entry has no salt on this node */
-	if ((e.flags & LL_ENTRY_REDACTED) || (int) e.tier > clearance)
+	if ((e.flags & LL_ENTRY_REDACTED) || (int) e.tier > w->clearance ||
+		e.table_no >= (uint32) w->ntables || !w->readable[e.table_no])
 		nulls[6] = true;
 	else
 		values[6] = PointerGetDatum(ll_bytea(e.salt, LL_SALT_LEN));
@@ -418,13 +432,39 @@ put_entry_row(ReturnSetInfo *rsinfo, char **tiers, int ntiers, int clearance,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-typedef struct EntriesWalk
+/* Which of the channel's tables the caller may read, by table number. */
+static void
+load_readable(int32 channel_id, EntriesWalk *w)
 {
-	ReturnSetInfo *rsinfo;
-	int			ntiers;
-	char	  **tiers;
-	int			clearance;
-} EntriesWalk;
+	LLAsOwner	as;
+	uint64		i;
+
+	ll_as_owner_begin(&as);
+	SPI_execute_with_args("SELECT table_no, relid FROM ledger.ledger_table WHERE channel_id = $1 "
+						  "ORDER BY table_no", 1, (Oid[]) {INT4OID},
+						  (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
+	ll_as_owner_end(&as);
+	w->ntables = 0;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		w->ntables = Max(w->ntables, no + 1);
+	}
+	w->readable = palloc0(sizeof(bool) * Max(w->ntables, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		bool		missing = false;
+
+		if (no >= 0)
+			w->readable[no] = pg_class_aclcheck_ext(relid, GetUserId(), ACL_SELECT, &missing) == ACLCHECK_OK &&
+				!missing;
+	}
+}
 
 static bool
 entries_block_cb(LLBlock *b, void *arg)
@@ -433,7 +473,7 @@ entries_block_cb(LLBlock *b, void *arg)
 	int			j;
 
 	for (j = 0; j < b->nentries; j++)
-		put_entry_row(w->rsinfo, w->tiers, w->ntiers, w->clearance, (int64) b->hdr.height, j,
+		put_entry_row(w, (int64) b->hdr.height, j,
 					  b->entries + (Size) j * LL_PACKED_ENTRY_SIZE, b->hdr.time_us);
 	return true;
 }
@@ -458,6 +498,7 @@ ll_block_entries(PG_FUNCTION_ARGS)
 	ll_load_tiers(ch.id, &w.ntiers, &w.tiers);
 	w.rsinfo = rsinfo;
 	w.clearance = ll_effective_clearance(ch.id);
+	load_readable(ch.id, &w);
 	ll_foreach_block(&ch, -1, entries_block_cb, &w);
 	ll_spi_pending_entries(ch.id);
 	for (i = 0; i < SPI_processed; i++)
@@ -467,8 +508,7 @@ ll_block_entries(PG_FUNCTION_ARGS)
 		int			n = VARSIZE_ANY_EXHDR(p) / LL_PACKED_ENTRY_SIZE;
 
 		for (j = 0; j < n; j++)
-			put_entry_row(rsinfo, w.tiers, w.ntiers, w.clearance, -1, j,
-						  (const uint8 *) VARDATA_ANY(p) + (Size) j * LL_PACKED_ENTRY_SIZE, 0);
+			put_entry_row(&w, -1, j, (const uint8 *) VARDATA_ANY(p) + (Size) j * LL_PACKED_ENTRY_SIZE, 0);
 	}
 	SPI_finish();
 	return (Datum) 0;

@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(133);
+SELECT plan(135);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -426,8 +426,10 @@ SELECT is((SELECT count(*) FROM ledger.block_entries('tap07') WHERE tier = 'cust
 		  'courier_app: block_entries withholds the salts of customs rows');
 SELECT ok((SELECT count(*) > 0 FROM ledger.block_entries('tap07') WHERE tier = 'customs'),
 		  'courier_app: it still lists them (entry, tier, commitment)');
-SELECT ok((SELECT bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07') WHERE tier IN ('public', 'partner')),
-		  'courier_app: and shows the salts of rows it may read');
+SELECT ok((SELECT bool_and(e.salt IS NOT NULL) FROM ledger.block_entries('tap07') e
+			JOIN ledger.ledger_table t ON t.channel_id = :ch AND t.table_no = e.table_no
+		   WHERE e.tier IN ('public', 'partner') AND has_table_privilege(t.relid, 'SELECT')),
+		  'courier_app: and shows the salts of rows it may read (in the tables it may read)');
 SELECT ok((SELECT count(*) > 0 FROM ledger.history('tap07_decl') WHERE status = 'sealed'),
 		  'courier_app: ledger.history still runs');
 SELECT ok(ledger.verify_digest(ledger.digest('tap07')), 'courier_app: digest and verify_digest still run');
@@ -436,6 +438,18 @@ SET ROLE customs_officer;
 SELECT ok((SELECT bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07')),
 		  'customs_officer: block_entries shows every salt');
 RESET ROLE;
+-- a clearance is not enough: the salts of a table the role may not read
+-- stay withheld too (its rows are not guessed against from outside)
+BEGIN;
+REVOKE SELECT ON tap07_decl FROM PUBLIC;
+SELECT table_no AS decl_no FROM ledger.ledger_table WHERE relid = 'tap07_decl'::regclass \gset
+SET ROLE customs_officer;
+SELECT is((SELECT count(*) FROM ledger.block_entries('tap07') WHERE table_no = :decl_no AND salt IS NOT NULL), 0::bigint,
+		  'customs_officer without SELECT on tap07_decl: block_entries withholds its salts');
+SELECT ok((SELECT count(*) > 0 AND bool_and(salt IS NOT NULL) FROM ledger.block_entries('tap07') WHERE table_no <> :decl_no),
+		  '... and still shows those of the tables it may read');
+RESET ROLE;
+ROLLBACK;
 
 
 -- ledger.txlog: why a transaction was refused can name its rows' values,
