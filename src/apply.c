@@ -564,10 +564,11 @@ insert_direct(TableWriter *w, const Datum *values, const bool *isnull)
 /*
  * Through the prepared INSERT.  Its table's row-level security is forced,
  * so the owner is held to its policy: the decided row passes it whatever
- * the owner's own clearance (ll_applying_agreed_row, clearance.c).
+ * the owner's own clearance (ll_agreed_channel, clearance.c).
  */
 static void
-insert_by_sql(TableWriter *w, Datum *values, const bool *isnull)
+insert_by_sql(const LLApply *a, const ll_entry_view *e, TableWriter *w, Datum *values,
+			  const bool *isnull)
 {
 	char	   *nulls = palloc(w->ncols + 2);
 	int			n = 1;
@@ -589,14 +590,19 @@ insert_by_sql(TableWriter *w, Datum *values, const bool *isnull)
 			nulls[n++] = isnull[i + 1] ? 'n' : ' ';
 		}
 	nulls[n] = '\0';
-	ll_applying_agreed_row = true;
+	ll_agreed_channel = a->channel_id;
+	ll_agreed_tier = -1;
+	for (i = 0; i < a->ntiers; i++)
+		if (strlen(a->tiers[i]) == e->tier_len && memcmp(a->tiers[i], e->tier, e->tier_len) == 0)
+			ll_agreed_tier = i;
 	PG_TRY();
 	{
 		rc = SPI_execute_plan(w->plan, values, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
-		ll_applying_agreed_row = false;
+		ll_agreed_channel = 0;
+		ll_agreed_tier = -1;
 	}
 	PG_END_TRY();
 	if (rc != SPI_OK_INSERT)
@@ -641,7 +647,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 	if (w->direct)
 		insert_direct(w, values, isnull);
 	else
-		insert_by_sql(w, values, isnull);
+		insert_by_sql(a, e, w, values, isnull);
 	SetUserIdAndSecContext(save_user, save_sec);
 	MemoryContextSwitchTo(old);
 }

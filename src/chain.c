@@ -285,6 +285,16 @@ check_enable(Relation rel, const char *channel, const char *tier_column)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" has rules or takes part in inheritance or partitioning", RelationGetRelationName(rel)),
 				 errdetail("Rows reaching such a table could bypass the ledger.")));
+	/* foreign keys' own triggers are internal, and checked apart */
+	SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal", 1,
+						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
+						  NULL, true, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has triggers", RelationGetRelationName(rel)),
+				 errdetail("A trigger could change rows before they are hashed (its function can be replaced at any time), and on a channel with peers act differently on each peer."),
+				 errhint("Drop the table's triggers, then enable it.")));
 	if (ll_relation_has_policy(RelationGetRelid(rel)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -445,15 +455,6 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 		return;
 	check_readable_columns(rel, channel);
 	check_constraints(rel, channel);
-	/* foreign keys' own triggers are internal: checked above */
-	SPI_execute_with_args("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal", 1,
-						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
-						  NULL, true, 1);
-	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" has triggers", name),
-				 errdetail("Channel \"%s\" has peers: every peer applies every row, and a trigger could act differently on each.", channel)));
 	{
 		char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1",
 								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)), name));
@@ -548,9 +549,12 @@ ll_recheck_domain(Oid typid)
 				i;
 	Oid		   *rels;
 	char	  **channels;
+	LLAsOwner	as;
 
 	push_current_snapshot();
 	SPI_connect();
+	/* ledger.peer is not for everybody: any domain's owner gets here */
+	ll_as_owner_begin(&as);
 	SPI_execute_with_args("WITH RECURSIVE d(t) AS (SELECT $1::oid UNION "
 						  "SELECT oid FROM pg_type, d WHERE typbasetype = d.t AND typtype = 'd') "
 						  "SELECT DISTINCT lt.relid::oid, c.name FROM ledger.ledger_table lt "
@@ -559,6 +563,7 @@ ll_recheck_domain(Oid typid)
 						  "WHERE a.atttypid IN (SELECT t FROM d) "
 						  "AND EXISTS (SELECT 1 FROM ledger.peer p WHERE p.channel_id = lt.channel_id)",
 						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(typid)}, NULL, true, 0);
+	ll_as_owner_end(&as);
 	n = (int) SPI_processed;
 	rels = palloc(sizeof(Oid) * Max(n, 1));
 	channels = palloc(sizeof(char *) * Max(n, 1));

@@ -136,6 +136,12 @@ typedef struct ConsWorker
 	TimestampTz last_disclose;
 } ConsWorker;
 
+/*
+ * Not exported from loopledger.so: PostgreSQL loads libraries with
+ * RTLD_GLOBAL, and names this plain could bind to another library's.
+ */
+#pragma GCC visibility push(hidden)
+
 /* One worker per process: its state, W for short in the worker's files. */
 extern ConsWorker ll_cons_worker;
 #define W ll_cons_worker
@@ -176,5 +182,7 @@ extern void membership_round(void);
 /* catchup.c */
 extern void maybe_catch_up(void);
 extern void disclosure_round(void);
+
+#pragma GCC visibility pop
 
 #endif

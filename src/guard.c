@@ -246,6 +246,30 @@ for_each_ledger_table(void (*fn) (Oid relid, const char *channel, const void *ar
 	table_close(trigrel, AccessShareLock);
 }
 
+/*
+ * Checking a domain's constraint (added, validated, NOT NULL set) reads
+ * every stored value of every column of that domain, past row-level
+ * security, as the domain's owner: its error or a function it calls
+ * would show hidden values.
+ */
+static void
+require_clearance_if_stores(Oid relid, const char *channel, const void *arg)
+{
+	Oid			typid = *(const Oid *) arg;
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	td = RelationGetDescr(rel);
+	bool		stores = false;
+	int			i;
+
+	for (i = 0; i < td->natts && !stores; i++)
+		stores = !TupleDescAttr(td, i)->attisdropped &&
+			type_contains(TupleDescAttr(td, i)->atttypid, typid, 0);
+	relation_close(rel, AccessShareLock);
+	if (stores)
+		ll_require_full_clearance(relid, "check a domain constraint against",
+								  "the check reads every row of the table, hidden ones included.");
+}
+
 static void
 refuse_if_stores(Oid relid, const char *channel, const void *arg)
 {
@@ -637,7 +661,16 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		case T_AlterDomainStmt:
 			{
 				AlterDomainStmt *ds = (AlterDomainStmt *) parsetree;
+				bool		scans = ds->subtype == 'V' || ds->subtype == 'O' ||
+					(ds->subtype == 'C' && ds->def && IsA(ds->def, Constraint) &&
+					 !((Constraint *) ds->def)->skip_validation);
 
+				if (scans)
+				{
+					Oid			typid = typenameTypeId(NULL, makeTypeNameFromNameList(ds->typeName));
+
+					for_each_ledger_table(require_clearance_if_stores, &typid);
+				}
 				/* judged once PostgreSQL has added it, as for tables */
 				if (ds->subtype == 'C')
 					recheck_domain = typenameTypeId(NULL, makeTypeNameFromNameList(ds->typeName));

@@ -156,6 +156,7 @@ static void
 enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
 {
 	LLTxHeader h;
+	int			blocked = 0;
 
 	h.len = (uint32) body->len;
 	h.procno = MyProc->pgprocno;
@@ -185,7 +186,8 @@ enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
 		 */
 		if (sent && LL_TX_STATE(pg_atomic_read_u32(&w->state)) != LL_TX_SUBMITTED)
 			return;				/* ordered already: wait_for_turn takes it */
-		if (worker_waits_for_me(slot))
+		blocked = worker_waits_for_me(slot) ? blocked + 1 : 0;
+		if (blocked >= 2)
 		{
 			if (sent)
 				give_way(w);
@@ -196,6 +198,21 @@ enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
 					 errhint("Retry the transaction.")));
 		}
 	}
+}
+
+/*
+ * A lock we hold in a mode that does not conflict with the worker's can
+ * still hold it up: a third session asking for a mode that conflicts with
+ * ours (VACUUM FULL, ALTER TABLE) queues behind us, and the worker behind
+ * it.  Past deadlock_timeout, take that for a cycle through us.
+ */
+static bool
+waited_long(PGPROC *wp)
+{
+	TimestampTz since = (TimestampTz) pg_atomic_read_u64(&wp->waitStart);
+
+	return since != 0 &&
+		TimestampDifferenceExceeds(since, GetCurrentTimestamp(), DeadlockTimeout);
 }
 
 /*
@@ -222,6 +239,9 @@ worker_waits_for_me(LLConsSlot *slot)
 	if (lk == NULL)
 		return false;
 	memcpy(&tag, (const void *) &lk->tag, sizeof(tag));
+	pg_read_barrier();
+	if (wp->waitLock != lk)		/* that wait ended meanwhile */
+		return false;
 	if (tag.locktag_type == LOCKTAG_TRANSACTION)
 	{
 		TransactionId xid = (TransactionId) tag.locktag_field1;
@@ -231,7 +251,8 @@ worker_waits_for_me(LLConsSlot *slot)
 	if (tag.locktag_lockmethodid != DEFAULT_LOCKMETHOD || want <= NoLock || want > MaxLockMode)
 		return false;
 	for (m = 1; m <= MaxLockMode; m++)
-		if (DoLockModesConflict(m, want) && LockHeldByMe(&tag, m))
+		if (LockHeldByMe(&tag, m) &&
+			(DoLockModesConflict(m, want) || waited_long(wp)))
 			return true;
 	return false;
 }

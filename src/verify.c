@@ -377,6 +377,9 @@ check_flags(Verifier *v, const LLPackedEntry *e, int64 height, int position)
 		problem(v, height, "table %s: entry %llu (%s) has unknown flags 0x%02x",
 				table_name_of(v, e->table_no), (unsigned long long) e->entry_id, where,
 				e->flags);
+	else if ((int) e->tier >= v->ntiers)
+		problem(v, height, "table %s: entry %llu (%s) names tier %d, which the channel does not have",
+				table_name_of(v, e->table_no), (unsigned long long) e->entry_id, where, (int) e->tier);
 	else if ((e->flags & LL_ENTRY_REDACTED) &&
 			 memcmp(e->salt, zero_salt, LL_SALT_LEN) != 0)
 		problem(v, height, "table %s: entry %llu (%s) is held only as a commitment but has a salt",

@@ -2,7 +2,7 @@
 -- rows chained by enable_table, and the views.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(70);
+SELECT plan(71);
 
 CREATE FUNCTION pg_temp.nchannels() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM ledger.channel $$;
 SELECT pg_temp.nchannels() AS n0 \gset
@@ -59,6 +59,13 @@ CREATE UNLOGGED TABLE tap05_unlogged (id int);
 SELECT throws_ok($$SELECT ledger.enable_table('tap05_unlogged', 'tap05')$$, NULL, 'an unlogged table is refused');
 CREATE TEMP TABLE tap05_temp (id int);
 SELECT throws_ok($$SELECT ledger.enable_table('tap05_temp', 'tap05')$$, NULL, 'a temporary table is refused');
+-- a trigger made before enable_table would stay, and its function can be
+-- replaced at any time to change rows before they are hashed
+CREATE TABLE tap05_trg (id int, note text);
+CREATE FUNCTION tap05_trg_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER tap05_trg_t BEFORE INSERT ON tap05_trg FOR EACH ROW EXECUTE FUNCTION tap05_trg_f();
+SELECT throws_ok($$SELECT ledger.enable_table('tap05_trg', 'tap05')$$, '0A000', 'table "tap05_trg" has triggers',
+				 'a table with a trigger is refused, also on a channel without peers');
 CREATE TABLE tap05_hasentry (id int, ledger_entry bigint);
 SELECT throws_ok($$SELECT ledger.enable_table('tap05_hasentry', 'tap05')$$, NULL, 'a table with its own ledger_entry column is refused');
 

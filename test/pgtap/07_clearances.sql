@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(135);
+SELECT plan(138);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -206,6 +206,22 @@ SELECT is(pg_temp.ids('tap07_owned'), '1,2,3', 'an owner with full clearance rea
 SELECT lives_ok($$CREATE INDEX tap07_owned_note ON tap07_owned (note)$$, 'an owner with full clearance can CREATE INDEX');
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM customs_officer;
+-- a domain's owner checking a constraint reads every stored value of the
+-- domain, past row-level security: one below full clearance may not
+CREATE DOMAIN tap07_note AS text;
+ALTER DOMAIN tap07_note OWNER TO courier_app;
+CREATE TABLE tap07_dom (id int, note tap07_note, tier text);
+SELECT ledger.enable_table('tap07_dom', 'tap07', 'tier') \g /dev/null
+INSERT INTO tap07_dom VALUES (1, 'open', 'public'), (2, 'secret', 'customs');
+GRANT SELECT ON tap07_dom TO PUBLIC;
+SET ROLE courier_app;
+SELECT is((pg_temp.try($$ALTER DOMAIN tap07_note ADD CONSTRAINT tap07_n CHECK (VALUE::int > 0)$$))[1:2],
+		  ARRAY['42501', 'cannot check a domain constraint against ledger table "tap07_dom"'],
+		  'a domain owner below full clearance: ALTER DOMAIN ADD CONSTRAINT on a domain a ledger table stores is refused (its error would show a hidden value)');
+SELECT is((pg_temp.try($$ALTER DOMAIN tap07_note SET NOT NULL$$))[1], '42501', '... and so is SET NOT NULL');
+SELECT lives_ok($$ALTER DOMAIN tap07_note ADD CONSTRAINT tap07_nv CHECK (length(VALUE) < 100) NOT VALID$$,
+				'... while NOT VALID, which reads no stored row, is not');
+RESET ROLE;
 
 -- ------------------------------------------------- the policy's guards
 SELECT is((pg_temp.try($$CREATE POLICY tap07_all ON tap07_decl USING (true)$$))[1:2],

@@ -9,7 +9,7 @@
 -- the stored commitment, refusing altered disclosures and garbage.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(136);
+SELECT plan(137);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -310,6 +310,25 @@ SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_bad') WHERE block_height = :b
 		  'a redacted entry at a tier this node is cleared for is reported (a deleted row cannot hide as redacted)');
 SELECT is((SELECT count(*) FROM ledger.verify('tap09_bad')), 4::bigint, 'exactly those four problems');
 SELECT ok(ledger.verify_digest(ledger.digest('tap09_bad')), 'flags and salts are outside the block hash: the digest still verifies');
+
+-- Tier and flags are outside the Merkle root: a row deleted and its entry
+-- relabelled as a redacted one at a tier the channel does not have once
+-- passed both ledger.verify and the digest.
+SELECT ledger.create_channel('tap09_tier', ARRAY['public', 'customs']) \g /dev/null
+CREATE TABLE tap09_r (id int, tier text);
+SELECT ledger.enable_table('tap09_r', 'tap09_tier', 'tier') \g /dev/null
+INSERT INTO tap09_r VALUES (1, 'public');
+SELECT ledger.wait_sealed() \g /dev/null
+SELECT ledger_entry AS r1 FROM tap09_r \gset
+SELECT height AS rh FROM ledger.block b JOIN ledger.channel c USING (channel_id)
+ WHERE c.name = 'tap09_tier' AND b.min_entry = :r1 \gset
+SELECT pg_temp.rewrite_block('tap09_tier', :rh, 'set_byte(pg_temp.redact(b.entries, 0), 12, 255)') \g /dev/null
+SET session_replication_role = replica;
+DELETE FROM tap09_r;
+RESET session_replication_role;
+SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_tier') WHERE block_height = :rh
+				  AND problem ~ format('entry %s \(block %s, position 0\) names tier 255, which the channel does not have', :r1, :rh)),
+		  'a deleted row whose entry was relabelled redacted at a tier the channel lacks is reported');
 
 SELECT is(pg_temp.problems('tap09'), '(none)', 'tap09 is clean at the end');
 
