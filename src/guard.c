@@ -22,6 +22,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_policy.h"
@@ -40,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/rel.h"
 
 #include "loopledger.h"
@@ -837,6 +839,28 @@ ledger_trigger(Oid trigoid, Oid *relid)
  * drop was reached (DROP TABLE, DROP SCHEMA CASCADE, DROP EXTENSION
  * CASCADE, DROP OWNED).
  */
+/* The unique index on ledger_entry keeps a duplicate entry number out. */
+static void
+guard_entry_index(Oid indexid)
+{
+	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+	Form_pg_index ix;
+	Oid			relid;
+	char	   *channel;
+	bool		entry_index;
+
+	if (!HeapTupleIsValid(tup))
+		return;
+	ix = (Form_pg_index) GETSTRUCT(tup);
+	relid = ix->indrelid;
+	entry_index = ix->indisunique && ix->indnatts == 1 &&
+		ix->indkey.values[0] == get_attnum(relid, LL_ENTRY_COLUMN);
+	ReleaseSysCache(tup);
+	if (entry_index && ll_is_ledger_table(relid, &channel))
+		refuse(relid, channel, "drop the entry number index of",
+			   "its unique index keeps each entry number to one row.");
+}
+
 static void
 guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 					int subId, void *arg)
@@ -855,6 +879,8 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		if (subId != 0 && ll_is_ledger_table(objectId, &channel))
 			refuse(objectId, channel, "drop a column of",
 				   "its columns are part of every row's hash.");
+		if (subId == 0 && get_rel_relkind(objectId) == RELKIND_INDEX)
+			guard_entry_index(objectId);
 	}
 	else if (classId == TriggerRelationId)
 	{

@@ -4,7 +4,7 @@
 -- INSERT, multi-row INSERT, RETURNING and the allowed ALTERs keep working.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(171);
+SELECT plan(174);
 
 -- Run a statement in a subtransaction that is always rolled back; return
 -- {sqlstate, message, detail} of its error, or NULL fields when it worked.
@@ -114,6 +114,11 @@ SELECT pg_temp.refused($$DROP TRIGGER ledger_append_only ON tap01_t$$, 'tap01_t'
 
 -- ------------------------------------------------------ refused: drops
 SELECT throws_ok($$DROP TABLE tap01_t$$, '42501', 'cannot drop ledger table "tap01_t"', 'DROP TABLE is refused');
+SELECT pg_temp.refused(format('DROP INDEX %s', (SELECT indexrelid::regclass FROM pg_index
+					   WHERE indrelid = 'tap01_t'::regclass AND indisunique AND indnatts = 1
+					     AND indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = 'tap01_t'::regclass
+										   AND attname = 'ledger_entry'))), 'tap01_t', 'tap01',
+					   'DROP INDEX of the ledger_entry unique index');
 SELECT pg_temp.refused($$DROP TABLE tap01_t$$, 'tap01_t', 'tap01', 'DROP TABLE');
 CREATE TABLE tap01_plain (x int);
 SELECT pg_temp.refused($$DROP TABLE tap01_plain, tap01_t CASCADE$$, 'tap01_t', 'tap01', 'DROP TABLE plain, ledger CASCADE');
