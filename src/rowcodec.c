@@ -89,7 +89,7 @@ struct LLColEncoder
  */
 static const Oid setting_free_types[] = {
 	BOOLOID, CHAROID, NAMEOID, OIDOID, NUMERICOID, UUIDOID, JSONOID,
-	JSONBOID, XMLOID, INETOID, CIDROID, MACADDROID, MACADDR8OID, BITOID,
+	JSONBOID, INETOID, CIDROID, MACADDROID, MACADDR8OID, BITOID,
 	VARBITOID, PG_LSNOID, TSVECTOROID, TSQUERYOID, JSONPATHOID
 };
 
@@ -190,6 +190,8 @@ encoder_init(LLColEncoder *enc, Oid typid, const char *name, MemoryContext mcxt)
 			case TEXTOID:
 			case VARCHAROID:
 			case BPCHAROID:
+				/* xml is stored as the text it was given; its output drops a default declaration */
+			case XMLOID:
 				enc->kind = ENC_TEXT;
 				break;
 			case INT2OID:
