@@ -13,9 +13,12 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
@@ -356,7 +359,7 @@ check_domain_checks(Form_pg_attribute att, const char *name, const char *channel
 			 errdetail("Channel \"%s\" has peers, which check domain %s again when they insert the row: %s",
 					   channel, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
 					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
-			 errhint("Only immutable domain check constraints are allowed on multi-peer channels.")));
+			 errhint("Only immutable domain check constraints are allowed on multi-peer channels, calling functions that are built in or set their own search_path.")));
 }
 
 /*
@@ -442,7 +445,7 @@ check_constraints(Relation rel, const char *channel)
 				 errdetail("Channel \"%s\" has peers; %s", channel, def),
 				 errhint("%s", type[0] == 'f'
 						 ? "Foreign keys look at local tables; drop the constraint or keep the table on a channel without peers."
-						 : "Only immutable check constraints are allowed on multi-peer channels.")));
+						 : "Only immutable check constraints are allowed on multi-peer channels, calling functions that are built in or set their own search_path.")));
 	}
 }
 
@@ -707,12 +710,63 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * A function whose body names objects finds them through search_path,
+ * which differs between the origin's session and the peers' workers
+ * (pg_catalog, pg_temp): unless built in (internal or C), it must set
+ * its own.
+ */
+static bool
+path_dependent(Oid funcid, void *context)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Form_pg_proc proc;
+	bool		pinned = false;
+	Datum		config;
+	bool		isnull;
+
+	if (!HeapTupleIsValid(tup))
+		return true;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->prolang == INTERNALlanguageId || proc->prolang == ClanguageId)
+	{
+		ReleaseSysCache(tup);
+		return false;
+	}
+	config = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(config);
+		Datum	   *items;
+		int			n,
+					i;
+
+		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &items, NULL, &n);
+		for (i = 0; i < n && !pinned; i++)
+			pinned = strncmp(TextDatumGetCString(items[i]), "search_path=", 12) == 0;
+	}
+	ReleaseSysCache(tup);
+	return !pinned;
+}
+
+static bool
+path_dependent_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, path_dependent, context))
+		return true;
+	return expression_tree_walker(node, path_dependent_walker, context);
+}
+
 PG_FUNCTION_INFO_V1(ll_constraint_is_immutable);
 
 /*
- * Whether a constraint's stored expression calls only immutable functions.
- * It takes the constraint, not the expression's text: the node reader
- * trusts its input, and text from a caller could crash the server.
+ * Whether a constraint's stored expression decides alike on every peer:
+ * it calls only immutable functions, each built in or setting its own
+ * search_path.  It takes the constraint, not the expression's text: the
+ * node reader trusts its input, and text from a caller could crash the
+ * server.
  */
 Datum
 ll_constraint_is_immutable(PG_FUNCTION_ARGS)
@@ -726,7 +780,11 @@ ll_constraint_is_immutable(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
 	if (!isnull)
-		result = !contain_mutable_functions(stringToNode(TextDatumGetCString(bin)));
+	{
+		Node	   *expr = stringToNode(TextDatumGetCString(bin));
+
+		result = !contain_mutable_functions(expr) && !path_dependent_walker(expr, NULL);
+	}
 	ReleaseSysCache(tup);
 	PG_RETURN_BOOL(result);
 }

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(112);
+SELECT plan(114);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -184,6 +184,17 @@ SELECT is((SELECT ledger.constraint_is_immutable(oid) FROM pg_constraint
 SELECT is((SELECT ledger.constraint_is_immutable(oid) FROM pg_constraint WHERE conname = 'tap08_ok_pos'), true,
 		  'an immutable CHECK is judged immutable');
 SELECT is(ledger.constraint_is_immutable(0), NULL, 'a constraint that does not exist gives NULL');
+-- a function body finds names through search_path, which the peers'
+-- workers pin (pg_catalog, pg_temp) and the origin's session does not
+CREATE FUNCTION tap08_valid(i int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT i > 0 $$;
+CREATE FUNCTION tap08_valid_pinned(i int) RETURNS boolean LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog AS $$ SELECT i > 0 $$;
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_f CHECK (tap08_valid(i))$$, '0A000',
+				 'constraint "tap08_ok_f" of table "tap08_ok" could decide differently on different peers',
+				 'ADD CONSTRAINT of a CHECK calling an SQL function that does not set its search_path is refused');
+SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_g CHECK (tap08_valid_pinned(i))$$,
+				'one calling a function that sets its search_path is taken');
+
 SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 				'an int[] column is still taken on a channel without peers');

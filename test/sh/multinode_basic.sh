@@ -315,7 +315,8 @@ rc=0
 for i in $(seq 1 $N); do
 	[ "$(error_of "$i" "CREATE ROLE ll_owner; CREATE SEQUENCE escalated;
 	                    GRANT USAGE, UPDATE ON SEQUENCE escalated TO ll_owner;
-	                    CREATE FUNCTION owner_probe(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS \$f\$
+	                    CREATE FUNCTION owner_probe(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+	                        SET search_path = pg_catalog AS \$f\$
 	                    BEGIN
 	                        IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
 	                            PERFORM nextval('public.escalated');
