@@ -706,6 +706,7 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	info = ll_table_info_for(rel, ch.id, table_no, channel, qualname, tier_column);
 	table_close(rel, AccessShareLock);
 	capture_existing_rows(relid, info);
+	ll_hide_index_stats(relid);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -18,6 +18,8 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
+#include "catalog/heap.h"
+#include "catalog/index.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
@@ -388,6 +390,68 @@ changes_row_type(AlterTableType t)
  * the statement has added its own (InvalidOid if none): a new constraint
  * can only be judged after PostgreSQL has cooked it.
  */
+/*
+ * pg_stats shows an index's statistics to whoever may read its columns -
+ * the table's owner - without row-level security: for an expression
+ * column of a ledger table's index, they would be values of hidden rows.
+ * None are collected, and any collected before the table joined the
+ * ledger are removed.
+ */
+void
+ll_hide_index_stats(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	table_close(rel, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		Oid			indexid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+		AttrNumber	exprs[INDEX_MAX_KEYS];
+		int			n = 0;
+		int			i;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		for (i = 0; i < ((Form_pg_index) GETSTRUCT(tup))->indnatts; i++)
+			if (((Form_pg_index) GETSTRUCT(tup))->indkey.values[i] == 0)
+				exprs[n++] = (AttrNumber) (i + 1);
+		ReleaseSysCache(tup);
+		for (i = 0; i < n; i++)
+		{
+			if (get_attstattarget(indexid, exprs[i]) != 0)
+			{
+				SPI_connect();
+				if (SPI_execute(psprintf("ALTER INDEX %s ALTER COLUMN %d SET STATISTICS 0",
+										 quote_qualified_identifier(get_namespace_name(get_rel_namespace(indexid)),
+																	get_rel_name(indexid)), exprs[i]),
+								false, 0) != SPI_OK_UTILITY)
+					elog(ERROR, "could not turn off statistics of an index expression");
+				SPI_finish();
+			}
+			RemoveStatistics(indexid, exprs[i]);
+		}
+	}
+}
+
+/* ALTER INDEX ... SET STATISTICS on an expression of a ledger table's index */
+static void
+check_index_statistics(Oid indexid, AlterTableCmd *cmd)
+{
+	Oid			relid = IndexGetRelation(indexid, true);
+	char	   *channel;
+
+	if (cmd->subtype != AT_SetStatistics || !OidIsValid(relid) ||
+		!ll_is_ledger_table(relid, &channel))
+		return;
+	if (cmd->def && IsA(cmd->def, Integer) && intVal(cmd->def) == 0)
+		return;
+	refuse(relid, channel, "collect statistics on an index expression of",
+		   "pg_stats shows an index's statistics without row-level security.");
+}
+
 static Oid
 check_alter_table(AlterTableStmt *stmt, char **recheck_channel)
 {
@@ -406,6 +470,8 @@ check_alter_table(AlterTableStmt *stmt, char **recheck_channel)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
 
+		if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_INDEX)
+			check_index_statistics(relid, cmd);
 		/* a ledger table attached below another table would take its orders */
 		if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd))
 			check_relation(((PartitionCmd *) cmd->def)->name, "attach",
@@ -573,6 +639,7 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Oid			recheck = InvalidOid;
 	char	   *recheck_channel = NULL;
 	Oid			recheck_domain = InvalidOid;
+	Oid			indexed = InvalidOid;	/* a ledger table that gets an index */
 
 	switch (nodeTag(parsetree))
 	{
@@ -591,6 +658,13 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		case T_IndexStmt:
 			check_full_read(((IndexStmt *) parsetree)->relation, "create an index on",
 							"building it evaluates expressions over every row, whatever its tier.");
+			{
+				Oid			relid = relation_of(((IndexStmt *) parsetree)->relation);
+				char	   *channel;
+
+				if (OidIsValid(relid) && ll_is_ledger_table(relid, &channel))
+					indexed = relid;
+			}
 			break;
 		case T_CreateStatsStmt:
 			{
@@ -716,6 +790,11 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		CommandCounterIncrement();
 		ll_recheck_domain(recheck_domain);
+	}
+	if (OidIsValid(indexed))
+	{
+		CommandCounterIncrement();
+		ll_hide_index_stats(indexed);
 	}
 }
 

@@ -163,6 +163,7 @@ extern bool ll_relation_has_policy(Oid relid);
 extern Oid	ll_policy_relation(Oid policy_oid);
 extern bool ll_policy_create_allowed(Oid relid, const char *policy_name);
 extern void ll_require_full_clearance(Oid relid, const char *action, const char *why);
+extern void ll_hide_index_stats(Oid relid);
 extern void ll_check_explain(Node *query);
 extern void ll_note_ledger_write(Oid relid);
 extern void ll_install_clearance_hooks(void);

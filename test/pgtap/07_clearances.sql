@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(138);
+SELECT plan(142);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -204,6 +204,18 @@ GRANT CREATE ON SCHEMA public TO customs_officer;
 SET ROLE customs_officer;
 SELECT is(pg_temp.ids('tap07_owned'), '1,2,3', 'an owner with full clearance reads every row');
 SELECT lives_ok($$CREATE INDEX tap07_owned_note ON tap07_owned (note)$$, 'an owner with full clearance can CREATE INDEX');
+-- pg_stats shows an index's statistics to the table's owner without
+-- row-level security: an expression's values are never collected
+SELECT lives_ok($$CREATE INDEX tap07_owned_lower ON tap07_owned (lower(note))$$,
+				'an owner with full clearance can create an expression index');
+SELECT is((SELECT attstattarget FROM pg_attribute WHERE attrelid = 'tap07_owned_lower'::regclass AND attnum = 1), 0,
+		  '... whose expression collects no statistics');
+SELECT is((pg_temp.try($$ALTER INDEX tap07_owned_lower ALTER COLUMN 1 SET STATISTICS 1000$$))[1:2],
+		  ARRAY['42501', 'cannot collect statistics on an index expression of ledger table "tap07_owned"'],
+		  '... and cannot be made to');
+ANALYZE tap07_owned;
+SELECT is((SELECT count(*) FROM pg_stats WHERE tablename = 'tap07_owned_lower'), 0::bigint,
+		  'after ANALYZE pg_stats holds nothing for it');
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM customs_officer;
 -- a domain's owner checking a constraint reads every stored value of the
