@@ -70,7 +70,8 @@ extern void ll_block_from_spi(HeapTuple tup, TupleDesc td, const char *channel, 
 extern char *ll_time_text(int64 time_us);
 extern void ll_head_block(LLChannel *ch, LLBlock *b);
 extern void ll_append_hex_field(StringInfo s, const char *key, const uint8 *data, size_t len);
-extern bool ll_merkle_matches(const LLBlock *b);
+extern bool ll_merkle_matches(const LLBlock *b, char **tiers, int ntiers);
+extern void ll_block_leaves(const uint8 *entries, int n, char **tiers, int ntiers, uint8 *leaves);
 extern void ll_copy_hash(HeapTuple tup, TupleDesc td, int col, uint8 *out, bool *ok);
 extern bool ll_entry_is_redacted(LLChannel *ch, uint64 entry);
 

@@ -441,6 +441,9 @@ ll_verify_disclosure(PG_FUNCTION_ARGS)
 	LLBlock		blk;
 	LLPackedEntry e;
 	uint8		leaf[LL_HASH_LEN];
+	uint8		bound[LL_HASH_LEN];
+	char	  **tiers;
+	int			ntiers;
 	bool		ok;
 
 	memset(&blk, 0, sizeof(blk));
@@ -468,7 +471,8 @@ ll_verify_disclosure(PG_FUNCTION_ARGS)
 		else
 		{
 			ll_block_from_spi(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, ch.name, &blk);
-			if (!blk.hash_ok || !blk.entries_ok || !ll_merkle_matches(&blk))
+			ll_load_tiers(ch.id, &ntiers, &tiers);
+			if (!blk.hash_ok || !blk.entries_ok || !ll_merkle_matches(&blk, tiers, ntiers))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("block " UINT64_FORMAT " of channel \"%s\" does not match its stored hash or Merkle root",
@@ -503,7 +507,9 @@ ll_verify_disclosure(PG_FUNCTION_ARGS)
 	}
 	if (ok && memcmp(leaf, d.leaf_hash, LL_HASH_LEN) != 0)
 		ok = mismatch(&d, "Its leaf_hash is not the hash of the row it discloses.");
-	if (ok && !ll_merkle_verify(leaf, (size_t) d.position, (size_t) blk.nentries,
+	if (ok && !ll_entry_leaf(d.entry, d.tier, d.tier_len, leaf, bound))
+		elog(ERROR, "could not hash a Merkle leaf");
+	if (ok && !ll_merkle_verify(bound, (size_t) d.position, (size_t) blk.nentries,
 								d.path, (size_t) d.path_len, blk.hdr.merkle_root))
 		ok = mismatch(&d, "Its Merkle path does not lead from the row at position " UINT64_FORMAT " to the Merkle root of block " UINT64_FORMAT " here.",
 					  d.position, d.height);

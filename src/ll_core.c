@@ -254,6 +254,37 @@ ll_leaf_hash(const uint8_t *entry, size_t len, uint8_t out[LL_HASH_LEN])
 }
 
 /*
+ * ll_entry_leaf
+ *		SHA-256(0x02 | u64 entry_id | str tier | commitment): the leaf an
+ *		entry takes in its block's Merkle tree.  The commitment alone would
+ *		leave entry number and tier unauthenticated for a node that holds
+ *		no row to check them against.
+ */
+bool
+ll_entry_leaf(uint64_t entry_id, const char *tier, size_t tier_len,
+			  const uint8_t commitment[LL_HASH_LEN], uint8_t out[LL_HASH_LEN])
+{
+	static const uint8_t prefix = 0x02;
+	uint8_t		num[8];
+	uint8_t		len[4];
+	int			i;
+
+	if (tier_len > UINT32_MAX)
+		return false;
+	for (i = 0; i < 8; i++)
+		num[i] = (uint8_t) (entry_id >> (56 - 8 * i));
+	for (i = 0; i < 4; i++)
+		len[i] = (uint8_t) ((uint32_t) tier_len >> (24 - 8 * i));
+	return ll_digest_begin() &&
+		ll_digest_update(&prefix, 1) &&
+		ll_digest_update(num, sizeof(num)) &&
+		ll_digest_update(len, sizeof(len)) &&
+		ll_digest_update(tier, tier_len) &&
+		ll_digest_update(commitment, LL_HASH_LEN) &&
+		ll_digest_end(out);
+}
+
+/*
  * ll_node_hash
  *		RFC 6962 interior node SHA-256(0x01 | left | right).  out may alias
  *		left or right, which lets tree building work in place.

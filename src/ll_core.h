@@ -11,7 +11,11 @@
  * Entry (one ledger row), version 1:
  *   "LLE1" | str table | u64 entry_id | str tier | salt[16] | u32 ncols |
  *   ncols x ( str column_name | u8 0 (NULL) | u8 1 str canonical_text )
- * Row commitment (= Merkle leaf hash, RFC 6962):  SHA-256(0x00 | entry)
+ * Row commitment (RFC 6962 leaf hash):            SHA-256(0x00 | entry)
+ * Merkle leaf of an entry in a block:             SHA-256(0x02 | u64 entry_id |
+ *                                                   str tier | commitment)
+ *   (binds entry number and tier: a node holding only the commitment still
+ *   knows, under the root, which entry and tier it stands for)
  * Merkle node:                                    SHA-256(0x01 | left | right)
  * Merkle root of no leaves:                       SHA-256("")
  * Tree shape as RFC 6962 section 2.1: split at the largest power of two
@@ -168,6 +172,9 @@ extern bool ll_entry_next_col(const ll_entry_view *e, const uint8_t **pos, ll_en
 
 /* Leaf hash (row commitment) of an encoded entry. */
 extern bool ll_leaf_hash(const uint8_t *entry, size_t len, uint8_t out[LL_HASH_LEN]);
+/* Merkle leaf of an entry in a block (see above). */
+extern bool ll_entry_leaf(uint64_t entry_id, const char *tier, size_t tier_len,
+						  const uint8_t commitment[LL_HASH_LEN], uint8_t out[LL_HASH_LEN]);
 extern bool ll_node_hash(const uint8_t left[LL_HASH_LEN],
 						 const uint8_t right[LL_HASH_LEN],
 						 uint8_t out[LL_HASH_LEN]);

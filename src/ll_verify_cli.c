@@ -536,7 +536,9 @@ check_row(const proof *p)
 	if (p->position >= p->tree_size)
 		return failf("position %" PRIu64 " is outside block %" PRIu64 "'s %" PRIu32 " rows",
 					 p->position, b0->hdr.height, p->tree_size);
-	if (!ll_merkle_verify(p->leaf_hash, (size_t) p->position, p->tree_size,
+	if (!ll_entry_leaf(p->entry, p->tier, p->tier_len, p->leaf_hash, leaf))
+		return failf("cannot hash the row's Merkle leaf");
+	if (!ll_merkle_verify(leaf, (size_t) p->position, p->tree_size,
 						  p->path, p->path_len, b0->hdr.merkle_root))
 		return failf("Merkle path does not prove leaf_hash at position %" PRIu64 " of %" PRIu32 " under the merkle_root of block %" PRIu64,
 					 p->position, p->tree_size, b0->hdr.height);

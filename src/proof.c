@@ -194,7 +194,7 @@ append_columns(StringInfo s, LLTableInfo *info)
 }
 
 static void
-append_path(StringInfo s, ProofTarget *t)
+append_path(StringInfo s, ProofTarget *t, char **tiers, int ntiers)
 {
 	int			n = t->block.nentries;
 	uint8	   *leaves = palloc_extended((Size) n * LL_HASH_LEN, MCXT_ALLOC_HUGE);
@@ -203,9 +203,7 @@ append_path(StringInfo s, ProofTarget *t)
 	size_t		i;
 	char		hex[LL_HASH_LEN * 2 + 1];
 
-	for (i = 0; i < (size_t) n; i++)
-		memcpy(leaves + i * LL_HASH_LEN,
-			   t->block.entries + i * LL_PACKED_ENTRY_SIZE + 14, LL_HASH_LEN);
+	ll_block_leaves(t->block.entries, n, tiers, ntiers, leaves);
 	if (!ll_merkle_path(leaves, n, t->position, path, &plen))
 		elog(ERROR, "could not compute Merkle path");
 	appendStringInfo(s, ", \"height\": %llu, \"position\": %d, \"tree_size\": %d, \"path\": [",
@@ -376,7 +374,7 @@ ll_proof(PG_FUNCTION_ARGS)
 	append_columns(&s, info);
 	appendStringInfoString(&s, ", ");
 	ll_append_hex_field(&s, "leaf_hash", leaf, LL_HASH_LEN);
-	append_path(&s, &t);
+	append_path(&s, &t, info->tiers, info->ntiers);
 	append_headers(&s, &ch, (int64) t.block.hdr.height, upto);
 	appendStringInfoChar(&s, '}');
 	table_close(rel, AccessShareLock);

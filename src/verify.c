@@ -292,19 +292,39 @@ ll_block_from_spi(HeapTuple tup, TupleDesc td, const char *channel, LLBlock *b)
 		memcmp(hash, b->stored_hash, LL_HASH_LEN) == 0;
 }
 
+/*
+ * The Merkle leaves of n packed entries (ll_entry_leaf), into leaves.  A
+ * tier index the channel lacks binds an empty name: the root then differs,
+ * and ledger.verify names the entry as well.
+ */
+void
+ll_block_leaves(const uint8 *entries, int n, char **tiers, int ntiers, uint8 *leaves)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		LLPackedEntry e;
+		const char *tier;
+
+		ll_unpack_entry(entries + (Size) i * LL_PACKED_ENTRY_SIZE, &e);
+		tier = e.tier < ntiers ? tiers[e.tier] : "";
+		if (!ll_entry_leaf(e.entry_id, tier, strlen(tier), e.commitment,
+						   leaves + (Size) i * LL_HASH_LEN))
+			elog(ERROR, "could not hash a Merkle leaf");
+	}
+}
+
 /* Merkle root of a block's packed entries equals its header's. */
 bool
-ll_merkle_matches(const LLBlock *b)
+ll_merkle_matches(const LLBlock *b, char **tiers, int ntiers)
 {
 	uint8	   *leaves;
 	uint8		root[LL_HASH_LEN];
-	int			i;
 	bool		ok;
 
 	leaves = palloc_extended((Size) Max(b->nentries, 1) * LL_HASH_LEN * 2, MCXT_ALLOC_HUGE);
-	for (i = 0; i < b->nentries; i++)
-		memcpy(leaves + (Size) i * LL_HASH_LEN,
-			   b->entries + (Size) i * LL_PACKED_ENTRY_SIZE + 14, LL_HASH_LEN);
+	ll_block_leaves(b->entries, b->nentries, tiers, ntiers, leaves);
 	ok = ll_merkle_root(leaves, b->nentries, leaves + (Size) b->nentries * LL_HASH_LEN, root) &&
 		memcmp(root, b->hdr.merkle_root, LL_HASH_LEN) == 0;
 	pfree(leaves);
@@ -417,7 +437,7 @@ verify_block(Verifier *v, LLBlock *b, int64 expected, const uint8 *prev_hash)
 				(long long) h, b->hdr.row_count);
 		return;
 	}
-	if (!ll_merkle_matches(b))
+	if (!ll_merkle_matches(b, v->tiers, v->ntiers))
 		problem(v, h, "block %lld: Merkle root does not match the block's rows (rows were changed or reordered)",
 				(long long) h);
 	for (i = 0; i < b->nentries; i++)
@@ -813,6 +833,8 @@ typedef struct DigestWalk
 	int64		expected;
 	bool		ok;
 	bool		reached;
+	char	  **tiers;
+	int			ntiers;
 } DigestWalk;
 
 static bool
@@ -822,7 +844,7 @@ digest_block_cb(LLBlock *b, void *arg)
 
 	w->ok = (int64) b->hdr.height == w->expected && b->hash_ok && b->entries_ok &&
 		(w->expected == 0 || memcmp(b->hdr.prev_hash, w->prev, LL_HASH_LEN) == 0) &&
-		ll_merkle_matches(b);
+		ll_merkle_matches(b, w->tiers, w->ntiers);
 	memcpy(w->prev, b->stored_hash, LL_HASH_LEN);
 	if (w->ok && w->expected == w->height)
 		w->reached = memcmp(b->stored_hash, w->want, LL_HASH_LEN) == 0;
@@ -871,6 +893,7 @@ ll_verify_digest(PG_FUNCTION_ARGS)
 	w.ok = true;
 	w.height = height;
 	memcpy(w.want, want, LL_HASH_LEN);
+	ll_load_tiers(ch.id, &w.ntiers, &w.tiers);
 	ll_foreach_block(&ch, height, digest_block_cb, &w);
 	SPI_finish();
 	PG_RETURN_BOOL(w.ok && w.reached);

@@ -131,10 +131,33 @@ unix_micros(TimestampTz ts)
  * Consensus workers pass the agreed time so every peer builds the same
  * header; out_height and out_hash (if not NULL) receive the new head.
  */
+/* A channel's tiers never change: kept for the last channel sealed. */
+static void
+channel_tiers(int32 channel_id, char ***tiers, int *ntiers)
+{
+	static int32 cached_channel = 0;
+	static char **cached = NULL;
+	static int	ncached = 0;
+
+	if (cached_channel != channel_id)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		cached_channel = 0;
+		ll_load_tiers(channel_id, &ncached, &cached);
+		cached_channel = channel_id;
+		MemoryContextSwitchTo(old);
+	}
+	*tiers = cached;
+	*ntiers = ncached;
+}
+
 void
 ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
 				int64 time_us, int64 *out_height, uint8 *out_hash)
 {
+	char	  **tiers;
+	int			ntiers;
 	Datum		args[12];
 	char		nulls[12];
 	Datum		arg = Int32GetDatum(channel_id);
@@ -167,10 +190,11 @@ ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
 		LLPackedEntry e;
 
 		ll_unpack_entry(entries + (Size) i * LL_PACKED_ENTRY_SIZE, &e);
-		memcpy(leaves + (Size) i * LL_HASH_LEN, e.commitment, LL_HASH_LEN);
 		min_e = Min(min_e, e.entry_id);
 		max_e = Max(max_e, e.entry_id);
 	}
+	channel_tiers(channel_id, &tiers, &ntiers);
+	ll_block_leaves(entries, n, tiers, ntiers, leaves);
 	if (!ll_merkle_root(leaves, n, leaves + (Size) n * LL_HASH_LEN, hdr.merkle_root))
 		elog(ERROR, "could not compute Merkle root");
 	/* block times never go backwards, even if the clock does */

@@ -43,7 +43,10 @@ END $$;
 -- walk the audit path (RFC 9162 2.1.3.2) from the leaf to a root
 CREATE FUNCTION pg_temp.root(p jsonb) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE fn bigint := (p->>'position')::bigint; sn bigint := (p->>'tree_size')::bigint - 1;
-		r bytea := decode(p->>'leaf_hash', 'hex'); h bytea; e text;
+		r bytea := sha256('\x02'::bytea || int8send((p->>'entry')::bigint)
+						  || int4send(octet_length(convert_to(p->>'tier', 'UTF8')))
+						  || convert_to(p->>'tier', 'UTF8') || decode(p->>'leaf_hash', 'hex'));
+		h bytea; e text;
 BEGIN
 	FOR e IN SELECT x FROM jsonb_array_elements_text(p->'path') x LOOP
 		h := decode(e, 'hex');

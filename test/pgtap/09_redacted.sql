@@ -9,7 +9,7 @@
 -- the stored commitment, refusing altered disclosures and garbage.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(137);
+SELECT plan(140);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -329,6 +329,31 @@ RESET session_replication_role;
 SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_tier') WHERE block_height = :rh
 				  AND problem ~ format('entry %s \(block %s, position 0\) names tier 255, which the channel does not have', :r1, :rh)),
 		  'a deleted row whose entry was relabelled redacted at a tier the channel lacks is reported');
+
+-- The same with a tier the channel has, on a node cleared below it: the
+-- tier is under the Merkle root (each leaf binds entry number and tier),
+-- so the relabelled entry no longer matches its block's root, and the
+-- digest taken before fails.
+SELECT ledger.create_channel('tap09_rl', ARRAY['public', 'customs']) \g /dev/null
+CREATE TABLE tap09_l (id int, tier text);
+SELECT ledger.enable_table('tap09_l', 'tap09_rl', 'tier') \g /dev/null
+INSERT INTO tap09_l VALUES (1, 'public');
+SELECT ledger.wait_sealed() \g /dev/null
+INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, genesis_clearance)
+SELECT channel_id, 'self', decode(ledger.node_key(), 'hex'), '', 'public', 0, 'public'
+  FROM ledger.channel WHERE name = 'tap09_rl';
+SELECT ledger_entry AS l1 FROM tap09_l \gset
+SELECT height AS lh FROM ledger.block b JOIN ledger.channel c USING (channel_id)
+ WHERE c.name = 'tap09_rl' AND b.min_entry = :l1 \gset
+SELECT ledger.digest('tap09_rl') AS digest_rl \gset
+SELECT is(pg_temp.problems('tap09_rl'), '(none)', 'tap09_rl verifies clean before');
+SELECT pg_temp.rewrite_block('tap09_rl', :lh, 'set_byte(pg_temp.redact(b.entries, 0), 12, 1)') \g /dev/null
+SET session_replication_role = replica;
+DELETE FROM tap09_l;
+RESET session_replication_role;
+SELECT ok(EXISTS (SELECT FROM ledger.verify('tap09_rl') WHERE block_height = :lh AND problem ~ 'Merkle root does not match'),
+		  'a deleted public row relabelled as a customs commitment on a node cleared for public breaks its block''s Merkle root');
+SELECT ok(NOT ledger.verify_digest(:'digest_rl'), '... and the digest taken before no longer verifies');
 
 SELECT is(pg_temp.problems('tap09'), '(none)', 'tap09 is clean at the end');
 

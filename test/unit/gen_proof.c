@@ -135,12 +135,15 @@ main(int argc, char **argv)
 			uint8_t		salt[LL_SALT_LEN];
 			bool		target = h == row_block && i == position;
 
+			uint8_t		commitment[LL_HASH_LEN];
+
 			encode_row(&buf, id, salt, target ? cols : NULL);
-			if (buf.failed || !ll_leaf_hash(buf.data, buf.len, leaves + i * LL_HASH_LEN))
+			if (buf.failed || !ll_leaf_hash(buf.data, buf.len, commitment) ||
+				!ll_entry_leaf(id, TIER, strlen(TIER), commitment, leaves + i * LL_HASH_LEN))
 				die("leaf");
 			if (target)
 			{
-				memcpy(target_leaf, leaves + i * LL_HASH_LEN, LL_HASH_LEN);
+				memcpy(target_leaf, commitment, LL_HASH_LEN);
 				memcpy(target_salt, salt, LL_SALT_LEN);
 			}
 		}

@@ -130,6 +130,31 @@ test_sha256_prefixed(void **state)
 	assert_hash_hex(a, "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
 }
 
+/*
+ * An entry's Merkle leaf binds entry number and tier to the commitment
+ * (vectors from Python's hashlib over the documented layout).
+ */
+static void
+test_entry_leaf(void **state)
+{
+	uint8_t		c[LL_HASH_LEN];
+	uint8_t		a[LL_HASH_LEN];
+	uint8_t		b[LL_HASH_LEN];
+	int			i;
+
+	(void) state;
+	for (i = 0; i < LL_HASH_LEN; i++)
+		c[i] = (uint8_t) i;
+	assert_true(ll_entry_leaf(17, "customs", 7, c, a));
+	assert_hash_hex(a, "b4bb189f516df559523c4a5b4410255eb979f01dc5f7f2419b67014582094f75");
+	assert_true(ll_entry_leaf(17, "public", 6, c, b));
+	assert_hash_hex(b, "21e11dbf8b32fe3569aea0ea7f4d198a316b93e954a5ec0eb0aeb07909aaedf1");
+	assert_true(ll_entry_leaf(18, "customs", 7, c, b));
+	assert_memory_not_equal(a, b, LL_HASH_LEN);
+	/* never the commitment itself, nor an interior node over it */
+	assert_memory_not_equal(a, c, LL_HASH_LEN);
+}
+
 /* ------------------------------------------------------------------ */
 /* RFC 6962 / Certificate Transparency vectors                         */
 
@@ -870,6 +895,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sha256_nist),
 		cmocka_unit_test(test_sha256_prefixed),
+		cmocka_unit_test(test_entry_leaf),
 		cmocka_unit_test(test_merkle_ct_roots),
 		cmocka_unit_test(test_merkle_ct_paths),
 		cmocka_unit_test(test_merkle_path_max),

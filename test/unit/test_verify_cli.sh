@@ -65,7 +65,8 @@ def relink(i=0):
 def root_from_path():
     # RFC 9162 section 2.1.3.2, independently of the C code
     fn, sn = p["position"], p["tree_size"] - 1
-    r = bytes.fromhex(p["leaf_hash"])
+    t = p["tier"].encode()
+    r = sha(b"\x02" + struct.pack(">QI", p["entry"], len(t)) + t + bytes.fromhex(p["leaf_hash"]))
     for h in p["path"]:
         h = bytes.fromhex(h)
         if fn & 1 or fn == sn:
