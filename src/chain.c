@@ -39,6 +39,7 @@
 
 #include "loopledger.h"
 #include "chain.h"
+#include "consensus.h"
 
 PG_FUNCTION_INFO_V1(ll_create_channel);
 PG_FUNCTION_INFO_V1(ll_enable_table);
@@ -412,9 +413,7 @@ check_readable_columns(Relation rel, const char *channel)
 static bool
 has_peers(int32 channel_id)
 {
-	SPI_execute_with_args("SELECT 1 FROM ledger.peer WHERE channel_id = $1 LIMIT 1", 1,
-						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 1);
-	return SPI_processed > 0;
+	return ll_channel_has_peers(channel_id);
 }
 
 /* Foreign keys and CHECK constraints that are not immutable. */
@@ -744,7 +743,12 @@ path_dependent(Oid funcid, void *context)
 
 		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &items, NULL, &n);
 		for (i = 0; i < n && !pinned; i++)
-			pinned = strncmp(TextDatumGetCString(items[i]), "search_path=", 12) == 0;
+		{
+			char	   *item = TextDatumGetCString(items[i]);
+
+			/* "$user" is the inserting role on the origin, the owner on peers */
+			pinned = strncmp(item, "search_path=", 12) == 0 && strstr(item, "$user") == NULL;
+		}
 	}
 	ReleaseSysCache(tup);
 	return !pinned;

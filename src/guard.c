@@ -645,6 +645,14 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		case T_AlterTableStmt:
 			recheck = check_alter_table((AlterTableStmt *) parsetree, &recheck_channel);
+			{
+				/* a UNIQUE or EXCLUDE constraint builds an index too */
+				Oid			relid = relation_of(((AlterTableStmt *) parsetree)->relation);
+				char	   *channel;
+
+				if (OidIsValid(relid) && ll_is_ledger_table(relid, &channel))
+					indexed = relid;
+			}
 			break;
 		case T_CreateTrigStmt:
 			check_create_trigger((CreateTrigStmt *) parsetree);
@@ -932,7 +940,8 @@ guard_entry_index(Oid indexid)
 		return;
 	ix = (Form_pg_index) GETSTRUCT(tup);
 	relid = ix->indrelid;
-	entry_index = ix->indisunique && ix->indnatts == 1 &&
+	/* REINDEX CONCURRENTLY drops the old copy once it is dead */
+	entry_index = ix->indisvalid && ix->indislive && ix->indisunique && ix->indnatts == 1 &&
 		ix->indkey.values[0] == get_attnum(relid, LL_ENTRY_COLUMN);
 	ReleaseSysCache(tup);
 	if (entry_index && ll_is_ledger_table(relid, &channel))

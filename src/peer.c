@@ -759,12 +759,17 @@ ll_set_peer_clearance(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* ledger.peer is not for everybody: asked as the owner (SPI connected). */
 bool
 ll_channel_has_peers(int32 channel_id)
 {
+	LLAsOwner	as;
+
+	ll_as_owner_begin(&as);
 	SPI_execute_with_args("SELECT 1 FROM ledger.peer WHERE channel_id = $1 LIMIT 1",
 						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
 						  NULL, true, 1);
+	ll_as_owner_end(&as);
 	return SPI_processed > 0;
 }
 

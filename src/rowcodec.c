@@ -691,7 +691,7 @@ ll_load_tiers(int32 channel_id, int *ntiers, char ***tiers)
 	int			i;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT unnest(tiers) FROM ledger.channel WHERE channel_id = $1",
+	if (SPI_execute_with_args("SELECT pg_catalog.unnest(tiers) FROM ledger.channel WHERE channel_id = $1",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read tiers of channel %d", channel_id);
 	*ntiers = SPI_processed;

@@ -204,8 +204,22 @@ enqueue(LLConsSlot *slot, LLTxWait *w, StringInfo body, bool sent)
  * A lock we hold in a mode that does not conflict with the worker's can
  * still hold it up: a third session asking for a mode that conflicts with
  * ours (VACUUM FULL, ALTER TABLE) queues behind us, and the worker behind
- * it.  Past deadlock_timeout, take that for a cycle through us.
+ * it.  When such a request is queued (queued_behind) and the worker has
+ * waited past deadlock_timeout, take that for a cycle through us.
  */
+/* Someone waits on lk for a mode that conflicts with our mode m. */
+static bool
+queued_behind(volatile LOCK *lk, LOCKMODE m)
+{
+	LOCKMASK	waiting = lk->waitMask;
+	LOCKMODE	w;
+
+	for (w = 1; w <= MaxLockMode; w++)
+		if ((waiting & LOCKBIT_ON(w)) && DoLockModesConflict(m, w))
+			return true;
+	return false;
+}
+
 static bool
 waited_long(PGPROC *wp)
 {
@@ -252,7 +266,7 @@ worker_waits_for_me(LLConsSlot *slot)
 		return false;
 	for (m = 1; m <= MaxLockMode; m++)
 		if (LockHeldByMe(&tag, m) &&
-			(DoLockModesConflict(m, want) || waited_long(wp)))
+			(DoLockModesConflict(m, want) || (queued_behind(lk, m) && waited_long(wp))))
 			return true;
 	return false;
 }

@@ -131,27 +131,6 @@ unix_micros(TimestampTz ts)
  * Consensus workers pass the agreed time so every peer builds the same
  * header; out_height and out_hash (if not NULL) receive the new head.
  */
-/* A channel's tiers never change: kept for the last channel sealed. */
-static void
-channel_tiers(int32 channel_id, char ***tiers, int *ntiers)
-{
-	static int32 cached_channel = 0;
-	static char **cached = NULL;
-	static int	ncached = 0;
-
-	if (cached_channel != channel_id)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		cached_channel = 0;
-		ll_load_tiers(channel_id, &ncached, &cached);
-		cached_channel = channel_id;
-		MemoryContextSwitchTo(old);
-	}
-	*tiers = cached;
-	*ntiers = ncached;
-}
-
 void
 ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
 				int64 time_us, int64 *out_height, uint8 *out_hash)
@@ -193,7 +172,7 @@ ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
 		min_e = Min(min_e, e.entry_id);
 		max_e = Max(max_e, e.entry_id);
 	}
-	channel_tiers(channel_id, &tiers, &ntiers);
+	ll_load_tiers(channel_id, &ntiers, &tiers);
 	ll_block_leaves(entries, n, tiers, ntiers, leaves);
 	if (!ll_merkle_root(leaves, n, leaves + (Size) n * LL_HASH_LEN, hdr.merkle_root))
 		elog(ERROR, "could not compute Merkle root");

@@ -4,7 +4,7 @@
 -- INSERT, multi-row INSERT, RETURNING and the allowed ALTERs keep working.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(174);
+SELECT plan(176);
 
 -- Run a statement in a subtransaction that is always rolled back; return
 -- {sqlstate, message, detail} of its error, or NULL fields when it worked.
@@ -119,6 +119,13 @@ SELECT pg_temp.refused(format('DROP INDEX %s', (SELECT indexrelid::regclass FROM
 					     AND indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = 'tap01_t'::regclass
 										   AND attname = 'ledger_entry'))), 'tap01_t', 'tap01',
 					   'DROP INDEX of the ledger_entry unique index');
+-- REINDEX CONCURRENTLY drops the old copy of that index once it is dead
+REINDEX TABLE CONCURRENTLY tap01_t;
+SELECT is((SELECT count(*) FROM pg_index WHERE indrelid = 'tap01_t'::regclass AND indisunique AND indisvalid
+			AND indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = 'tap01_t'::regclass AND attname = 'ledger_entry')),
+		  1::bigint, 'REINDEX TABLE CONCURRENTLY rebuilds the ledger_entry index of a ledger table');
+SELECT is((SELECT count(*) FROM pg_index WHERE indrelid = 'tap01_t'::regclass AND NOT indisvalid), 0::bigint,
+		  '... and leaves no invalid copy behind');
 SELECT pg_temp.refused($$DROP TABLE tap01_t$$, 'tap01_t', 'tap01', 'DROP TABLE');
 CREATE TABLE tap01_plain (x int);
 SELECT pg_temp.refused($$DROP TABLE tap01_plain, tap01_t CASCADE$$, 'tap01_t', 'tap01', 'DROP TABLE plain, ledger CASCADE');

@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(142);
+SELECT plan(143);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -213,9 +213,12 @@ SELECT is((SELECT attstattarget FROM pg_attribute WHERE attrelid = 'tap07_owned_
 SELECT is((pg_temp.try($$ALTER INDEX tap07_owned_lower ALTER COLUMN 1 SET STATISTICS 1000$$))[1:2],
 		  ARRAY['42501', 'cannot collect statistics on an index expression of ledger table "tap07_owned"'],
 		  '... and cannot be made to');
+ALTER TABLE tap07_owned ADD CONSTRAINT tap07_owned_ex EXCLUDE USING btree ((upper(note)) WITH =);
+SELECT is((SELECT attstattarget FROM pg_attribute WHERE attrelid = 'tap07_owned_ex'::regclass AND attnum = 1), 0,
+		  'so does the expression of the index an EXCLUDE constraint builds');
 ANALYZE tap07_owned;
-SELECT is((SELECT count(*) FROM pg_stats WHERE tablename = 'tap07_owned_lower'), 0::bigint,
-		  'after ANALYZE pg_stats holds nothing for it');
+SELECT is((SELECT count(*) FROM pg_stats WHERE tablename IN ('tap07_owned_lower', 'tap07_owned_ex')), 0::bigint,
+		  'after ANALYZE pg_stats holds nothing for them');
 RESET ROLE;
 REVOKE CREATE ON SCHEMA public FROM customs_officer;
 -- a domain's owner checking a constraint reads every stored value of the

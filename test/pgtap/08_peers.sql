@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(114);
+SELECT plan(115);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -194,6 +194,10 @@ SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_f CHECK (tap08_v
 				 'ADD CONSTRAINT of a CHECK calling an SQL function that does not set its search_path is refused');
 SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_g CHECK (tap08_valid_pinned(i))$$,
 				'one calling a function that sets its search_path is taken');
+CREATE FUNCTION tap08_valid_user(i int) RETURNS boolean LANGUAGE sql IMMUTABLE
+	SET search_path = "$user", public AS $$ SELECT i > 0 $$;
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_u CHECK (tap08_valid_user(i))$$, '0A000', NULL,
+				 'but not one whose search_path names "$user" (the inserting role on the origin, the owner on peers)');
 
 SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
