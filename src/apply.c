@@ -1554,8 +1554,8 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 	flush_txlog(a, &r.log, height);
 	if (br.nrows > 0)
 	{
-		ll_insert_block(a->channel_id, br.packed.data, br.nrows, br.ntx, time_us,
-						&a->ledger_height, a->ledger_head);
+		ll_insert_block(a->channel_id, a->tiers, a->ntiers, br.packed.data, br.nrows, br.ntx,
+						time_us, &a->ledger_height, a->ledger_head);
 		made_block = true;
 	}
 	writers_close();

@@ -146,7 +146,8 @@ extern void ll_register_xact_callbacks(void);
 
 /* Worker (worker.c) */
 extern void ll_register_worker(void);
-extern void ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
+extern void ll_insert_block(int32 channel_id, char **tiers, int ntiers,
+							const uint8 *entries, int n, int tx_count,
 							int64 time_us, int64 *out_height, uint8 *out_hash);
 
 /* Guards (guard.c) */

@@ -88,6 +88,8 @@ forget_plans(void)
 typedef struct ChannelBatch
 {
 	int32		channel_id;
+	char	  **tiers;
+	int			ntiers;
 	ll_buf		entries;
 	int			tx_count;
 } ChannelBatch;
@@ -126,17 +128,17 @@ unix_micros(TimestampTz ts)
 }
 
 /*
- * Build and insert the next block of a channel from packed entries.
+ * Build and insert the next block of a channel (whose tiers name the
+ * entries' tier indexes in their Merkle leaves) from packed entries.
  * time_us < 0 means now; either way block times never go backwards.
  * Consensus workers pass the agreed time so every peer builds the same
  * header; out_height and out_hash (if not NULL) receive the new head.
  */
 void
-ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
+ll_insert_block(int32 channel_id, char **tiers, int ntiers,
+				const uint8 *entries, int n, int tx_count,
 				int64 time_us, int64 *out_height, uint8 *out_hash)
 {
-	char	  **tiers;
-	int			ntiers;
 	Datum		args[12];
 	char		nulls[12];
 	Datum		arg = Int32GetDatum(channel_id);
@@ -172,7 +174,6 @@ ll_insert_block(int32 channel_id, const uint8 *entries, int n, int tx_count,
 		min_e = Min(min_e, e.entry_id);
 		max_e = Max(max_e, e.entry_id);
 	}
-	ll_load_tiers(channel_id, &ntiers, &tiers);
 	ll_block_leaves(entries, n, tiers, ntiers, leaves);
 	if (!ll_merkle_root(leaves, n, leaves + (Size) n * LL_HASH_LEN, hdr.merkle_root))
 		elog(ERROR, "could not compute Merkle root");
@@ -255,7 +256,7 @@ seal_pending(void)
 		if (b != NULL && b->tx_count > 0 &&
 			(int64) b->entries.len / LL_PACKED_ENTRY_SIZE + n > ll_block_max_rows)
 		{
-			ll_insert_block(b->channel_id, b->entries.data,
+			ll_insert_block(b->channel_id, b->tiers, b->ntiers, b->entries.data,
 							b->entries.len / LL_PACKED_ENTRY_SIZE, b->tx_count,
 							-1, NULL, NULL);
 			ll_buf_reset(&b->entries);
@@ -265,6 +266,7 @@ seal_pending(void)
 		{
 			b = palloc0(sizeof(ChannelBatch));
 			b->channel_id = ch;
+			ll_load_tiers(ch, &b->ntiers, &b->tiers);
 			ll_buf_init(&b->entries, ll_palloc_realloc);
 			batches = lappend(batches, b);
 		}
@@ -277,7 +279,7 @@ seal_pending(void)
 		ChannelBatch *b = lfirst(lc);
 
 		if (b->tx_count > 0)
-			ll_insert_block(b->channel_id, b->entries.data,
+			ll_insert_block(b->channel_id, b->tiers, b->ntiers, b->entries.data,
 							b->entries.len / LL_PACKED_ENTRY_SIZE, b->tx_count,
 							-1, NULL, NULL);
 	}
