@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -12,15 +13,18 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/tablecmds.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/readfuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_utilcmd.h"
 #include "storage/lmgr.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -32,6 +36,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -448,6 +453,87 @@ check_constraints(Relation rel, const char *channel)
 	}
 }
 
+static bool path_dependent_walker(Node *node, void *context);
+
+static void
+refuse_path_dependent(const char *what, const char *name, const char *channel, Oid funcid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s of table \"%s\" could compute differently on different peers", what, name),
+			 errdetail("Channel \"%s\" has peers, which compute it again as they insert each row, "
+					   "with search_path set to pg_catalog, pg_temp; function %s does not set its own search_path.",
+					   channel, format_procedure(funcid)),
+			 errhint("Give the function a fixed search_path (ALTER FUNCTION ... SET search_path = ...), "
+					 "without \"$user\".")));
+}
+
+/*
+ * An index's expressions or predicate as stored: the relcache's copies
+ * have SQL functions inlined, which hides the very calls judged here.
+ */
+static Node *
+stored_index_node(Oid indexoid, AttrNumber attnum)
+{
+	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	Datum		d;
+	bool		isnull;
+	Node	   *result = NULL;
+
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	d = SysCacheGetAttr(INDEXRELID, tup, attnum, &isnull);
+	if (!isnull)
+		result = stringToNode(TextDatumGetCString(d));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * Index expressions and predicates decide what a unique index refuses,
+ * and the peers evaluate them again: they are held to the rule for CHECKs.
+ * PostgreSQL has already made them immutable.
+ */
+static void
+check_index_exprs(Relation rel, const char *channel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Oid			funcid = InvalidOid;
+
+		if (path_dependent_walker(stored_index_node(lfirst_oid(lc), Anum_pg_index_indexprs), &funcid) ||
+			path_dependent_walker(stored_index_node(lfirst_oid(lc), Anum_pg_index_indpred), &funcid))
+			refuse_path_dependent(psprintf("index \"%s\"", get_rel_name(lfirst_oid(lc))),
+								  RelationGetRelationName(rel), channel, funcid);
+	}
+	list_free(indexes);
+}
+
+/* Peers compute stored generated columns again (apply.c). */
+static void
+check_generated(Relation rel, const char *channel)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	int			i;
+
+	if (td->constr == NULL || !td->constr->has_generated_stored)
+		return;
+	for (i = 0; i < td->constr->num_defval; i++)
+	{
+		AttrDefault *d = &td->constr->defval[i];
+		Form_pg_attribute att = TupleDescAttr(td, d->adnum - 1);
+		Oid			funcid = InvalidOid;
+
+		if (att->attgenerated == ATTRIBUTE_GENERATED_STORED &&
+			path_dependent_walker(stringToNode(d->adbin), &funcid))
+			refuse_path_dependent(psprintf("generated column \"%s\"", NameStr(att->attname)),
+								  RelationGetRelationName(rel), channel, funcid);
+	}
+}
+
 static void
 check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 {
@@ -457,6 +543,8 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 		return;
 	check_readable_columns(rel, channel);
 	check_constraints(rel, channel);
+	check_index_exprs(rel, channel);
+	check_generated(rel, channel);
 	{
 		char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1",
 								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)), name));
@@ -532,6 +620,7 @@ ll_recheck_constraints(Oid relid, const char *channel)
 	{
 		rel = table_open(relid, AccessShareLock);
 		check_constraints(rel, channel);
+		check_index_exprs(rel, channel);
 		table_close(rel, AccessShareLock);
 	}
 	SPI_finish();
@@ -751,6 +840,8 @@ path_dependent(Oid funcid, void *context)
 		}
 	}
 	ReleaseSysCache(tup);
+	if (!pinned && context != NULL)
+		*(Oid *) context = funcid;
 	return !pinned;
 }
 
@@ -762,6 +853,40 @@ path_dependent_walker(Node *node, void *context)
 	if (check_functions_in_node(node, path_dependent, context))
 		return true;
 	return expression_tree_walker(node, path_dependent_walker, context);
+}
+
+/*
+ * CREATE INDEX on a ledger table of a channel with peers, before it runs
+ * (CONCURRENTLY commits as it goes, so an error after it would keep the
+ * index): its expressions and predicate, transformed as DefineIndex will
+ * see them, are held to check_index_exprs's rule.
+ */
+void
+ll_check_index_stmt(struct IndexStmt *stmt, const char *queryString, const char *channel)
+{
+	LLChannel	ch;
+	Oid			relid;
+	Oid			funcid = InvalidOid;
+	ListCell   *lc;
+	bool		peers;
+
+	SPI_connect();
+	ll_channel_lookup(channel, &ch);
+	peers = has_peers(ch.id);
+	SPI_finish();
+	if (!peers)
+		return;
+	/* the lock CREATE INDEX takes next, checked as it checks it */
+	relid = RangeVarGetRelidExtended(stmt->relation,
+									 stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock,
+									 0, RangeVarCallbackOwnsRelation, NULL);
+	stmt = transformIndexStmt(relid, copyObject(stmt), queryString);
+	foreach(lc, stmt->indexParams)
+		if (path_dependent_walker(((IndexElem *) lfirst(lc))->expr, &funcid))
+			break;
+	if (OidIsValid(funcid) || path_dependent_walker(stmt->whereClause, &funcid))
+		refuse_path_dependent(stmt->idxname ? psprintf("index \"%s\"", stmt->idxname) : "an index",
+							  get_rel_name(relid), channel, funcid);
 }
 
 PG_FUNCTION_INFO_V1(ll_constraint_is_immutable);

@@ -61,6 +61,8 @@ extern void ll_spi_pending_entries(int32 channel_id);
 extern void ll_channel_lookup(const char *name, LLChannel *ch);
 extern void ll_recheck_constraints(Oid relid, const char *channel);
 extern void ll_recheck_domain(Oid typid);
+struct IndexStmt;
+extern void ll_check_index_stmt(struct IndexStmt *stmt, const char *queryString, const char *channel);
 extern void ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg);
 extern void ll_insert_genesis(int32 id, const char *name, Datum config_hash);
 extern void ll_insert_genesis_at(int32 id, const char *name, Datum config_hash, int64 time_us);

@@ -671,7 +671,10 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				char	   *channel;
 
 				if (OidIsValid(relid) && ll_is_ledger_table(relid, &channel))
+				{
+					ll_check_index_stmt((IndexStmt *) parsetree, queryString, channel);
 					indexed = relid;
+				}
 			}
 			break;
 		case T_CreateStatsStmt:

@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(115);
+SELECT plan(122);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -198,10 +198,33 @@ CREATE FUNCTION tap08_valid_user(i int) RETURNS boolean LANGUAGE sql IMMUTABLE
 	SET search_path = "$user", public AS $$ SELECT i > 0 $$;
 SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_u CHECK (tap08_valid_user(i))$$, '0A000', NULL,
 				 'but not one whose search_path names "$user" (the inserting role on the origin, the owner on peers)');
+-- peers compute index expressions, index predicates and stored generated
+-- columns again as they insert each row: the same rule holds for them
+SELECT throws_ok($$CREATE INDEX tap08_ok_fx ON tap08_ok (tap08_valid(i))$$, '0A000',
+				 'index "tap08_ok_fx" of table "tap08_ok" could compute differently on different peers',
+				 'CREATE INDEX on an expression calling a function without its own search_path is refused');
+SELECT throws_ok($$CREATE UNIQUE INDEX ON tap08_ok (i) WHERE tap08_valid(i)$$, '0A000',
+				 'an index of table "tap08_ok" could compute differently on different peers',
+				 'so is a partial index whose predicate calls one');
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_x EXCLUDE USING btree ((tap08_valid(i)) WITH =)$$,
+				 '0A000', 'index "tap08_ok_x" of table "tap08_ok" could compute differently on different peers',
+				 'and an exclusion constraint over one');
+SELECT lives_ok($$CREATE INDEX tap08_ok_fp ON tap08_ok (tap08_valid_pinned(i))$$,
+				'an index on a function that sets its search_path is taken');
+CREATE TABLE tap08_gen (i int, ok boolean GENERATED ALWAYS AS (tap08_valid(i)) STORED);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_gen', 'tap08')$$, '0A000',
+				 'generated column "ok" of table "tap08_gen" could compute differently on different peers',
+				 'enable_table refuses a generated column calling a function without its own search_path');
+CREATE TABLE tap08_idx (i int);
+CREATE INDEX ON tap08_idx (tap08_valid(i));
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_idx', 'tap08')$$, '0A000', NULL,
+				 'and a table with an index over one');
 
 SELECT ledger.create_channel('tap08_solo', ARRAY['public']);
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 				'an int[] column is still taken on a channel without peers');
+SELECT lives_ok($$SELECT ledger.enable_table('tap08_gen', 'tap08_solo')$$,
+				'a generated column calling such a function is taken on a channel without peers');
 
 -- ------------------------------------------------------------ unique keys and the lowest clearance
 -- The lowest clearance among the members is cached per backend until
