@@ -534,13 +534,12 @@ check_generated(Relation rel, const char *channel)
 	}
 }
 
+/* What a ledger table of a channel with peers must be. */
 static void
-check_multi_peer(Relation rel, const char *channel, int32 channel_id)
+check_peer_table(Relation rel, const char *channel)
 {
 	const char *name = RelationGetRelationName(rel);
 
-	if (!has_peers(channel_id))
-		return;
 	check_readable_columns(rel, channel);
 	check_constraints(rel, channel);
 	check_index_exprs(rel, channel);
@@ -557,7 +556,43 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 					 errdetail("Channel \"%s\" has peers: its rows must all come through the agreed order.", channel),
 					 errhint("Enable the empty table on every peer, then insert.")));
 	}
+}
+
+static void
+check_multi_peer(Relation rel, const char *channel, int32 channel_id)
+{
+	if (!has_peers(channel_id))
+		return;
+	check_peer_table(rel, channel);
 	ll_check_peer_tables(channel_id, channel, 1);
+}
+
+/*
+ * A channel without peers that is about to get its first ones (add_peer
+ * before the first block): its tables were enabled without the checks
+ * above.  The share lock, held to commit, keeps rows from arriving
+ * between the check and the peers.  Called inside SPI.
+ */
+void
+ll_check_tables_for_peers(int32 channel_id, const char *channel)
+{
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+
+	SPI_execute_with_args("SELECT relid FROM ledger.ledger_table WHERE channel_id = $1 ORDER BY table_no",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		Relation	rel = table_open(relid, ShareLock);
+
+		check_peer_table(rel, channel);
+		table_close(rel, NoLock);
+	}
 }
 
 /*

@@ -61,6 +61,7 @@ extern void ll_spi_pending_entries(int32 channel_id);
 extern void ll_channel_lookup(const char *name, LLChannel *ch);
 extern void ll_recheck_constraints(Oid relid, const char *channel);
 extern void ll_recheck_domain(Oid typid);
+extern void ll_check_tables_for_peers(int32 channel_id, const char *channel);
 struct IndexStmt;
 extern void ll_check_index_stmt(struct IndexStmt *stmt, const char *queryString, const char *channel);
 extern void ll_foreach_block(LLChannel *ch, int64 max_height, ll_block_fn fn, void *arg);

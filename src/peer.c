@@ -505,7 +505,7 @@ check_new_member(const LLChannel *ch, const char *name, const uint8 pub[32])
  * no more, identically on every node, so such a request could never pass.
  */
 static void
-check_member_room(const LLChannel *ch)
+check_member_room(const LLChannel *ch, int64 head)
 {
 	bool		isnull;
 	int64		decided,
@@ -517,6 +517,13 @@ check_member_room(const LLChannel *ch)
 						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(ch->id)}, NULL, false, 1);
 	decided = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	asked = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* no member could vote for the change, nor derive the genesis */
+	if (head > 0 && decided == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("channel \"%s\" already has blocks of its own and cannot get peers", ch->name),
+				 errdetail("The members of a channel with peers form its genesis, before its first block; blocks sealed here alone were never agreed."),
+				 errhint("Create a new channel, add its peers before its first block, and enable its tables there.")));
 	if (decided >= LL_MAX_MEMBERS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -591,8 +598,10 @@ ll_add_peer(PG_FUNCTION_ARGS)
 				 errmsg("\"%s\" is not a tier of channel \"%s\"", clearance, ch.name)));
 	check_new_member(&ch, name, pub);
 	head = channel_head_height(ch.id);
-	check_member_room(&ch);
+	check_member_room(&ch, head);
 	ll_check_peer_tables(ch.id, ch.name, 0);
+	if (head <= 0)
+		ll_check_tables_for_peers(ch.id, ch.name);
 	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, "
 						  "genesis_clearance) VALUES ($1, $2, $3, $4, $5, $6, $5)", 6,
 						  (Oid[]) {INT4OID, TEXTOID, BYTEAOID, TEXTOID, TEXTOID, INT8OID},

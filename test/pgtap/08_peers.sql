@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(122);
+SELECT plan(125);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -225,6 +225,21 @@ SELECT lives_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08_solo')$$,
 				'an int[] column is still taken on a channel without peers');
 SELECT lives_ok($$SELECT ledger.enable_table('tap08_gen', 'tap08_solo')$$,
 				'a generated column calling such a function is taken on a channel without peers');
+-- ...but that channel cannot then get peers before its first block
+-- (add_peer judges its tables as enable_table would have), nor after it
+SELECT throws_ok(format($$SELECT ledger.add_peer('tap08_solo', 'self', 'host=x', %L)$$, ledger.node_key()), '0A000',
+				 'column "a" of table "tap08_arr" has type integer[], which the members of channel "tap08_solo" cannot rebuild from its canonical text',
+				 'add_peer judges the tables a channel without peers already has');
+SELECT ledger.create_channel('tap08_sealed', ARRAY['public']);
+CREATE TABLE tap08_sealed_t (id int);
+SELECT ledger.enable_table('tap08_sealed_t', 'tap08_sealed');
+INSERT INTO tap08_sealed_t VALUES (1);
+SELECT ledger.wait_sealed();
+SELECT throws_ok(format($$SELECT ledger.add_peer('tap08_sealed', 'self', 'host=x', %L)$$, ledger.node_key()), '55000',
+				 'channel "tap08_sealed" already has blocks of its own and cannot get peers',
+				 'a channel with blocks sealed here alone cannot get peers (no member could vote them in; its worker failed on its genesis)');
+SELECT is((SELECT count(*) FROM ledger.peer p JOIN ledger.channel c USING (channel_id) WHERE c.name IN ('tap08_solo', 'tap08_sealed')),
+		  0::bigint, 'neither refused call added a peer');
 
 -- ------------------------------------------------------------ unique keys and the lowest clearance
 -- The lowest clearance among the members is cached per backend until
