@@ -102,6 +102,12 @@ SELECT ledger.verify_digest('{"version": 2}');
 SELECT ledger.verify_digest('{"version": 1, "channel": "rg_err", "height": 0, "block_hash": "xyz"}');
 SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', 'nope', 'height', 0, 'block_hash', repeat('0', 64)));
 SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', 'rg_err', 'height', 'x', 'block_hash', repeat('0', 64)));
+-- each field must have the JSON type ledger.digest() gives it
+SELECT ledger.verify_digest(jsonb_build_object('version', '1', 'channel', 'rg_err', 'height', 0, 'block_hash', repeat('0', 64)));
+SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', 'rg_err', 'height', '0', 'block_hash', repeat('0', 64)));
+SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', '{"a": 1}'::jsonb, 'height', 0, 'block_hash', repeat('0', 64)));
+SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', 'rg_err', 'height', 0, 'block_hash', to_jsonb(ARRAY[repeat('0', 64)])));
+SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', 'rg_err', 'height', 1.5, 'block_hash', repeat('0', 64)));
 SELECT ledger.verify_digest(jsonb_build_object('version', 1, 'channel', 'rg_err', 'height', 999, 'block_hash', repeat('0', 64))) AS future_digest_ok;
 SELECT ledger.digest('nope');
 SELECT ledger.proof('rg_err', -1);

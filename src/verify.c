@@ -806,9 +806,12 @@ ll_digest(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data)));
 }
 
-/* Parse a required digest field through SQL so every jsonb shape is handled. */
+/*
+ * Parse a required digest field through SQL so every jsonb shape is
+ * handled; it must have the JSON type ledger.digest() gives it.
+ */
 static char *
-digest_field(Datum digest, const char *key)
+digest_field(Datum digest, const char *key, const char *type)
 {
 	char	   *sql = psprintf("SELECT $1->>%s, jsonb_typeof($1->%s)",
 							   quote_literal_cstr(key), quote_literal_cstr(key));
@@ -820,6 +823,11 @@ digest_field(Datum digest, const char *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger digest: field \"%s\" is missing", key),
+				 errhint("Pass the jsonb returned by ledger.digest().")));
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), type) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger digest: field \"%s\" is not a %s", key, type),
 				 errhint("Pass the jsonb returned by ledger.digest().")));
 	return val;
 }
@@ -869,13 +877,13 @@ ll_verify_digest(PG_FUNCTION_ARGS)
 	DigestWalk	w;
 
 	SPI_connect();
-	if (strcmp(digest_field(digest, "version"), "1") != 0)
+	if (strcmp(digest_field(digest, "version", "number"), "1") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger digest: unsupported version")));
-	channel = digest_field(digest, "channel");
-	height_s = digest_field(digest, "height");
-	hash_s = digest_field(digest, "block_hash");
+	channel = digest_field(digest, "channel", "string");
+	height_s = digest_field(digest, "height", "number");
+	hash_s = digest_field(digest, "block_hash", "string");
 	if (!ll_hex_decode(hash_s, strlen(hash_s), want, LL_HASH_LEN))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
