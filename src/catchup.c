@@ -131,7 +131,7 @@ fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
 		if (res == NULL)
 			continue;
 		*batches = palloc0(sizeof(ll_batch) * Max(PQntuples(res), 1));
-		for (r = 0; r < PQntuples(res); r++)
+		for (r = 0; PQnfields(res) == 1 && r < PQntuples(res); r++)
 		{
 			size_t		len = PQgetlength(res, r, 0);
 			uint8	   *copy = palloc(len);

@@ -158,6 +158,13 @@ link_read(LLLink *l)
 			case PGRES_COMMAND_OK:	/* the PREPARE */
 				break;
 			case PGRES_TUPLES_OK:
+				/* a peer's server decides the shape: one text, or a liar */
+				if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+				{
+					link_close(l, "the peer answered ledger.deliver() with something other than one value");
+					PQclear(res);
+					return false;
+				}
 				link_set_state(l, "up", strcmp(PQgetvalue(res, 0, 0), "ok") == 0
 							   ? "" : PQgetvalue(res, 0, 0));
 				break;

@@ -438,5 +438,36 @@ is "$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT ledger.digest('customs')->>
 is "$(for i in 1 2 3; do grep -c 'cannot apply a decided block' "$TMP/$(node_name "$i")/server.log"; done | tr '\n' ' ')" "$stops_before" \
 	"no honest member stopped applying"
 
+# byz4's server answers ledger.deliver() with no row at all (a function of
+# its own put in its place): the honest workers read the value that was
+# not there and died of SIGSEGV, which takes their whole server through
+# crash recovery, again after every restart.
+sig_before=$(for i in 1 2 3; do grep -c 'terminated by signal' "$TMP/$(node_name "$i")/server.log"; done | tr '\n' ' ')
+node_psql 4 -q >/dev/null 2>&1 <<'SQL'
+ALTER EXTENSION loopledger DROP FUNCTION ledger.deliver(text, bytea, bytea);
+ALTER FUNCTION ledger.deliver(text, bytea, bytea) RENAME TO deliver_real;
+CREATE FUNCTION ledger.deliver(text, bytea, bytea) RETURNS SETOF text LANGUAGE sql AS 'SELECT NULL::text WHERE false';
+GRANT EXECUTE ON FUNCTION ledger.deliver(text, bytea, bytea) TO loopledger_peer;
+SQL
+ok $? "byz4 answers ledger.deliver() with no row"
+sleep 2
+t0=$(now_ms)
+PGOPTIONS="-c statement_timeout=20s" node_psql 1 -qc "INSERT INTO parcel VALUES ('after-empty-answers', 'filed', 'public')" >/dev/null
+ok $? "the honest members keep committing meanwhile ($(( $(now_ms) - t0 )) ms)"
+is "$(for i in 1 2 3; do grep -c 'terminated by signal' "$TMP/$(node_name "$i")/server.log"; done | tr '\n' ' ')" "$sig_before" \
+	"no honest server went through crash recovery"
+for t in $(seq 1 50); do
+	msg=$(node_psql 1 -Atc "SELECT message FROM ledger.peers WHERE channel = 'customs' AND name = 'byz4'")
+	[[ "$msg" == *"something other than one value"* ]] && break
+	sleep 0.1
+done
+like "$msg" "something other than one value" "ledger.peers on node 1 says what byz4 answered"
+node_psql 4 -q >/dev/null 2>&1 <<'SQL'
+DROP FUNCTION ledger.deliver(text, bytea, bytea);
+ALTER FUNCTION ledger.deliver_real(text, bytea, bytea) RENAME TO deliver;
+ALTER EXTENSION loopledger ADD FUNCTION ledger.deliver(text, bytea, bytea);
+SQL
+ok $? "byz4's ledger.deliver() put back"
+
 echo "1..$n"
 [ "$failed" = 0 ]
