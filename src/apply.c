@@ -69,11 +69,8 @@ typedef struct TableWriter
 	LLColEncoder **encoders;	/* entry column i's canonical text, NULL
 								 * where the input keeps the text as it is */
 	int			tier_col;		/* entry column holding the tier, or -1 */
-	bool	   *generated;		/* entry column i is a stored generated one */
-	SPIPlanPtr	plan;			/* the prepared INSERT, made when first needed */
 	/* valid while open_gen == block_gen (one apply transaction) */
 	uint64		open_gen;
-	bool		direct;			/* rows go straight to heap and indexes */
 	Oid			owner;			/* the table's: user code runs as this role */
 	Relation	rel;
 	EState	   *estate;
@@ -202,22 +199,6 @@ covers_table(Relation rel, const TableWriter *w)
 	return live == w->ncols + 1;
 }
 
-/*
- * Direct inserts would skip row triggers and rules: leave those to SQL.
- * Asked again in every block: DDL allowed on ledger tables (a foreign key,
- * a deferrable unique constraint) can add a row trigger.
- */
-static bool
-direct_ok(Relation rel, const TableWriter *w)
-{
-	TriggerDesc *td = rel->trigdesc;
-
-	return rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rules == NULL &&
-		!(td && (td->trig_insert_before_row || td->trig_insert_after_row ||
-				 td->trig_insert_instead_row)) &&
-		covers_table(rel, w);
-}
-
 static void
 writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 {
@@ -241,7 +222,6 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	tier_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	w->relid = relid;
 	w->tier_col = -1;
-	w->plan = NULL;
 	w->open_gen = 0;
 	/* after SPI calls, which leave us in SPI's own short-lived context */
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -252,7 +232,6 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 	w->ioparams = palloc(sizeof(Oid) * (e->ncols + 1));
 	w->typmods = palloc(sizeof(int32) * (e->ncols + 1));
 	w->attnums = palloc(sizeof(AttrNumber) * (e->ncols + 1));
-	w->generated = palloc(sizeof(bool) * (e->ncols + 1));
 	w->encoders = palloc(sizeof(LLColEncoder *) * (e->ncols + 1));
 	w->attnums[0] = get_attnum(relid, LL_ENTRY_COLUMN);
 	if (w->attnums[0] == InvalidAttrNumber)
@@ -269,7 +248,6 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 		if (att == InvalidAttrNumber)
 			misfit(w->key, psprintf("column \"%s\" is missing", w->colnames[i]));
 		w->attnums[i + 1] = att;
-		w->generated[i] = get_attgenerated(relid, att) != '\0';
 		get_atttypetypmodcoll(relid, att, &w->types[i + 1], &w->typmods[i], &coll);
 		getTypeInputInfo(w->types[i + 1], &w->inputs[i], &w->ioparams[i]);
 		/* text and unbounded varchar store the text they read, as it is */
@@ -298,37 +276,6 @@ writer_prepare(TableWriter *w, const LLApply *a, const ll_entry_view *e)
 }
 
 /*
- * The INSERT for tables that cannot take rows directly.  Stored generated
- * columns are left out: INSERT computes them (and refuses a value).
- */
-static void
-writer_plan(TableWriter *w)
-{
-	StringInfoData sql;
-	Oid		   *types = palloc(sizeof(Oid) * (w->ncols + 1));
-	int			nparams = 1;
-	int			i;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (%s", get_rel_name(w->relid) ?
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(w->relid)),
-												get_rel_name(w->relid)) : "?",
-					 LL_ENTRY_COLUMN);
-	types[0] = INT8OID;
-	for (i = 0; i < w->ncols; i++)
-		if (!w->generated[i])
-		{
-			appendStringInfo(&sql, ", %s", quote_identifier(w->colnames[i]));
-			types[nparams++] = w->types[i + 1];
-		}
-	appendStringInfoString(&sql, ") VALUES ($1");
-	for (i = 2; i <= nparams; i++)
-		appendStringInfo(&sql, ", $%d", i);
-	appendStringInfoChar(&sql, ')');
-	w->plan = ll_keep_plan(sql.data, nparams, types);
-}
-
-/*
  * Executor state for direct inserts into w's table until the end of this
  * transaction.  Opened under the transaction's own resource owner and
  * memory, so that a transaction's subtransaction rolling back (a refused
@@ -345,16 +292,6 @@ writer_open(TableWriter *w)
 	w->rel = table_open(w->relid, RowExclusiveLock);
 	w->open_gen = block_gen;
 	w->owner = w->rel->rd_rel->relowner;
-	w->direct = direct_ok(w->rel, w);
-	if (!w->direct)
-	{
-		table_close(w->rel, NoLock);
-		w->rel = NULL;
-		w->estate = NULL;
-		CurrentResourceOwner = owner;
-		MemoryContextSwitchTo(old);
-		return;
-	}
 	w->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
@@ -562,54 +499,6 @@ insert_direct(TableWriter *w, const Datum *values, const bool *isnull)
 }
 
 /*
- * Through the prepared INSERT.  Its table's row-level security is forced,
- * so the owner is held to its policy: the decided row passes it whatever
- * the owner's own clearance (ll_agreed_channel, clearance.c).
- */
-static void
-insert_by_sql(const LLApply *a, const ll_entry_view *e, TableWriter *w, Datum *values,
-			  const bool *isnull)
-{
-	char	   *nulls = palloc(w->ncols + 2);
-	int			n = 1;
-	int			i;
-	int			rc;
-
-	if (w->plan == NULL)
-	{
-		MemoryContext cxt = MemoryContextSwitchTo(TopMemoryContext);
-
-		writer_plan(w);
-		MemoryContextSwitchTo(cxt);
-	}
-	nulls[0] = ' ';
-	for (i = 0; i < w->ncols; i++)
-		if (!w->generated[i])
-		{
-			values[n] = values[i + 1];
-			nulls[n++] = isnull[i + 1] ? 'n' : ' ';
-		}
-	nulls[n] = '\0';
-	ll_agreed_channel = a->channel_id;
-	ll_agreed_tier = -1;
-	for (i = 0; i < a->ntiers; i++)
-		if (strlen(a->tiers[i]) == e->tier_len && memcmp(a->tiers[i], e->tier, e->tier_len) == 0)
-			ll_agreed_tier = i;
-	PG_TRY();
-	{
-		rc = SPI_execute_plan(w->plan, values, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		ll_agreed_channel = 0;
-		ll_agreed_tier = -1;
-	}
-	PG_END_TRY();
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not insert a row received from a peer");
-}
-
-/*
  * Insert one row from its canonical entry; errors propagate.  Input
  * functions, domain and table CHECKs, index expressions and generated
  * columns run as the table's owner in a restricted operation, as in
@@ -618,7 +507,7 @@ insert_by_sql(const LLApply *a, const ll_entry_view *e, TableWriter *w, Datum *v
  * the (sub)transaction of an error restores this worker's user.
  */
 static void
-insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
+insert_row(const ll_entry_view *e, TableWriter *w)
 {
 	static MemoryContext row_cxt = NULL;
 	MemoryContext old;
@@ -644,10 +533,7 @@ insert_row(const LLApply *a, const ll_entry_view *e, TableWriter *w)
 	SetUserIdAndSecContext(w->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	read_values(e, w, values, isnull);
-	if (w->direct)
-		insert_direct(w, values, isnull);
-	else
-		insert_by_sql(a, e, w, values, isnull);
+	insert_direct(w, values, isnull);
 	SetUserIdAndSecContext(save_user, save_sec);
 	MemoryContextSwitchTo(old);
 }
@@ -730,7 +616,7 @@ insert_tx_rows(const LLApply *a, ll_batch_iter *it, BlockRows *br, bool insert,
 			ll_fault_apply_point("fail_apply_rows");
 #endif
 		if (insert)
-			insert_row(a, &e, w);
+			insert_row(&e, w);
 		add_block_row(br, &e, w->table_no, &r);
 	}
 }
@@ -1704,7 +1590,7 @@ disclose_row(LLApply *a, const ll_entry_view *e)
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
-		insert_row(a, e, writer_for(a, e));
+		insert_row(e, writer_for(a, e));
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();

@@ -430,7 +430,8 @@ check_constraints(Relation rel, const char *channel)
 
 	SPI_execute_with_args("SELECT conname, contype, pg_get_constraintdef(oid), "
 						  "contype = 'c' AND NOT ledger.constraint_is_immutable(oid) "
-						  "FROM pg_constraint WHERE conrelid = $1 AND contype IN ('f', 'c', 't')", 1,
+						  "FROM pg_constraint WHERE conrelid = $1 AND (contype IN ('f', 'c', 't') "
+						  "OR (contype IN ('u', 'p', 'x') AND condeferrable))", 1,
 						  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(RelationGetRelid(rel))},
 						  NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
@@ -449,6 +450,8 @@ check_constraints(Relation rel, const char *channel)
 				 errdetail("Channel \"%s\" has peers; %s", channel, def),
 				 errhint("%s", type[0] == 'f'
 						 ? "Foreign keys look at local tables; drop the constraint or keep the table on a channel without peers."
+						 : strchr("upx", type[0]) != NULL
+						 ? "Declare it NOT DEFERRABLE: the peers check each row's keys as they insert it, where PostgreSQL would leave a deferrable key unchecked, and rows are only appended, so checking at once refuses what a deferred check would."
 						 : "Only immutable check constraints are allowed on multi-peer channels, calling functions that are built in or set their own search_path.")));
 	}
 }

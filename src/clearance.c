@@ -118,13 +118,6 @@ typedef struct LedgerRel
 	int32		channel_id;
 } LedgerRel;
 
-/*
- * Set by the consensus worker around the INSERT of a decided row: its
- * channel, and the row's tier index (-1: none).
- */
-int32		ll_agreed_channel = 0;
-int			ll_agreed_tier = -1;
-
 static MemoryContext cache_cxt = NULL;
 static HTAB *channel_cache = NULL;
 static HTAB *role_cache = NULL;
@@ -487,12 +480,6 @@ ll_effective_clearance(int32 channel_id)
 
 	cur = role_clearance(channel_id, GetUserId());
 	ses = role_clearance(channel_id, GetSessionUserId());
-	/*
-	 * A decided row going in as its table's owner: the forced policy lets
-	 * it in, and code the INSERT runs sees no further than the row itself.
-	 */
-	if (channel_id == ll_agreed_channel)
-		return Max(Min(cur, ses), ll_agreed_tier);
 	return Min(cur, ses);
 }
 

@@ -156,8 +156,6 @@ extern bool ll_is_ledger_table(Oid relid, char **channel);
 
 /* Clearances and row-level security of ledger tables (clearance.c) */
 extern int	ll_effective_clearance(int32 channel_id);
-extern int32 ll_agreed_channel;
-extern int	ll_agreed_tier;
 extern void ll_append_policy_sql(StringInfo sql, const char *quoted, int32 channel_id,
 								 const char *tier_column, const char *qualname);
 extern bool ll_relation_has_policy(Oid relid);

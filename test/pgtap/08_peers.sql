@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(125);
+SELECT plan(128);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -165,8 +165,16 @@ SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_fk FOREIGN KEY (
 				 'ADD CONSTRAINT of a foreign key is refused on a multi-peer ledger table');
 SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_pos CHECK (i > 0)$$,
 				'ADD CONSTRAINT of an immutable CHECK is taken');
-SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_i UNIQUE (i) DEFERRABLE$$,
-				'ADD CONSTRAINT of a (deferrable) unique key is taken');
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_d UNIQUE (i) DEFERRABLE$$, '0A000',
+				 'constraint "tap08_ok_d" of table "tap08_ok" could decide differently on different peers',
+				 'ADD CONSTRAINT of a deferrable unique key is refused (the peers insert in replica mode, where its check never fired)');
+SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_dx EXCLUDE USING btree (i WITH =) DEFERRABLE$$, '0A000', NULL,
+				 'and so is a deferrable exclusion constraint');
+CREATE TABLE tap08_defer (i int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED);
+SELECT throws_ok($$SELECT ledger.enable_table('tap08_defer', 'tap08')$$, '0A000', NULL,
+				 'enable_table refuses a table with a deferrable primary key');
+SELECT lives_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_i UNIQUE (i)$$,
+				'ADD CONSTRAINT of a unique key is taken');
 -- so is ALTER DOMAIN ... ADD CONSTRAINT on a domain such a table uses
 SELECT throws_ok($$ALTER DOMAIN tap08_small ADD CONSTRAINT tap08_small_now CHECK (VALUE < extract(epoch FROM now()))$$,
 				 '0A000', NULL,
