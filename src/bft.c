@@ -505,8 +505,13 @@ next_valset(const bft_node *n)
 
 /* ------------------------------------------------------------ vote intake */
 
+/*
+ * Output a conflict between v and the vote its validator has in t, once:
+ * the tally remembers it only if it fit in this step's output, so that
+ * one dropped for room is reported when the validator's vote comes again.
+ */
 static void
-report_evidence(bft_node *n, const bft_tally *t, const bft_vote *v)
+report_evidence(bft_node *n, bft_tally *t, const bft_vote *v)
 {
 	bft_output *o = n->out;
 	bft_evidence *e;
@@ -517,6 +522,7 @@ report_evidence(bft_node *n, const bft_tally *t, const bft_vote *v)
 		o->dropped++;
 		return;
 	}
+	t->evidence_mask |= UINT64_C(1) << v->validator;
 	e = &o->evidence[o->nevidence++];
 	e->a = *v;
 	e->a.is_nil = (vi == NO_VAL);
@@ -761,10 +767,7 @@ take_parked(bft_node *n, bft_slot *s, bft_tally *t, const bft_vote *v)
 	if (!(t->mask & bit))
 		tally_add(n, s, &p);
 	else if (!same_vote(t, &p) && !(t->evidence_mask & bit))
-	{
-		t->evidence_mask |= bit;
 		report_evidence(n, t, &p);
-	}
 }
 
 /*
@@ -827,10 +830,7 @@ on_vote(bft_node *n, const bft_vote *v, uint32_t peer, bool checked)
 		if ((t->evidence_mask & bit) == 0 &&
 			(checked || verify_sig(n, v->validator, v->type, v->height, v->round, -1,
 								   v->is_nil, v->value, v->sig)))
-		{
-			t->evidence_mask |= bit;
 			report_evidence(n, t, v);
-		}
 		return;
 	}
 	if (!checked && v->round <= n->round && settled(n, t))

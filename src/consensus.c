@@ -78,6 +78,7 @@ mempool_add(const uint8 *hash, const uint8 *bytes, size_t len)
 	memcpy(m->bytes, bytes, len);
 	m->len = len;
 	m->committed = false;
+	m->screened = false;
 	m->unchecked = false;
 	m->answered_at = 0;
 	m->answered_to = 0;
@@ -153,9 +154,79 @@ mempool_forget(const uint8 *hash)
 }
 
 /*
+ * Batches decided before this worker's memory of them (it restarted, or
+ * forgot them after KEEP_DECIDED_HEIGHTS) are still in ledger.batch.  A
+ * member relaying such a signed batch again must not get it ordered
+ * twice: its rows would be skipped by ledger.txlog, but its membership
+ * votes and table declarations would count again (a clearance lowered
+ * since would go back up, a lapsed vote would admit a key).  So each batch
+ * is looked up there once, before this node first proposes or prevotes
+ * it; one honest node short of a quorum then never orders it.
+ */
+static void
+screen_decided(const uint8 *hashes, int n)
+{
+	Datum	   *want = palloc(sizeof(Datum) * Max(n, 1));
+	int			nwant = 0;
+	bool		own_xact = !IsTransactionState();
+	int			i;
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+	{
+		MemBatch   *m = mempool_find(hashes + (Size) i * 32);
+
+		if (m != NULL && !m->committed && !m->screened)
+			want[nwant++] = PointerGetDatum(ll_bytea(hashes + (Size) i * 32, 32));
+	}
+	if (nwant == 0)
+	{
+		pfree(want);
+		return;
+	}
+	if (own_xact)
+		StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	/* kept there for a decided height not applied here yet: still needed */
+	SPI_execute_with_args("SELECT batch_hash FROM ledger.batch WHERE channel_id = $1 AND batch_hash = ANY($2) "
+						  "AND height < $3",
+						  3, (Oid[]) {INT4OID, BYTEAARRAYOID, INT8OID},
+						  (Datum[]) {Int32GetDatum(W.channel_id),
+							  PointerGetDatum(construct_array(want, nwant, BYTEAOID, -1, false, TYPALIGN_INT)),
+						  Int64GetDatum((int64) W.next_height)},
+						  NULL, true, 0);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (VARSIZE_ANY_EXHDR(h) == 32)
+		{
+			ereport(LOG,
+					(errmsg("channel \"%s\": a batch decided before was sent again; it is not ordered twice",
+							W.channel)));
+			mempool_commit((const uint8 *) VARDATA_ANY(h));
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	if (own_xact)
+		CommitTransactionCommand();
+	for (i = 0; i < n; i++)
+	{
+		MemBatch   *m = mempool_find(hashes + (Size) i * 32);
+
+		if (m != NULL && !m->committed)
+			m->screened = true;
+	}
+	pfree(want);
+}
+
+/*
  * Forget decided batches long past: they are only kept so that a proposal
- * repeating a recent one is refused (older repeats are harmless: their
- * transactions are skipped by ledger.txlog).
+ * repeating a recent one is refused without a lookup (older ones are
+ * found in ledger.batch by screen_decided).
  */
 #define KEEP_DECIDED_HEIGHTS 1000
 
@@ -227,7 +298,7 @@ tier_of(int i)
 static int
 clearance_of(int i)
 {
-	if (i < 0 || i >= W.ms.n || W.ms.m[i].until >= 0)
+	if (i < 0 || i >= W.ms.n || W.ms.m[i].until >= 0 || W.withdrawn[i])
 		return -1;
 	return tier_of(i);
 }
@@ -462,6 +533,7 @@ cb_validate(void *ctx, uint64_t height, const uint8_t value[32],
 	if (W.next_height == height &&
 		memcmp(p.prev_head, W.apply.ledger_head, 32) != 0)
 		return false;
+	screen_decided(p.batch_hashes, p.nbatches);
 	missing = palloc((Size) Max(p.nbatches, 1) * 32);
 	for (i = 0; i < p.nbatches; i++)
 	{
@@ -1542,6 +1614,15 @@ maybe_propose(void)
 	if (!TimestampDifferenceExceeds(W.want_since, GetCurrentTimestamp(),
 									W.npending == 0 ? IDLE_PROPOSE_MS : ll_propose_delay_ms))
 		return;
+	if (W.npending > 0)
+	{
+		/* it removes what it finds decided from W.pending: screen a copy */
+		uint8	   *copy = palloc((Size) W.npending * 32);
+
+		memcpy(copy, W.pending, (Size) W.npending * 32);
+		screen_decided(copy, W.npending);
+		pfree(copy);
+	}
 	{
 		uint8	   *hashes = palloc((Size) Max(W.npending, 1) * 32);
 		int			k;
@@ -1703,6 +1784,14 @@ keep_hello(int from, const uint8 *body, size_t len)
 }
 #endif
 
+static ll_wire_str
+channel_str(void)
+{
+	ll_wire_str s = {W.channel, strlen(W.channel)};
+
+	return s;
+}
+
 /* A hello signed by the member it names, later than the last one taken. */
 static bool
 hello_genuine(Member *m, const ll_hello *h)
@@ -1714,7 +1803,7 @@ hello_genuine(Member *m, const ll_hello *h)
 		(h->epoch == m->hello_epoch && h->seq <= m->hello_seq))
 		return false;
 	ll_buf_init(&sb, ll_palloc_realloc);
-	ok = ll_hello_sign_bytes(&sb, m->pub, h) == LL_WIRE_OK &&
+	ok = ll_hello_sign_bytes(&sb, m->pub, channel_str(), h) == LL_WIRE_OK &&
 		bft_ed25519_verify(NULL, m->pub, sb.data, sb.len, h->sig);
 	pfree(sb.data);
 	if (!ok)
@@ -2446,6 +2535,40 @@ alter_relay(int from, const bft_msg *m, const ll_payload *p)
  * would still look alive.  Its own last call to each member, MAC and all,
  * is played again too, as someone reading the link could.
  */
+/* Old decided batches, sent again as if new. */
+static void
+rebatch(void)
+{
+	bool		own_xact = !IsTransactionState();
+	uint64		r;
+	int64		from = 0,
+				to = INT64_MAX;
+	const char *range = strstr(ll_fault, "rebatch:");
+
+	/* "rebatch:FROM-TO" picks the heights */
+	if (range != NULL && sscanf(range, "rebatch:" INT64_FORMAT "-" INT64_FORMAT, &from, &to) != 2)
+		from = 0, to = INT64_MAX;
+	if (own_xact)
+		StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_execute_with_args("SELECT body FROM ledger.batch WHERE channel_id = $1 AND height BETWEEN $2 AND $3 "
+						  "ORDER BY height LIMIT 200", 3, (Oid[]) {INT4OID, INT8OID, INT8OID},
+						  (Datum[]) {Int32GetDatum(W.channel_id), Int64GetDatum(from), Int64GetDatum(to)},
+						  NULL, true, 0);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+
+		send_frame(BFT_TO_ALL, LL_FRAME_BATCH, (const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	if (own_xact)
+		CommitTransactionCommand();
+}
+
 static void
 spoof_hello(void)
 {
@@ -2477,7 +2600,7 @@ spoof_hello(void)
 				continue;
 			ll_buf_init(&b, ll_palloc_realloc);
 			h.sig = sig;
-			if (ll_hello_sign_bytes(&b, W.members[s].pub, &h) == LL_WIRE_OK &&
+			if (ll_hello_sign_bytes(&b, W.members[s].pub, channel_str(), &h) == LL_WIRE_OK &&
 				bft_ed25519_sign(W.key, b.data, b.len, sig) == 0)
 			{
 				ll_buf_reset(&b);
@@ -2516,7 +2639,7 @@ send_hellos(void)
 	h.seq = ++W.hello_seq;
 	h.sig = sig;
 	ll_buf_init(&body, ll_palloc_realloc);
-	if (ll_hello_sign_bytes(&body, W.self_pub, &h) == LL_WIRE_OK &&
+	if (ll_hello_sign_bytes(&body, W.self_pub, channel_str(), &h) == LL_WIRE_OK &&
 		bft_ed25519_sign(W.key, body.data, body.len, sig) == 0)
 	{
 		ll_buf_reset(&body);
@@ -2526,6 +2649,7 @@ send_hellos(void)
 	pfree(body.data);
 #ifdef LL_FAULT_INJECTION
 	ll_fault_spoof_hellos(spoof_hello);
+	ll_fault_rebatch(rebatch);
 #endif
 	send_kex();
 }

@@ -299,6 +299,7 @@ extern bool ll_fault_misdeclare(void);
 extern uint64 ll_fault_hello_height(uint64 height);
 extern int	ll_fault_hello_period(int ms);
 extern void ll_fault_spoof_hellos(void (*spoof) (void));
+extern void ll_fault_rebatch(void (*rebatch) (void));
 extern void ll_fault_stall(void);
 extern void ll_fault_crash_point(void);
 extern void ll_fault_apply_point(const char *point);

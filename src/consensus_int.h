@@ -64,6 +64,7 @@ typedef struct MemBatch
 	uint64		arrival;
 	uint64		height;			/* decided at, when committed */
 	bool		unchecked;		/* taken on a link MAC, signature not checked */
+	bool		screened;		/* looked up in ledger.batch: not decided before */
 	TimestampTz answered_at;	/* answers to requests since then ... */
 	uint64		answered_to;	/* ... went to these members (bits) */
 } MemBatch;
@@ -84,6 +85,8 @@ typedef struct ConsWorker
 	char	  **tiers;
 	uint8		chain_id[32];
 	LLMembership ms;			/* members and votes (membership.c) */
+	bool		asked[LL_MAX_PEERS];	/* not admitted, asked for here */
+	bool		withdrawn[LL_MAX_PEERS];	/* ...and that request withdrawn */
 	int			nmembers;
 	Member		members[LL_MAX_PEERS];
 	int			self;			/* member index, -1 if not a member */

@@ -38,6 +38,9 @@
  *				  rest, in the proposer's name and with its signature, but
  *				  with a payload naming no batches (the signature covers
  *				  the value, not the payload);
+ *	 rebatch	- with each hello, the 200 batches decided first (its own
+ *				  ledger.batch, every member's; "rebatch:FROM-TO" takes
+ *				  those of heights FROM to TO) are sent again, as if new;
  *	 all		- each of the above, chosen at random per message.
  */
 #include "postgres.h"
@@ -72,7 +75,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof, alter, misdeclare or all (several may be listed); empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof, alter, rebatch, misdeclare or all (several may be listed); empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -429,6 +432,13 @@ ll_fault_spoof_hellos(void (*spoof) (void))
 {
 	if (mode("spoof"))
 		spoof();
+}
+
+void
+ll_fault_rebatch(void (*rebatch) (void))
+{
+	if (mode("rebatch"))
+		rebatch();
 }
 
 /* ...and its server holds their fetches (ledger.decisions, ledger.batches). */

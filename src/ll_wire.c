@@ -1492,15 +1492,17 @@ ll_hello_encode(ll_buf *out, const ll_hello *h)
 }
 
 int
-ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], const ll_hello *h)
+ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], ll_wire_str channel,
+					const ll_hello *h)
 {
 	size_t		start = out->len;
 	int			rc;
 
 	if (out->failed)
 		return LL_WIRE_ERR_NOMEM;
-	ll_buf_put(out, (const uint8_t *) "llhello1", 8);
+	ll_buf_put(out, (const uint8_t *) "llhello2", 8);
 	ll_buf_put(out, sender, 32);
+	put_str(out, channel);
 	rc = hello_put(out, h);
 	return encode_done(out, start, rc);
 }

@@ -375,8 +375,14 @@ extern int	ll_batch_req_decode(const uint8_t *in, size_t len, uint16_t *n,
 								const uint8_t **hashes);
 extern int	ll_hello_encode(ll_buf *out, const ll_hello *h);
 extern int	ll_hello_decode(const uint8_t *in, size_t len, ll_hello *h);
-/* "llhello1" | sender[32] | the body without its signature */
-extern int	ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], const ll_hello *h);
+/*
+ * "llhello2" | sender[32] | str channel | the body without its signature.
+ * The channel's name: one server's key signs the hellos of all its
+ * channels, and a hello relayed to another channel must not verify there
+ * (it would be taken as that member's genesis mismatch).
+ */
+extern int	ll_hello_sign_bytes(ll_buf *out, const uint8_t sender[32], ll_wire_str channel,
+								const ll_hello *h);
 
 /*
  * Frame 5: a worker's X25519 key for link MACs (see bft_link_key), with the

@@ -26,6 +26,7 @@ static void
 refresh_members(void)
 {
 	LLMembership *fresh = palloc(sizeof(LLMembership));
+	bool		listed[LL_MAX_PEERS] = {false};
 	int			i;
 
 	ll_members_load(fresh, W.channel_id);
@@ -44,7 +45,22 @@ refresh_members(void)
 		else if (k >= 0 && W.ms.m[k].conninfo[0] == '\0')
 			strlcpy(W.ms.m[k].conninfo, fresh->m[i].conninfo, sizeof(W.ms.m[k].conninfo));
 		if (k >= 0)
+		{
 			attach_member(k);
+			listed[k] = true;
+		}
+	}
+	/*
+	 * A request withdrawn here (ledger.remove_peer) gets no more content
+	 * from this node: its slot stays, as the others may still admit it.
+	 */
+	for (i = 0; i < W.ms.n; i++)
+	{
+		if (W.ms.m[i].since >= 0 || listed[i])
+			W.withdrawn[i] = false;
+		else if (W.asked[i])
+			W.withdrawn[i] = true;
+		W.asked[i] = W.ms.m[i].since < 0 && listed[i];
 	}
 	pfree(fresh);
 }

@@ -788,15 +788,18 @@ ll_channel_has_peers(int32 channel_id)
 
 /*
  * Keys this backend's login may speak for (ledger.set_peer_login), read
- * again every few seconds; none bound means any (the login is shared).
+ * again every few seconds.  A login bound to none (the shared role, say)
+ * may speak for any member not bound to another login.
  */
 static bool
 login_may_send(const uint8 *sender)
 {
 	static Oid	user = InvalidOid;
 	static TimestampTz read_at = 0;
-	static int	nkeys = 0;
+	static int	nkeys = 0;			/* bound to this login */
+	static int	nothers = 0;		/* bound to other logins */
 	static uint8 keys[LL_MAX_PEERS * LL_MAX_CONS][32];
+	static uint8 others[LL_MAX_PEERS * LL_MAX_CONS][32];
 	TimestampTz now = GetCurrentTimestamp();
 	int			i;
 
@@ -807,30 +810,40 @@ login_may_send(const uint8 *sender)
 
 		ll_as_owner_begin(&own);
 		SPI_connect();
-		SPI_execute_with_args("SELECT pubkey FROM ledger.peer WHERE login = $1::name", 1,
+		SPI_execute_with_args("SELECT pubkey, login = $1::name FROM ledger.peer WHERE login IS NOT NULL", 1,
 							  (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(login)},
-							  NULL, true, lengthof(keys));
-		nkeys = 0;
+							  NULL, true, 0);
+		nkeys = nothers = 0;
 		for (i = 0; i < (int) SPI_processed; i++)
 		{
 			bool		isnull;
 			bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
 														  SPI_tuptable->tupdesc, 1, &isnull));
+			bool		mine = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 2, &isnull));
 
-			if (!isnull && VARSIZE_ANY_EXHDR(k) == 32)
+			if (VARSIZE_ANY_EXHDR(k) != 32)
+				continue;
+			if (mine && nkeys < (int) lengthof(keys))
 				memcpy(keys[nkeys++], VARDATA_ANY(k), 32);
+			else if (!mine && nothers < (int) lengthof(others))
+				memcpy(others[nothers++], VARDATA_ANY(k), 32);
 		}
 		SPI_finish();
 		ll_as_owner_end(&own);
 		user = GetSessionUserId();
 		read_at = now;
 	}
-	if (nkeys == 0)
-		return true;
 	for (i = 0; i < nkeys; i++)
 		if (memcmp(keys[i], sender, 32) == 0)
 			return true;
-	return false;
+	if (nkeys > 0)
+		return false;
+	/* an unbound login (the shared role, say) speaks for no bound member */
+	for (i = 0; i < nothers; i++)
+		if (memcmp(others[i], sender, 32) == 0)
+			return false;
+	return true;
 }
 
 /*

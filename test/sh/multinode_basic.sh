@@ -565,6 +565,8 @@ node_psql 1 -qc "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', 'peer_fro
 is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key2', '\\xff')")" "this login speaks for another member" \
 	"once bound to member 4, its login cannot speak for member 2"
 is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key4', '\\xff')")" ok "... and still speaks for member 4"
+is "$(as_peer 1 peer_from_2 "SELECT ledger.deliver('$CH', '\\x$key4', '\\xff')")" "this login speaks for another member" \
+	"... and another, unbound login can no longer speak for member 4"
 like "$(error_of 1 "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', 'postgres')")" 'role "postgres" is not a member of loopledger_peer' \
 	"a login that is not a member of loopledger_peer is refused"
 node_psql 1 -qc "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', NULL)" >/dev/null

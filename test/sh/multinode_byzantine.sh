@@ -377,6 +377,51 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM parcel WHER
 is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM ledger.verify('customs')"; done | sort -u | tr '\n' ' ')" "0 " \
 	"every node verifies clean"
 
+# Old decided batches sent again (fault rebatch).  byz4's clearance is
+# changed twice by the members' votes (customs to partner, then to
+# public); the honest workers restart, which empties their memory of
+# decided batches; byz4 then sends again the batches of the first change.
+# Their rows would be skipped by ledger.txlog, but their membership votes
+# counted again: on the build before, byz4 was back at partner.
+height1() { node_psql 1 -Atc "SELECT height FROM ledger.consensus_status WHERE channel = 'customs'"; }
+clearance_of_byz4() {
+	for i in 1 2 3; do node_psql "$i" -Atc "SELECT clearance FROM ledger.peer WHERE name = 'byz4'"; done | sort -u | tr '\n' ' '
+}
+set_byz4_clearance() {
+	local t
+	for i in 1 2 3 4; do node_psql "$i" -qAtc "SELECT ledger.set_peer_clearance('customs', 'byz4', '$1')" >/dev/null 2>&1; done
+	for t in $(seq 1 100); do
+		[ "$(clearance_of_byz4)" = "$1 " ] && return 0
+		node_psql 1 -qc "INSERT INTO parcel VALUES ('clear-$1-$t', 'filed', 'public')" >/dev/null 2>&1
+		sleep 0.2
+	done
+	return 1
+}
+h0=$(height1)
+set_byz4_clearance partner
+ok $? "the members lower byz4's clearance to partner"
+h1=$(height1)
+set_byz4_clearance public
+ok $? "and then to public"
+replays_before=$(for i in 1 2 3; do grep -c 'a batch decided before was sent again' "$TMP/$(node_name "$i")/server.log"; done | awk '{s += $1} END {print s + 0}')
+for i in 1 2 3; do
+	node_psql "$i" -qAtc "SELECT pg_terminate_backend(worker_pid) FROM ledger.consensus_status WHERE channel = 'customs'" >/dev/null
+done
+sleep 2
+node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = 'rebatch:$h0-$h1'" >/dev/null && node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
+for t in $(seq 1 10); do
+	PGOPTIONS="-c statement_timeout=20s" node_psql 1 -qc "INSERT INTO parcel VALUES ('after-rebatch-$t', 'filed', 'public')" >/dev/null 2>&1
+	sleep 0.5
+done
+node_psql 4 -qc "ALTER SYSTEM RESET loopledger.fault" >/dev/null && node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
+replays=$(for i in 1 2 3; do grep -c 'a batch decided before was sent again' "$TMP/$(node_name "$i")/server.log"; done | awk '{s += $1} END {print s + 0}')
+ok $(( !(replays > replays_before) )) "the restarted honest workers found batches byz4 sent again among those decided before ($((replays - replays_before)) log lines)"
+PGOPTIONS="-c statement_timeout=20s" node_psql 1 -qc "INSERT INTO parcel VALUES ('after-rebatch', 'filed', 'public')" >/dev/null
+ok $? "the honest members keep committing"
+is "$(clearance_of_byz4)" "public " "byz4's clearance stays public on every honest member: the old votes were not counted again"
+is "$(for i in 1 2 3; do node_psql "$i" -Atc "SELECT ledger.digest('customs')->>'block_hash'"; done | sort -u | wc -l)" 1 \
+	"the honest members hold the same ledger head"
+
 # A row whose value does not read back as it was hashed: byz4's table
 # takes text where the others' takes jsonb, which would store '{"a":1}' as
 # '{"a": 1}'.  The three honest members agree on their definition (3 of 4
@@ -468,6 +513,7 @@ ALTER FUNCTION ledger.deliver_real(text, bytea, bytea) RENAME TO deliver;
 ALTER EXTENSION loopledger ADD FUNCTION ledger.deliver(text, bytea, bytea);
 SQL
 ok $? "byz4's ledger.deliver() put back"
+
 
 echo "1..$n"
 [ "$failed" = 0 ]

@@ -1508,11 +1508,22 @@ test_hello_and_request(void **state)
 	assert_memory_equal(d.sig, sig, 64);
 	/* what is signed: a domain tag, the sender's key, the body but its signature */
 	buf.len = 0;
-	assert_int_equal(ll_hello_sign_bytes(&buf, sender, &h), LL_WIRE_OK);
-	assert_int_equal(buf.len, 8 + 32 + len - 64);
-	assert_memory_equal(buf.data, "llhello1", 8);
+	assert_int_equal(ll_hello_sign_bytes(&buf, sender, (ll_wire_str) {"customs", 7}, &h), LL_WIRE_OK);
+	assert_int_equal(buf.len, 8 + 32 + 4 + 7 + len - 64);
+	assert_memory_equal(buf.data, "llhello2", 8);
 	assert_memory_equal(buf.data + 8, sender, 32);
-	assert_memory_equal(buf.data + 40, expect, len - 64);
+	assert_memory_equal(buf.data + 44, "customs", 7);
+	assert_memory_equal(buf.data + 51, expect, len - 64);
+	/* one key signs every channel's hellos: the channel is bound */
+	{
+		ll_buf		other;
+
+		ll_buf_init(&other, std_realloc);
+		assert_int_equal(ll_hello_sign_bytes(&other, sender, (ll_wire_str) {"courier", 7}, &h), LL_WIRE_OK);
+		assert_int_equal(other.len, buf.len);
+		assert_memory_not_equal(other.data, buf.data, buf.len);
+		free(other.data);
+	}
 	h.sig = NULL;
 	assert_int_equal(ll_hello_encode(&buf, &h), LL_WIRE_ERR_STATE);
 	h.sig = sig;
