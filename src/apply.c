@@ -26,6 +26,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -472,6 +473,9 @@ read_values(const ll_entry_view *e, TableWriter *w, Datum *values, bool *isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 					 errmsg("a value of column \"%s\" has a NUL byte", w->colnames[i])));
+		/* text input takes its bytes unchecked: only a lying origin sends these */
+		if (!col.isnull)
+			(void) pg_verifymbstr((const char *) col.value, (int) col.value_len, false);
 		values[i + 1] = col.isnull ? (Datum) 0 :
 			OidInputFunctionCall(w->inputs[i], pnstrdup(col.value, col.value_len),
 								 w->ioparams[i], w->typmods[i]);

@@ -2861,9 +2861,11 @@ attach_member(int i)
 	Member	   *m = &W.members[i];
 	LLMember   *lm = &W.ms.m[i];
 
+	/* a slot attached again (refresh_members) keeps the height it heard */
+	if (m->name == NULL)
+		m->height = -1;
 	m->name = lm->name;
 	m->pub = lm->pub;
-	m->height = -1;
 	if (memcmp(lm->pub, W.self_pub, 32) == 0)
 		W.self = i;
 	else if (m->link == NULL && lm->conninfo[0] != '\0')
