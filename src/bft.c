@@ -1636,9 +1636,14 @@ on_block_resp(bft_node *n, const bft_block_resp *r, uint32_t peer)
 
 	if (c->height != n->height || n->committed_now)
 		return;
+	/* the payload's hash first: a quorum of signature checks costs more */
+	if (!payload_matches(n, c->value, r->payload, r->payload_len))
+	{
+		n->stats.rejected++;
+		return;
+	}
 	n->stats.verifies += c->nsigs;
 	if (bft_cert_verify(&n->vs, n->cfg.chain_id, c, &n->cfg.cb) != BFT_OK ||
-		!payload_matches(n, c->value, r->payload, r->payload_len) ||
 		!n->cfg.cb.validate(n->cfg.cb.ctx, c->height, c->value, r->payload,
 							r->payload_len))
 	{

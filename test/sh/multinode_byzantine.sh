@@ -452,8 +452,12 @@ like "$(node_psql 4 -c "INSERT INTO typedj VALUES ('bad', '{\"a\":1}')" 2>&1)" \
 	"byz4's INSERT into its differing table is refused up front"
 node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = 'misdeclare'" >/dev/null && node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO typedj VALUES ('bad', '{\"a\":1}')" >/dev/null 2>&1
-PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO bigix SELECT 'big', string_agg(md5(random()::text), '') FROM generate_series(1, 200)" >/dev/null 2>&1
+# both at once: once the block holding the first is decided, byz4's worker
+# stops on it (its own tables differ), and a second sent after that point
+# may never leave
+PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO typedj VALUES ('bad', '{\"a\":1}')" >/dev/null 2>&1 &
+PGOPTIONS="-c statement_timeout=10s" node_psql 4 -qc "INSERT INTO bigix SELECT 'big', string_agg(md5(random()::text), '') FROM generate_series(1, 200)" >/dev/null 2>&1 &
+wait
 node_psql 4 -qc "ALTER SYSTEM RESET loopledger.fault" >/dev/null && node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 # refused_on_honest PATTERN: how many transactions each honest member
 # rejected with a detail LIKE PATTERN, once all three show one (10 s at most)
