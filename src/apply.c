@@ -1326,6 +1326,28 @@ finish_local(LLApply *a, uint64 height)
 	}
 }
 
+/*
+ * Batches kept for a height no member could apply (keep_batches) whose
+ * block was then decided again without them: they were never decided, and
+ * left under that height they would look decided to screen_decided
+ * (consensus.c), which would refuse them here alone.
+ */
+static void
+drop_kept_leftovers(const LLApply *a, uint64 height, const ll_batch *batches, int nbatches)
+{
+	Datum	   *hashes = palloc(sizeof(Datum) * Max(nbatches, 1));
+	int			i;
+
+	for (i = 0; i < nbatches; i++)
+		hashes[i] = PointerGetDatum(ll_bytea(batches[i].batch_hash, 32));
+	SPI_execute_with_args("DELETE FROM ledger.batch WHERE channel_id = $1 AND height = $2 "
+						  "AND batch_hash <> ALL ($3)", 3,
+						  (Oid[]) {INT4OID, INT8OID, BYTEAARRAYOID},
+						  (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum((int64) height),
+							  PointerGetDatum(construct_array(hashes, nbatches, BYTEAOID, -1, false, TYPALIGN_INT))},
+						  NULL, false, 0);
+}
+
 static void
 store_batches(const LLApply *a, uint64 height, const ll_batch *batches, int nbatches)
 {
@@ -1377,6 +1399,8 @@ store_batches(const LLApply *a, uint64 height, const ll_batch *batches, int nbat
 			pfree(DatumGetPointer(bodies[n]));
 		}
 	}
+	if (height <= a->kept_until)
+		drop_kept_leftovers(a, height, batches, nbatches);
 }
 
 static void

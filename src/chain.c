@@ -16,6 +16,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
@@ -855,7 +856,9 @@ path_dependent(Oid funcid, void *context)
 	if (!HeapTupleIsValid(tup))
 		return true;
 	proc = (Form_pg_proc) GETSTRUCT(tup);
-	if (proc->prolang == INTERNALlanguageId || proc->prolang == ClanguageId)
+	/* built in: some (lpad, log) are SQL-language, bound when created */
+	if (proc->prolang == INTERNALlanguageId || proc->prolang == ClanguageId ||
+		proc->pronamespace == PG_CATALOG_NAMESPACE)
 	{
 		ReleaseSysCache(tup);
 		return false;

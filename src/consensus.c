@@ -166,6 +166,7 @@ mempool_forget(const uint8 *hash)
 static void
 screen_decided(const uint8 *hashes, int n)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	Datum	   *want = palloc(sizeof(Datum) * Max(n, 1));
 	int			nwant = 0;
 	bool		own_xact = !IsTransactionState();
@@ -185,7 +186,10 @@ screen_decided(const uint8 *hashes, int n)
 		return;
 	}
 	if (own_xact)
+	{
 		StartTransactionCommand();
+		MemoryContextSwitchTo(caller);
+	}
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	/* kept there for a decided height not applied here yet: still needed */
@@ -212,7 +216,11 @@ screen_decided(const uint8 *hashes, int n)
 	SPI_finish();
 	PopActiveSnapshot();
 	if (own_xact)
+	{
 		CommitTransactionCommand();
+		/* the commit leaves us in TopMemoryContext */
+		MemoryContextSwitchTo(caller);
+	}
 	for (i = 0; i < n; i++)
 	{
 		MemBatch   *m = mempool_find(hashes + (Size) i * 32);
@@ -2539,6 +2547,7 @@ alter_relay(int from, const bft_msg *m, const ll_payload *p)
 static void
 rebatch(void)
 {
+	MemoryContext caller = CurrentMemoryContext;
 	bool		own_xact = !IsTransactionState();
 	uint64		r;
 	int64		from = 0,
@@ -2566,7 +2575,10 @@ rebatch(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	if (own_xact)
+	{
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(caller);
+	}
 }
 
 static void
@@ -2949,7 +2961,7 @@ load_kept_batches(void)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	SPI_execute_with_args("SELECT body FROM ledger.batch WHERE channel_id = $1 AND height >= $2 "
+	SPI_execute_with_args("SELECT body, height FROM ledger.batch WHERE channel_id = $1 AND height >= $2 "
 						  "ORDER BY height, batch_hash", 2,
 						  (Oid[]) {INT4OID, INT8OID},
 						  (Datum[]) {Int32GetDatum(W.channel_id), Int64GetDatum((int64) W.next_height)},
@@ -2959,7 +2971,11 @@ load_kept_batches(void)
 		bool		isnull;
 		bytea	   *body = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r],
 														 SPI_tuptable->tupdesc, 1, &isnull));
+		int64		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+													SPI_tuptable->tupdesc, 2, &isnull));
 		ll_batch	b;
+
+		W.apply.kept_until = Max(W.apply.kept_until, (uint64) h);
 
 		if (batch_ok((const uint8 *) VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), &b) &&
 			mempool_add(b.batch_hash, (const uint8 *) VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body)))

@@ -247,6 +247,7 @@ typedef struct LLApply
 	int			self_clearance; /* tier index this node may see, -1 none */
 	int			min_clearance;	/* lowest clearance of the members */
 	bft_valset	valset;			/* validators of the height applied */
+	uint64		kept_until;		/* batches kept for heights up to this one */
 	/* called inside the block's transaction, before it commits */
 	void		(*on_members) (void *arg, uint64 height);
 } LLApply;

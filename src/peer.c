@@ -787,14 +787,15 @@ ll_channel_has_peers(int32 channel_id)
  * --------------------------------------------------------------------- */
 
 /*
- * Keys this backend's login may speak for (ledger.set_peer_login), read
- * again every few seconds.  A login bound to none (the shared role, say)
+ * Keys this backend's login may speak for on a channel
+ * (ledger.set_peer_login), read again every few seconds.  A login bound to none (the shared role, say)
  * may speak for any member not bound to another login.
  */
 static bool
-login_may_send(const uint8 *sender)
+login_may_send(int32 channel_id, const uint8 *sender)
 {
 	static Oid	user = InvalidOid;
+	static int32 for_channel = 0;
 	static TimestampTz read_at = 0;
 	static int	nkeys = 0;			/* bound to this login */
 	static int	nothers = 0;		/* bound to other logins */
@@ -803,15 +804,18 @@ login_may_send(const uint8 *sender)
 	TimestampTz now = GetCurrentTimestamp();
 	int			i;
 
-	if (user != GetSessionUserId() || now - read_at > 5 * USECS_PER_SEC)
+	if (user != GetSessionUserId() || channel_id != for_channel ||
+		now - read_at > 5 * USECS_PER_SEC)
 	{
 		LLAsOwner	own;
 		char	   *login = GetUserNameFromId(GetSessionUserId(), false);
 
 		ll_as_owner_begin(&own);
 		SPI_connect();
-		SPI_execute_with_args("SELECT pubkey, login = $1::name FROM ledger.peer WHERE login IS NOT NULL", 1,
-							  (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(login)},
+		SPI_execute_with_args("SELECT pubkey, login = $1::name FROM ledger.peer "
+							  "WHERE login IS NOT NULL AND channel_id = $2", 2,
+							  (Oid[]) {TEXTOID, INT4OID},
+							  (Datum[]) {CStringGetTextDatum(login), Int32GetDatum(channel_id)},
 							  NULL, true, 0);
 		nkeys = nothers = 0;
 		for (i = 0; i < (int) SPI_processed; i++)
@@ -832,6 +836,7 @@ login_may_send(const uint8 *sender)
 		SPI_finish();
 		ll_as_owner_end(&own);
 		user = GetSessionUserId();
+		for_channel = channel_id;
 		read_at = now;
 	}
 	for (i = 0; i < nkeys; i++)
@@ -872,7 +877,7 @@ ll_deliver(PG_FUNCTION_ARGS)
 				slot = &ll_cons->slots[i];
 	if (slot == NULL)
 		PG_RETURN_TEXT_P(cstring_to_text("no consensus worker for this channel here"));
-	if (!login_may_send((const uint8 *) VARDATA_ANY(sender)))
+	if (!login_may_send(slot->channel_id, (const uint8 *) VARDATA_ANY(sender)))
 		PG_RETURN_TEXT_P(cstring_to_text("this login speaks for another member"));
 	/*
 	 * record: u32 length | u32 arrival (ms, modulo 2^32) | sender[32] |

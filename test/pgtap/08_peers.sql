@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(128);
+SELECT plan(129);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -219,6 +219,8 @@ SELECT throws_ok($$ALTER TABLE tap08_ok ADD CONSTRAINT tap08_ok_x EXCLUDE USING 
 				 'and an exclusion constraint over one');
 SELECT lives_ok($$CREATE INDEX tap08_ok_fp ON tap08_ok (tap08_valid_pinned(i))$$,
 				'an index on a function that sets its search_path is taken');
+SELECT lives_ok($$CREATE INDEX tap08_ok_lp ON tap08_ok (lpad(t, 8))$$,
+				'and one on a built-in SQL-language function (lpad(text, int), bound when it was created)');
 CREATE TABLE tap08_gen (i int, ok boolean GENERATED ALWAYS AS (tap08_valid(i)) STORED);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_gen', 'tap08')$$, '0A000',
 				 'generated column "ok" of table "tap08_gen" could compute differently on different peers',

@@ -322,6 +322,13 @@ is "$(same_on_all "SELECT string_agg(id || ':' || total || ':' || ledger_entry, 
 like "$(error_of 1 "ALTER TABLE gen_t ADD CONSTRAINT gen_t_qty UNIQUE (qty) DEFERRABLE")" \
 	'constraint "gen_t_qty" of table "gen_t" could decide differently on different peers' \
 	"a deferrable unique constraint is refused on gen_t"
+# an index whose expression calls a function without its own search_path,
+# checked before CREATE INDEX CONCURRENTLY runs (it commits as it goes)
+node_psql 1 -qc "CREATE FUNCTION qty_key(q int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT q * 2'" >/dev/null
+like "$(node_psql 1 -c "CREATE INDEX CONCURRENTLY gen_t_qk ON gen_t (qty_key(qty))" 2>&1)" \
+	'index "gen_t_qk" of table "gen_t" could compute differently on different peers' \
+	"CREATE INDEX CONCURRENTLY over such a function is refused before it runs"
+is "$(node_psql 1 -Atc "SELECT count(*) FROM pg_class WHERE relname = 'gen_t_qk'")" 0 "and leaves no index behind"
 rc=0
 for i in $(seq 1 $N); do
 	[ "$(error_of "$i" "ALTER TABLE gen_t ADD CONSTRAINT gen_t_qty UNIQUE (qty)")" = "no error" ] || rc=1
