@@ -552,7 +552,8 @@ check_peer_table(Relation rel, const char *channel)
 		char	   *q = psprintf("SELECT 1 FROM %s LIMIT 1",
 								 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)), name));
 
-		SPI_execute(q, true, 1);
+		/* not read-only: a snapshot taken after the caller's locks */
+		SPI_execute(q, false, 1);
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -565,6 +566,8 @@ check_peer_table(Relation rel, const char *channel)
 static void
 check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 {
+	/* a channel's first add_peer holds it while it judges the tables */
+	LockRelationOid(ll_catalog_relid("ledger_table"), ShareRowExclusiveLock);
 	if (!has_peers(channel_id))
 		return;
 	check_peer_table(rel, channel);
@@ -574,8 +577,9 @@ check_multi_peer(Relation rel, const char *channel, int32 channel_id)
 /*
  * A channel without peers that is about to get its first ones (add_peer
  * before the first block): its tables were enabled without the checks
- * above.  The share lock, held to commit, keeps rows from arriving
- * between the check and the peers.  Called inside SPI.
+ * above.  The lock, held to commit, keeps rows and indexes from arriving
+ * between the check and the peers.  Called inside SPI, after
+ * ll_check_peer_tables locked ledger.ledger_table.
  */
 void
 ll_check_tables_for_peers(int32 channel_id, const char *channel)
@@ -585,14 +589,14 @@ ll_check_tables_for_peers(int32 channel_id, const char *channel)
 				i;
 
 	SPI_execute_with_args("SELECT relid FROM ledger.ledger_table WHERE channel_id = $1 ORDER BY table_no",
-						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, true, 0);
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)}, NULL, false, 0);
 	tt = SPI_tuptable;
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
 		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		Relation	rel = table_open(relid, ShareLock);
+		Relation	rel = table_open(relid, ShareRowExclusiveLock);
 
 		check_peer_table(rel, channel);
 		table_close(rel, NoLock);
@@ -911,16 +915,20 @@ ll_check_index_stmt(struct IndexStmt *stmt, const char *queryString, const char 
 	ListCell   *lc;
 	bool		peers;
 
+	/*
+	 * The lock CREATE INDEX takes next, checked as it checks it; taken
+	 * first, so that a channel's first add_peer (which locks its tables
+	 * against it) is either seen or waits.
+	 */
+	relid = RangeVarGetRelidExtended(stmt->relation,
+									 stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock,
+									 0, RangeVarCallbackOwnsRelation, NULL);
 	SPI_connect();
 	ll_channel_lookup(channel, &ch);
 	peers = has_peers(ch.id);
 	SPI_finish();
 	if (!peers)
 		return;
-	/* the lock CREATE INDEX takes next, checked as it checks it */
-	relid = RangeVarGetRelidExtended(stmt->relation,
-									 stmt->concurrent ? ShareUpdateExclusiveLock : ShareLock,
-									 0, RangeVarCallbackOwnsRelation, NULL);
 	stmt = transformIndexStmt(relid, copyObject(stmt), queryString);
 	foreach(lc, stmt->indexParams)
 		if (path_dependent_walker(((IndexElem *) lfirst(lc))->expr, &funcid))

@@ -597,9 +597,10 @@ ll_add_peer(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a tier of channel \"%s\"", clearance, ch.name)));
 	check_new_member(&ch, name, pub);
+	/* first: enable_table waits for this lock, and then sees the peer */
+	ll_check_peer_tables(ch.id, ch.name, 0);
 	head = channel_head_height(ch.id);
 	check_member_room(&ch, head);
-	ll_check_peer_tables(ch.id, ch.name, 0);
 	if (head <= 0)
 		ll_check_tables_for_peers(ch.id, ch.name);
 	SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, "
