@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -2329,6 +2330,30 @@ refuse_tx(const LLTxHeader *h)
 }
 
 
+#ifdef LL_FAULT_INJECTION
+/*
+ * Test build: the server crashes once this node's batch has reached every
+ * linked peer, before this node's block commit flushed anything: whatever
+ * WAL was not flushed before the batch left is lost.  Armed by
+ * pg_loopledger/crash_after_batch_sent; fires once.
+ */
+static void
+crash_after_batch_sent(void)
+{
+	TimestampTz until;
+
+	if (!ll_fault_armed_point("crash_after_batch_sent"))
+		return;
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
+	while (!links_drained() && GetCurrentTimestamp() < until)
+	{
+		service_links();
+		wait_for_work(20);
+	}
+	elog(PANIC, "loopledger test build: crashing right after this node's batch reached its peers");
+}
+#endif
+
 /*
  * Sign and send a built batch.  (Holding transactions back to send fewer,
  * larger batches - one per height - was measured: it saved signature work
@@ -2338,8 +2363,17 @@ static void
 send_own_batch(ll_batch_builder *bb, ll_buf *out)
 {
 	uint8		hash[32];
-	int			rc = ll_batch_finish(bb, cb_sign, NULL, hash);
+	int			rc;
 
+	/*
+	 * The rows' entry numbers come from ledger.entry_seq, whose WAL record
+	 * their backends' commits (deferred to the block's, capture.c) have not
+	 * flushed yet.  A crash that lost it would give the same numbers again
+	 * after recovery, while the peers order this batch: the node would then
+	 * refuse its own rows.  Nothing leaves before that record is on disk.
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
+	rc = ll_batch_finish(bb, cb_sign, NULL, hash);
 	if (rc != 0)
 	{
 		elog(WARNING, "could not build a transaction batch: %s", ll_wire_strerror(rc));
@@ -2366,6 +2400,9 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 	}
 #endif
 	send_batch(BFT_TO_ALL, out->data, out->len);
+#ifdef LL_FAULT_INJECTION
+	crash_after_batch_sent();
+#endif
 }
 
 /*

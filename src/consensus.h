@@ -304,6 +304,7 @@ extern void ll_fault_rebatch(void (*rebatch) (void));
 extern void ll_fault_stall(void);
 extern void ll_fault_crash_point(void);
 extern void ll_fault_apply_point(const char *point);
+extern bool ll_fault_armed_point(const char *point);
 #endif
 
 /*

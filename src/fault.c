@@ -507,6 +507,19 @@ ll_fault_crash_point(void)
 }
 
 /*
+ * Whether the point pg_loopledger/<point> in the data directory is armed
+ * (and disarm it): for points whose action lives with the caller.
+ */
+bool
+ll_fault_armed_point(const char *point)
+{
+	char		path[MAXPGPATH];
+
+	snprintf(path, sizeof(path), "pg_loopledger/%s", point);
+	return armed(path);
+}
+
+/*
  * The worker dies right after taking transactions from its queue, before
  * any batch is built: those committed without waiting for their order
  * then exist nowhere but in ledger.pending and their rows.  Armed by

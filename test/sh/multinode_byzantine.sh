@@ -317,6 +317,33 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(encode(ori
 	"ledger.txlog is the same on every node"
 is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node 1 verifies clean"
 
+# A crash right after node 1's batch reached its peers (test build: armed
+# by a file, fires once), with the WAL writer held off so that nothing
+# flushed the WAL the batch's transaction wrote: the record of the entry
+# numbers its backend took from ledger.entry_seq among it.  The peers
+# order the batch without node 1.  Unless the worker flushed that record
+# before the batch left, recovery gives the same numbers again, and node
+# 1's next INSERT collides with its own replayed rows.
+node_psql 1 -qc "ALTER SYSTEM SET wal_writer_delay = '10s'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/crash_after_batch_sent"
+node_psql 1 -qc "INSERT INTO parcel SELECT 'seq-a-' || g, 'ok', 'public' FROM generate_series(1, 100) g" >/dev/null 2>&1	# cut by the crash
+for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+ok $(( $(grep -c "crashing right after this node's batch reached its peers" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
+	"node 1 crashed right after its batch of 100 rows reached its peers"
+node_psql 2 -qc "INSERT INTO parcel VALUES ('after-seq-crash', 'ok', 'public')" >/dev/null
+wait_converged customs 60
+ok $? "node 1 recovers and converges with the others"
+is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id LIKE 'seq-a-%'"; done | tr '\n' ' ')" "100 100 100 100 " \
+	"the peers ordered the batch without node 1, and node 1 applied it"
+err=$(node_psql 1 -qc "INSERT INTO parcel SELECT 'seq-b-' || g, 'ok', 'public' FROM generate_series(1, 100) g" 2>&1 >/dev/null)
+is "$err" "" "node 1's next 100 rows take entry numbers not given before the crash"
+wait_converged customs 30
+is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM parcel WHERE id LIKE 'seq-b-%'"; done | tr '\n' ' ')" "100 100 100 100 " \
+	"  and they reach every node"
+is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "  and node 1 verifies clean"
+node_psql 1 -qc "ALTER SYSTEM RESET wal_writer_delay" -c "SELECT pg_reload_conf()" >/dev/null
+
 # A transaction committed without waiting for its order (a table no order
 # can refuse, loopledger.synchronous_commit off) lives, until its batch
 # leaves, only in the worker's queue: the worker dies right after taking
