@@ -332,6 +332,19 @@ CREATE TABLE ledger.member_vote (
 	decided		boolean NOT NULL DEFAULT false
 );
 
+-- Each member's clearance by height, as agreed through the chain: a
+-- change decided by the block of height h holds from h + 1 (membership.c).
+-- Catch-up serves a member each height redacted to the clearance it had
+-- there, which is what it was sent then: one that was down while its
+-- clearance changed can still fetch the heights before the change.
+CREATE TABLE ledger.peer_clearance (
+	channel_id	integer NOT NULL,
+	pubkey		bytea NOT NULL,
+	from_height	bigint NOT NULL,
+	clearance	text NOT NULL,
+	PRIMARY KEY (channel_id, pubkey, from_height)
+);
+
 -- Two signed, conflicting votes of one validator.
 CREATE TABLE ledger.evidence (
 	channel_id	integer NOT NULL,
@@ -371,10 +384,12 @@ SELECT pg_catalog.pg_extension_config_dump('ledger.batch', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.txlog', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.evidence', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.member_vote', '');
+SELECT pg_catalog.pg_extension_config_dump('ledger.peer_clearance', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.table_vote', '');
 SELECT pg_catalog.pg_extension_config_dump('ledger.agreed_table', '');
 REVOKE ALL ON ledger.peer, ledger.consensus_log, ledger.batch, ledger.txlog,
-	ledger.evidence, ledger.member_vote, ledger.table_vote, ledger.agreed_table FROM PUBLIC;
+	ledger.evidence, ledger.member_vote, ledger.peer_clearance, ledger.table_vote,
+	ledger.agreed_table FROM PUBLIC;
 GRANT SELECT ON ledger.txlog, ledger.evidence, ledger.table_vote, ledger.agreed_table TO PUBLIC;
 
 -- Peers connect as this role; it may only hand over messages and read
@@ -453,6 +468,31 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 REVOKE ALL ON FUNCTION ledger.reader_last_height(text, bytea) FROM PUBLIC;
 
+-- The tier index up to which a member may read the content of height h:
+-- the higher of now_tier (what ledger.reader_clearance gave: a raised
+-- clearance reaches back, see disclosure in src/catchup.c) and its
+-- clearance at h (ledger.peer_clearance; before any change, the genesis
+-- one, or for a member admitted later the first one agreed for it, which
+-- a node following the chain before its admission judges old heights at).
+-- So a member that was down while its clearance was lowered still gets
+-- the heights before the change as it was sent them, and can catch up.
+CREATE FUNCTION ledger.reader_tier_at(channel_id integer, requester bytea, h bigint, now_tier integer)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce((
+		SELECT greatest(array_position(c.tiers, coalesce(
+				(SELECT k.clearance FROM ledger.peer_clearance k
+				  WHERE k.channel_id = $1 AND k.pubkey = $2 AND k.from_height <= $3
+				  ORDER BY k.from_height DESC LIMIT 1),
+				CASE WHEN p.since_height = 0 THEN p.genesis_clearance END,
+				(SELECT k.clearance FROM ledger.peer_clearance k
+				  WHERE k.channel_id = $1 AND k.pubkey = $2 ORDER BY k.from_height LIMIT 1))) - 1,
+			$4)
+		  FROM ledger.channel c LEFT JOIN ledger.peer p ON p.channel_id = c.channel_id AND p.pubkey = $2
+		 WHERE c.channel_id = $1), $4)
+$$;
+REVOKE ALL ON FUNCTION ledger.reader_tier_at(integer, bytea, bigint, integer) FROM PUBLIC;
+
 CREATE FUNCTION ledger.decisions(channel text, from_height bigint, max_count integer,
 								 requester bytea, at_ms bigint, sig bytea)
 RETURNS TABLE (height bigint, decision bytea, batches bytea[])
@@ -460,7 +500,8 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS 
 	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $4, $5, $6) AS tier,
 								   ledger.reader_last_height($1, $4) AS last)
 	SELECT l.height, l.decision,
-		   ARRAY(SELECT ledger.redact_batch(b.body, CASE WHEN l.height <= r.last THEN r.tier ELSE -1 END)
+		   ARRAY(SELECT ledger.redact_batch(b.body, CASE WHEN l.height <= r.last
+						 THEN ledger.reader_tier_at(l.channel_id, $4, l.height, r.tier) ELSE -1 END)
 				   FROM ledger.batch b
 				  WHERE b.channel_id = l.channel_id AND b.height = l.height)
 	  FROM r, ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
@@ -474,7 +515,8 @@ RETURNS SETOF bytea
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $3, $4, $5) AS tier,
 								   ledger.reader_last_height($1, $3) AS last)
-	SELECT ledger.redact_batch(b.body, CASE WHEN b.height <= r.last THEN r.tier ELSE -1 END)
+	SELECT ledger.redact_batch(b.body, CASE WHEN b.height <= r.last
+				THEN ledger.reader_tier_at(b.channel_id, $3, b.height, r.tier) ELSE -1 END)
 	  FROM r, ledger.batch b JOIN ledger.channel c USING (channel_id)
 	 WHERE c.name = $1 AND b.batch_hash = ANY ($2)
 $$;

@@ -154,6 +154,9 @@ fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
 	return false;
 }
 
+#define DISCLOSE_REST_MS 200
+#define DISCLOSE_REST_MAX_MS 30000
+
 /*
  * Only a node whose own clearance changed after the genesis (or that
  * joined by vote) can hold entries it may now see: look for them at start
@@ -201,11 +204,21 @@ disclosure_round(void)
 	else if (tier < W.disclosed_for)
 		W.disclosed_for = tier;	/* lowered: nothing to fetch */
 	if (W.disclose_pos >= W.ndisclose ||
-		!TimestampDifferenceExceeds(W.last_disclose, GetCurrentTimestamp(), 200))
+		!TimestampDifferenceExceeds(W.last_disclose, GetCurrentTimestamp(),
+									Max(W.disclose_rest_ms, DISCLOSE_REST_MS)))
 		return;
 	W.last_disclose = GetCurrentTimestamp();
 	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], W.disclose_tries, &batches, &n))
-		return;					/* retried: a member may not have applied the change yet */
+	{
+		/*
+		 * Retried: a member may not have applied the change yet.  Each try
+		 * waits for every member that holds back, so the rest between
+		 * tries doubles, up to DISCLOSE_REST_MAX_MS.
+		 */
+		W.disclose_rest_ms = Min(Max(W.disclose_rest_ms, DISCLOSE_REST_MS) * 2, DISCLOSE_REST_MAX_MS);
+		return;
+	}
+	W.disclose_rest_ms = DISCLOSE_REST_MS;
 	W.apply.self_clearance = tier;
 	/*
 	 * A copy that left entries out (a member answering with less than the

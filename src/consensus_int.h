@@ -137,6 +137,7 @@ typedef struct ConsWorker
 	int			disclose_pos;
 	int			disclose_tries; /* members asked for the block at disclose_pos */
 	TimestampTz last_disclose;
+	int			disclose_rest_ms;	/* between fetches: doubles while none is complete */
 } ConsWorker;
 
 /*

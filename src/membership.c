@@ -156,8 +156,25 @@ withdraw_clashing_request(int32 channel_id, const LLVote *v)
 	}
 }
 
+/*
+ * A change decided by the block of height h holds for the heights after
+ * it: that block's own batches were sent under the clearance before
+ * (ledger.reader_tier_at).
+ */
 static void
-persist_decided(int32 channel_id, const LLDecided *d)
+record_clearance(int32 channel_id, const LLDecided *d, uint64 height)
+{
+	SPI_execute_with_args("INSERT INTO ledger.peer_clearance (channel_id, pubkey, from_height, clearance) "
+						  "VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, pubkey, from_height) "
+						  "DO UPDATE SET clearance = excluded.clearance", 4,
+						  (Oid[]) {INT4OID, BYTEAOID, INT8OID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(channel_id), PointerGetDatum(ll_bytea(d->vote.pub, 32)),
+							  Int64GetDatum((int64) height + 1), CStringGetTextDatum(d->vote.tier)},
+						  NULL, false, 0);
+}
+
+static void
+persist_decided(int32 channel_id, const LLDecided *d, uint64 height)
 {
 	Datum		args[5];
 
@@ -169,6 +186,7 @@ persist_decided(int32 channel_id, const LLDecided *d)
 	if (d->vote.op == LL_TX_ADD_MEMBER)
 	{
 		withdraw_clashing_request(channel_id, &d->vote);
+		record_clearance(channel_id, d, height);
 		/* since is written once: a clearance change keeps it */
 		SPI_execute_with_args("INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height) "
 							  "VALUES ($1, $4, $2, '', $5, $3) ON CONFLICT (channel_id, pubkey) "
@@ -194,7 +212,7 @@ ll_members_persist(const LLMembership *ms, int32 channel_id, uint64 height)
 	for (i = 0; i < ms->nnew; i++)
 		insert_vote(&ms->fresh[i], channel_id, height);
 	for (i = 0; i < ms->ndecided; i++)
-		persist_decided(channel_id, &ms->decided[i]);
+		persist_decided(channel_id, &ms->decided[i], height);
 	for (i = 0; i < ms->ndropped; i++)
 		settle_vote(&ms->dropped[i], channel_id);
 }

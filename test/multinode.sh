@@ -273,7 +273,8 @@ mn_finish() {
 	[ "$(md5sum <"$MN_SO")" = "$MN_SO_SUM" ] || echo "# NOTE: $MN_SO was reinstalled during this run (restarted nodes run the new build)"
 	wait 2>/dev/null
 	stop_nodes >/dev/null 2>&1
-	if [ "$failed" = 0 ]; then
+	# MN_KEEP=1 keeps them after a clean run too
+	if [ "$failed" = 0 ] && [ -z "${MN_KEEP:-}" ]; then
 		for i in $(seq 1 "$N"); do as_pg rm -rf "$TMP/$(node_name "$i")" "$TMP/$(node_name "$i").initdb.log"; done
 	else
 		echo "# clusters and logs kept in $TMP/${MN_PREFIX}1..$N (server.log)"

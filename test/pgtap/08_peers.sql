@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(129);
+SELECT plan(136);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -444,6 +444,33 @@ SELECT lives_ok($$SELECT ledger.set_peer_login('tap08', 'other', 'loopledger_pee
 SELECT is((SELECT login::text FROM ledger.peer WHERE name = 'other' AND channel_id =
 			(SELECT channel_id FROM ledger.channel WHERE name = 'tap08')), 'loopledger_peer', '... recorded in ledger.peer');
 SELECT ledger.set_peer_login('tap08', 'other', NULL);
+
+-- ------------------------------------------------------------ clearance by height
+-- What catch-up serves a member of each height (ledger.reader_tier_at): the
+-- higher of its clearance now and its clearance at that height.  Rows are
+-- written here as the worker writes them when changes are decided.
+SELECT ledger.create_channel('tap08h', ARRAY['public', 'partner', 'customs']);
+INSERT INTO ledger.peer (channel_id, name, pubkey, conninfo, clearance, since_height, genesis_clearance)
+SELECT channel_id, n, decode(repeat(k, 32), 'hex'), 'host=x', c, s, g
+  FROM ledger.channel, (VALUES ('gen', '11', 'public', 0, 'customs'),
+							   ('late', '22', 'public', 30, 'partner')) v(n, k, c, s, g)
+ WHERE name = 'tap08h';
+INSERT INTO ledger.peer_clearance
+SELECT channel_id, decode(repeat(k, 32), 'hex'), h, c
+  FROM ledger.channel, (VALUES ('11', 11, 'public'), ('22', 29, 'customs'), ('22', 41, 'public')) v(k, h, c)
+ WHERE name = 'tap08h';
+CREATE FUNCTION pg_temp.tier_at(k text, h bigint, now_tier int) RETURNS int LANGUAGE sql AS $$
+	SELECT ledger.reader_tier_at((SELECT channel_id FROM ledger.channel WHERE name = 'tap08h'),
+								 decode(repeat(k, 32), 'hex'), h, now_tier)
+$$;
+SELECT is(pg_temp.tier_at('11', 10, 0), 2, 'a genesis member lowered at height 11 reads height 10 at its genesis clearance');
+SELECT is(pg_temp.tier_at('11', 11, 0), 0, '  and height 11 at the lowered one');
+SELECT is(pg_temp.tier_at('11', 11, 1), 1, '  unless its clearance now is higher (raised again: it reaches back)');
+SELECT is(pg_temp.tier_at('22', 5, 0), 2,
+		  'a member admitted later reads the heights before its admission at its first agreed clearance');
+SELECT is(pg_temp.tier_at('22', 40, 0), 2, '  and keeps it until the change');
+SELECT is(pg_temp.tier_at('22', 41, 0), 0, '  then the lowered one');
+SELECT is(pg_temp.tier_at('33', 41, 1), 1, 'a key with no history reads at its clearance now');
 
 -- ------------------------------------------------------------ what a peer may send
 SELECT throws_ok($$SELECT ledger.deliver('tap08', '\x00'::bytea, '\x00'::bytea)$$, '22023',
