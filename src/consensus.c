@@ -2371,8 +2371,11 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 	 * flushed yet.  A crash that lost it would give the same numbers again
 	 * after recovery, while the peers order this batch: the node would then
 	 * refuse its own rows.  Nothing leaves before that record is on disk.
+	 * (To the end of the last record: GetXLogInsertRecPtr, at a page
+	 * boundary, points past the next page's header, which no flush can
+	 * reach until something is written there.)
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	XLogFlush(GetXLogInsertEndRecPtr());
 	rc = ll_batch_finish(bb, cb_sign, NULL, hash);
 	if (rc != 0)
 	{

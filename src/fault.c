@@ -502,7 +502,7 @@ ll_fault_crash_point(void)
 	 * such crashes lose them too; the WAL writer may have flushed them
 	 * first, though, and that is the case worth testing.
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	XLogFlush(GetXLogInsertEndRecPtr());
 	elog(PANIC, "loopledger test build: crashing between a local commit and the block's commit");
 }
 

@@ -230,11 +230,14 @@ waited_long(PGPROC *wp)
 }
 
 /*
- * True when the worker, inserting a transaction ordered before ours, waits
- * for us: for one of our transaction ids (a unique-index check on our
- * row), or for a lock we hold in a conflicting mode (LOCK TABLE before an
+ * True when the worker waits for us: for one of our transaction ids (a
+ * unique-index check on our row, inserting a transaction ordered before
+ * ours), or for a lock we hold in a conflicting mode (LOCK TABLE before an
  * INSERT).  We wait on a latch, not a lock, so PostgreSQL's deadlock
- * detector would never see the cycle.  Read without the lock manager's
+ * detector would never see the cycle.  Wherever the worker is (inserting
+ * rows, or checking a table's definition before them, which reads it
+ * under AccessShareLock), a wait for a lock we hold is a cycle: we cannot
+ * finish before it gives us our turn.  Read without the lock manager's
  * locks, as a hint: the caller asks twice before acting on it.
  */
 static bool
@@ -246,7 +249,7 @@ worker_waits_for_me(LLConsSlot *slot)
 	LOCKMODE	want;
 	LOCKMODE	m;
 
-	if (wp == NULL || pg_atomic_read_u64(&slot->applying) == 0)
+	if (wp == NULL)
 		return false;
 	lk = wp->waitLock;
 	want = wp->waitLockMode;

@@ -555,6 +555,40 @@ is "$(same_on_all "SELECT length(body) FROM big_t WHERE id = 'max'")" 4150000 ".
 like "$(error_of 1 "INSERT INTO big_t VALUES ('too-big', repeat('x', 4300000))")" "transaction too large for a multi-peer ledger channel" \
 	"a 4.3 MB transaction is refused with a clear error"
 
+# A DBA's lock request (LOCK TABLE; VACUUM FULL and CREATE INDEX queue
+# alike) queued behind a backend that waits for its transaction's turn: the
+# worker, checking the table's definition again before that transaction
+# (after a catalog change anywhere), reads it under AccessShareLock and
+# queues behind the DBA.  Nobody's lock wait shows the cycle to PostgreSQL;
+# the backend must see it and give way, or the channel stalls on this node
+# until the DBA's lock_timeout.
+for i in 1 2 3 4; do
+	node_psql "$i" -qc "CREATE TABLE lock_t (id text PRIMARY KEY CHECK (length(id) < 20), tier text);
+	                    SELECT ledger.enable_table('lock_t', '$CH', 'tier')" >/dev/null
+done
+wait_agreed lock_t
+ok $? "the definition of lock_t is agreed on every node"
+node_psql 1 -qc "INSERT INTO lock_t VALUES ('warm', 'public')" >/dev/null
+t0=$(now_ms)
+node_psql 1 -q -c "BEGIN" -c "INSERT INTO lock_t VALUES ('held', 'public')" -c "SELECT pg_sleep(1.5)" \
+	-c "COMMIT" >"$WORK/held.out" 2>&1 &
+held=$!
+sleep 0.4
+node_psql 1 -qc "CREATE TEMP TABLE catalog_change ()"
+node_psql 1 -q -c "SET lock_timeout = '10s'" -c "BEGIN" -c "LOCK TABLE lock_t IN ACCESS EXCLUSIVE MODE" \
+	-c "COMMIT" >"$WORK/lock.out" 2>&1 &
+locker=$!
+wait $held
+wait $locker
+ms=$(( $(now_ms) - t0 ))
+is "$(cat "$WORK/lock.out")" "" "the DBA's LOCK TABLE, queued behind a waiting backend, gets its lock ($ms ms)"
+ok $(( !(ms < 8000) )) "  long before its lock_timeout"
+like "$(cat "$WORK/held.out")" "gave way to one the ledger channel ordered first" \
+	"  as the waiting backend gave way (its outcome not known yet)"
+wait_converged $CH 30
+is "$(same_on_all "SELECT count(*) FROM lock_t WHERE id = 'held'")" 1 \
+	"  and its transaction, already sent, is applied everywhere from its batch"
+
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 # Each sender has a share of a worker's inbox (one call of the largest
 # size), so one member cannot fill it: 9 MB in one call is over it.  And a
