@@ -18,7 +18,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -2365,17 +2364,6 @@ send_own_batch(ll_batch_builder *bb, ll_buf *out)
 	uint8		hash[32];
 	int			rc;
 
-	/*
-	 * The rows' entry numbers come from ledger.entry_seq, whose WAL record
-	 * their backends' commits (deferred to the block's, capture.c) have not
-	 * flushed yet.  A crash that lost it would give the same numbers again
-	 * after recovery, while the peers order this batch: the node would then
-	 * refuse its own rows.  Nothing leaves before that record is on disk.
-	 * (To the end of the last record: GetXLogInsertRecPtr, at a page
-	 * boundary, points past the next page's header, which no flush can
-	 * reach until something is written there.)
-	 */
-	XLogFlush(GetXLogInsertEndRecPtr());
 	rc = ll_batch_finish(bb, cb_sign, NULL, hash);
 	if (rc != 0)
 	{
