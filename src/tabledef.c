@@ -325,7 +325,10 @@ ll_tabledef_settle(const LLApply *a, uint64 height)
 	have_valset = true;
 }
 
-/* The cache entry of a table, its agreed definition loaded; NULL if too long. */
+/*
+ * The cache entry of a table, its agreed definition loaded; NULL if too
+ * long.  Only agreed tables are cached.
+ */
 static Agreed *
 agreed_entry(const LLApply *a, const char *table, size_t len)
 {
@@ -366,6 +369,18 @@ agreed_entry(const LLApply *a, const char *table, size_t len)
 			memcpy(fresh.fp, VARDATA_ANY(b), 32);
 	}
 	memcpy(fresh.key, key, TABLE_KEY_LEN);
+	if (!fresh.agreed)
+	{
+		/*
+		 * Not kept: rows naming tables nobody agreed on come only from a
+		 * liar (an honest origin refuses them), who could make up names
+		 * without end.  Asking again costs a query per such row.
+		 */
+		static Agreed unagreed;
+
+		unagreed = fresh;
+		return &unagreed;
+	}
 	e = hash_search(agreed_cache, key, HASH_ENTER, NULL);
 	*e = fresh;
 	return e;
