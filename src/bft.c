@@ -127,6 +127,8 @@ struct bft_node
 	bool		req_any;
 	bft_served	served[BFT_SERVED];
 	uint32_t	served_next;
+	bft_served	checked[BFT_SERVED];	/* block answers checked, per peer */
+	uint32_t	checked_next;
 
 	uint32_t	commit_len;
 	uint8_t		commit_payload[BFT_MAX_PAYLOAD];
@@ -1588,23 +1590,29 @@ gossip(bft_node *n)
  * of its old requests) can never make us send more than it sends us.
  */
 static bool
-reply_allowed(bft_node *n, uint32_t peer, uint64_t key)
+once_per_period(bft_node *n, bft_served *ring, uint32_t *next, uint32_t peer, uint64_t key)
 {
 	uint32_t	i;
 	bft_served *sv;
 
 	for (i = 0; i < BFT_SERVED; i++)
 	{
-		sv = &n->served[i];
+		sv = &ring[i];
 		if (sv->at_ms && sv->peer == peer && sv->height == key &&
 			n->now < sv->at_ms + n->cfg.gossip_ms / 2)
 			return false;
 	}
-	sv = &n->served[n->served_next++ % BFT_SERVED];
+	sv = &ring[(*next)++ % BFT_SERVED];
 	sv->peer = peer;
 	sv->height = key;
 	sv->at_ms = n->now ? n->now : 1;
 	return true;
+}
+
+static bool
+reply_allowed(bft_node *n, uint32_t peer, uint64_t key)
+{
+	return once_per_period(n, n->served, &n->served_next, peer, key);
 }
 
 /* Sends a committed block to a peer, at most once per period per height. */
@@ -1642,6 +1650,14 @@ on_block_resp(bft_node *n, const bft_block_resp *r, uint32_t peer)
 		n->stats.rejected++;
 		return;
 	}
+	/*
+	 * An honest peer answers a height at most once per half gossip period
+	 * (reply_allowed): checking more from one peer would let it make us
+	 * check a quorum of signatures per message it sends.
+	 */
+	if (peer != BFT_NO_PEER &&
+		!once_per_period(n, n->checked, &n->checked_next, peer, c->height))
+		return;
 	n->stats.verifies += c->nsigs;
 	if (bft_cert_verify(&n->vs, n->cfg.chain_id, c, &n->cfg.cb) != BFT_OK ||
 		!n->cfg.cb.validate(n->cfg.cb.ctx, c->height, c->value, r->payload,

@@ -213,7 +213,7 @@ payload_for(uint64_t h, char tag, bool valid, uint8_t *buf, uint32_t *len,
 }
 
 static void
-feed(ut *u, uint32_t peer, const bft_msg *m)
+feed_at(ut *u, uint32_t peer, const bft_msg *m, uint64_t now_ms)
 {
 	uint8_t    *buf = malloc(BFT_MAX_MSG);
 	size_t		len;
@@ -221,12 +221,19 @@ feed(ut *u, uint32_t peer, const bft_msg *m)
 
 	assert_int_equal(bft_encode(m, buf, BFT_MAX_MSG, &len), BFT_OK);
 	memset(&ev, 0, sizeof(ev));
+	ev.now_ms = now_ms;
 	ev.kind = BFT_EV_MSG;
 	ev.u.msg.peer = peer;
 	ev.u.msg.data = buf;
 	ev.u.msg.len = len;
 	bft_step(u->node, &ev, u->out);
 	free(buf);
+}
+
+static void
+feed(ut *u, uint32_t peer, const bft_msg *m)
+{
+	feed_at(u, peer, m, 0);
 }
 
 static void
@@ -933,7 +940,10 @@ test_catchup_verifies_cert(void **state)
 	assert_false(u.out->has_commit);
 	m->u.resp.payload = pv;
 	m->u.resp.payload_len = lv;
+	/* peer 7 sent a bad answer for height 1: its next waits half a gossip period */
 	feed(&u, 7, m);
+	assert_false(u.out->has_commit);
+	feed_at(&u, 7, m, 1000);
 	assert_true(u.out->has_commit);
 	assert_int_equal(u.out->commit.height, 1);
 	assert_int_equal(bft_height(u.node), 2);
@@ -952,6 +962,49 @@ test_catchup_verifies_cert(void **state)
 	assert_int_equal(m->type, BFT_MSG_BLOCK_RESP);
 	assert_int_equal(bft_cert_verify(&g_vs, g_chain, &m->u.resp.cert,
 									 &(bft_callbacks) {.verify = cb_verify}), BFT_OK);
+	free(m);
+	ut_teardown(&u);
+}
+
+/*
+ * Block answers nobody can tell from honest ones until their quorum of
+ * signatures is checked: one peer gets its answers for a height checked
+ * once per half gossip period, whatever it sends, and others are not held
+ * up by it.
+ */
+static void
+test_block_answers_checked_once_per_period(void **state)
+{
+	ut			u;
+	uint8_t		pv[16],
+				v[BFT_HASH_LEN];
+	uint32_t	lv;
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+	int			good[3] = {1, 2, 3};
+	uint64_t	before;
+	int			i;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	payload_for(1, 'v', true, pv, &lv, v);
+	m->type = BFT_MSG_BLOCK_RESP;
+	m->u.resp.payload = pv;
+	m->u.resp.payload_len = lv;
+	make_cert(&m->u.resp.cert, 1, 0, v, good, 3);
+	m->u.resp.cert.sigs[2].sig[0] ^= 1;	/* the last signature forged */
+	before = bft_get_stats(u.node)->verifies;
+	for (i = 0; i < 50; i++)
+		feed_at(&u, 7, m, 10 + i);
+	assert_false(u.out->has_commit);
+	/* one answer's quorum counted, not fifty */
+	assert_int_equal(bft_get_stats(u.node)->verifies - before, 3);
+	feed_at(&u, 7, m, 10 + 100);	/* half a gossip period later: checked again */
+	assert_int_equal(bft_get_stats(u.node)->verifies - before, 6);
+	/* another peer's genuine answer is checked at once */
+	make_cert(&m->u.resp.cert, 1, 0, v, good, 3);
+	feed_at(&u, 8, m, 10 + 101);
+	assert_true(u.out->has_commit);
+	assert_int_equal(bft_height(u.node), 2);
 	free(m);
 	ut_teardown(&u);
 }
@@ -1597,6 +1650,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_node_commits_at_once),
+		cmocka_unit_test(test_block_answers_checked_once_per_period),
 		cmocka_unit_test(test_quorum_sizes),
 		cmocka_unit_test(test_locking),
 		cmocka_unit_test(test_locked_value_and_stale_pol),
