@@ -788,68 +788,93 @@ ll_channel_has_peers(int32 channel_id)
  * --------------------------------------------------------------------- */
 
 /*
- * Keys this backend's login may speak for on a channel
- * (ledger.set_peer_login), read again every few seconds.  A login bound to none (the shared role, say)
- * may speak for any member not bound to another login.
+ * The keys of a channel's peers (members, requests, removed members) and
+ * which login each is bound to (ledger.set_peer_login), read again every
+ * few seconds by this backend.
  */
-static bool
-login_may_send(int32 channel_id, const uint8 *sender)
+typedef struct SenderKey
+{
+	uint8		key[32];
+	char		bound;			/* 'm': to this login, 'o': to another, 0: none */
+} SenderKey;
+
+static SenderKey *sender_keys = NULL;
+static int	nsender_keys = 0;
+
+static void
+load_sender_keys(int32 channel_id)
+{
+	LLAsOwner	own;
+	char	   *login = GetUserNameFromId(GetSessionUserId(), false);
+	int			i;
+
+	ll_as_owner_begin(&own);
+	SPI_connect();
+	SPI_execute_with_args("SELECT pubkey, CASE WHEN login = $1::name THEN 'm' WHEN login IS NOT NULL "
+						  "THEN 'o' ELSE '' END FROM ledger.peer WHERE channel_id = $2", 2,
+						  (Oid[]) {TEXTOID, INT4OID},
+						  (Datum[]) {CStringGetTextDatum(login), Int32GetDatum(channel_id)},
+						  NULL, true, 0);
+	if (sender_keys)
+		pfree(sender_keys);
+	sender_keys = MemoryContextAllocZero(TopMemoryContext,
+										 sizeof(SenderKey) * Max(SPI_processed, 1));
+	nsender_keys = 0;
+	for (i = 0; i < (int) SPI_processed; i++)
+	{
+		bool		isnull;
+		bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		SenderKey  *sk = &sender_keys[nsender_keys];
+
+		if (VARSIZE_ANY_EXHDR(k) != 32)
+			continue;
+		memcpy(sk->key, VARDATA_ANY(k), 32);
+		sk->bound = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)[0];
+		nsender_keys++;
+	}
+	SPI_finish();
+	ll_as_owner_end(&own);
+}
+
+/*
+ * Why this backend's login may not speak for sender on a channel, or
+ * NULL.  Only a channel's peers may send (the worker would drop anyone
+ * else's frames, but each sender has a share of the inbox).  A login bound
+ * to keys speaks for those alone; one bound to none (the shared role, say)
+ * for any peer not bound to another login.
+ */
+static const char *
+login_refuses(int32 channel_id, const uint8 *sender)
 {
 	static Oid	user = InvalidOid;
 	static int32 for_channel = 0;
 	static TimestampTz read_at = 0;
-	static int	nkeys = 0;			/* bound to this login */
-	static int	nothers = 0;		/* bound to other logins */
-	static uint8 keys[LL_MAX_PEERS * LL_MAX_CONS][32];
-	static uint8 others[LL_MAX_PEERS * LL_MAX_CONS][32];
 	TimestampTz now = GetCurrentTimestamp();
+	bool		bound_here = false;
+	int			found = -1;
 	int			i;
 
 	if (user != GetSessionUserId() || channel_id != for_channel ||
 		now - read_at > 5 * USECS_PER_SEC)
 	{
-		LLAsOwner	own;
-		char	   *login = GetUserNameFromId(GetSessionUserId(), false);
-
-		ll_as_owner_begin(&own);
-		SPI_connect();
-		SPI_execute_with_args("SELECT pubkey, login = $1::name FROM ledger.peer "
-							  "WHERE login IS NOT NULL AND channel_id = $2", 2,
-							  (Oid[]) {TEXTOID, INT4OID},
-							  (Datum[]) {CStringGetTextDatum(login), Int32GetDatum(channel_id)},
-							  NULL, true, 0);
-		nkeys = nothers = 0;
-		for (i = 0; i < (int) SPI_processed; i++)
-		{
-			bool		isnull;
-			bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
-														  SPI_tuptable->tupdesc, 1, &isnull));
-			bool		mine = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
-														  SPI_tuptable->tupdesc, 2, &isnull));
-
-			if (VARSIZE_ANY_EXHDR(k) != 32)
-				continue;
-			if (mine && nkeys < (int) lengthof(keys))
-				memcpy(keys[nkeys++], VARDATA_ANY(k), 32);
-			else if (!mine && nothers < (int) lengthof(others))
-				memcpy(others[nothers++], VARDATA_ANY(k), 32);
-		}
-		SPI_finish();
-		ll_as_owner_end(&own);
+		load_sender_keys(channel_id);
 		user = GetSessionUserId();
 		for_channel = channel_id;
 		read_at = now;
 	}
-	for (i = 0; i < nkeys; i++)
-		if (memcmp(keys[i], sender, 32) == 0)
-			return true;
-	if (nkeys > 0)
-		return false;
-	/* an unbound login (the shared role, say) speaks for no bound member */
-	for (i = 0; i < nothers; i++)
-		if (memcmp(others[i], sender, 32) == 0)
-			return false;
-	return true;
+	for (i = 0; i < nsender_keys; i++)
+	{
+		if (sender_keys[i].bound == 'm')
+			bound_here = true;
+		if (memcmp(sender_keys[i].key, sender, 32) == 0)
+			found = sender_keys[i].bound;
+	}
+	if (found < 0)
+		return "the sender is not a peer of this channel here";
+	if (found == 'm' || (!bound_here && found == 0))
+		return NULL;
+	return "this login speaks for another member";
 }
 
 /*
@@ -878,8 +903,12 @@ ll_deliver(PG_FUNCTION_ARGS)
 				slot = &ll_cons->slots[i];
 	if (slot == NULL)
 		PG_RETURN_TEXT_P(cstring_to_text("no consensus worker for this channel here"));
-	if (!login_may_send(slot->channel_id, (const uint8 *) VARDATA_ANY(sender)))
-		PG_RETURN_TEXT_P(cstring_to_text("this login speaks for another member"));
+	{
+		const char *why = login_refuses(slot->channel_id, (const uint8 *) VARDATA_ANY(sender));
+
+		if (why != NULL)
+			PG_RETURN_TEXT_P(cstring_to_text(why));
+	}
 	/*
 	 * record: u32 length | u32 arrival (ms, modulo 2^32) | sender[32] |
 	 * frames; the worker judges proposers by when their frames came, not

@@ -602,6 +602,8 @@ is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key4', decode(rep
 	"a 9 MB call is over one sender's share of the inbox"
 is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key2', '\\xff')")" ok \
 	"an unbound login may still speak for any member"
+is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$(printf '%064d' 7)', '\\xff')")" \
+	"the sender is not a peer of this channel here" "but not for a key that is no peer (each sender has a share of the inbox)"
 node_psql 1 -qc "SELECT ledger.set_peer_login('$CH', '$(node_name 4)', 'peer_from_4')" >/dev/null
 is "$(as_peer 1 peer_from_4 "SELECT ledger.deliver('$CH', '\\x$key2', '\\xff')")" "this login speaks for another member" \
 	"once bound to member 4, its login cannot speak for member 2"
