@@ -484,7 +484,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 				(SELECT k.clearance FROM ledger.peer_clearance k
 				  WHERE k.channel_id = $1 AND k.pubkey = $2 AND k.from_height <= $3
 				  ORDER BY k.from_height DESC LIMIT 1),
-				CASE WHEN p.since_height = 0 THEN p.genesis_clearance END,
+				-- (not when a change is missing from the history: a copy
+				-- restored from a build before it)
+				CASE WHEN p.since_height = 0 AND (p.clearance = p.genesis_clearance OR EXISTS
+						(SELECT 1 FROM ledger.peer_clearance k WHERE k.channel_id = $1 AND k.pubkey = $2))
+					 THEN p.genesis_clearance END,
 				(SELECT k.clearance FROM ledger.peer_clearance k
 				  WHERE k.channel_id = $1 AND k.pubkey = $2 ORDER BY k.from_height LIMIT 1))) - 1,
 			$4)

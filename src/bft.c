@@ -127,8 +127,8 @@ struct bft_node
 	bool		req_any;
 	bft_served	served[BFT_SERVED];
 	uint32_t	served_next;
-	bft_served	checked[BFT_SERVED];	/* block answers checked, per peer */
-	uint32_t	checked_next;
+	bft_served	failed[BFT_SERVED]; /* block answers whose certificate failed */
+	uint32_t	failed_next;
 
 	uint32_t	commit_len;
 	uint8_t		commit_payload[BFT_MAX_PAYLOAD];
@@ -1589,30 +1589,36 @@ gossip(bft_node *n)
  * period.  Every reply to a peer goes through here, so a peer (or a replay
  * of its old requests) can never make us send more than it sends us.
  */
+/* Whether ring holds (peer, key) from less than half a gossip period ago. */
 static bool
-once_per_period(bft_node *n, bft_served *ring, uint32_t *next, uint32_t peer, uint64_t key)
+seen_lately(bft_node *n, const bft_served *ring, uint32_t peer, uint64_t key)
 {
 	uint32_t	i;
-	bft_served *sv;
 
 	for (i = 0; i < BFT_SERVED; i++)
-	{
-		sv = &ring[i];
-		if (sv->at_ms && sv->peer == peer && sv->height == key &&
-			n->now < sv->at_ms + n->cfg.gossip_ms / 2)
-			return false;
-	}
-	sv = &ring[(*next)++ % BFT_SERVED];
+		if (ring[i].at_ms && ring[i].peer == peer && ring[i].height == key &&
+			n->now < ring[i].at_ms + n->cfg.gossip_ms / 2)
+			return true;
+	return false;
+}
+
+static void
+remember(bft_node *n, bft_served *ring, uint32_t *next, uint32_t peer, uint64_t key)
+{
+	bft_served *sv = &ring[(*next)++ % BFT_SERVED];
+
 	sv->peer = peer;
 	sv->height = key;
 	sv->at_ms = n->now ? n->now : 1;
-	return true;
 }
 
 static bool
 reply_allowed(bft_node *n, uint32_t peer, uint64_t key)
 {
-	return once_per_period(n, n->served, &n->served_next, peer, key);
+	if (seen_lately(n, n->served, peer, key))
+		return false;
+	remember(n, n->served, &n->served_next, peer, key);
+	return true;
 }
 
 /* Sends a committed block to a peer, at most once per period per height. */
@@ -1651,16 +1657,21 @@ on_block_resp(bft_node *n, const bft_block_resp *r, uint32_t peer)
 		return;
 	}
 	/*
-	 * An honest peer answers a height at most once per half gossip period
-	 * (reply_allowed): checking more from one peer would let it make us
-	 * check a quorum of signatures per message it sends.
+	 * An honest peer's certificates verify: after one that did not, a
+	 * peer's answers for that height wait half a gossip period, or it
+	 * could make us check a quorum of signatures per message it sends.
 	 */
-	if (peer != BFT_NO_PEER &&
-		!once_per_period(n, n->checked, &n->checked_next, peer, c->height))
+	if (peer != BFT_NO_PEER && seen_lately(n, n->failed, peer, c->height))
 		return;
 	n->stats.verifies += c->nsigs;
-	if (bft_cert_verify(&n->vs, n->cfg.chain_id, c, &n->cfg.cb) != BFT_OK ||
-		!n->cfg.cb.validate(n->cfg.cb.ctx, c->height, c->value, r->payload,
+	if (bft_cert_verify(&n->vs, n->cfg.chain_id, c, &n->cfg.cb) != BFT_OK)
+	{
+		if (peer != BFT_NO_PEER)
+			remember(n, n->failed, &n->failed_next, peer, c->height);
+		n->stats.rejected++;
+		return;
+	}
+	if (!n->cfg.cb.validate(n->cfg.cb.ctx, c->height, c->value, r->payload,
 							r->payload_len))
 	{
 		n->stats.rejected++;

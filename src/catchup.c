@@ -25,6 +25,10 @@
  * A raised clearance: fetch and fill in the rows this node may now see
  * --------------------------------------------------------------------- */
 
+/* rest between disclosure fetches: doubles while none is complete */
+#define DISCLOSE_REST_MS 200
+#define DISCLOSE_REST_MAX_MS 30000
+
 /* Heights of decided blocks holding entries redacted at or below tier. */
 static void
 plan_disclosure(int tier)
@@ -60,6 +64,7 @@ plan_disclosure(int tier)
 		}
 	}
 	W.ndisclose = W.disclose_pos = W.disclose_tries = 0;
+	W.disclose_rest_ms = DISCLOSE_REST_MS;
 	if (heights != NULL)
 	{
 		SPI_execute_with_args("SELECT height FROM ledger.consensus_log WHERE channel_id = $1 "
@@ -153,9 +158,6 @@ fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
 	}
 	return false;
 }
-
-#define DISCLOSE_REST_MS 200
-#define DISCLOSE_REST_MAX_MS 30000
 
 /*
  * Only a node whose own clearance changed after the genesis (or that

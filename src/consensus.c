@@ -3024,6 +3024,37 @@ load_kept_batches(void)
  * again (resubmit.c).  A failure is logged, not fatal: the worker must
  * run, and the next start tries again.
  */
+/*
+ * A backend that queued a transaction without waiting for its order
+ * (ASYNC) before this worker started, and has not committed yet, commits
+ * after the scan below would look: its transaction would stay pending
+ * until the next start.  Such backends commit at once; wait for them (a
+ * second at most: one that hangs is looked for at the next start).
+ */
+static void
+wait_for_async_commits(void)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+
+	while (GetCurrentTimestamp() < until)
+	{
+		bool		any = false;
+		int			i;
+
+		for (i = 0; i < ll_cons->nwaits && !any; i++)
+		{
+			LLTxWait   *w = &ll_cons->waits[i];
+
+			any = LL_TX_STATE(pg_atomic_read_u32(&w->state)) == LL_TX_ASYNC &&
+				w->channel_id == W.channel_id;
+		}
+		if (!any)
+			return;
+		pg_usleep(5000L);		/* the latch is left for the main loop */
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 static void
 resubmit_pending(void)
 {
@@ -3032,6 +3063,7 @@ resubmit_pending(void)
 
 	if (W.self < 0)
 		return;
+	wait_for_async_commits();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();

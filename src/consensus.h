@@ -354,5 +354,6 @@ typedef struct LLTxHeader
 extern int	ll_resubmit_pending(LLConsSlot *slot, int32 channel_id, const char *channel,
 								const uint8 *self);
 extern void ll_fault_txq_point(void);
+extern void ll_fault_async_point(void);
 
 #endif							/* LL_CONSENSUS_H */

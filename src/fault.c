@@ -533,6 +533,19 @@ ll_fault_txq_point(void)
 }
 
 /*
+ * A backend that queued its transaction without waiting for its order
+ * takes 1.5 s to commit: a worker that died right after taking it (see
+ * above) restarts before the commit is visible.  Armed by
+ * pg_loopledger/slow_async_commit; fires once.
+ */
+void
+ll_fault_async_point(void)
+{
+	if (armed("pg_loopledger/slow_async_commit"))
+		pg_usleep(1500 * 1000L);
+}
+
+/*
  * A decided block with batches that fails to apply, as when a ledger
  * table is missing here.  Armed by creating pg_loopledger/<point> in the
  * data directory; fires once.  The points: fail_apply_rows, while

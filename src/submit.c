@@ -591,6 +591,9 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 		/* nothing can refuse these rows: commit now, the order follows */
 		record_outcome(w, true, tier);
 		write_pending(n, channel, multi, packed, chan, w->txid);
+#ifdef LL_FAULT_INJECTION
+		ll_fault_async_point();
+#endif
 		return;
 	}
 	wait_for_turn(slot, w, body);

@@ -968,9 +968,9 @@ test_catchup_verifies_cert(void **state)
 
 /*
  * Block answers nobody can tell from honest ones until their quorum of
- * signatures is checked: one peer gets its answers for a height checked
- * once per half gossip period, whatever it sends, and others are not held
- * up by it.
+ * signatures is checked: after a peer's certificate failed, its answers
+ * for that height wait half a gossip period, whatever it sends, and other
+ * peers are not held up by it.
  */
 static void
 test_block_answers_checked_once_per_period(void **state)

@@ -368,6 +368,21 @@ ok $(( $(grep -c "the worker dies after taking its transaction queue" "$TMP/$(no
 is "$got" "1 1 1 1 " "its restarted worker queued it again: the row reaches every node once"
 wait_converged customs 30
 is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.txlog WHERE status = 'pending'")" 0 "  and it is no longer pending on node 1"
+# The same, with the backend slow to commit (test build: 1.5 s after
+# queueing): the restarted worker looks for pending transactions before
+# that commit is visible.  It must wait for backends that queued without
+# waiting and have not committed yet, or the row stays on node 1 alone.
+as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/die_after_txq_take"
+as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/slow_async_commit"
+node_psql 1 -qc "SET loopledger.synchronous_commit = off" -c "INSERT INTO notes VALUES ('async-slow-commit')" >/dev/null
+ok $? "node 1: a transaction committed without waiting, 1.5 s after it was queued"
+got=""
+for _ in $(seq 1 100); do
+	got=$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM notes WHERE note = 'async-slow-commit'"; done | tr '\n' ' ')
+	[ "$got" = "1 1 1 1 " ] && break
+	sleep 0.2
+done
+is "$got" "1 1 1 1 " "  the restarted worker waited for that commit and queued it: the row reaches every node once"
 
 # Every member fails to apply the same decided block (test build: armed
 # by a file, fires once per node), as when a table is missing everywhere:
