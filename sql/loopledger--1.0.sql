@@ -120,6 +120,47 @@ CREATE TRIGGER channel_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 CREATE TRIGGER ledger_table_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON ledger.ledger_table FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_catalog_change();
 
+-- Blocks a DBA learned out of band (ledger.trust_checkpoint): a copy that
+-- reaches one of these heights with another block stops there.  A node
+-- catching up checks every certificate against the validators of its
+-- height, so only a checkpoint protects it from a history certified with
+-- the keys of an old validator set, retired and leaked.
+CREATE TABLE ledger.checkpoint (
+	channel_id	integer NOT NULL REFERENCES ledger.channel,
+	block_height bigint NOT NULL,
+	block_hash	bytea NOT NULL,
+	trusted_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (channel_id, block_height)
+);
+SELECT pg_catalog.pg_extension_config_dump('ledger.checkpoint', '');
+REVOKE ALL ON ledger.checkpoint FROM PUBLIC;
+GRANT SELECT ON ledger.checkpoint TO PUBLIC;
+
+CREATE FUNCTION ledger.check_checkpoint() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	want bytea;
+BEGIN
+	SELECT k.block_hash INTO want FROM ledger.checkpoint k
+	 WHERE k.channel_id = NEW.channel_id AND k.block_height = NEW.height;
+	IF want IS NOT NULL AND want <> NEW.block_hash THEN
+		RAISE EXCEPTION 'ledger block % of channel "%" differs from the trusted checkpoint', NEW.height,
+			(SELECT c.name FROM ledger.channel c WHERE c.channel_id = NEW.channel_id)
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('The block certified here has hash %s; the checkpoint says %s.',
+								  encode(NEW.block_hash, 'hex'), encode(want, 'hex')),
+				  HINT = 'The members that certified this history may hold keys of an old validator set. '
+						 'Check the checkpoint with a member''s DBA; this node applies nothing past it until '
+						 'the checkpoint row is removed or its copy is rebuilt from a member you trust.';
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER block_checkpoint AFTER INSERT ON ledger.block
+	FOR EACH ROW EXECUTE FUNCTION ledger.check_checkpoint();
+-- the consensus worker applies blocks in replica mode
+ALTER TABLE ledger.block ENABLE ALWAYS TRIGGER block_checkpoint;
+
 -- ---------------------------------------------------------------------
 -- DBA interface
 -- ---------------------------------------------------------------------
@@ -145,6 +186,53 @@ AS 'MODULE_PATHNAME', 'll_verify' LANGUAGE C STRICT;
 CREATE FUNCTION ledger.digest(channel text)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'll_digest' LANGUAGE C STRICT;
+
+-- Trust a block learned out of band (from ledger.digest on a member one
+-- trusts): this node's copy must hold exactly that block at that height.
+CREATE FUNCTION ledger.trust_checkpoint(channel text, block_height bigint, block_hash text)
+RETURNS void
+LANGUAGE plpgsql STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ch integer;
+	want bytea;
+	have bytea;
+BEGIN
+	SELECT c.channel_id INTO ch FROM ledger.channel c WHERE c.name = trust_checkpoint.channel;
+	IF ch IS NULL THEN
+		RAISE EXCEPTION 'ledger channel "%" does not exist', trust_checkpoint.channel
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM ledger.peer p WHERE p.channel_id = ch) THEN
+		RAISE EXCEPTION 'ledger channel "%" has no peers', trust_checkpoint.channel
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Its blocks are sealed on this server alone; a checkpoint guards a copy taken from other members.';
+	END IF;
+	IF trust_checkpoint.block_height < 1 THEN
+		RAISE EXCEPTION 'invalid checkpoint height %', trust_checkpoint.block_height
+			USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Block heights start at 1.';
+	END IF;
+	IF trust_checkpoint.block_hash !~ '^[0-9a-fA-F]{64}$' THEN
+		RAISE EXCEPTION 'invalid checkpoint hash "%"', trust_checkpoint.block_hash
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A block hash is 64 hexadecimal digits, as block_hash in ledger.digest().';
+	END IF;
+	want := decode(trust_checkpoint.block_hash, 'hex');
+	SELECT b.block_hash INTO have FROM ledger.block b
+	 WHERE b.channel_id = ch AND b.height = trust_checkpoint.block_height;
+	IF have IS NOT NULL AND have <> want THEN
+		RAISE EXCEPTION 'ledger block % of channel "%" differs from the checkpoint',
+			trust_checkpoint.block_height, trust_checkpoint.channel
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('This node holds block hash %s there.', encode(have, 'hex')),
+				  HINT = 'This node''s copy is not the history the checkpoint names: rebuild it from a member you trust.';
+	END IF;
+	INSERT INTO ledger.checkpoint AS k (channel_id, block_height, block_hash)
+	VALUES (ch, trust_checkpoint.block_height, want)
+	ON CONFLICT ON CONSTRAINT checkpoint_pkey
+	DO UPDATE SET block_hash = excluded.block_hash, trusted_at = now();
+END
+$$;
+REVOKE ALL ON FUNCTION ledger.trust_checkpoint(text, bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION ledger.verify_digest(digest jsonb)
 RETURNS boolean

@@ -589,6 +589,29 @@ wait_converged $CH 30
 is "$(same_on_all "SELECT count(*) FROM lock_t WHERE id = 'held'")" 1 \
 	"  and its transaction, already sent, is applied everywhere from its batch"
 
+# A block learned out of band (ledger.trust_checkpoint, from ledger.digest
+# on a member one trusts): a copy that reaches that height with another
+# block stops there, whoever certified it, and goes on once its DBA drops
+# the checkpoint.
+DIGEST="SELECT (d->>'height') || ' ' || (d->>'block_hash') FROM ledger.digest('$CH') d"
+read -r H HASH <<<"$(node_psql 1 -Atc "$DIGEST")"
+OTHER=$(echo "$HASH" | tr '0-9a-f' '1-9a-f0')
+like "$(error_of 3 "SELECT ledger.trust_checkpoint('$CH', $H, '$OTHER')")" "ledger block $H of channel \"$CH\" differs from the checkpoint" \
+	"a checkpoint naming another block than the one held is refused"
+node_psql 3 -qc "SELECT ledger.trust_checkpoint('$CH', $H, '$HASH')" >/dev/null
+ok $? "  the block held there is taken"
+node_psql 3 -qc "SELECT ledger.trust_checkpoint('$CH', $((H + 2)), repeat('ab', 32))" >/dev/null
+ok $? "a checkpoint for a height not reached yet is taken"
+for k in 1 2 3; do node_psql 1 -qc "INSERT INTO parcel VALUES ('cp-$k', 'ok', 'public')" >/dev/null; done
+LEDGER_H="SELECT (ledger.digest('$CH')->>'height')::bigint"
+is "$(poll 100 "$((H + 3))" node_psql 2 -Atc "$LEDGER_H")" "$((H + 3))" "  the others go past it"
+is "$(node_psql 3 -Atc "$LEDGER_H")" "$((H + 1))" "  node 3 stops just before it"
+grep -q "ledger block $((H + 2)) of channel \"$CH\" differs from the trusted checkpoint" "$TMP/$(node_name 3)/server.log"
+ok $? "  and logs that the block certified there differs from its checkpoint"
+node_psql 3 -qc "DELETE FROM ledger.checkpoint" >/dev/null
+wait_converged $CH 60
+ok $? "  once its DBA drops the checkpoint, node 3 catches up"
+
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 # Each sender has a share of a worker's inbox (one call of the largest
 # size), so one member cannot fill it: 9 MB in one call is over it.  And a

@@ -349,6 +349,17 @@ node_psql 1 -qc "ALTER SYSTEM RESET wal_writer_delay" -c "SELECT pg_reload_conf(
 # leaves, only in the worker's queue: the worker dies right after taking
 # it (test build: armed by a file, fires once).  Restarted, it must queue
 # it again from ledger.pending, or the row stays on node 1 alone.
+# note_everywhere TEXT: each node's count of notes with that text, once
+# every node holds exactly one (20 s at most)
+note_everywhere() {
+	local got="" i
+	for _ in $(seq 1 100); do
+		got=$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM notes WHERE note = '$1'"; done | tr '\n' ' ')
+		[ "$got" = "1 1 1 1 " ] && break
+		sleep 0.2
+	done
+	echo "$got"
+}
 for i in 1 2 3 4; do
 	node_psql "$i" -qc "CREATE TABLE notes (note text); SELECT ledger.enable_table('notes', 'customs')" >/dev/null
 done
@@ -357,12 +368,7 @@ ok $? "the definition of notes is agreed on every node"
 as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/die_after_txq_take"
 node_psql 1 -qc "SET loopledger.synchronous_commit = off" -c "INSERT INTO notes VALUES ('async-before-death')" >/dev/null
 ok $? "node 1: a transaction committed without waiting for its order"
-got=""
-for _ in $(seq 1 100); do
-	got=$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM notes WHERE note = 'async-before-death'"; done | tr '\n' ' ')
-	[ "$got" = "1 1 1 1 " ] && break
-	sleep 0.2
-done
+got=$(note_everywhere async-before-death)
 ok $(( $(grep -c "the worker dies after taking its transaction queue" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
 	"node 1's worker died right after taking it from its queue"
 is "$got" "1 1 1 1 " "its restarted worker queued it again: the row reaches every node once"
@@ -376,12 +382,7 @@ as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/die_after_txq_take"
 as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/slow_async_commit"
 node_psql 1 -qc "SET loopledger.synchronous_commit = off" -c "INSERT INTO notes VALUES ('async-slow-commit')" >/dev/null
 ok $? "node 1: a transaction committed without waiting, 1.5 s after it was queued"
-got=""
-for _ in $(seq 1 100); do
-	got=$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM notes WHERE note = 'async-slow-commit'"; done | tr '\n' ' ')
-	[ "$got" = "1 1 1 1 " ] && break
-	sleep 0.2
-done
+got=$(note_everywhere async-slow-commit)
 is "$got" "1 1 1 1 " "  the restarted worker waited for that commit and queued it: the row reaches every node once"
 
 # Every member fails to apply the same decided block (test build: armed

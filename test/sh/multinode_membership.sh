@@ -102,6 +102,11 @@ ok $(( $? == 0 )) "a node not yet admitted cannot append"
 grep -q "not a voting member" "$TMP/mem_err.txt"
 ok $? "  with a clear error"
 
+# mem5's DBA trusts the block node 1's digest names (out of band): its copy
+# must reach that very block
+read -r CP_H CP_HASH <<<"$(node_psql 1 -Atc "SELECT (d->>'height') || ' ' || (d->>'block_hash') FROM ledger.digest('customs') d")"
+node_psql 5 -qc "SELECT ledger.trust_checkpoint('customs', $CP_H, '$CP_HASH')" >/dev/null
+ok $? "the joining node trusts a checkpoint: block $CP_H of node 1's digest"
 node_psql 1 -qAtc "SELECT ledger.add_peer('customs', 'mem5', '$(node_conninfo 5)', '${KEY[5]}', clearance => 'partner')" 2>/dev/null >/dev/null
 sleep 4
 is "$(node_psql 1 -Atc "SELECT validators FROM ledger.consensus_status WHERE channel = 'customs'")" 4 "one member's request alone changes nothing"
@@ -115,6 +120,8 @@ ok $? "the new member appends"
 MN_NODES=5
 wait_converged customs 30
 ok $? "five nodes converge"
+is "$(node_psql 5 -Atc "SELECT encode(block_hash, 'hex') FROM ledger.block b JOIN ledger.channel c USING (channel_id) WHERE c.name = 'customs' AND height = $CP_H")" \
+	"$CP_HASH" "  the joining node's copy holds the checkpoint's block"
 # rows ordered before it was admitted reach it as commitments (until the
 # members agree, nobody sends it content), filled in once it is admitted
 for t in $(seq 1 100); do
