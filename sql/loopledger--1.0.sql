@@ -120,11 +120,12 @@ CREATE TRIGGER channel_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 CREATE TRIGGER ledger_table_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
 	ON ledger.ledger_table FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_catalog_change();
 
--- Blocks a DBA learned out of band (ledger.trust_checkpoint): a copy that
--- reaches one of these heights with another block stops there.  A node
--- catching up checks every certificate against the validators of its
--- height, so only a checkpoint protects it from a history certified with
--- the keys of an old validator set, retired and leaked.
+-- Blocks a DBA learned out of band (ledger.trust_checkpoint): the
+-- consensus worker refuses to apply a block built at one of these heights
+-- with another hash (src/apply.c).  A node catching up checks every
+-- certificate against the validators of its height, so only a checkpoint
+-- protects it from a history certified with the keys of an old validator
+-- set, retired and leaked.
 CREATE TABLE ledger.checkpoint (
 	channel_id	integer NOT NULL REFERENCES ledger.channel,
 	block_height bigint NOT NULL,
@@ -136,30 +137,6 @@ SELECT pg_catalog.pg_extension_config_dump('ledger.checkpoint', '');
 REVOKE ALL ON ledger.checkpoint FROM PUBLIC;
 GRANT SELECT ON ledger.checkpoint TO PUBLIC;
 
-CREATE FUNCTION ledger.check_checkpoint() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	want bytea;
-BEGIN
-	SELECT k.block_hash INTO want FROM ledger.checkpoint k
-	 WHERE k.channel_id = NEW.channel_id AND k.block_height = NEW.height;
-	IF want IS NOT NULL AND want <> NEW.block_hash THEN
-		RAISE EXCEPTION 'ledger block % of channel "%" differs from the trusted checkpoint', NEW.height,
-			(SELECT c.name FROM ledger.channel c WHERE c.channel_id = NEW.channel_id)
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = format('The block certified here has hash %s; the checkpoint says %s.',
-								  encode(NEW.block_hash, 'hex'), encode(want, 'hex')),
-				  HINT = 'The members that certified this history may hold keys of an old validator set. '
-						 'Check the checkpoint with a member''s DBA; this node applies nothing past it until '
-						 'the checkpoint row is removed or its copy is rebuilt from a member you trust.';
-	END IF;
-	RETURN NULL;
-END
-$$;
-CREATE TRIGGER block_checkpoint AFTER INSERT ON ledger.block
-	FOR EACH ROW EXECUTE FUNCTION ledger.check_checkpoint();
--- the consensus worker applies blocks in replica mode
-ALTER TABLE ledger.block ENABLE ALWAYS TRIGGER block_checkpoint;
 
 -- ---------------------------------------------------------------------
 -- DBA interface
@@ -216,7 +193,15 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = 'A block hash is 64 hexadecimal digits, as block_hash in ledger.digest().';
 	END IF;
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'ledger.trust_checkpoint() runs at READ COMMITTED isolation only'
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = 'It must see the block a concurrent apply may just have committed.';
+	END IF;
 	want := decode(trust_checkpoint.block_hash, 'hex');
+	-- no block is applied meanwhile: one committed before is seen below, one
+	-- applied after is checked against the checkpoint by the worker
+	LOCK TABLE ledger.block IN SHARE MODE;
 	SELECT b.block_hash INTO have FROM ledger.block b
 	 WHERE b.channel_id = ch AND b.height = trust_checkpoint.block_height;
 	IF have IS NOT NULL AND have <> want THEN

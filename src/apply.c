@@ -1422,6 +1422,8 @@ store_decision(LLApply *a, uint64 height, const uint8 *decision, size_t dlen,
 		elog(ERROR, "could not store decided height " UINT64_FORMAT, height);
 }
 
+static void check_checkpoint(const LLApply *a);
+
 static void
 apply_block(LLApply *a, uint64 height, int64 time_us,
 			const uint8 *decision, size_t dlen,
@@ -1470,12 +1472,52 @@ apply_block(LLApply *a, uint64 height, int64 time_us,
 	{
 		ll_insert_block(a->channel_id, a->tiers, a->ntiers, br.packed.data, br.nrows, br.ntx,
 						time_us, &a->ledger_height, a->ledger_head);
+		check_checkpoint(a);
 		made_block = true;
 	}
 	writers_close();
 	store_decision(a, height, decision, dlen, batches, nbatches, made_block);
 	if (a->on_members)
 		a->on_members(NULL, height);
+}
+
+/*
+ * A block this node's DBA learned out of band (ledger.trust_checkpoint)
+ * must be the one just built at its height.  Certificates are checked
+ * against the validators of their height, so 2f+1 keys of an old set,
+ * retired and leaked, could certify another history for a node catching
+ * up: it stops here instead (the whole block rolls back; the worker
+ * retries until the checkpoint is dropped or the copy rebuilt).
+ */
+static void
+check_checkpoint(const LLApply *a)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	bytea	   *want;
+	char		have_hex[65],
+				want_hex[65];
+
+	if (plan == NULL)
+		plan = ll_keep_plan("SELECT block_hash FROM ledger.checkpoint WHERE channel_id = $1 AND block_height = $2",
+							2, (Oid[]) {INT4OID, INT8OID});
+	if (SPI_execute_plan(plan, (Datum[]) {Int32GetDatum(a->channel_id), Int64GetDatum(a->ledger_height)},
+						 NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+		return;
+	want = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!isnull && VARSIZE_ANY_EXHDR(want) == 32 && memcmp(VARDATA_ANY(want), a->ledger_head, 32) == 0)
+		return;
+	ll_hex_encode(a->ledger_head, 32, have_hex);
+	if (!isnull && VARSIZE_ANY_EXHDR(want) == 32)
+		ll_hex_encode((const uint8 *) VARDATA_ANY(want), 32, want_hex);
+	else
+		strlcpy(want_hex, "(not a block hash)", sizeof(want_hex));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("ledger block " INT64_FORMAT " of channel \"%s\" differs from the trusted checkpoint",
+					a->ledger_height, a->channel),
+			 errdetail("The block certified here has hash %s; the checkpoint says %s.", have_hex, want_hex),
+			 errhint("The members that certified this history may hold keys of an old validator set. Check the checkpoint with a member's DBA; this node applies nothing past it until the row is removed from ledger.checkpoint or its copy is rebuilt from a member you trust.")));
 }
 
 /*

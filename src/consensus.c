@@ -3035,21 +3035,31 @@ static void
 wait_for_async_commits(void)
 {
 	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+	bool		waited = false;
 
 	while (GetCurrentTimestamp() < until)
 	{
 		bool		any = false;
 		int			i;
 
+		/* queued to an earlier worker: those queued to this one come to it */
 		for (i = 0; i < ll_cons->nwaits && !any; i++)
 		{
 			LLTxWait   *w = &ll_cons->waits[i];
 
 			any = LL_TX_STATE(pg_atomic_read_u32(&w->state)) == LL_TX_ASYNC &&
-				w->channel_id == W.channel_id;
+				w->channel_id == W.channel_id &&
+				w->generation != pg_atomic_read_u64(&W.slot->generation);
 		}
 		if (!any)
+		{
+			if (waited)
+				ereport(LOG,
+						(errmsg("channel \"%s\": waited for backends that queued a transaction without waiting for its order to commit",
+								W.channel)));
 			return;
+		}
+		waited = true;
 		pg_usleep(5000L);		/* the latch is left for the main loop */
 		CHECK_FOR_INTERRUPTS();
 	}

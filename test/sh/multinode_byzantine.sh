@@ -383,7 +383,11 @@ as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/slow_async_commit"
 node_psql 1 -qc "SET loopledger.synchronous_commit = off" -c "INSERT INTO notes VALUES ('async-slow-commit')" >/dev/null
 ok $? "node 1: a transaction committed without waiting, 1.5 s after it was queued"
 got=$(note_everywhere async-slow-commit)
-is "$got" "1 1 1 1 " "  the restarted worker waited for that commit and queued it: the row reaches every node once"
+is "$(grep -c "the worker dies after taking its transaction queue" "$TMP/$(node_name 1)/server.log")" 2 \
+	"  node 1's worker died right after taking it, again"
+ok $(( $(grep -c "waited for backends that queued a transaction without waiting for its order to commit" \
+	"$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) "  the restarted worker waited for that backend's commit"
+is "$got" "1 1 1 1 " "  and queued it: the row reaches every node once"
 
 # Every member fails to apply the same decided block (test build: armed
 # by a file, fires once per node), as when a table is missing everywhere:
