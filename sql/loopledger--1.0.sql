@@ -619,7 +619,8 @@ RETURNS TABLE (channel text, height bigint, round integer, step text,
 			   proposer text, validators integer, quorum integer,
 			   ledger_height bigint, worker_pid integer,
 			   signatures_made bigint, signatures_checked bigint,
-			   votes_parked bigint, messages_rejected bigint)
+			   votes_parked bigint, messages_rejected bigint,
+			   last_error text, last_error_at timestamptz)
 AS 'MODULE_PATHNAME', 'll_consensus_status' LANGUAGE C STRICT;
 
 CREATE VIEW ledger.peers AS

@@ -1601,6 +1601,29 @@ keep_batches(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 	MemoryContextSwitchTo(cxt);
 }
 
+/*
+ * What stopped this node's copy, for ledger.consensus_status: the worker
+ * restarts and fails again on the same block until its cause is fixed,
+ * and the server log is not where every DBA looks first.
+ */
+static void
+note_apply_error(LLApply *a, const char *message)
+{
+	LLConsSlot *s = a->slot;
+
+	if (message == NULL && s->last_error[0] == '\0')
+		return;
+	SpinLockAcquire(&s->mutex);
+	if (message == NULL)
+		s->last_error[0] = '\0';
+	else
+	{
+		strlcpy(s->last_error, message, sizeof(s->last_error));
+		s->last_error_at = GetCurrentTimestamp();
+	}
+	SpinLockRelease(&s->mutex);
+}
+
 void
 ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 				  const uint8 *decision, size_t dlen,
@@ -1619,11 +1642,13 @@ ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 		ErrorData  *ed = xact_abort(cxt);
 
 		keep_batches(a, height, batches, nbatches);
+		note_apply_error(a, ed->message);
 		ReThrowError(ed);
 	}
 	PG_END_TRY();
 	xact_commit();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	note_apply_error(a, NULL);
 	finish_local(a, height);
 }
 

@@ -92,6 +92,9 @@ typedef struct LLConsSlot
 	int64		verifies;
 	int64		parked;
 	int64		rejected;
+	/* why the last decided block failed to apply here; cleared once one applies */
+	char		last_error[256];
+	TimestampTz last_error_at;
 	/* transaction being applied, for conflict detection (see capture.c) */
 	pg_atomic_uint64 applying;	/* 0 or a running counter while inserting */
 	int			npeers;

@@ -1018,8 +1018,8 @@ ll_consensus_status(PG_FUNCTION_ARGS)
 	{
 		LLConsSlot *s = &ll_cons->slots[i];
 		LLConsSlot	c;
-		Datum		v[13];
-		bool		n[13] = {0};
+		Datum		v[15];
+		bool		n[15] = {0};
 
 		SpinLockAcquire(&s->mutex);
 		memcpy(&c, s, offsetof(LLConsSlot, npeers));
@@ -1040,6 +1040,9 @@ ll_consensus_status(PG_FUNCTION_ARGS)
 		v[10] = Int64GetDatum(c.verifies);
 		v[11] = Int64GetDatum(c.parked);
 		v[12] = Int64GetDatum(c.rejected);
+		v[13] = CStringGetTextDatum(c.last_error);
+		v[14] = TimestampTzGetDatum(c.last_error_at);
+		n[13] = n[14] = c.last_error[0] == '\0';
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	return (Datum) 0;

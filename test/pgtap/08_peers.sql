@@ -26,7 +26,7 @@ RESET ROLE;
 SELECT columns_are('ledger', 'consensus_status',
 				   ARRAY['channel', 'height', 'round', 'step', 'proposer', 'validators', 'quorum',
 						 'ledger_height', 'worker_pid', 'signatures_made', 'signatures_checked',
-						 'votes_parked', 'messages_rejected'],
+						 'votes_parked', 'messages_rejected', 'last_error', 'last_error_at'],
 				   'ledger.consensus_status has its columns, the core''s counters among them');
 
 -- ------------------------------------------------------------ add_peer

@@ -608,9 +608,13 @@ is "$(poll 100 "$((H + 3))" node_psql 2 -Atc "$LEDGER_H")" "$((H + 3))" "  the o
 is "$(node_psql 3 -Atc "$LEDGER_H")" "$((H + 1))" "  node 3 stops just before it"
 grep -q "ledger block $((H + 2)) of channel \"$CH\" differs from the trusted checkpoint" "$TMP/$(node_name 3)/server.log"
 ok $? "  and logs that the block certified there differs from its checkpoint"
+STATUS_ERR="SELECT last_error FROM ledger.consensus_status WHERE channel = '$CH'"
+like "$(node_psql 3 -Atc "$STATUS_ERR")" "ledger block $((H + 2)) of channel \"$CH\" differs from the trusted checkpoint" \
+	"  ledger.consensus_status on node 3 says why it stopped"
 node_psql 3 -qc "DELETE FROM ledger.checkpoint" >/dev/null
 wait_converged $CH 60
 ok $? "  once its DBA drops the checkpoint, node 3 catches up"
+is "$(poll 50 "" node_psql 3 -Atc "$STATUS_ERR")" "" "  and ledger.consensus_status shows no error any more"
 
 is "$(same_on_all "SELECT count(*) FROM ledger.verify('$CH')" )" 0 "ledger.verify clean on every node at the end"
 # Each sender has a share of a worker's inbox (one call of the largest
