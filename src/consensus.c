@@ -2362,9 +2362,8 @@ static void
 send_own_batch(ll_batch_builder *bb, ll_buf *out)
 {
 	uint8		hash[32];
-	int			rc;
+	int			rc = ll_batch_finish(bb, cb_sign, NULL, hash);
 
-	rc = ll_batch_finish(bb, cb_sign, NULL, hash);
 	if (rc != 0)
 	{
 		elog(WARNING, "could not build a transaction batch: %s", ll_wire_strerror(rc));
@@ -3019,12 +3018,6 @@ load_kept_batches(void)
 }
 
 /*
- * Transactions committed here without waiting for their order and not
- * decided yet may have been only in the last worker's memory: queue them
- * again (resubmit.c).  A failure is logged, not fatal: the worker must
- * run, and the next start tries again.
- */
-/*
  * A backend that queued a transaction without waiting for its order
  * (ASYNC) before this worker started, and has not committed yet, commits
  * after the scan below would look: its transaction would stay pending
@@ -3065,6 +3058,12 @@ wait_for_async_commits(void)
 	}
 }
 
+/*
+ * Transactions committed here without waiting for their order and not
+ * decided yet may have been only in the last worker's memory: queue them
+ * again (resubmit.c).  A failure is logged, not fatal: the worker must
+ * run, and the next start tries again.
+ */
 static void
 resubmit_pending(void)
 {
