@@ -302,11 +302,17 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(id, ',' OR
 # server down).  The backend's rows and outcome are in, the block is not:
 # the restarted worker must find the outcome and chain the rows, not insert
 # them a second time nor refuse them.
-marker="$TMP/$(node_name 1)/data/pg_loopledger/crash_before_block_commit"
-as_pg touch "$marker"
-node_psql 1 -qc "INSERT INTO parcel VALUES ('crash', 'ok', 'public')" >/dev/null 2>&1	# cut by the crash
-for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
-ok $(( $(grep -c "crashing between a local commit and the block's commit" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
+# crash_node1 POINT SQL LOGLINE DESCRIPTION: arm test-build point POINT on
+# node 1, run SQL there (the crash cuts it), wait for node 1 to be back, and
+# check that its log shows the crash
+crash_node1() {
+	as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/$1"
+	node_psql 1 -qc "$2" >/dev/null 2>&1
+	for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+	ok $(( $(grep -c "$3" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) "$4"
+}
+crash_node1 crash_before_block_commit "INSERT INTO parcel VALUES ('crash', 'ok', 'public')" \
+	"crashing between a local commit and the block's commit" \
 	"node 1 crashed after its backend committed and before its worker committed the block"
 node_psql 2 -qc "INSERT INTO parcel VALUES ('after-crash', 'ok', 'public')" >/dev/null
 wait_converged customs 60
@@ -326,10 +332,8 @@ is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "node
 # 1's next INSERT collides with its own replayed rows.
 node_psql 1 -qc "ALTER SYSTEM SET wal_writer_delay = '10s'" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/crash_after_batch_sent"
-node_psql 1 -qc "INSERT INTO parcel SELECT 'seq-a-' || g, 'ok', 'public' FROM generate_series(1, 100) g" >/dev/null 2>&1	# cut by the crash
-for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
-ok $(( $(grep -c "crashing right after this node's batch reached its peers" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
+crash_node1 crash_after_batch_sent "INSERT INTO parcel SELECT 'seq-a-' || g, 'ok', 'public' FROM generate_series(1, 100) g" \
+	"crashing right after this node's batch reached its peers" \
 	"node 1 crashed right after its batch of 100 rows reached its peers"
 node_psql 2 -qc "INSERT INTO parcel VALUES ('after-seq-crash', 'ok', 'public')" >/dev/null
 wait_converged customs 60
