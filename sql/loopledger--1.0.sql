@@ -1,6 +1,40 @@
 -- loopledger 1.0: append-only, hash-chained ledger tables.
 \echo Use "CREATE EXTENSION loopledger" to load this file. \quit
 
+-- The C code finds its catalogs by the schema's name: a schema "ledger"
+-- made beforehand by a role that is not a superuser could be renamed and
+-- replaced by that role later (with forged clearances, say), and objects
+-- waiting in it would be taken for ours.
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n
+			   JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+			   WHERE n.nspname = 'ledger' AND NOT r.rolsuper)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n,
+				  pg_catalog.aclexplode(n.nspacl) a
+				  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+				  WHERE n.nspname = 'ledger' AND a.privilege_type = 'CREATE' AND NOT r.rolsuper)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n,
+				  pg_catalog.aclexplode(n.nspacl) a
+				  WHERE n.nspname = 'ledger' AND a.privilege_type = 'CREATE' AND a.grantee = 0)
+	THEN
+		RAISE EXCEPTION 'schema "ledger" is owned by, or open to, a role that is not a superuser'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'loopledger keeps its catalogs in schema "ledger"; whoever owns it or may create objects in it could replace them.',
+				  HINT = 'Drop the schema (or give it to a superuser and revoke CREATE on it) before CREATE EXTENSION loopledger.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = 'ledger'::pg_catalog.regnamespace)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE pronamespace = 'ledger'::pg_catalog.regnamespace)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_type WHERE typnamespace = 'ledger'::pg_catalog.regnamespace)
+	THEN
+		RAISE EXCEPTION 'schema "ledger" already holds objects'
+			USING ERRCODE = 'duplicate_schema',
+				  DETAIL = 'loopledger must create every object in schema "ledger" itself.',
+				  HINT = 'Drop or empty the schema before CREATE EXTENSION loopledger.';
+	END IF;
+END
+$$;
+
 -- ---------------------------------------------------------------------
 -- Catalogs.  All are extension configuration tables so pg_dump keeps
 -- their rows; clients may read them but only the extension writes them.
@@ -144,25 +178,29 @@ GRANT SELECT ON ledger.checkpoint TO PUBLIC;
 
 CREATE FUNCTION ledger.create_channel(name text, tiers text[] DEFAULT '{public}')
 RETURNS integer
-AS 'MODULE_PATHNAME', 'll_create_channel' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_create_channel' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION ledger.create_channel(text, text[]) IS
 'create a channel (an independent chain) with ordered tiers, lowest first';
 
 CREATE FUNCTION ledger.enable_table(tbl regclass, channel text, tier_column name DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_enable_table' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_enable_table' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION ledger.enable_table(regclass, text, name) IS
 'make a table an append-only ledger table of a channel; existing rows are chained in the next block';
 
 CREATE FUNCTION ledger.verify(channel text)
 RETURNS TABLE (block_height bigint, problem text)
-AS 'MODULE_PATHNAME', 'll_verify' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_verify' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.digest(channel text)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'll_digest' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_digest' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- Trust a block learned out of band (from ledger.digest on a member one
 -- trusts): this node's copy must hold exactly that block at that height.
@@ -221,11 +259,13 @@ REVOKE ALL ON FUNCTION ledger.trust_checkpoint(text, bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION ledger.verify_digest(digest jsonb)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'll_verify_digest' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_verify_digest' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.proof(channel text, entry bigint, upto bigint DEFAULT NULL)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'll_proof' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_proof' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 -- Checks a row disclosed by another member (the jsonb ledger.proof()
 -- returns on its node) against this node's blocks: the row must hash to the
@@ -234,7 +274,8 @@ AS 'MODULE_PATHNAME', 'll_proof' LANGUAGE C;
 -- only as a commitment (redacted), which is what it is for.
 CREATE FUNCTION ledger.verify_disclosure(disclosure jsonb)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'll_verify_disclosure' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_verify_disclosure' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 GRANT EXECUTE ON FUNCTION ledger.verify_disclosure(jsonb) TO PUBLIC;
 
 -- Rows of every block of a channel, in chain order, then the committed
@@ -245,18 +286,20 @@ CREATE FUNCTION ledger.block_entries(channel text)
 RETURNS TABLE (block_height bigint, "position" integer, entry bigint,
 			   table_no integer, tier text, row_hash bytea, salt bytea,
 			   committed_at timestamptz, redacted boolean)
-AS 'MODULE_PATHNAME', 'll_block_entries' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_block_entries' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- Wait until every transaction committed before the call is sealed.
 CREATE FUNCTION ledger.wait_sealed(timeout_ms integer DEFAULT 10000)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'll_wait_sealed' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_wait_sealed' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.history(tbl regclass)
 RETURNS TABLE (entry bigint, block_height bigint, "position" integer,
 			   row_hash bytea, committed_at timestamptz, status text,
 			   tier text, row_data jsonb)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t ledger.ledger_table;
 	ch text;
@@ -477,7 +520,8 @@ $$;
 
 CREATE FUNCTION ledger.node_key()
 RETURNS text
-AS 'MODULE_PATHNAME', 'll_node_key' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_node_key' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION ledger.node_key() IS
 'this node''s Ed25519 public key (hex); the private key is created once in the data directory';
@@ -485,11 +529,13 @@ COMMENT ON FUNCTION ledger.node_key() IS
 CREATE FUNCTION ledger.add_peer(channel text, name text, conninfo text, pubkey text,
 								clearance text DEFAULT NULL)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_add_peer' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_add_peer' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.remove_peer(channel text, name text)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_remove_peer' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_remove_peer' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- Change a member's clearance: before the first block directly (it is
 -- part of the genesis), afterwards as a membership change every member
@@ -499,31 +545,37 @@ AS 'MODULE_PATHNAME', 'll_remove_peer' LANGUAGE C STRICT;
 -- member's share of the worker's inbox holds.  This node's own setting.
 CREATE FUNCTION ledger.set_peer_login(channel text, name text, login name)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_set_peer_login' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_set_peer_login' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.set_peer_clearance(channel text, name text, clearance text)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_set_peer_clearance' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_set_peer_clearance' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.genesis_hash(channel text)
 RETURNS bytea
-AS 'MODULE_PATHNAME', 'll_genesis_hash_sql' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_genesis_hash_sql' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- Incoming peer messages (called over libpq by peer workers).
 CREATE FUNCTION ledger.deliver(channel text, sender bytea, frames bytea)
 RETURNS text
-AS 'MODULE_PATHNAME', 'll_deliver' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_deliver' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- Who is reading: a member's signed read token (src/redact.c).  Returns
 -- the tier index up to which it may read content.
 CREATE FUNCTION ledger.reader_clearance(channel text, requester bytea, at_ms bigint, sig bytea)
 RETURNS integer
-AS 'MODULE_PATHNAME', 'll_reader_clearance' LANGUAGE C VOLATILE;
+AS 'MODULE_PATHNAME', 'll_reader_clearance' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
 
 -- A stored batch with the content of rows above max_tier withheld.
 CREATE FUNCTION ledger.redact_batch(body bytea, max_tier integer)
 RETURNS bytea
-AS 'MODULE_PATHNAME', 'll_redact_batch' LANGUAGE C STRICT IMMUTABLE;
+AS 'MODULE_PATHNAME', 'll_redact_batch' LANGUAGE C STRICT IMMUTABLE
+SET search_path = pg_catalog, pg_temp;
 
 -- Decided blocks with their certificates and batches, for catch-up.  The
 -- caller verifies every certificate and signature, so these only read;
@@ -612,7 +664,8 @@ CREATE FUNCTION ledger.peer_status()
 RETURNS TABLE (channel text, name text, state text, last_height bigint,
 			   last_contact timestamptz, rtt_ms double precision, message text,
 			   link_key boolean, mac_batches bigint, calls_replayed bigint)
-AS 'MODULE_PATHNAME', 'll_peer_status' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_peer_status' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION ledger.consensus_status_raw()
 RETURNS TABLE (channel text, height bigint, round integer, step text,
@@ -621,7 +674,8 @@ RETURNS TABLE (channel text, height bigint, round integer, step text,
 			   signatures_made bigint, signatures_checked bigint,
 			   votes_parked bigint, messages_rejected bigint,
 			   last_error text, last_error_at timestamptz)
-AS 'MODULE_PATHNAME', 'll_consensus_status' LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'll_consensus_status' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
 
 CREATE VIEW ledger.peers AS
 SELECT c.name AS channel, p.name, p.pubkey, p.clearance,
@@ -647,7 +701,8 @@ GRANT SELECT ON ledger.peers, ledger.consensus_status TO PUBLIC;
 -- only immutable functions; used by enable_table on multi-peer channels.
 CREATE FUNCTION ledger.constraint_is_immutable(constraint_oid oid)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'll_constraint_is_immutable' LANGUAGE C STRICT STABLE;
+AS 'MODULE_PATHNAME', 'll_constraint_is_immutable' LANGUAGE C STRICT STABLE
+SET search_path = pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------
 -- Tiered visibility for local roles (see src/clearance.c).  Every ledger
@@ -683,7 +738,8 @@ GRANT SELECT ON ledger.clearance, ledger.channel_visibility TO PUBLIC;
 
 -- Backends cache clearances; a change of either table flushes the caches.
 CREATE FUNCTION ledger.clearance_changed() RETURNS trigger
-AS 'MODULE_PATHNAME', 'll_clearance_changed' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_clearance_changed' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 CREATE TRIGGER clearance_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON ledger.clearance FOR EACH STATEMENT EXECUTE FUNCTION ledger.clearance_changed();
 CREATE TRIGGER visibility_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
@@ -847,21 +903,24 @@ AS 'MODULE_PATHNAME', 'll_tier_index' LANGUAGE C STABLE PARALLEL SAFE;
 
 CREATE FUNCTION ledger.grant_clearance(channel text, role text, tier text)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_grant_clearance' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_grant_clearance' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION ledger.grant_clearance(text, text, text) IS
 'let a role and its members read rows of a channel up to a tier (superuser only)';
 
 CREATE FUNCTION ledger.revoke_clearance(channel text, role text)
 RETURNS boolean
-AS 'MODULE_PATHNAME', 'll_revoke_clearance' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_revoke_clearance' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION ledger.revoke_clearance(text, text) IS
 'remove a role''s clearance in a channel; true when it had one (superuser only)';
 
 CREATE FUNCTION ledger.set_channel_public(channel text, public boolean)
 RETURNS void
-AS 'MODULE_PATHNAME', 'll_set_channel_public' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_set_channel_public' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION ledger.set_channel_public(text, boolean) IS
 'whether roles without a clearance read the channel''s lowest tier (default true; superuser only)';
@@ -877,6 +936,7 @@ GRANT SELECT ON ledger.clearances TO PUBLIC;
 -- row it cannot read gets the error of an entry that does not exist.
 CREATE OR REPLACE FUNCTION ledger.proof(channel text, entry bigint, upto bigint DEFAULT NULL)
 RETURNS jsonb
-AS 'MODULE_PATHNAME', 'll_proof_visible' LANGUAGE C;
+AS 'MODULE_PATHNAME', 'll_proof_visible' LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 
 

@@ -182,7 +182,7 @@ ll_create_channel(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(tiers);
 	args[2] = hash;
 	if (SPI_execute_with_args("INSERT INTO ledger.channel (channel_id, name, tiers, config_hash) "
-							  "VALUES (nextval('ledger.channel_seq'), $1, $2, $3) RETURNING channel_id",
+							  "VALUES (pg_catalog.nextval('ledger.channel_seq'::pg_catalog.regclass), $1, $2, $3) RETURNING channel_id",
 							  3, types, args, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert channel");
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -352,7 +352,7 @@ check_domain_checks(Form_pg_attribute att, const char *name, const char *channel
 		return;
 	SPI_execute_with_args("WITH RECURSIVE d(t) AS (SELECT $1::oid UNION ALL "
 						  "SELECT typbasetype FROM pg_type, d WHERE oid = d.t AND typtype = 'd') "
-						  "SELECT c.conname, format_type(c.contypid, NULL), pg_get_constraintdef(c.oid) "
+						  "SELECT c.conname, pg_catalog.format_type(c.contypid, NULL), pg_catalog.pg_get_constraintdef(c.oid) "
 						  "FROM pg_constraint c JOIN d ON c.contypid = d.t "
 						  "WHERE c.contype = 'c' AND NOT ledger.constraint_is_immutable(c.oid) LIMIT 1",
 						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(att->atttypid)}, NULL, true, 1);
@@ -792,7 +792,7 @@ ll_enable_table(PG_FUNCTION_ARGS)
 	table_no = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT nextval('ledger.entry_seq')",
+	appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s bigint NOT NULL DEFAULT pg_catalog.nextval('ledger.entry_seq'::pg_catalog.regclass)",
 					 quoted, LL_ENTRY_COLUMN);
 	spi_exec(sql.data);
 	resetStringInfo(&sql);

@@ -345,7 +345,7 @@ move_entry_sequence(const uint8 pub[32])
 	int64		end = start + ((int64) 1 << ENTRY_RANGE_BITS);
 
 	SPI_connect();
-	SPI_execute_with_args("SELECT setval('ledger.entry_seq', $1, false) "
+	SPI_execute_with_args("SELECT pg_catalog.setval('ledger.entry_seq'::pg_catalog.regclass, $1, false) "
 						  "FROM ledger.entry_seq WHERE last_value < $1 OR last_value >= $2",
 						  2, (Oid[]) {INT8OID, INT8OID},
 						  (Datum[]) {Int64GetDatum(start + 1), Int64GetDatum(end)},

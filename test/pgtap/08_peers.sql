@@ -113,7 +113,7 @@ SELECT throws_ok($$SELECT ledger.enable_table('tap08_arr', 'tap08')$$, '0A000',
 CREATE TYPE tap08_pair AS (x int, y text);
 CREATE TABLE tap08_comp (id int, p tap08_pair);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_comp', 'tap08')$$, '0A000',
-				 'column "p" of table "tap08_comp" has type tap08_pair, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'column "p" of table "tap08_comp" has type public.tap08_pair, which the members of channel "tap08" cannot rebuild from its canonical text',
 				 'a composite column is refused on a channel with peers');
 CREATE TABLE tap08_money (id int, m money);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_money', 'tap08')$$, '0A000',
@@ -122,12 +122,12 @@ SELECT throws_ok($$SELECT ledger.enable_table('tap08_money', 'tap08')$$, '0A000'
 CREATE DOMAIN tap08_ints AS int[];
 CREATE TABLE tap08_dom (id int, d tap08_ints);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_dom', 'tap08')$$, '0A000',
-				 'column "d" of table "tap08_dom" has type tap08_ints, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'column "d" of table "tap08_dom" has type public.tap08_ints, which the members of channel "tap08" cannot rebuild from its canonical text',
 				 'a domain over an array is refused on a channel with peers');
 CREATE TYPE tap08_textrange AS RANGE (subtype = text, collation = "C");
 CREATE TABLE tap08_trange (id int, r tap08_textrange);
 SELECT throws_ok($$SELECT ledger.enable_table('tap08_trange', 'tap08')$$, '0A000',
-				 'column "r" of table "tap08_trange" has type tap08_textrange, which the members of channel "tap08" cannot rebuild from its canonical text',
+				 'column "r" of table "tap08_trange" has type public.tap08_textrange, which the members of channel "tap08" cannot rebuild from its canonical text',
 				 'a range over text (bounds quoted with JSON escapes) is refused on a channel with peers');
 CREATE DOMAIN tap08_past AS timestamptz CHECK (VALUE <= now());
 CREATE TABLE tap08_vdom (id int, at tap08_past);
