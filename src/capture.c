@@ -30,6 +30,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "executor/spi.h"
@@ -72,6 +73,8 @@ static MemoryContext capture_cxt = NULL;
 static MemoryContext row_cxt = NULL;
 static uint64 flushed_rows = 0;		/* rows written to ledger.pending */
 static bool commit_made_async = false;
+/* set at commit, for release_callback: the post-commit waits are due */
+static bool waits_after_locks = false;
 static bool warned_no_worker = false;
 
 /* Salts are drawn from a pool refilled in bulk: one RNG call per 256 rows. */
@@ -695,8 +698,8 @@ xact_callback(XactEvent event, void *arg)
 			if (capture_cxt != NULL)
 				rows_clear();
 			ll_submit_after_commit();
-			after_commit();
-			commit_made_async = false;
+			/* the waits come in release_callback, after the locks */
+			waits_after_locks = true;
 			break;
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_ABORT:
@@ -758,11 +761,31 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/*
+ * A committed transaction waits for its block (multi-peer) or its seal
+ * (loopledger.synchronous_commit) only once its locks are released: a
+ * latch wait under them could stall whatever the block needs (see
+ * ll_submit_wait_final).  Called for every resource owner in each phase.
+ */
+static void
+release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
+{
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel || !waits_after_locks)
+		return;
+	waits_after_locks = false;
+	if (!isCommit)
+		return;
+	ll_submit_wait_final();
+	after_commit();
+	commit_made_async = false;
+}
+
 void
 ll_register_xact_callbacks(void)
 {
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	RegisterResourceReleaseCallback(release_callback, NULL);
 }
 
 /*

@@ -283,6 +283,7 @@ extern void ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 							   const uint8 *packed, const uint8 *content,
 							   const Size *content_off, bool async);
 extern void ll_submit_after_commit(void);
+extern void ll_submit_wait_final(void);
 extern void ll_submit_after_abort(void);
 
 /* fault.c: test build only */

@@ -612,9 +612,12 @@ wake_worker(void)
 		SetLatch(latch);
 }
 
+static LLTxWait *final_wait = NULL;
+
 /*
- * After our commit: tell the worker (it waits to go on with the block),
- * then wait for the block to be committed locally.
+ * At our commit: tell the worker, which waits for it to go on with the
+ * block.  The wait for the block itself comes later, in
+ * ll_submit_wait_final, once our locks are gone.
  */
 void
 ll_submit_after_commit(void)
@@ -637,6 +640,25 @@ ll_submit_after_commit(void)
 	Assert(LL_TX_STATE(word) == LL_TX_GO);
 	pg_atomic_write_u32(&w->state, LL_TX_WORD(word, LL_TX_COMMITTED));
 	wake_worker();
+	final_wait = w;
+}
+
+/*
+ * Wait for the block our committed transaction is in to be committed
+ * here.  Called after the commit released our locks: held through this
+ * wait, they deadlocked with the block (a later local transaction of the
+ * same block queued behind our NOTIFY lock, or a peer's row behind a
+ * DBA's CREATE INDEX queued behind our table lock), which waits on a
+ * latch that the deadlock detector does not see.
+ */
+void
+ll_submit_wait_final(void)
+{
+	LLTxWait   *w = final_wait;
+
+	if (w == NULL)
+		return;
+	final_wait = NULL;
 	for (;;)
 	{
 		LLTxState	s = LL_TX_STATE(pg_atomic_read_u32(&w->state));

@@ -589,6 +589,37 @@ wait_converged $CH 30
 is "$(same_on_all "SELECT count(*) FROM lock_t WHERE id = 'held'")" 1 \
 	"  and its transaction, already sent, is applied everywhere from its batch"
 
+# Committed transactions that also NOTIFY, several at once on one node: a
+# committed backend waits for its block, and did so holding its locks, the
+# NOTIFY lock among them; the next local transaction of the same block,
+# given its turn, queued behind that lock, and the block waited for it.
+# Nothing showed the cycle, and nothing ended it.
+t0=$(now_ms)
+pids=()
+for c in 1 2 3 4 5 6; do
+	{
+		echo "SET statement_timeout = '8s';"
+		for k in 1 2 3 4 5; do
+			echo "BEGIN; INSERT INTO lock_t VALUES ('n$c-$k', 'public'); NOTIFY ll_test; COMMIT;"
+		done
+	} | PGAPPNAME=ll_notify node_psql 1 -q >"$WORK/notify_$c.out" 2>&1 &
+	pids+=($!)
+done
+# a deadlock does not end by itself (the first waits with interrupts held)
+any_alive() { local p; for p in "$@"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+for _ in $(seq 1 300); do any_alive "${pids[@]}" || break; sleep 0.1; done
+if any_alive "${pids[@]}"; then
+	echo "still committing after 30 s" >"$WORK/notify_hung.out"
+	node_psql 1 -qc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	                 WHERE application_name = 'll_notify'" >/dev/null
+fi
+wait "${pids[@]}"
+ms=$(( $(now_ms) - t0 ))
+is "$(cat "$WORK"/notify_*.out)" "" "30 transactions that NOTIFY, 6 at a time on one node, commit without a warning ($ms ms)"
+ok $(( !(ms < 8000) )) "  within seconds (on the build before, they deadlocked until terminated)"
+wait_converged $CH 30
+is "$(same_on_all "SELECT count(*) FROM lock_t WHERE id LIKE 'n%-%'")" 30 "  and all 30 rows are on every node"
+
 # A block learned out of band (ledger.trust_checkpoint, from ledger.digest
 # on a member one trusts): a copy that reaches that height with another
 # block stops there, whoever certified it, and goes on once its DBA drops
