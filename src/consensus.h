@@ -69,6 +69,7 @@ typedef struct LLQueue
 typedef struct LLConsSlot
 {
 	int32		channel_id;		/* 0: free */
+	Oid			dboid;			/* database of the channel: ids repeat across them */
 	bool		registered;		/* launcher has started a worker */
 	slock_t		mutex;			/* protects pid, latch, status */
 	pid_t		pid;

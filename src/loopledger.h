@@ -122,7 +122,8 @@ extern void ll_check_encodable(Oid typid, const char *colname);
 extern char *ll_canonical_unreadable(Oid typid);
 extern bool ll_relid_order_free(Oid relid);
 /* The row of a ledger table with this entry number (proof.c); rel left open. */
-extern HeapTuple ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry, Relation *relp);
+extern HeapTuple ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry,
+									 bool missing_ok, Relation *relp);
 extern LLTableInfo *ll_table_info_for(Relation rel, int32 channel_id,
 									  int32 table_no, const char *channel_name,
 									  const char *table_name,

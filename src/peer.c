@@ -19,6 +19,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -53,6 +54,7 @@ PG_FUNCTION_INFO_V1(ll_consensus_status);
 LLConsShared *ll_cons = NULL;
 
 static int	reserve_slot(int32 channel_id, const char *name);
+static void require_consensus_db(const char *channel);
 
 int
 ll_cons_reserve(int32 channel_id, const char *name)
@@ -130,7 +132,7 @@ ll_cons_slot_for(int32 channel_id)
 	if (ll_cons == NULL)
 		return NULL;
 	for (i = 0; i < LL_MAX_CONS; i++)
-		if (ll_cons->slots[i].channel_id == channel_id)
+		if (ll_cons->slots[i].channel_id == channel_id && ll_cons->slots[i].dboid == MyDatabaseId)
 			return &ll_cons->slots[i];
 	return NULL;
 }
@@ -591,6 +593,7 @@ ll_add_peer(PG_FUNCTION_ARGS)
 				 errdetail("A peer name has 1 to %d bytes.", NAMEDATALEN - 1)));
 	SPI_connect();
 	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	require_consensus_db(ch.name);
 	clearance = PG_ARGISNULL(4) ? lowest_tier(ch.id) : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	if (!tier_exists(ch.id, clearance))
 		ereport(ERROR,
@@ -907,7 +910,7 @@ ll_deliver(PG_FUNCTION_ARGS)
 				 errmsg("sender must be a 32-byte public key")));
 	if (ll_cons != NULL)
 		for (i = 0; i < LL_MAX_CONS; i++)
-			if (ll_cons->slots[i].channel_id != 0 &&
+			if (ll_cons->slots[i].channel_id != 0 && ll_cons->slots[i].dboid == MyDatabaseId &&
 				strcmp(ll_cons->slots[i].channel, channel) == 0)
 				slot = &ll_cons->slots[i];
 	if (slot == NULL)
@@ -961,7 +964,7 @@ ll_peer_status(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&s->mutex);
 		memcpy(&copy, s, sizeof(copy));
 		SpinLockRelease(&s->mutex);
-		if (copy.channel_id == 0 || copy.pid == 0)
+		if (copy.channel_id == 0 || copy.pid == 0 || copy.dboid != MyDatabaseId)
 			continue;
 		for (j = 0; j < copy.npeers; j++)
 		{
@@ -1024,7 +1027,7 @@ ll_consensus_status(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&s->mutex);
 		memcpy(&c, s, offsetof(LLConsSlot, npeers));
 		SpinLockRelease(&s->mutex);
-		if (c.channel_id == 0)
+		if (c.channel_id == 0 || c.dboid != MyDatabaseId)
 			continue;
 		v[0] = CStringGetTextDatum(c.channel);
 		v[1] = Int64GetDatum(c.height);
@@ -1053,6 +1056,25 @@ ll_consensus_status(PG_FUNCTION_ARGS)
  * --------------------------------------------------------------------- */
 
 /*
+ * Consensus slots and their workers belong to the database that
+ * loopledger.database names: a channel elsewhere (the same number can be
+ * another channel there, or a restored copy of this one) must not reach
+ * them, nor wait for a worker that never comes.
+ */
+static void
+require_consensus_db(const char *channel)
+{
+	if (MyDatabaseId != get_database_oid(ll_database, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ledger channel \"%s\" cannot have peers in database \"%s\"",
+						channel, get_database_name(MyDatabaseId)),
+				 errdetail("Consensus runs only in the database that loopledger.database names (\"%s\").",
+						   ll_database),
+				 errhint("Use that database for channels with peers.")));
+}
+
+/*
  * The slot of a channel, taken if needed.  From then on committing
  * backends send the channel's rows to consensus, so add_peer() reserves it
  * at once: no row may slip into a local-only block meanwhile.
@@ -1063,9 +1085,10 @@ reserve_slot(int32 channel_id, const char *name)
 	int			j,
 				free_slot = -1;
 
+	require_consensus_db(name);
 	for (j = 0; j < LL_MAX_CONS; j++)
 	{
-		if (ll_cons->slots[j].channel_id == channel_id)
+		if (ll_cons->slots[j].channel_id == channel_id && ll_cons->slots[j].dboid == MyDatabaseId)
 			return j;
 		if (ll_cons->slots[j].channel_id == 0 && free_slot < 0)
 			free_slot = j;
@@ -1084,6 +1107,7 @@ reserve_slot(int32 channel_id, const char *name)
 		LWLockRelease(s->lock);
 		SpinLockAcquire(&s->mutex);
 		s->channel_id = channel_id;
+		s->dboid = MyDatabaseId;
 		s->registered = false;
 		strlcpy(s->channel, name, NAMEDATALEN);
 		SpinLockRelease(&s->mutex);

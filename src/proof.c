@@ -134,9 +134,11 @@ find_entry(LLChannel *ch, uint64 entry, ProofTarget *t)
 /*
  * Read the row of an entry as the caller (privileges and row security
  * apply), then fetch the physical tuple so attribute numbers match.
+ * Without the row: NULL when missing_ok, else an error.
  */
 HeapTuple
-ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry, Relation *relp)
+ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry, bool missing_ok,
+					Relation *relp)
 {
 	char	   *sql;
 	bool		isnull;
@@ -152,6 +154,8 @@ ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry, Relation *r
 				   LL_ENTRY_COLUMN);
 	SPI_execute_with_args(sql, 1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum((int64) entry)},
 						  NULL, true, 2);
+	if (SPI_processed != 1 && missing_ok)
+		return NULL;
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -341,7 +345,7 @@ ll_proof(PG_FUNCTION_ARGS)
 	table_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	tier_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 
-	tup = ll_fetch_ledger_row(relid, table_name, (uint64) entry, &rel);
+	tup = ll_fetch_ledger_row(relid, table_name, (uint64) entry, false, &rel);
 	info = ll_table_info_for(rel, ch.id, (int32) t.entry.table_no, ch.name, table_name, tier_column);
 	if (t.entry.tier >= info->ntiers)
 		ereport(ERROR,

@@ -46,7 +46,10 @@ append_row(int32 channel_id, const char *channel, const LLPackedEntry *e, String
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	table_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	tier_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	tup = ll_fetch_ledger_row(relid, table_name, e->entry_id, &rel);
+	/* deleted by a superuser: skipped with a warning, the others still go */
+	tup = ll_fetch_ledger_row(relid, table_name, e->entry_id, true, &rel);
+	if (tup == NULL)
+		return false;
 	info = ll_table_info_for(rel, channel_id, (int32) e->table_no, channel, table_name, tier_column);
 	ll_deform(info, tup);
 	ll_buf_init(&buf, ll_palloc_realloc);

@@ -560,6 +560,13 @@ ll_submit_and_wait(int n, const int32 *channel, const bool *multi,
 				 errdetail("The change that gave the channel its peers was rolled back, or the channel was removed, after this transaction wrote to it."),
 				 errhint("Run the transaction again.")));
 	check_member(slot, NULL);
+	/*
+	 * Not waiting is for a voting member: a worker that is not voting (or
+	 * not known yet to be) drops what it takes, and the client must hear
+	 * of it.
+	 */
+	if (async && !(slot->pid != 0 && slot->height > 0 && slot->is_validator))
+		async = false;
 	if (!have_self)
 	{
 		if (!ll_load_node_key(seed, self, false))
