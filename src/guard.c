@@ -29,9 +29,11 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
+#include "commands/defrem.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "utils/guc.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "parser/parse_func.h"
@@ -40,6 +42,7 @@
 #include "nodes/makefuncs.h"
 #include "utils/typcache.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -536,6 +539,143 @@ check_full_read(RangeVar *rv, const char *action, const char *why)
 		ll_require_full_clearance(relid, action, why);
 }
 
+/* Whether building relid's indexes evaluates expressions or predicates. */
+static bool
+indexes_evaluate(Oid relid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (rel == NULL)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		found |= !heap_attisnull(tup, Anum_pg_index_indexprs, NULL) ||
+			!heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+		ReleaseSysCache(tup);
+	}
+	list_free(indexes);
+	relation_close(rel, AccessShareLock);
+	return found;
+}
+
+#define EVALUATES_WHY "it evaluates the expressions and predicates of the table's indexes over every row, whatever its tier."
+
+/*
+ * REINDEX, CLUSTER, VACUUM FULL and ANALYZE run a ledger table's index
+ * expressions over its rows, with functions its owner may have replaced:
+ * like CREATE INDEX, they need full clearance where there are any.
+ */
+static void
+check_evaluating(Oid relid, const char *action)
+{
+	if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_INDEX)
+		relid = IndexGetRelation(relid, true);
+	if (OidIsValid(relid) && ll_is_ledger_table(relid, NULL) && indexes_evaluate(relid))
+		ll_require_full_clearance(relid, action, EVALUATES_WHY);
+}
+
+/*
+ * The forms naming no table (REINDEX SCHEMA or DATABASE, CLUSTER, VACUUM
+ * FULL and ANALYZE of everything): every ledger table in the schema
+ * (nspid) or the database that the role owns, or owns the schema or the
+ * database of.
+ */
+static void
+check_evaluating_all(Oid nspid, const char *action)
+{
+	LLAsOwner	own;
+	List	   *relids = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	ll_as_owner_begin(&own);
+	SPI_connect();
+	SPI_execute("SELECT relid::oid FROM ledger.ledger_table", false, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	SPI_finish();
+	ll_as_owner_end(&own);
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Oid			rel_nsp = get_rel_namespace(relid);
+
+		if (!OidIsValid(rel_nsp) || (OidIsValid(nspid) && rel_nsp != nspid))
+			continue;
+		if (pg_class_ownercheck(relid, GetUserId()) || pg_namespace_ownercheck(rel_nsp, GetUserId()) ||
+			pg_database_ownercheck(MyDatabaseId, GetUserId()))
+			check_evaluating(relid, action);
+	}
+	list_free(relids);
+}
+
+static void
+check_reindex(ReindexStmt *r)
+{
+	switch (r->kind)
+	{
+		case REINDEX_OBJECT_INDEX:
+		case REINDEX_OBJECT_TABLE:
+			check_evaluating(relation_of(r->relation), "reindex");
+			break;
+		case REINDEX_OBJECT_SCHEMA:
+			{
+				Oid			nspid = get_namespace_oid(r->name, true);
+
+				if (OidIsValid(nspid))
+					check_evaluating_all(nspid, "reindex");
+				break;
+			}
+		case REINDEX_OBJECT_DATABASE:
+			check_evaluating_all(InvalidOid, "reindex");
+			break;
+		default:
+			break;				/* system catalogs only */
+	}
+}
+
+static void
+check_vacuum(VacuumStmt *v)
+{
+	bool		full = false;
+	bool		analyze = !v->is_vacuumcmd;
+	ListCell   *lc;
+
+	foreach(lc, v->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "full") == 0)
+			full = defGetBoolean(opt);
+		else if (strcmp(opt->defname, "analyze") == 0)
+			analyze = defGetBoolean(opt);
+	}
+	if (!full && !analyze)
+		return;
+	if (v->rels == NIL)
+		check_evaluating_all(InvalidOid, full ? "vacuum full" : "analyze");
+	foreach(lc, v->rels)
+	{
+		VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
+
+		check_evaluating(OidIsValid(vr->oid) ? vr->oid : relation_of(vr->relation),
+						 full ? "vacuum full" : "analyze");
+	}
+}
+
 /* Whether a trigger of table relid calls function funcid. */
 static bool
 has_trigger_calling(Oid relid, Oid funcid)
@@ -676,6 +816,18 @@ guard_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					indexed = relid;
 				}
 			}
+			break;
+		case T_ReindexStmt:
+			check_reindex((ReindexStmt *) parsetree);
+			break;
+		case T_ClusterStmt:
+			if (((ClusterStmt *) parsetree)->relation != NULL)
+				check_evaluating(relation_of(((ClusterStmt *) parsetree)->relation), "cluster");
+			else
+				check_evaluating_all(InvalidOid, "cluster");
+			break;
+		case T_VacuumStmt:
+			check_vacuum((VacuumStmt *) parsetree);
 			break;
 		case T_CreateStatsStmt:
 			{

@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(143);
+SELECT plan(150);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -177,7 +177,12 @@ SELECT is(pg_temp.remote_ids(), '2,3,5', 'and its revocation');
 CREATE TABLE tap07_owned (id int, note text, tier text);
 SELECT ledger.enable_table('tap07_owned', 'tap07', 'tier') \g /dev/null
 INSERT INTO tap07_owned VALUES (1, 'secret', 'customs'), (2, 'shared', 'partner'), (3, 'open', 'public');
+-- an index made by a cleared role, over a function its owner could replace
+CREATE INDEX tap07_owned_expr ON tap07_owned (lower(note));
 ALTER TABLE tap07_owned OWNER TO courier_app;
+CREATE TABLE tap07_plainidx (id int PRIMARY KEY, tier text);
+SELECT ledger.enable_table('tap07_plainidx', 'tap07', 'tier') \g /dev/null
+ALTER TABLE tap07_plainidx OWNER TO courier_app;
 SET ROLE courier_app;
 SELECT is(pg_temp.ids('tap07_owned'), '2,3', 'the table owner (partner) reads only up to partner: RLS is forced');
 SELECT is((pg_temp.try($$ALTER TABLE tap07_owned NO FORCE ROW LEVEL SECURITY$$))[1:2],
@@ -198,6 +203,20 @@ SELECT is((pg_temp.try($$ALTER TABLE tap07_owned ADD CONSTRAINT tap07_c CHECK (n
 		  'owner below full clearance: ADD CONSTRAINT is refused (its error would show a hidden value)');
 SELECT is((pg_temp.try($$CREATE STATISTICS tap07_st ON id, note FROM tap07_owned$$))[1:2],
 		  ARRAY['42501', 'cannot create statistics on ledger table "tap07_owned"'], 'owner below full clearance: CREATE STATISTICS is refused');
+-- rebuilding or sampling an index expression runs it over the rows too
+SELECT is((pg_temp.try($$REINDEX TABLE tap07_owned$$))[1:2],
+		  ARRAY['42501', 'cannot reindex ledger table "tap07_owned"'], 'owner below full clearance: REINDEX TABLE is refused');
+SELECT is((pg_temp.try($$REINDEX INDEX tap07_owned_expr$$))[1:2],
+		  ARRAY['42501', 'cannot reindex ledger table "tap07_owned"'], '  and REINDEX INDEX');
+SELECT is((pg_temp.try($$REINDEX SCHEMA public$$))[1:2],
+		  ARRAY['42501', 'cannot reindex ledger table "tap07_owned"'], '  and REINDEX SCHEMA');
+SELECT is((pg_temp.try($$CLUSTER tap07_owned USING tap07_owned_expr$$))[1:2],
+		  ARRAY['42501', 'cannot cluster ledger table "tap07_owned"'], '  and CLUSTER');
+SELECT is((pg_temp.try($$VACUUM FULL tap07_owned$$))[1:2],
+		  ARRAY['42501', 'cannot vacuum full ledger table "tap07_owned"'], '  and VACUUM FULL');
+SELECT is((pg_temp.try($$ANALYZE tap07_owned$$))[1:2],
+		  ARRAY['42501', 'cannot analyze ledger table "tap07_owned"'], '  and ANALYZE');
+SELECT lives_ok($$REINDEX TABLE tap07_plainidx$$, '  a ledger table whose indexes evaluate nothing is reindexed by its owner');
 RESET ROLE;
 ALTER TABLE tap07_owned OWNER TO customs_officer;
 GRANT CREATE ON SCHEMA public TO customs_officer;
