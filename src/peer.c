@@ -346,12 +346,22 @@ move_entry_sequence(const uint8 pub[32])
 	int64		start = entry_range_start(pub);
 	int64		end = start + ((int64) 1 << ENTRY_RANGE_BITS);
 
+	char	   *bounds;
+
 	SPI_connect();
 	SPI_execute_with_args("SELECT pg_catalog.setval('ledger.entry_seq'::pg_catalog.regclass, $1, false) "
 						  "FROM ledger.entry_seq WHERE last_value < $1 OR last_value >= $2",
 						  2, (Oid[]) {INT8OID, INT8OID},
 						  (Datum[]) {Int64GetDatum(start + 1), Int64GetDatum(end)},
 						  NULL, false, 0);
+	/*
+	 * Every role may draw numbers (the entry default runs as the inserting
+	 * role): one drawing them in bulk runs out of this range, and must
+	 * then get an error, not numbers of another member's range.
+	 */
+	bounds = psprintf("ALTER SEQUENCE ledger.entry_seq MINVALUE " INT64_FORMAT " MAXVALUE " INT64_FORMAT
+					  " START WITH " INT64_FORMAT, start + 1, end - 1, start + 1);
+	SPI_execute(bounds, false, 0);
 	SPI_finish();
 }
 

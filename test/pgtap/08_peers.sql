@@ -4,13 +4,17 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(136);
+SELECT plan(137);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
 SELECT is(ledger.node_key(), ledger.node_key(), 'node_key is created once and stays');
 SELECT ok((SELECT last_value FROM ledger.entry_seq) >= ('x' || left(ledger.node_key(), 5))::bit(20)::bigint << 43,
 		  'entry numbers are drawn from the range of this node''s key');
+SELECT is((SELECT ARRAY[seqmin, seqmax] FROM pg_sequence WHERE seqrelid = 'ledger.entry_seq'::regclass),
+		  ARRAY[(('x' || left(ledger.node_key(), 5))::bit(20)::bigint << 43) + 1,
+				(('x' || left(ledger.node_key(), 5))::bit(20)::bigint << 43) + (1::bigint << 43) - 1],
+		  '  and the sequence stops at its end (no number of another member''s range)');
 CREATE ROLE tap08_user;
 SET ROLE tap08_user;
 SELECT throws_ok($$SELECT ledger.node_key()$$, '42501', NULL, 'node_key is for superusers');
