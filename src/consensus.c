@@ -166,7 +166,6 @@ mempool_forget(const uint8 *hash)
 static void
 screen_decided(const uint8 *hashes, int n)
 {
-	static SPIPlanPtr plan = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 	Datum	   *want = palloc(sizeof(Datum) * Max(n, 1));
 	int			nwant = 0;
@@ -194,16 +193,13 @@ screen_decided(const uint8 *hashes, int n)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	/* kept there for a decided height not applied here yet: still needed */
-	/* kept: asked at every proposal, and planning it cost more than running it */
-	if (plan == NULL)
-		plan = ll_keep_plan("SELECT batch_hash FROM ledger.batch WHERE channel_id = $1 "
-							"AND batch_hash = ANY($2) AND height < $3",
-							3, (Oid[]) {INT4OID, BYTEAARRAYOID, INT8OID});
-	SPI_execute_plan(plan,
-					 (Datum[]) {Int32GetDatum(W.channel_id),
-						 PointerGetDatum(construct_array(want, nwant, BYTEAOID, -1, false, TYPALIGN_INT)),
-					 Int64GetDatum((int64) W.next_height)},
-					 NULL, true, 0);
+	SPI_execute_with_args("SELECT batch_hash FROM ledger.batch WHERE channel_id = $1 AND batch_hash = ANY($2) "
+						  "AND height < $3",
+						  3, (Oid[]) {INT4OID, BYTEAARRAYOID, INT8OID},
+						  (Datum[]) {Int32GetDatum(W.channel_id),
+							  PointerGetDatum(construct_array(want, nwant, BYTEAOID, -1, false, TYPALIGN_INT)),
+						  Int64GetDatum((int64) W.next_height)},
+						  NULL, true, 0);
 	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
