@@ -3214,7 +3214,27 @@ attach_slot(void)
 	uint8		seed[32];
 
 	W.slot = &ll_cons->slots[W.slot_no];
+	/*
+	 * One worker per slot.  After a crash the postmaster restarts the
+	 * workers registered before it, while the sealer, finding the slots
+	 * wiped, reserves and starts them anew: the later one goes.  Two would
+	 * both vote, from one signing record.  (Exit code 0: not restarted.)
+	 */
+	SpinLockAcquire(&W.slot->mutex);
 	W.channel_id = W.slot->channel_id;
+	if (W.channel_id == 0 || W.slot->pid != 0)
+	{
+		pid_t		other = W.slot->pid;
+
+		SpinLockRelease(&W.slot->mutex);
+		ereport(LOG,
+				(errmsg("loopledger consensus worker for slot %d not needed: %s",
+						W.slot_no, other != 0 ? "another worker serves it" : "no channel has it")));
+		proc_exit(0);
+	}
+	W.slot->pid = MyProcPid;	/* claimed; the rest is set below */
+	SpinLockRelease(&W.slot->mutex);
+	on_shmem_exit(slot_detach, (Datum) 0);
 	if (!ll_load_node_key(seed, W.self_pub, false))
 	{
 		ereport(LOG,
@@ -3243,7 +3263,6 @@ attach_slot(void)
 	W.slot->latch = MyLatch;
 	W.slot->proc = MyProc;
 	SpinLockRelease(&W.slot->mutex);
-	on_shmem_exit(slot_detach, (Datum) 0);
 }
 
 /* ---------------------------------------------------------------------
@@ -3259,6 +3278,11 @@ ll_consensus_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+#ifdef LL_FAULT_INJECTION
+	/* the sealer's worker for this slot then attaches first (not connected: not counted) */
+	if (ll_fault_armed_point("slow_worker_attach"))
+		pg_usleep(3 * USECS_PER_SEC);
+#endif
 	BackgroundWorkerInitializeConnection(ll_database, NULL, 0);
 	ll_pin_search_path();
 	attach_slot();

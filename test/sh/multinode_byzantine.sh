@@ -303,13 +303,26 @@ is "$(for i in 1 2 3 4; do node_psql "$i" -Atc "SELECT md5(string_agg(id, ',' OR
 # the restarted worker must find the outcome and chain the rows, not insert
 # them a second time nor refuse them.
 # crash_node1 POINT SQL LOGLINE DESCRIPTION: arm test-build point POINT on
-# node 1, run SQL there (the crash cuts it), wait for node 1 to be back, and
-# check that its log shows the crash
+# node 1, run SQL there (the crash cuts it), check that its log shows the
+# crash, wait for node 1 to be back, and check that one consensus worker
+# serves the channel there: after a crash the postmaster restarts the
+# workers registered before it while the sealer starts them anew, and both
+# ran (voting from one signing record) until one failed.
 crash_node1() {
+	local _ most=0 now
 	as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/$1"
+	# the first worker started after the crash (the postmaster's) waits 3 s
+	as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/slow_worker_attach"
 	node_psql 1 -qc "$2" >/dev/null 2>&1
-	for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+	for _ in $(seq 1 30); do grep -q "$3" "$TMP/$(node_name 1)/server.log" && break; sleep 0.5; done
 	ok $(( $(grep -c "$3" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) "$4"
+	for _ in $(seq 1 120); do node_psql 1 -Atc "SELECT 1" >/dev/null 2>&1 && break; sleep 0.5; done
+	for _ in $(seq 1 30); do
+		now=$(node_psql 1 -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'loopledger consensus'" 2>/dev/null)
+		[ "${now:-0}" -gt "$most" ] && most=$now
+		sleep 0.2
+	done
+	is "$most" 1 "  one consensus worker serves the channel on node 1 after it restarted"
 }
 crash_node1 crash_before_block_commit "INSERT INTO parcel VALUES ('crash', 'ok', 'public')" \
 	"crashing between a local commit and the block's commit" \
