@@ -345,7 +345,6 @@ move_entry_sequence(const uint8 pub[32])
 {
 	int64		start = entry_range_start(pub);
 	int64		end = start + ((int64) 1 << ENTRY_RANGE_BITS);
-
 	char	   *bounds;
 
 	SPI_connect();

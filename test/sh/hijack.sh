@@ -35,7 +35,7 @@ err=$(qd -c "CREATE EXTENSION loopledger" 2>&1)
 like "$err" 'schema "ledger" already holds objects' "... or one that already holds objects"
 is "$(qd -c "SELECT count(*) FROM pg_extension WHERE extname = 'loopledger'")" 0 \
 	"  and nothing was installed"
-qd -c "DROP SCHEMA ledger CASCADE" -c "CREATE EXTENSION loopledger" >/dev/null
+qd -c "SET client_min_messages = warning" -c "DROP SCHEMA ledger CASCADE" -c "CREATE EXTENSION loopledger" >/dev/null
 ok $? "installed once the schema is gone"
 
 # ------------------------------------------------ look-alike functions
