@@ -30,6 +30,7 @@
 #include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "utils/guc.h"
@@ -596,6 +597,9 @@ check_evaluating_all(Oid nspid, const char *action)
 	ListCell   *lc;
 	uint64		i;
 
+	/* the hook runs in every database, with the extension or not */
+	if (!OidIsValid(get_extension_oid("loopledger", true)))
+		return;
 	ll_as_owner_begin(&own);
 	SPI_connect();
 	SPI_execute("SELECT relid::oid FROM ledger.ledger_table", false, 0);

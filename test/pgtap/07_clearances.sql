@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(150);
+SELECT plan(151);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -216,6 +216,8 @@ SELECT is((pg_temp.try($$VACUUM FULL tap07_owned$$))[1:2],
 		  ARRAY['42501', 'cannot vacuum full ledger table "tap07_owned"'], '  and VACUUM FULL');
 SELECT is((pg_temp.try($$ANALYZE tap07_owned$$))[1:2],
 		  ARRAY['42501', 'cannot analyze ledger table "tap07_owned"'], '  and ANALYZE');
+SELECT is((pg_temp.try($$ANALYZE$$))[1:2],
+		  ARRAY['42501', 'cannot analyze ledger table "tap07_owned"'], '  and ANALYZE of every table the role owns');
 SELECT lives_ok($$REINDEX TABLE tap07_plainidx$$, '  a ledger table whose indexes evaluate nothing is reindexed by its owner');
 RESET ROLE;
 ALTER TABLE tap07_owned OWNER TO customs_officer;

@@ -22,6 +22,11 @@ qd() { q -d "$DB" "$@"; }
 q -d postgres -c "CREATE DATABASE $DB" -c "CREATE ROLE $R LOGIN" >/dev/null
 ok $? "setup"
 
+# the utility guard runs in every database: statements it looks at work
+# where the extension is not installed
+out=$(qd -c "ANALYZE" -c "VACUUM FULL" -c "CLUSTER" -c "REINDEX SCHEMA public" 2>&1)
+ok $? "ANALYZE, VACUUM FULL, CLUSTER and REINDEX of no named table work in a database without the extension: $out"
+
 # ------------------------------------------------ the schema "ledger"
 qd -c "CREATE SCHEMA ledger AUTHORIZATION $R" >/dev/null
 err=$(qd -c "CREATE EXTENSION loopledger" 2>&1)
