@@ -627,15 +627,25 @@ CREATE FUNCTION ledger.decisions(channel text, from_height bigint, max_count int
 RETURNS TABLE (height bigint, decision bytea, batches bytea[])
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 	WITH r AS MATERIALIZED (SELECT ledger.reader_clearance($1, $4, $5, $6) AS tier,
-								   ledger.reader_last_height($1, $4) AS last)
+								   ledger.reader_last_height($1, $4) AS last),
+	-- at most 64 heights, and none that starts past 64 MB of stored batches
+	-- (the first always): the asker's libpq holds the whole answer
+	h AS (SELECT l.channel_id, l.height, l.decision
+			FROM ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
+		   WHERE c.name = $1 AND l.height >= $2
+		   ORDER BY l.height LIMIT LEAST($3, 64)),
+	l AS (SELECT h.*, sum(s.bytes) OVER (ORDER BY h.height) - s.bytes AS before
+			FROM h, LATERAL (SELECT octet_length(h.decision) + coalesce(sum(octet_length(b.body)), 0) AS bytes
+							   FROM ledger.batch b
+							  WHERE b.channel_id = h.channel_id AND b.height = h.height) s)
 	SELECT l.height, l.decision,
 		   ARRAY(SELECT ledger.redact_batch(b.body, CASE WHEN l.height <= r.last
 						 THEN ledger.reader_tier_at(l.channel_id, $4, l.height, r.tier) ELSE -1 END)
 				   FROM ledger.batch b
 				  WHERE b.channel_id = l.channel_id AND b.height = l.height)
-	  FROM r, ledger.consensus_log l JOIN ledger.channel c USING (channel_id)
-	 WHERE c.name = $1 AND l.height >= $2
-	 ORDER BY l.height LIMIT $3
+	  FROM r, l
+	 WHERE l.before < 64 * 1024 * 1024
+	 ORDER BY l.height
 $$;
 
 CREATE FUNCTION ledger.batches(channel text, hashes bytea[],

@@ -1733,7 +1733,8 @@ still_hidden(const LLApply *a, const uint8 *entries, int n)
  * (the copies lacked them, or their table refused them).
  */
 static int
-disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
+disclose_block(LLApply *a, uint64 height, ll_batch *batches, const bool *signed_ok,
+			   int nbatches)
 {
 	bool		isnull;
 	bytea	   *stored;
@@ -1762,6 +1763,8 @@ disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 		ll_tx		tx;
 		ll_row		r;
 
+		int			filled_here = 0;
+
 		ll_batch_iter_init(&it, &batches[i]);
 		while (ll_batch_next_tx(&it, &tx))
 			while (tx.kind == LL_TX_ROWS && ll_batch_next_row(&it, &r))
@@ -1787,14 +1790,24 @@ disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 				pe.flags &= ~LL_ENTRY_REDACTED;
 				memcpy(pe.salt, e.salt, LL_SALT_LEN);
 				ll_pack_entry(&pe, entries + (Size) j * LL_PACKED_ENTRY_SIZE);
-				filled++;
+				filled_here++;
 			}
-		SPI_execute_with_args("UPDATE ledger.batch SET body = $3 WHERE channel_id = $1 AND batch_hash = $2",
-							  3, (Oid[]) {INT4OID, BYTEAOID, BYTEAOID},
-							  (Datum[]) {Int32GetDatum(a->channel_id),
-								  PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
-							  PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len))},
-							  NULL, false, 0);
+		filled += filled_here;
+
+		/*
+		 * The fuller copy replaces the stored one (which this node serves)
+		 * only if it gave rows, is signed by its origin, and belongs to
+		 * this height: a member's answer may name any batch it knows.
+		 */
+		if (filled_here > 0 && signed_ok[i])
+			SPI_execute_with_args("UPDATE ledger.batch SET body = $3 "
+								  "WHERE channel_id = $1 AND batch_hash = $2 AND height = $4",
+								  4, (Oid[]) {INT4OID, BYTEAOID, BYTEAOID, INT8OID},
+								  (Datum[]) {Int32GetDatum(a->channel_id),
+									  PointerGetDatum(ll_bytea(batches[i].batch_hash, 32)),
+									  PointerGetDatum(ll_bytea(batches[i].bytes, batches[i].len)),
+								  Int64GetDatum((int64) height)},
+								  NULL, false, 0);
 	}
 	if (filled > 0)
 		SPI_execute_with_args("UPDATE ledger.block SET entries = $3 WHERE channel_id = $1 AND height = $2",
@@ -1815,7 +1828,8 @@ disclose_block(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
  * block could not be read or written (with a warning).
  */
 int
-ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
+ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, const bool *signed_ok,
+				   int nbatches)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile int left = 0;
@@ -1823,7 +1837,7 @@ ll_apply_disclosed(LLApply *a, uint64 height, ll_batch *batches, int nbatches)
 	xact_begin();
 	PG_TRY();
 	{
-		left = disclose_block(a, height, batches, nbatches);
+		left = disclose_block(a, height, batches, signed_ok, nbatches);
 		writers_close();
 	}
 	PG_CATCH();

@@ -94,13 +94,16 @@ plan_disclosure(int tier)
  * (apply.c) takes only rows matching the commitments this node already
  * holds for the decided block, so a copy can add nothing else, and a
  * badly signed batch a lying member got ordered must not stall the
- * backfill.
+ * backfill.  Such a copy is not stored in place of the signed one.
  */
+static bool disclosed_signed;
+
 static bool
 disclosed_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t len,
 				 const uint8_t sig[64])
 {
-	if (!bft_ed25519_verify(ctx, pub, msg, len, sig))
+	disclosed_signed = bft_ed25519_verify(ctx, pub, msg, len, sig);
+	if (!disclosed_signed)
 		ereport(LOG,
 				(errmsg("channel \"%s\": a disclosed batch's signature does not verify; its rows are checked against the block's commitments",
 						W.channel)));
@@ -112,7 +115,7 @@ disclosed_verify(void *ctx, const uint8_t pub[32], const uint8_t *msg, size_t le
  * are asked in turn from the start-th on.
  */
 static bool
-fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
+fetch_disclosed(uint64 h, int start, ll_batch **batches, bool **signed_ok, int *n)
 {
 	char		from[32];
 	ReadToken	tok;
@@ -136,17 +139,20 @@ fetch_disclosed(uint64 h, int start, ll_batch **batches, int *n)
 		if (res == NULL)
 			continue;
 		*batches = palloc0(sizeof(ll_batch) * Max(PQntuples(res), 1));
+		*signed_ok = palloc0(sizeof(bool) * Max(PQntuples(res), 1));
 		for (r = 0; PQnfields(res) == 1 && r < PQntuples(res); r++)
 		{
 			size_t		len = PQgetlength(res, r, 0);
 			uint8	   *copy = palloc(len);
 
 			memcpy(copy, PQgetvalue(res, r, 0), len);
+			disclosed_signed = false;
 			if (ll_batch_decode(copy, len, MAX_BATCH_BYTES, disclosed_verify, NULL, &(*batches)[r]) != 0 ||
 				memcmp((*batches)[r].chain_id, W.chain_id, 32) != 0 ||
 				member_of((*batches)[r].origin) < 0 ||
 				!ll_batch_complete_for(&(*batches)[r], own_clearance()))
 				break;
+			(*signed_ok)[r] = disclosed_signed;
 		}
 		*n = r;
 		if (r == PQntuples(res) && r > 0)
@@ -190,6 +196,7 @@ clearance_ever_changed(void)
 void
 disclosure_round(void)
 {
+	bool	   *signed_ok;
 	int			tier = own_clearance();
 	ll_batch   *batches;
 	int			n;
@@ -210,7 +217,7 @@ disclosure_round(void)
 									Max(W.disclose_rest_ms, DISCLOSE_REST_MS)))
 		return;
 	W.last_disclose = GetCurrentTimestamp();
-	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], W.disclose_tries, &batches, &n))
+	if (!fetch_disclosed((uint64) W.disclose[W.disclose_pos], W.disclose_tries, &batches, &signed_ok, &n))
 	{
 		/*
 		 * Retried: a member may not have applied the change yet.  Each try
@@ -227,7 +234,7 @@ disclosure_round(void)
 	 * block) does not close the block: the next member is asked, until
 	 * each was asked once.
 	 */
-	if (ll_apply_disclosed(&W.apply, (uint64) W.disclose[W.disclose_pos], batches, n) != 0 &&
+	if (ll_apply_disclosed(&W.apply, (uint64) W.disclose[W.disclose_pos], batches, signed_ok, n) != 0 &&
 		++W.disclose_tries < W.nmembers)
 		return;
 	if (W.disclose_tries >= W.nmembers)

@@ -779,12 +779,22 @@ retire(void)
 	idle_for_good("(removed)", 'r');
 }
 
-/* Has a stored copy the content this node's clearance now calls for? */
+/*
+ * The clearance decided height h is applied at: a change decided in h
+ * itself is in force from h + 1, as the members serve h (their
+ * ledger.peer_clearance), although decide_members counted it already.
+ */
+static int
+clearance_at(uint64 h)
+{
+	return h == W.clearance_changed_at ? W.clearance_before : own_clearance();
+}
+
+/* Has a stored copy the content clearance c calls for? */
 static bool
-copy_complete(MemBatch *mb)
+copy_complete(MemBatch *mb, int c)
 {
 	ll_batch	b;
-	int			c = own_clearance();
 
 	if (ll_batch_decode(mb->bytes, mb->len, MAX_BATCH_BYTES, verified_before, NULL, &b) != 0 ||
 		!ll_batch_complete_for(&b, c))
@@ -799,7 +809,7 @@ copy_complete(MemBatch *mb)
  * fetched from peers first.  NULL if they cannot be had.
  */
 static ll_batch *
-decided_batches(const ll_payload *p)
+decided_batches(const ll_payload *p, int clearance)
 {
 	ll_batch   *batches;
 	int			i;
@@ -816,8 +826,8 @@ decided_batches(const ll_payload *p)
 		{
 			MemBatch   *mb = mempool_find(p->batch_hashes + (Size) k * 32);
 
-			if (mb != NULL && mb->bytes != NULL && mb->complete_to < own_clearance() &&
-				!copy_complete(mb))
+			if (mb != NULL && mb->bytes != NULL && mb->complete_to < clearance &&
+				!copy_complete(mb, clearance))
 			{
 				mempool_forget(mb->hash);
 				mb = NULL;
@@ -858,13 +868,20 @@ decide_members(uint64 height, const uint8 *payload, size_t len)
 	ll_payload	p;
 	ll_batch   *batches;
 	bool		changed;
+	int			before = own_clearance();
 
 	if (W.members_decided >= height)
 		return false;
-	if (ll_payload_decode(payload, len, &p) != 0 || (batches = decided_batches(&p)) == NULL)
+	if (ll_payload_decode(payload, len, &p) != 0 ||
+		(batches = decided_batches(&p, before)) == NULL)
 		elog(ERROR, "the batches of decided height " UINT64_FORMAT " are not available", height);
 	changed = ll_members_decide(&W.ms, height, batches, p.nbatches);
 	W.members_decided = height;
+	if (own_clearance() != before)
+	{
+		W.clearance_changed_at = height;
+		W.clearance_before = before;
+	}
 	pfree(batches);
 	return changed;
 }
@@ -909,7 +926,7 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 			 ": the decided block builds on a ledger head this node does not have", height);
 	if (W.members_decided < height)
 		(void) decide_members(height, payload, plen);
-	batches = decided_batches(&p);
+	batches = decided_batches(&p, clearance_at(height));
 	if (batches == NULL)
 		elog(ERROR, "the batches of decided height " UINT64_FORMAT " are not available", height);
 	memset(&m, 0, sizeof(m));
@@ -923,7 +940,7 @@ apply_payload(uint64 height, const uint8 *payload, size_t plen, const bft_cert *
 		MemoryContext cxt = CurrentMemoryContext;
 
 		W.apply.on_members = persist_members;
-		W.apply.self_clearance = own_clearance();
+		W.apply.self_clearance = clearance_at(height);
 		W.apply.min_clearance = min_clearance_at(height);
 		ll_valset_at(&W.ms, height, &W.apply.valset);
 		ll_apply_decision(&W.apply, height, p.time_us, dec, dlen, batches, p.nbatches);

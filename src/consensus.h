@@ -262,7 +262,8 @@ extern void ll_apply_decision(LLApply *a, uint64 height, int64 time_us,
 							  const uint8 *decision, size_t dlen,
 							  struct ll_batch *batches, int nbatches);
 extern int	ll_apply_disclosed(LLApply *a, uint64 height,
-							   struct ll_batch *batches, int nbatches);
+							   struct ll_batch *batches, const bool *signed_ok,
+							   int nbatches);
 
 /* tabledef.c: the agreed definitions of a channel's ledger tables */
 struct ll_batch_builder;

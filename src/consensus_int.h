@@ -91,6 +91,8 @@ typedef struct ConsWorker
 	Member		members[LL_MAX_PEERS];
 	int			self;			/* member index, -1 if not a member */
 	uint64		members_decided;	/* last height counted by ll_members_decide */
+	uint64		clearance_changed_at;	/* height that changed this node's clearance */
+	int			clearance_before;	/* its clearance before that height's change */
 	TimestampTz last_refresh;
 	uint8		self_pub[32];
 	bft_ed25519_key *key;

@@ -29,6 +29,8 @@
  *				  others get them from the proposer that names them;
  *	 stall		- its hellos, sent every 50 ms, claim a height 1000 ahead, and its server
  *				  holds every fetch of blocks or batches for 30 s;
+ *	 copy		- as stall, but its server answers those fetches with a
+ *				  CopyOutResponse (a liar's server or proxy can);
  *	 spoof		- every 50 ms, over its own peer login, it calls ledger.deliver()
  *				  on each member with hellos in the names of the others,
  *				  claiming another genesis and a height 1000 ahead (signed
@@ -52,6 +54,8 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "common/pg_prng.h"
+#include "libpq/libpq.h"
+#include "libpq/pqformat.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -75,7 +79,7 @@ ll_fault_define_guc(void)
 {
 	DefineCustomStringVariable("loopledger.fault",
 							   "Test build only: Byzantine behaviour of this node's consensus worker.",
-							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, spoof, alter, rebatch, misdeclare or all (several may be listed); empty for honest.",
+							   "equivocate, forge, garbage, replay, mute, late, invalid, early, flood, hoard, stall, copy, spoof, alter, rebatch, misdeclare or all (several may be listed); empty for honest.",
 							   &ll_fault, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
@@ -417,14 +421,14 @@ ll_fault_batch(uint8 *batch, size_t len)
 uint64
 ll_fault_hello_height(uint64 height)
 {
-	return mode("stall") ? height + STALL_AHEAD : height;
+	return mode("stall") || mode("copy") ? height + STALL_AHEAD : height;
 }
 
 /* ...often, so that a restarted member hears its claim first... */
 int
 ll_fault_hello_period(int ms)
 {
-	return mode("stall") || mode("spoof") ? 50 : ms;
+	return mode("stall") || mode("copy") || mode("spoof") ? 50 : ms;
 }
 
 void
@@ -441,11 +445,26 @@ ll_fault_rebatch(void (*rebatch) (void))
 		rebatch();
 }
 
-/* ...and its server holds their fetches (ledger.decisions, ledger.batches). */
+/*
+ * ...and its server holds their fetches (ledger.decisions, ledger.batches),
+ * or ("copy") answers them as if the query were COPY TO STDOUT: libpq then
+ * stays in COPY state, which the asking worker must not wait out.
+ */
 void
 ll_fault_stall(void)
 {
 	int			i;
+
+	if (mode("copy"))
+	{
+		StringInfoData buf;
+
+		pq_beginmessage(&buf, 'H');
+		pq_sendbyte(&buf, 0);
+		pq_sendint16(&buf, 0);
+		pq_endmessage(&buf);
+		pq_flush();
+	}
 
 	for (i = 0; i < STALL_MS / 100 && mode("stall"); i++)
 	{

@@ -131,6 +131,36 @@ link_poll_connect(LLLink *l)
 	}
 }
 
+/* What a query of ours may give; anything else is a peer speaking out of turn. */
+static bool
+result_expected(const PGresult *r)
+{
+	switch (PQresultStatus(r))
+	{
+		case PGRES_TUPLES_OK:
+		case PGRES_COMMAND_OK:
+		case PGRES_FATAL_ERROR:
+		case PGRES_NONFATAL_ERROR:
+		case PGRES_BAD_RESPONSE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * libpq keeps every NOTIFY a server sends until it is read or the
+ * connection closed: a peer could fill this process's memory with them.
+ */
+static void
+drop_notifies(PGconn *c)
+{
+	PGnotify   *n;
+
+	while ((n = PQnotifies(c)) != NULL)
+		PQfreemem(n);
+}
+
 /* Read results of calls in flight; false if the link broke. */
 static bool
 link_read(LLLink *l)
@@ -142,6 +172,7 @@ link_read(LLLink *l)
 		link_close(l, PQerrorMessage(l->conn));
 		return false;
 	}
+	drop_notifies(l->conn);
 	while (l->inflight > 0 && !PQisBusy(l->conn))
 	{
 		res = PQgetResult(l->conn);
@@ -472,7 +503,21 @@ fetch_result(LLLink *l, Fetch *f)
 			PGresult   *r = PQgetResult(l->sync);
 
 			if (r == NULL)
+			{
+				drop_notifies(l->sync);
 				return first;
+			}
+			/*
+			 * A server that answers a query with COPY keeps libpq in that
+			 * state: results without end, and never a read of the socket.
+			 */
+			if (!result_expected(r))
+			{
+				PQclear(r);
+				PQclear(first);
+				fetch_fail(l, "peer answered a fetch with a COPY");
+				return NULL;
+			}
 			if (first == NULL)
 				first = r;
 			else

@@ -131,7 +131,7 @@ hoard_commits() {
 	ok $(( rc == 0 && med < 500 ? 0 : 1 )) "fault '$1': commits one after another on byz4, each batch sent to one node only, take under 500 ms at the median ($med ms; all:$times)"
 }
 
-for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard alter,hoard stall spoof mute invalid all}; do
+for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,hoard alter,hoard stall copy spoof mute invalid all}; do
 	node_psql 4 -qc "ALTER SYSTEM SET loopledger.fault = '$mode'" >/dev/null &&
 		node_psql 4 -qAtc "SELECT pg_reload_conf()" >/dev/null
 	h0=$(node_psql 1 -Atc "SELECT height FROM ledger.consensus_status")
@@ -187,19 +187,21 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			struck=$(( $(honest_refused) - refused0 ))
 			is "$struck" 0 "fault 'alter,hoard': no honest node logged an honest proposer's block as one it could not accept" ;;
 		# hellos claiming a height 1000 ahead, and fetches from the liar
-		# held 30 s: honest nodes that are not behind never ask it, and
-		# one that is behind gives up on it and asks the others
-		stall)
-			ms=$(sequential_ms stall-seq 40)
+		# held 30 s (stall) or answered as a COPY (copy, which left libpq
+		# returning results for ever, and the asking worker spinning):
+		# honest nodes that are not behind never ask it, and one that is
+		# behind gives up on it and asks the others
+		stall | copy)
+			ms=$(sequential_ms $mode-seq 40)
 			count=$((count + 40))
-			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault 'stall': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
+			ok $(( ${ms:-999999} < 5000 ? 0 : 1 )) "fault '$mode': 40 sequential commits on node 1 take under 5 s (${ms:-?} ms)"
 			# node 3 falls behind; restarted, it first hears only the liar
 			# (nodes 1 and 2 may not log in to it), so the liar is the
 			# highest claim once the others are heard and is asked first
 			node_psql 3 -qc "ALTER ROLE peer_from_1 NOLOGIN" -c "ALTER ROLE peer_from_2 NOLOGIN" >/dev/null
 			as_pg pg_ctl -D "$TMP/$(node_name 3)/data" -m fast -w stop >/dev/null
 			for k in $(seq 1 20); do
-				node_psql 1 -qc "INSERT INTO parcel VALUES ('stall-behind-$k', 'ok', 'public')" >/dev/null
+				node_psql 1 -qc "INSERT INTO parcel VALUES ('$mode-behind-$k', 'ok', 'public')" >/dev/null
 			done
 			count=$((count + 20))
 			gave0=$(grep -c 'peer "byz4" said it is at height [0-9]* but gave no block' "$TMP/$(node_name 3)/server.log")
@@ -216,9 +218,9 @@ for mode in ${BYZ_MODES:-late early equivocate forge garbage replay flood flood,
 			t0=$(date +%s%N)
 			MN_NODES=3 wait_converged customs 60
 			t=$(( ($(date +%s%N) - t0) / 1000000 ))
-			ok $(( t < 10000 ? 0 : 1 )) "fault 'stall': node 3, restarted behind, catches up past the liar within 10 s ($t ms)"
+			ok $(( t < 10000 ? 0 : 1 )) "fault '$mode': node 3, restarted behind, catches up past the liar within 10 s ($t ms)"
 			gave=$(grep -c 'peer "byz4" said it is at height [0-9]* but gave no block' "$TMP/$(node_name 3)/server.log")
-			ok $(( gave > gave0 ? 0 : 1 )) "fault 'stall': node 3 asked the liar first and logged that it gave nothing ($((gave - gave0)) lines)" ;;
+			ok $(( gave > gave0 ? 0 : 1 )) "fault '$mode': node 3 asked the liar first and logged that it gave nothing ($((gave - gave0)) lines)" ;;
 		# hellos in honest members' names over the liar's own peer login,
 		# claiming another genesis: unsigned, they had each honest node
 		# ignore the other two as "genesis mismatch", and nothing committed
@@ -405,6 +407,48 @@ is "$(grep -c "the worker dies after taking its transaction queue" "$TMP/$(node_
 ok $(( $(grep -c "waited for backends that queued a transaction without waiting for its order to commit" \
 	"$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) "  the restarted worker waited for that backend's commit"
 is "$got" "1 1 1 1 " "  and queued it: the row reaches every node once"
+# Two such transactions taken together by the dying worker (it is stopped
+# while both queue), and the row of the first in resubmission order
+# deleted by a superuser before the worker restarts (held back 3 s): the
+# restarted worker skips that one with a warning and still sends the
+# other (before, the missing row stopped the resubmission of every one).
+wpid=$(node_psql 1 -Atc "SELECT pid FROM pg_stat_activity WHERE backend_type = 'loopledger consensus'")
+as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/die_after_txq_take"
+kill -STOP "$wpid"
+rc=0
+for note in async-gone-a async-gone-b; do
+	node_psql 1 -qc "SET statement_timeout = '5s'" -c "SET loopledger.synchronous_commit = off" \
+		-c "INSERT INTO notes VALUES ('$note')" >/dev/null || rc=1
+done
+ok $rc "node 1: two transactions committed without waiting while its worker was stopped"
+as_pg touch "$TMP/$(node_name 1)/data/pg_loopledger/slow_worker_attach"
+kill -CONT "$wpid"
+for _ in $(seq 1 40); do
+	[ "$(grep -c "the worker dies after taking its transaction queue" "$TMP/$(node_name 1)/server.log")" = 3 ] && break
+	sleep 0.1
+done
+gone=$(node_psql 1 -Atc "SELECT n.note FROM notes n WHERE n.ledger_entry = (
+	SELECT ('x' || encode(substring(p.entries FROM 1 FOR 8), 'hex'))::bit(64)::bigint
+	FROM ledger.pending p JOIN ledger.txlog t USING (channel_id, txid)
+	WHERE t.status = 'pending' ORDER BY p.txid LIMIT 1)")
+kept=async-gone-a
+[ "$gone" = async-gone-a ] && kept=async-gone-b
+is "$(node_psql 1 -Atc "SET session_replication_role = replica" -c "DELETE FROM notes WHERE note = '$gone'" | tail -1)" "DELETE 1" \
+	"  the first one's row ($gone) deleted by a superuser while the worker is down"
+got=$(note_everywhere "$kept")
+is "$got" "1 1 1 1 " "  the restarted worker still sends the other one: it reaches every node once"
+ok $(( $(grep -c "committed here without waiting cannot be sent again" "$TMP/$(node_name 1)/server.log") > 0 ? 0 : 1 )) \
+	"  and skips the deleted one with a warning"
+is "$(for i in 2 3 4; do node_psql "$i" -Atc "SELECT count(*) FROM notes WHERE note = '$gone'"; done | tr '\n' ' ')" "0 0 0 " \
+	"  which reaches no other node"
+like "$(node_psql 1 -Atc "SELECT string_agg(problem, '; ') FROM ledger.verify('customs')")" \
+	'^table public\.notes: row with entry [0-9]+ \(pending\) is missing$' \
+	"  ledger.verify on node 1 reports the deleted row, and nothing else"
+# the DBA's repair: the transaction never left, so it is dropped here alone
+node_psql 1 -qc "WITH gone AS (DELETE FROM ledger.txlog t USING ledger.pending p
+	WHERE p.channel_id = t.channel_id AND p.txid = t.txid AND t.status = 'pending' RETURNING t.channel_id, t.txid)
+	DELETE FROM ledger.pending p USING gone g WHERE p.channel_id = g.channel_id AND p.txid = g.txid" >/dev/null
+is "$(node_psql 1 -Atc "SELECT count(*) FROM ledger.verify('customs')")" 0 "  after the DBA drops it there, node 1 verifies clean"
 
 # Every member fails to apply the same decided block (test build: armed
 # by a file, fires once per node), as when a table is missing everywhere:

@@ -296,6 +296,44 @@ is "$(node_psql 2 -Atc "SELECT count(*) FROM ledger.history('declaration') WHERE
 isnt "$(leak_check 4 "$LATER")" 0 "the raised node received it"
 is "$(node_psql 2 -Atc "SELECT count(*) FROM ledger.verify('$CH')")" 0 "the lowered courier verifies clean"
 
+# --- raised and lowered again while it is down: the block that decided
+# the raise, with partner rows in it, is served to it at its clearance
+# before that block (members record a change from the next height on),
+# and it must apply it so, not ask for the partner content for ever
+stop_cluster "$(node_name 2)" >/dev/null
+rm -f "$WORK/raised"
+for i in 1 3; do
+	( k=0; until [ -e "$WORK/raised" ]; do k=$((k + 1))
+		node_psql "$i" -qc "INSERT INTO declaration VALUES ('rl$i-$k', 'raise and lower', 'partner')"; done ) &
+	eval "rl$i=\$!"
+done
+clearance2() {
+	for i in 1 3 4; do
+		node_psql "$i" -Atc "SELECT clearance FROM ledger.peers WHERE channel = '$CH' AND name = '$(node_name 2)'"
+	done | sort -u
+}
+for want in partner public; do
+	for i in 1 3 4; do
+		node_psql "$i" -qc "SELECT ledger.set_peer_clearance('$CH', '$(node_name 2)', '$want')" >/dev/null 2>&1
+	done
+	for t in $(seq 1 200); do
+		[ "$(clearance2)" = "$want" ] && break
+		sleep 0.1
+	done
+done
+touch "$WORK/raised"
+wait $rl1 $rl3
+is "$(clearance2)" public "the courier, down, is raised to partner and lowered again by the others"
+raised_at=$(node_psql 1 -Atc "SELECT k.from_height - 1 FROM ledger.peer_clearance k JOIN ledger.peers p
+	ON p.pubkey = k.pubkey WHERE p.channel = '$CH' AND p.name = '$(node_name 2)' AND k.clearance = 'partner'
+	ORDER BY k.from_height DESC LIMIT 1")
+ok $(( $(node_psql 1 -Atc "SELECT count(*) FROM ledger.txlog WHERE height = ${raised_at:-0} AND tier = 1") > 0 ? 0 : 1 )) \
+	"  the block that raised it (height ${raised_at:-?}) holds partner rows"
+restart_node 2 >/dev/null
+wait_converged "$CH" 60
+ok $? "  restarted, it catches up past that block: all nodes agree"
+is "$(node_psql 2 -Atc "SELECT count(*) FROM ledger.verify('$CH')")" 0 "  and it verifies clean"
+
 # --- selective disclosure (last: it shows node 4 customs content on purpose)
 node_psql 1 -Atc "SELECT ledger.proof('$CH', $secret_entry)" >"$WORK/disclosure.json"
 node_psql 4 -Atc "SELECT ledger.digest('$CH')" >"$WORK/digest4.json"
