@@ -900,9 +900,39 @@ cb_valset_change(void *ctx, uint64_t height, const uint8_t *payload, size_t len,
 	return true;
 }
 
+/*
+ * The first decision seals the genesis.  ledger.add_peer, remove_peer and
+ * set_peer_clearance lock the channel's row before they look for a first
+ * decision; this update waits for them, and a genesis they changed
+ * meanwhile stops the block: the worker starts again on the new genesis
+ * (which its peers then refuse, visibly), instead of counting a member
+ * the others never had.
+ */
+static void
+seal_genesis(void)
+{
+	bytea	   *hash;
+
+	SPI_execute_with_args("UPDATE ledger.channel SET name = name WHERE channel_id = $1", 1,
+						  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(W.channel_id)},
+						  NULL, false, 0);
+	PushActiveSnapshot(GetLatestSnapshot());
+	hash = DatumGetByteaPP(DirectFunctionCall1(ll_genesis_hash_sql,
+											   CStringGetTextDatum(W.channel)));
+	PopActiveSnapshot();
+	if (VARSIZE_ANY_EXHDR(hash) != 32 || memcmp(VARDATA_ANY(hash), W.chain_id, 32) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("channel \"%s\": its members changed while its first block was applied", W.channel),
+				 errdetail("ledger.add_peer, remove_peer or set_peer_clearance committed as the first decision came; the block is not applied here."),
+				 errhint("Every member must list the same members before the first block; compare ledger.peers on each.")));
+}
+
 static void
 persist_members(void *arg, uint64 height)
 {
+	if (height == 1)
+		seal_genesis();
 	ll_members_persist(&W.ms, W.channel_id, height);
 }
 

@@ -34,8 +34,12 @@ refresh_members(void)
 	{
 		int			k = member_of(fresh->m[i].pub);
 
-		/* a slot is kept for every member the others may still admit */
-		if (k < 0 && W.ms.n < LL_MAX_PEERS &&
+		/*
+		 * A slot is kept for every member the others may still admit; a
+		 * member decided here but unknown to this worker is not taken in
+		 * (only a hand-edited ledger.peer holds one).
+		 */
+		if (k < 0 && fresh->m[i].since < 0 && W.ms.n < LL_MAX_PEERS &&
 			ll_members_local_count(&W.ms) < LL_MAX_LOCAL_REQUESTS)
 		{
 			k = W.ms.n++;

@@ -223,7 +223,24 @@ add_moot(const LLMembership *ms, const LLVote *v)
 		ll_members_decided_count(ms) >= LL_MAX_MEMBERS;
 }
 
-/* Nothing left to decide for v: in effect, or refused on every node. */
+/* Members decided and not removed (also those whose removal is not in force yet). */
+static int
+active_count(const LLMembership *ms)
+{
+	int			i,
+				n = 0;
+
+	for (i = 0; i < ms->n; i++)
+		if (is_decided(&ms->m[i]) && !is_removed(&ms->m[i]))
+			n++;
+	return n;
+}
+
+/*
+ * Nothing left to decide for v: in effect, or refused on every node.  The
+ * last member is not removed: a chain needs a validator to go on from
+ * (the core would keep the old set while this one holds none).
+ */
 bool
 ll_vote_moot(const LLMembership *ms, const LLVote *v)
 {
@@ -234,7 +251,8 @@ ll_vote_moot(const LLMembership *ms, const LLVote *v)
 	if (v->op != LL_TX_REMOVE_MEMBER)
 		return true;
 	i = ll_member_index(ms, v->pub);
-	return i < 0 || !is_decided(&ms->m[i]) || is_removed(&ms->m[i]);
+	return i < 0 || !is_decided(&ms->m[i]) || is_removed(&ms->m[i]) ||
+		active_count(ms) <= 1;
 }
 
 /*
@@ -331,6 +349,93 @@ drop_settled(LLMembership *ms, uint64_t height)
 }
 
 /*
+ * A name an honest member can send (peer and tier names): 1 to
+ * LL_NAME_LEN - 1 bytes of well-formed UTF-8 (RFC 3629) without NUL.  A
+ * vote naming anything else is ignored alike everywhere: stored, it could
+ * not be restored from a dump, and a node restored without it would count
+ * unlike the others.
+ */
+static bool
+wire_name_ok(ll_wire_str s)
+{
+	const uint8_t *p = (const uint8_t *) s.ptr;
+	size_t		i = 0;
+
+	if (s.len == 0 || s.len >= LL_NAME_LEN)
+		return false;
+	while (i < s.len)
+	{
+		uint32_t	c = p[i];
+		size_t		n,
+					k;
+
+		if (c == 0)
+			return false;
+		n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 :
+			(c & 0xF8) == 0xF0 ? 4 : 0;
+		if (n == 0 || n > s.len - i)
+			return false;
+		if (n > 1)
+			c &= 0x3F >> (n - 1);
+		for (k = 1; k < n; k++)
+		{
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+			c = (c << 6) | (p[i + k] & 0x3F);
+		}
+		/* overlong forms, surrogates, beyond Unicode */
+		if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+			(c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* A total order of pending votes (by pointer), the same on every node. */
+static int
+vote_cmp(const void *pa, const void *pb)
+{
+	const LLVote *a = *(const LLVote *const *) pa,
+			   *b = *(const LLVote *const *) pb;
+	int			c;
+
+	if (a->height != b->height)
+		return a->height < b->height ? -1 : 1;
+	if (a->op != b->op)
+		return a->op < b->op ? -1 : 1;
+	if ((c = memcmp(a->pub, b->pub, 32)) != 0 ||
+		(c = strcmp(a->name, b->name)) != 0 ||
+		(c = strcmp(a->tier, b->tier)) != 0)
+		return c;
+	return memcmp(a->voter, b->voter, 32);
+}
+
+/*
+ * Pending changes that hold a quorum without a new vote: the quorum fell
+ * (a removal came into force).  Taken in vote_cmp order, as nodes hold
+ * their pending votes in different orders after a restart.
+ */
+static bool
+enact_ripe(LLMembership *ms, const bft_valset *vs, uint64_t height)
+{
+	const LLVote *order[LL_MAX_VOTES];
+	bool		changed = false;
+	int			i;
+
+	for (i = 0; i < ms->nvotes; i++)
+		order[i] = &ms->votes[i];
+	qsort(order, ms->nvotes, sizeof(order[0]), vote_cmp);
+	for (i = 0; i < ms->nvotes; i++)
+		if (!ll_vote_moot(ms, order[i]) && power_for(ms, vs, order[i]) >= bft_quorum(vs))
+		{
+			enact(ms, order[i], height + BFT_VALSET_DELAY);
+			changed = true;
+		}
+	return changed;
+}
+
+/*
  * Count the membership votes of a decided block (batches in block order).
  * True if a member or a clearance changes.
  */
@@ -356,7 +461,8 @@ ll_members_decide(LLMembership *ms, uint64_t height, const ll_batch *batches, in
 			continue;
 		ll_batch_iter_init(&it, &batches[b]);
 		while (ll_batch_next_tx(&it, &tx))
-			if (tx.kind == LL_TX_ADD_MEMBER || tx.kind == LL_TX_REMOVE_MEMBER)
+			if (tx.kind == LL_TX_REMOVE_MEMBER ||
+				(tx.kind == LL_TX_ADD_MEMBER && wire_name_ok(tx.name) && wire_name_ok(tx.tier)))
 			{
 				ll_vote_from_tx(&v, batches[b].origin, &tx);
 				v.height = height;
@@ -374,6 +480,8 @@ ll_members_decide(LLMembership *ms, uint64_t height, const ll_batch *batches, in
 			changed = true;
 		}
 	}
+	if (enact_ripe(ms, &vs, height))
+		changed = true;
 	drop_settled(ms, height);
 	return changed;
 }

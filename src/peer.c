@@ -408,7 +408,11 @@ parse_pubkey(const char *hex, uint8 out[32])
 
 /*
  * Past its genesis once it has a block or a consensus decision (even an
- * empty one): from then on the members are part of every signature.
+ * empty one): from then on the members are part of every signature.  The
+ * channel's row is locked first, and the worker updates it as it applies
+ * the first decision (seal_genesis, consensus.c): a genesis change and
+ * that decision cannot cross unseen.  The head is read after the lock, in
+ * a snapshot of its own.
  */
 static int64
 channel_head_height(int32 channel_id)
@@ -416,6 +420,9 @@ channel_head_height(int32 channel_id)
 	bool		isnull;
 	Datum		d;
 
+	SPI_execute_with_args("SELECT 1 FROM ledger.channel WHERE channel_id = $1 FOR NO KEY UPDATE",
+						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
+						  NULL, false, 0);
 	SPI_execute_with_args("SELECT greatest((SELECT max(height) FROM ledger.block WHERE channel_id = $1), "
 						  "(SELECT max(height) FROM ledger.consensus_log WHERE channel_id = $1))",
 						  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(channel_id)},
@@ -642,21 +649,52 @@ ll_add_peer(PG_FUNCTION_ARGS)
 /*
  * A peer this node asked to add is not a member yet: removing it withdraws
  * the request (the others never see a removal of a key they do not have).
- * A vote for it already ordered stays counted like any other.
+ * A vote for it already ordered stays counted like any other (there is no
+ * retraction on the chain): the notice says so, and until when.
  */
 static bool
 withdraw_request(const LLChannel *ch, const char *name)
 {
+	uint8		seed[32],
+				self[32];
+	bool		isnull;
+	Datum		pub;
+	int64		height = -1;
+
 	SPI_execute_with_args("DELETE FROM ledger.peer WHERE channel_id = $1 AND name = $2 "
-						  "AND since_height IS NULL", 2,
+						  "AND since_height IS NULL RETURNING pubkey", 2,
 						  (Oid[]) {INT4OID, TEXTOID},
 						  (Datum[]) {Int32GetDatum(ch->id), CStringGetTextDatum(name)},
 						  NULL, false, 0);
 	if (SPI_processed != 1)
 		return false;
-	ereport(NOTICE,
-			(errmsg("withdrew this node's request to add peer \"%s\" to channel \"%s\"", name, ch->name),
-			 errdetail("The peer was not admitted yet; this node no longer votes for it.")));
+	pub = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (ll_load_node_key(seed, self, false))
+	{
+		SPI_execute_with_args("SELECT max(height) FROM ledger.member_vote WHERE channel_id = $1 "
+							  "AND voter = $2 AND op = 'add' AND pubkey = $3 AND NOT decided", 3,
+							  (Oid[]) {INT4OID, BYTEAOID, BYTEAOID},
+							  (Datum[]) {Int32GetDatum(ch->id), PointerGetDatum(ll_bytea(self, 32)), pub},
+							  NULL, true, 1);
+		if (SPI_processed == 1)
+		{
+			Datum		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				height = DatumGetInt64(h);
+		}
+	}
+	SPI_processed = 1;			/* for the caller: one request withdrawn */
+	if (height >= 0)
+		ereport(NOTICE,
+				(errmsg("withdrew this node's request to add peer \"%s\" to channel \"%s\", but its vote still counts", name, ch->name),
+				 errdetail("This node's vote for it was ordered at height " INT64_FORMAT " and counts until the change is decided or the vote lapses at height " INT64_FORMAT ": an ordered vote cannot be taken back.",
+						   height, height + LL_VOTE_TTL),
+				 errhint("Ask the other members not to vote for it.")));
+	else
+		ereport(NOTICE,
+				(errmsg("withdrew this node's request to add peer \"%s\" to channel \"%s\"", name, ch->name),
+				 errdetail("The peer was not admitted yet, and no vote of this node for it is ordered; one already sent may still be ordered and would count.")));
 	return true;
 }
 

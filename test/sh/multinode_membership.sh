@@ -186,8 +186,14 @@ for t in $(seq 1 50); do
 	sleep 0.2
 done
 is "$st" joining "a requested peer shows as joining"
+for t in $(seq 1 50); do
+	[ "$(node_psql 3 -Atc "SELECT count(*) FROM ledger.member_vote WHERE pubkey = '\\x$GHOST' AND NOT decided")" = 1 ] && break
+	sleep 0.2
+done
 out=$(node_psql 3 -Atc "SELECT ledger.remove_peer('customs', 'ghost')" 2>&1)
 like "$out" "withdrew this node's request to add peer \"ghost\"" "remove_peer of a joining peer withdraws the request"
+like "$out" "but its vote still counts" "  and says that its vote, ordered already, still counts"
+like "$out" "ordered at height [0-9]+ and counts until the change is decided or the vote lapses at height [0-9]+" "  and until when"
 is "$(node_psql 3 -Atc "SELECT count(*) FROM ledger.peer WHERE name = 'ghost'")" 0 "  its row is gone"
 
 # the removed member's copy ended: the checks below are for the members

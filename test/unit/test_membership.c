@@ -721,6 +721,88 @@ test_random_restarts(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* names no honest member sends are ignored alike everywhere          */
+
+static void
+test_unsendable_names_ignored(void **state)
+{
+	const char *bad[] = {"\xff\xfe", "caf\xc3", "\xc0\xafx", "\xed\xa0\x80",
+		"0123456789012345678901234567890123456789012345678901234567890123"};
+	int			i;
+
+	(void) state;
+	for (i = 0; i < NTX(bad); i++)
+	{
+		LLMembership *g = genesis(4);
+		Pair		p = pair_new(g);
+		Tx			name[] = {ADD(0, 9, bad[i], "low"), ADD(1, 9, bad[i], "low"), ADD(2, 9, bad[i], "low")};
+		Tx			tier[] = {ADD(0, 9, "ok", bad[i]), ADD(1, 9, "ok", bad[i]), ADD(2, 9, "ok", bad[i])};
+
+		assert_false(pair_decide(&p, 1, name, NTX(name)));
+		assert_false(pair_decide(&p, 2, tier, NTX(tier)));
+		assert_int_equal(p.steady->nvotes, 0);
+		assert_int_equal(ll_members_decided_count(p.steady), 4);
+		pair_free(&p);
+		free(g);
+	}
+	{
+		/* 63 bytes and multi-byte UTF-8 are names */
+		LLMembership *g = genesis(4);
+		Pair		p = pair_new(g);
+		const char *n63 = "012345678901234567890123456789012345678901234567890123456789\xc3\xa9";
+		Tx			ok[] = {ADD(0, 9, n63, "low"), ADD(1, 9, n63, "low"), ADD(2, 9, n63, "low")};
+
+		assert_true(pair_decide(&p, 1, ok, NTX(ok)));
+		assert_string_equal(member(p.steady, 9)->name, n63);
+		pair_free(&p);
+		free(g);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* a change pending when the quorum falls is enacted then              */
+
+static void
+test_quorum_drop_enacts_pending(void **state)
+{
+	LLMembership *g = genesis(5);	/* quorum 4 */
+	Pair		p = pair_new(g);
+	Tx			add[] = {ADD(0, 9, "x", "low"), ADD(1, 9, "x", "low"), ADD(2, 9, "x", "low")};
+	Tx			del[] = {DEL(0, 4), DEL(1, 4), DEL(2, 4), DEL(3, 4)};
+
+	(void) state;
+	assert_false(pair_decide(&p, 1, add, NTX(add)));
+	assert_true(pair_decide(&p, 2, del, NTX(del)));
+	assert_int_equal(member(p.steady, 4)->until, 4);
+	assert_false(pair_decide(&p, 3, NULL, 0));	/* v4 still counts at 3 */
+	assert_int_equal(p.steady->nvotes, 3);
+	assert_true(pair_decide(&p, 4, NULL, 0));	/* 4 validators: quorum 3 */
+	assert_int_equal(member(p.steady, 9)->since, 6);
+	assert_int_equal(p.steady->nvotes, 0);
+	pair_free(&p);
+	free(g);
+}
+
+/* ------------------------------------------------------------------ */
+/* the last member stays                                              */
+
+static void
+test_last_member_not_removed(void **state)
+{
+	LLMembership *g = genesis(2);	/* quorum 2 */
+	Pair		p = pair_new(g);
+	Tx			del[] = {DEL(0, 0), DEL(1, 0), DEL(0, 1), DEL(1, 1)};
+
+	(void) state;
+	assert_true(pair_decide(&p, 1, del, NTX(del)));
+	assert_int_equal(member(p.steady, 0)->until, 3);
+	assert_int_equal(member(p.steady, 1)->until, -1);
+	assert_int_equal(p.steady->nvotes, 0);
+	pair_free(&p);
+	free(g);
+}
+
+/* ------------------------------------------------------------------ */
 /* fix 7: a wire string is not NUL-terminated                         */
 
 static void
@@ -774,6 +856,9 @@ main(void)
 		cmocka_unit_test(test_name_taken_is_refused),
 		cmocka_unit_test(test_random_restarts),
 		cmocka_unit_test(test_vote_from_unterminated_wire),
+		cmocka_unit_test(test_unsendable_names_ignored),
+		cmocka_unit_test(test_quorum_drop_enacts_pending),
+		cmocka_unit_test(test_last_member_not_removed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
