@@ -548,6 +548,13 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'll_set_peer_login' LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
 
+-- A peer's connection string, this node's own setting (also for members
+-- it did not add itself, which it has none for); the worker reconnects.
+CREATE FUNCTION ledger.set_peer_conninfo(channel text, name text, conninfo text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'll_set_peer_conninfo' LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp;
+
 CREATE FUNCTION ledger.set_peer_clearance(channel text, name text, clearance text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'll_set_peer_clearance' LANGUAGE C STRICT

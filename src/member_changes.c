@@ -46,8 +46,14 @@ refresh_members(void)
 			W.ms.m[k] = fresh->m[i];
 			W.nmembers = W.ms.n;
 		}
-		else if (k >= 0 && W.ms.m[k].conninfo[0] == '\0')
+		else if (k >= 0 && fresh->m[i].conninfo[0] != '\0' &&
+				 strcmp(W.ms.m[k].conninfo, fresh->m[i].conninfo) != 0)
+		{
+			/* one this node was not told, or ledger.set_peer_conninfo */
 			strlcpy(W.ms.m[k].conninfo, fresh->m[i].conninfo, sizeof(W.ms.m[k].conninfo));
+			if (W.members[k].link != NULL)
+				ll_link_set_conninfo(W.members[k].link, W.ms.m[k].conninfo);
+		}
 		if (k >= 0)
 		{
 			attach_member(k);

@@ -28,6 +28,7 @@
 #include "ll_wire.h"
 
 #define LL_NAME_LEN 64			/* NAMEDATALEN */
+#define LL_CONNINFO_LEN 1024
 #define LL_MAX_PEERS 32			/* member slots of a node */
 /* this node's undecided add requests that may hold a slot */
 #define LL_MAX_LOCAL_REQUESTS 4
@@ -49,7 +50,7 @@ typedef struct LLMember
 	uint8_t		pub[32];
 	char		tier[LL_NAME_LEN];	/* clearance */
 	char		genesis_tier[LL_NAME_LEN];	/* clearance in the genesis */
-	char		conninfo[1024];	/* '' when this node was not told */
+	char		conninfo[LL_CONNINFO_LEN];	/* '' when this node was not told */
 	int64_t		since;			/* first height it votes, -1 not (yet) */
 	int64_t		until;			/* first height it no longer votes, -1 */
 } LLMember;

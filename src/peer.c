@@ -32,6 +32,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "libpq-fe.h"
 
 #include "bft.h"
 #include "chain.h"
@@ -45,6 +46,7 @@ PG_FUNCTION_INFO_V1(ll_remove_peer);
 PG_FUNCTION_INFO_V1(ll_genesis_hash_sql);
 PG_FUNCTION_INFO_V1(ll_set_peer_clearance);
 PG_FUNCTION_INFO_V1(ll_set_peer_login);
+PG_FUNCTION_INFO_V1(ll_set_peer_conninfo);
 PG_FUNCTION_INFO_V1(ll_deliver);
 PG_FUNCTION_INFO_V1(ll_peer_status);
 PG_FUNCTION_INFO_V1(ll_consensus_status);
@@ -406,6 +408,32 @@ parse_pubkey(const char *hex, uint8 out[32])
 	hex_decode(hex, 64, (char *) out);
 }
 
+/* A connection string libpq can read, short enough for the worker's copy. */
+static void
+check_conninfo(const char *name, const char *conninfo)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+
+	if (opts == NULL)
+	{
+		char	   *detail = pstrdup(err ? err : "out of memory");
+
+		if (err)
+			PQfreemem(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid connection string for peer \"%s\"", name),
+				 errdetail("%s", detail)));
+	}
+	PQconninfoFree(opts);
+	if (strlen(conninfo) >= LL_CONNINFO_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("connection string for peer \"%s\" is too long", name),
+				 errdetail("A connection string has at most %d bytes.", LL_CONNINFO_LEN - 1)));
+}
+
 /*
  * Past its genesis once it has a block or a consensus decision (even an
  * empty one): from then on the members are part of every signature.  The
@@ -601,6 +629,7 @@ ll_add_peer(PG_FUNCTION_ARGS)
 				 errmsg("channel, name, conninfo and pubkey must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	conninfo = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	check_conninfo(name, conninfo);
 	parse_pubkey(text_to_cstring(PG_GETARG_TEXT_PP(3)), pub);
 	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
 		ereport(ERROR,
@@ -730,6 +759,36 @@ ll_remove_peer(PG_FUNCTION_ARGS)
 							  NULL, false, 0);
 	else if (!withdraw_request(&ch, name))
 		request_removal(&ch, name);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("channel \"%s\" has no current peer named \"%s\"", ch.name, name)));
+	SPI_finish();
+	ll_wake_worker();
+	PG_RETURN_VOID();
+}
+
+/*
+ * A peer's connection string is this node's own setting, not part of the
+ * chain: it can be given or corrected at any time, for members this node
+ * did not add itself too.  The worker reconnects with it within a second.
+ */
+Datum
+ll_set_peer_conninfo(PG_FUNCTION_ARGS)
+{
+	LLChannel	ch;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	require_superuser("set the connection strings of peers");
+	check_conninfo(name, conninfo);
+	SPI_connect();
+	ll_channel_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)), &ch);
+	SPI_execute_with_args("UPDATE ledger.peer SET conninfo = $3 WHERE channel_id = $1 AND name = $2 "
+						  "AND until_height IS NULL", 3,
+						  (Oid[]) {INT4OID, TEXTOID, TEXTOID},
+						  (Datum[]) {Int32GetDatum(ch.id), CStringGetTextDatum(name),
+						  CStringGetTextDatum(conninfo)}, NULL, false, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

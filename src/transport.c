@@ -565,6 +565,21 @@ ll_link_fetch(LLLink *l, const char *sql, int nparams, const Oid *types,
 	return res;
 }
 
+/* The DBA gave the peer another connection string: reconnect with it. */
+void
+ll_link_set_conninfo(LLLink *l, const char *conninfo)
+{
+	char	   *old = l->conninfo;
+
+	l->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo);
+	pfree(old);
+	link_close(l, "its connection string changed");
+	l->next_attempt = GetCurrentTimestamp();
+	if (l->sync)
+		PQfinish(l->sync);
+	l->sync = NULL;
+}
+
 void
 ll_link_free(LLLink *l)
 {

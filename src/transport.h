@@ -45,6 +45,7 @@ typedef struct LLLink
 
 extern void *ll_palloc_realloc_top(void *ptr, size_t size);
 extern LLLink *ll_link_new(const char *name, const char *conninfo, const uint8 pub[32]);
+extern void ll_link_set_conninfo(LLLink *l, const char *conninfo);
 extern void ll_link_queue(LLLink *l, const uint8 *frame, size_t len);
 extern void ll_link_service(LLLink *l, const char *channel, const uint8 self[32]);
 extern int	ll_link_wait_events(LLLink *l, pgsocket *sock);

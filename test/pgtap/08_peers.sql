@@ -4,7 +4,7 @@
 -- real servers in test/sh/multinode_*.sh.)
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(137);
+SELECT plan(142);
 
 -- ------------------------------------------------------------ node key
 SELECT matches(ledger.node_key(), '^[0-9a-f]{64}$', 'node_key is 64 hex digits');
@@ -25,6 +25,7 @@ SELECT throws_ok($$SELECT * FROM ledger.decisions('x', 1, 1, '\x00', 0, '\x00')$
 SELECT throws_ok($$SELECT ledger.batches('x', '{}', '\x00', 0, '\x00')$$, '42501', NULL, 'ledger.batches is not for everybody');
 SELECT throws_ok($$SELECT ledger.reader_clearance('x', '\x00', 0, '\x00')$$, '42501', NULL, 'ledger.reader_clearance is not for everybody');
 SELECT throws_ok($$SELECT ledger.set_peer_clearance('x', 'a', 'public')$$, '42501', NULL, 'set_peer_clearance is for superusers');
+SELECT throws_ok($$SELECT ledger.set_peer_conninfo('x', 'a', 'host=x')$$, '42501', NULL, 'set_peer_conninfo is for superusers');
 SELECT throws_ok($$SELECT * FROM ledger.peer$$, '42501', NULL, 'ledger.peer (conninfo) is not readable by everybody');
 RESET ROLE;
 SELECT columns_are('ledger', 'consensus_status',
@@ -445,6 +446,13 @@ SELECT throws_ok($$SELECT ledger.set_peer_login('tap08', 'nobody', 'loopledger_p
 SELECT throws_ok($$SELECT ledger.set_peer_login('tap08', 'other', 'postgres')$$, '22023',
 				 'role "postgres" is not a member of loopledger_peer', 'set_peer_login of a role that is not a peer login');
 SELECT lives_ok($$SELECT ledger.set_peer_login('tap08', 'other', 'loopledger_peer')$$, 'set_peer_login binds a peer login');
+SELECT throws_ok($$SELECT ledger.set_peer_conninfo('tap08', 'other', 'host')$$, '22023',
+				 'invalid connection string for peer "other"', 'set_peer_conninfo refuses what libpq cannot read');
+SELECT throws_ok($$SELECT ledger.set_peer_conninfo('tap08', 'other', 'host=' || repeat('x', 1024))$$, '22023',
+				 'connection string for peer "other" is too long', 'set_peer_conninfo refuses what the worker cannot hold');
+SELECT throws_ok($$SELECT ledger.set_peer_conninfo('tap08', 'nobody', 'host=x')$$, '42704',
+				 'channel "tap08" has no current peer named "nobody"', 'set_peer_conninfo of an unknown peer');
+SELECT lives_ok($$SELECT ledger.set_peer_conninfo('tap08', 'other', 'host=127.0.0.1 port=5999')$$, 'set_peer_conninfo sets it');
 SELECT is((SELECT login::text FROM ledger.peer WHERE name = 'other' AND channel_id =
 			(SELECT channel_id FROM ledger.channel WHERE name = 'tap08')), 'loopledger_peer', '... recorded in ledger.peer');
 SELECT ledger.set_peer_login('tap08', 'other', NULL);

@@ -252,9 +252,19 @@ is "${mism:-missing log}" 0 "  no member sees a genesis mismatch"
 # that served removed members commitments only, it refused those copies
 # and never got there), and stops there.  Node 4 did not vote to add mem5
 # and so had no conninfo for it: with mem3 down, mem5 must hear node 4.
-node_psql 4 -qc "UPDATE ledger.peer SET conninfo = '$(node_conninfo 5)' WHERE name = 'mem5'"
-ok $? "node 4 is given mem5's conninfo"
-poll 100 t node_psql 5 -Atc "SELECT last_height IS NOT NULL FROM ledger.peers WHERE channel = 'customs' AND name = 'mem4'" >/dev/null
+# ledger.set_peer_conninfo gives it, or corrects it: first a wrong one.
+err=$(node_psql 4 -Atc "SELECT ledger.set_peer_conninfo('customs', 'mem5', 'host')" 2>&1)
+like "$err" 'invalid connection string for peer "mem5"' "set_peer_conninfo refuses what libpq cannot read"
+err=$(node_psql 4 -Atc "SELECT ledger.set_peer_conninfo('customs', 'nobody', 'host=x')" 2>&1)
+like "$err" 'channel "customs" has no current peer named "nobody"' "  and an unknown peer"
+node_psql 4 -qc "SELECT ledger.set_peer_conninfo('customs', 'mem5', 'host=127.0.0.1 port=1')"
+ok $? "node 4 is given a wrong conninfo for mem5 (which it did not add: it had none)"
+is "$(poll 50 down node_psql 4 -Atc "SELECT state FROM ledger.peers WHERE channel = 'customs' AND name = 'mem5'")" down \
+	"  its link to mem5 tries it and is down"
+node_psql 4 -qc "SELECT ledger.set_peer_conninfo('customs', 'mem5', '$(node_conninfo 5)')"
+ok $? "  then the right one"
+is "$(poll 100 t node_psql 5 -Atc "SELECT last_height IS NOT NULL FROM ledger.peers WHERE channel = 'customs' AND name = 'mem4'")" t \
+	"  node 4's worker reconnects with it: mem5 hears node 4"
 stop_cluster "$(node_name 3)" >/dev/null 2>&1
 node_psql 1 -qc "INSERT INTO parcel VALUES ('before-removal', 'filed', 'public')"
 for i in 1 4 5; do node_psql "$i" -qAtc "SELECT ledger.remove_peer('customs', 'mem3')" 2>/dev/null >/dev/null; done
