@@ -67,6 +67,16 @@ typedef struct bft_served
 	uint64_t	at_ms;
 } bft_served;
 
+#define BFT_REQ_SLOTS 8
+
+typedef struct bft_request
+{
+	bool		used;
+	uint32_t	peer;			/* a peer id, or BFT_TO_ALL */
+	uint64_t	height;
+	uint64_t	at_ms;
+} bft_request;
+
 struct bft_node
 {
 	bft_config	cfg;
@@ -122,9 +132,13 @@ struct bft_node
 	bft_persist ps;				/* last record given to persist() */
 
 	bool		committed_now;	/* one commit per step */
-	uint64_t	req_height;		/* last catch-up request and its time */
-	uint64_t	req_at_ms;
-	bool		req_any;
+	/*
+	 * Last catch-up requests, one per target (a peer, or BFT_TO_ALL): a
+	 * liar claiming heights ahead over and over must not use up the
+	 * requests meant for the others.
+	 */
+	bft_request	req[BFT_REQ_SLOTS];
+	uint32_t	req_next;
 	bft_served	served[BFT_SERVED];
 	uint32_t	served_next;
 	bft_served	failed[BFT_SERVED]; /* block answers whose certificate failed */
@@ -628,18 +642,43 @@ same_vote(const bft_tally *t, const bft_vote *v)
 	return vi != NO_VAL && memcmp(t->vals[vi], v->value, BFT_HASH_LEN) == 0;
 }
 
+/* The request slot of target peer, taken over from the oldest if it has none. */
+static bft_request *
+request_slot(bft_node *n, uint32_t peer)
+{
+	uint32_t	i;
+	bft_request *r;
+
+	for (i = 0; i < BFT_REQ_SLOTS; i++)
+		if (n->req[i].used && n->req[i].peer == peer)
+			return &n->req[i];
+	r = &n->req[n->req_next];
+	n->req_next = (n->req_next + 1) % BFT_REQ_SLOTS;
+	memset(r, 0, sizeof(*r));
+	r->peer = peer;
+	return r;
+}
+
+/* Forget the limit for peer: it answered with a block and may hold more. */
+static void
+request_again(bft_node *n, uint32_t peer)
+{
+	request_slot(n, peer)->used = false;
+}
+
 static void
 request_block(bft_node *n, uint32_t peer)
 {
 	bft_msg    *m = &n->tmp;
+	bft_request *r = request_slot(n, peer);
 
-	/* at most one request per height per quarter gossip period */
-	if (n->req_any && n->req_height == n->height &&
-		n->now < n->req_at_ms + n->cfg.gossip_ms / 4 + 1)
+	/* at most one request per target per height per quarter gossip period */
+	if (r->used && r->height == n->height &&
+		n->now < r->at_ms + n->cfg.gossip_ms / 4 + 1)
 		return;
-	n->req_any = true;
-	n->req_height = n->height;
-	n->req_at_ms = n->now;
+	r->used = true;
+	r->height = n->height;
+	r->at_ms = n->now;
 	m->type = BFT_MSG_BLOCK_REQ;
 	m->u.req.height = n->height;
 	emit(n, peer, m);
@@ -1682,7 +1721,7 @@ on_block_resp(bft_node *n, const bft_block_resp *r, uint32_t peer)
 	/* the peer may hold more blocks: keep pulling */
 	if (peer != BFT_NO_PEER)
 	{
-		n->req_any = false;
+		request_again(n, peer);
 		request_block(n, peer);
 	}
 }

@@ -907,6 +907,64 @@ test_restart_no_double_sign(void **state)
 	ut_teardown(&u);
 }
 
+/* Block requests the node made to peer in its last step. */
+static int
+requests_to(const ut *u, uint32_t peer)
+{
+	uint32_t	i;
+	int			k = 0;
+
+	for (i = 0; i < u->out->nmsgs; i++)
+		if (u->out->buf[u->out->msgs[i].off + 1] == BFT_MSG_BLOCK_REQ && u->out->msgs[i].to == peer)
+			k++;
+	return k;
+}
+
+/*
+ * A liar claiming a far height every millisecond must not use up the
+ * requests meant for honest peers ahead (one limit for all peers let it
+ * take every one of them).
+ */
+static void
+test_catchup_flood_keeps_honest_requests(void **state)
+{
+	ut			u;
+	bft_msg    *m = calloc(1, sizeof(bft_msg));
+	int			honest = 0,
+				liar = 0;
+	uint64_t	t;
+
+	(void) state;
+	ut_setup(&u, 4, 0, NULL);
+	for (t = 1; t <= 20000; t++)
+	{
+		memset(m, 0, sizeof(*m));
+		m->type = BFT_MSG_STATUS;
+		m->u.status.height = UINT64_MAX;
+		m->u.status.validator = 3;
+		feed_at(&u, 3, m, t);
+		liar += requests_to(&u, 3);
+		honest += requests_to(&u, 1) + requests_to(&u, 2);
+		if (t % 1000 == 500)
+		{
+			int			p;
+
+			for (p = 1; p <= 2; p++)
+			{
+				m->u.status.height = 5;
+				m->u.status.validator = (uint16_t) p;
+				feed_at(&u, (uint32_t) p, m, t);
+				liar += requests_to(&u, 3);
+				honest += requests_to(&u, 1) + requests_to(&u, 2);
+			}
+		}
+	}
+	assert_true(liar > 0);
+	assert_int_equal(honest, 40);	/* every honest claim asked about */
+	free(m);
+	ut_teardown(&u);
+}
+
 static void
 test_catchup_verifies_cert(void **state)
 {
@@ -1673,6 +1731,7 @@ main(void)
 		cmocka_unit_test(test_future_votes_not_crowded_out),
 		cmocka_unit_test(test_future_proposal_not_crowded_out),
 		cmocka_unit_test(test_wire_roundtrip),
+		cmocka_unit_test(test_catchup_flood_keeps_honest_requests),
 		cmocka_unit_test(test_wire_rejects),
 		cmocka_unit_test(test_ed25519),
 		cmocka_unit_test(test_ed25519_many_keys),
