@@ -126,6 +126,7 @@ ll_channel_lookup(const char *name, LLChannel *ch)
 	bool		isnull;
 	HeapTuple	tup;
 	TupleDesc	td;
+	bytea	   *cfg;
 
 	if (SPI_execute_with_args("SELECT channel_id, config_hash FROM ledger.channel WHERE name = $1",
 							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -139,8 +140,12 @@ ll_channel_lookup(const char *name, LLChannel *ch)
 	td = SPI_tuptable->tupdesc;
 	ch->id = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
 	ch->name = pstrdup(name);
-	memcpy(ch->config_hash, VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(tup, td, 2, &isnull))),
-		   LL_HASH_LEN);
+	cfg = DatumGetByteaPP(SPI_getbinval(tup, td, 2, &isnull));
+	if (isnull || VARSIZE_ANY_EXHDR(cfg) != LL_HASH_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("channel \"%s\" has a configuration hash of the wrong size", name)));
+	memcpy(ch->config_hash, VARDATA_ANY(cfg), LL_HASH_LEN);
 }
 
 /*

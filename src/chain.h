@@ -27,6 +27,10 @@ typedef struct LLBlock
 	const uint8 *entries;		/* packed, row_count entries */
 	int			nentries;
 	bool		entries_ok;		/* payload length is a whole number of entries */
+	bool		range_read;		/* min_entry and max_entry were selected */
+	bool		range_null;
+	int64		min_entry;		/* what ledger.proof finds the block by */
+	int64		max_entry;
 } LLBlock;
 
 typedef bool (*ll_block_fn) (LLBlock *b, void *arg);
@@ -79,7 +83,7 @@ extern void ll_copy_hash(HeapTuple tup, TupleDesc td, int col, uint8 *out, bool 
 extern bool ll_entry_is_redacted(LLChannel *ch, uint64 entry);
 
 /* SELECT list that ll_block_from_spi expects, in this order. */
-#define LL_BLOCK_COLUMNS "height, prev_hash, merkle_root, time_us, tx_count, row_count, config_hash, block_hash, entries"
+#define LL_BLOCK_COLUMNS "height, prev_hash, merkle_root, time_us, tx_count, row_count, config_hash, block_hash, entries, min_entry, max_entry"
 
 extern Datum ll_config_hash_sql(PG_FUNCTION_ARGS);
 

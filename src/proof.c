@@ -148,7 +148,11 @@ ll_fetch_ledger_row(Oid relid, const char *table_name, uint64 entry, bool missin
 	bool		should_free;
 	HeapTuple	tup;
 
-	sql = psprintf("SELECT ctid FROM %s WHERE %s = $1",
+	/*
+	 * t.*: a proof shows every column, so the caller needs the right to
+	 * read every column, not only the two this query would otherwise name.
+	 */
+	sql = psprintf("SELECT t.ctid, t.* FROM %s t WHERE t.%s = $1",
 				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 											  get_rel_name(relid)),
 				   LL_ENTRY_COLUMN);

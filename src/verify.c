@@ -287,9 +287,66 @@ ll_block_from_spi(HeapTuple tup, TupleDesc td, const char *channel, LLBlock *b)
 		b->entries_ok = (len % LL_PACKED_ENTRY_SIZE) == 0 &&
 			b->nentries == (int) b->hdr.row_count;
 	}
+	if (td->natts >= 11)
+	{
+		bool		maxnull;
+
+		b->range_read = true;
+		b->min_entry = DatumGetInt64(SPI_getbinval(tup, td, 10, &isnull));
+		b->max_entry = DatumGetInt64(SPI_getbinval(tup, td, 11, &maxnull));
+		b->range_null = isnull || maxnull;
+		if (isnull != maxnull)
+			b->min_entry = b->max_entry = -1;	/* one of two: never right */
+	}
 	ll_buf_init(&scratch, ll_palloc_realloc);
 	b->hash_ok = shape_ok && ll_block_hash(&b->hdr, &scratch, hash) &&
 		memcmp(hash, b->stored_hash, LL_HASH_LEN) == 0;
+}
+
+/*
+ * Does the block's entry range (outside its hash: ledger.proof finds
+ * blocks by it) match its entries?  NULL for a block without any.
+ */
+static bool
+entry_range_matches(const LLBlock *b)
+{
+	uint64		lo = PG_UINT64_MAX,
+				hi = 0;
+	int			i;
+
+	if (!b->range_read)
+		return true;
+	if (b->nentries == 0)
+		return b->range_null;
+	for (i = 0; i < b->nentries; i++)
+	{
+		LLPackedEntry e;
+
+		ll_unpack_entry(b->entries + (Size) i * LL_PACKED_ENTRY_SIZE, &e);
+		lo = Min(lo, e.entry_id);
+		hi = Max(hi, e.entry_id);
+	}
+	return !b->range_null && (uint64) b->min_entry == lo && (uint64) b->max_entry == hi;
+}
+
+/*
+ * The channel's name and tiers against its configuration hash, which
+ * every block header carries: the hash is checked against the headers,
+ * but row-level security and the peers' clearances rank tiers by their
+ * place in ledger.channel.tiers, and leaves bind tier names only.
+ */
+static bool
+config_intact(const LLChannel *ch, char **tiers, int ntiers)
+{
+	ll_buf		buf;
+	uint8		hash[LL_HASH_LEN];
+	int			i;
+
+	ll_buf_init(&buf, ll_palloc_realloc);
+	ll_config_begin(&buf, ch->name, strlen(ch->name), ntiers);
+	for (i = 0; i < ntiers; i++)
+		ll_config_tier(&buf, tiers[i], strlen(tiers[i]));
+	return ll_sha256(buf.data, buf.len, hash) && memcmp(hash, ch->config_hash, LL_HASH_LEN) == 0;
 }
 
 /*
@@ -439,6 +496,9 @@ verify_block(Verifier *v, LLBlock *b, int64 expected, const uint8 *prev_hash)
 	}
 	if (!ll_merkle_matches(b, v->tiers, v->ntiers))
 		problem(v, h, "block %lld: Merkle root does not match the block's rows (rows were changed or reordered)",
+				(long long) h);
+	if (!entry_range_matches(b))
+		problem(v, h, "block %lld: its entry range (min_entry, max_entry) does not match its entries, so ledger.proof would not find them",
 				(long long) h);
 	for (i = 0; i < b->nentries; i++)
 	{
@@ -696,6 +756,12 @@ load_tables(Verifier *v)
 
 		v->table_relids[i] = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 		v->table_nos[i] = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		/* numbers are given from 1 up (enable_table); a huge one fails palloc */
+		if (v->table_nos[i] < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("ledger.ledger_table gives table %s of channel \"%s\" the number %d, which enable_table never gives",
+							SPI_getvalue(tt->vals[i], tt->tupdesc, 3), v->ch.name, v->table_nos[i])));
 		v->table_tier_cols[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
 		v->max_table_no = Max(v->max_table_no, v->table_nos[i]);
 	}
@@ -732,6 +798,9 @@ ll_verify(PG_FUNCTION_ARGS)
 	SPI_connect();
 	ll_channel_lookup(channel, &v.ch);
 	load_clearance(&v);
+	if (!config_intact(&v.ch, v.tiers, v.ntiers))
+		problem(&v, 0, "channel \"%s\": its name and tiers do not match its configuration hash (the tiers were changed or reordered)",
+				v.ch.name);
 	load_tables(&v);
 	verify_blocks(&v);
 	load_pending(&v);
@@ -837,6 +906,7 @@ typedef struct DigestWalk
 {
 	uint8		want[LL_HASH_LEN];
 	uint8		prev[LL_HASH_LEN];
+	uint8		config[LL_HASH_LEN];	/* the channel's, in every header */
 	int64		height;
 	int64		expected;
 	bool		ok;
@@ -851,6 +921,7 @@ digest_block_cb(LLBlock *b, void *arg)
 	DigestWalk *w = arg;
 
 	w->ok = (int64) b->hdr.height == w->expected && b->hash_ok && b->entries_ok &&
+		memcmp(b->hdr.config_hash, w->config, LL_HASH_LEN) == 0 &&
 		(w->expected == 0 || memcmp(b->hdr.prev_hash, w->prev, LL_HASH_LEN) == 0) &&
 		ll_merkle_matches(b, w->tiers, w->ntiers);
 	memcpy(w->prev, b->stored_hash, LL_HASH_LEN);
@@ -902,7 +973,9 @@ ll_verify_digest(PG_FUNCTION_ARGS)
 	w.height = height;
 	memcpy(w.want, want, LL_HASH_LEN);
 	ll_load_tiers(ch.id, &w.ntiers, &w.tiers);
-	ll_foreach_block(&ch, height, digest_block_cb, &w);
+	memcpy(w.config, ch.config_hash, LL_HASH_LEN);
+	if (config_intact(&ch, w.tiers, w.ntiers))
+		ll_foreach_block(&ch, height, digest_block_cb, &w);
 	SPI_finish();
 	PG_RETURN_BOOL(w.ok && w.reached);
 }

@@ -84,6 +84,20 @@ forget_plans(void)
 	plan_take = plan_head = plan_insert = NULL;
 }
 
+/* A 32-byte hash read from a catalog a superuser may have edited. */
+static void
+copy_stored_hash(uint8 *out, Datum d, bool isnull, const char *channel, const char *what)
+{
+	bytea	   *b = isnull ? NULL : DatumGetByteaPP(d);
+
+	if (b == NULL || VARSIZE_ANY_EXHDR(b) != LL_HASH_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("channel \"%s\" has a %s of the wrong size", channel, what),
+				 errhint("Run ledger.verify() on this channel.")));
+	memcpy(out, VARDATA_ANY(b), LL_HASH_LEN);
+}
+
 /* Rows of one channel gathered from pending records during a round. */
 typedef struct ChannelBatch
 {
@@ -161,9 +175,11 @@ ll_insert_block(int32 channel_id, char **tiers, int ntiers,
 	channel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	hdr.channel = channel;
 	hdr.channel_len = strlen(channel);
-	memcpy(hdr.config_hash, VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull))), LL_HASH_LEN);
+	copy_stored_hash(hdr.config_hash, SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull),
+					 isnull, channel, "configuration hash");
 	hdr.height = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) + 1;
-	memcpy(hdr.prev_hash, VARDATA_ANY(DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull))), LL_HASH_LEN);
+	copy_stored_hash(hdr.prev_hash, SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull),
+					 isnull, channel, "head block hash");
 	prev_time = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 
 	for (i = 0; i < n; i++)

@@ -3,7 +3,7 @@
 -- One channel per case: a tampered channel stays broken.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(49);
 
 -- problems of a channel as "height|problem" lines, for diagnostics
 CREATE FUNCTION pg_temp.problems(ch text) RETURNS text LANGUAGE sql AS $$
@@ -25,9 +25,10 @@ END $$;
 
 -- tables and rows, each insert in its own (autocommitted, synchronously sealed) transaction
 SELECT pg_temp.setup(c) FROM unnest(ARRAY['tap02_clean', 'tap02_chg', 'tap02_del', 'tap02_add', 'tap02_add2',
-	'tap02_swap', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel']) c \g /dev/null
+	'tap02_swap', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel', 'tap02_range']) c \g /dev/null
 SELECT pg_temp.fill(c) FROM unnest(ARRAY['tap02_clean', 'tap02_chg', 'tap02_del', 'tap02_add', 'tap02_add2',
-	'tap02_swap', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel']) c \g /dev/null
+	'tap02_swap', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel', 'tap02_range']) c \g /dev/null
+SELECT ledger.create_channel('tap02_tiers', ARRAY['low', 'high']) \g /dev/null
 INSERT INTO tap02_clean_t VALUES (3, 'three');  INSERT INTO tap02_clean_t VALUES (4, 'four'), (5, 'five');
 INSERT INTO tap02_chg_t VALUES (3, 'three');    INSERT INTO tap02_chg_t VALUES (4, 'four'), (5, 'five');
 INSERT INTO tap02_del_t VALUES (3, 'three');    INSERT INTO tap02_del_t VALUES (4, 'four'), (5, 'five');
@@ -38,14 +39,15 @@ INSERT INTO tap02_btime_t VALUES (3, 'three');  INSERT INTO tap02_btime_t VALUES
 INSERT INTO tap02_broot_t VALUES (3, 'three');  INSERT INTO tap02_broot_t VALUES (4, 'four'), (5, 'five');
 INSERT INTO tap02_bent_t VALUES (3, 'three');   INSERT INTO tap02_bent_t VALUES (4, 'four'), (5, 'five');
 INSERT INTO tap02_bdel_t VALUES (3, 'three');   INSERT INTO tap02_bdel_t VALUES (4, 'four'), (5, 'five');
+INSERT INTO tap02_range_t VALUES (3, 'three');  INSERT INTO tap02_range_t VALUES (4, 'four'), (5, 'five');
 SELECT ledger.wait_sealed() \g /dev/null
 
 -- every channel is intact before tampering
 SELECT is(pg_temp.problems(c), '(none)', c || ' verifies clean before tampering')
   FROM unnest(ARRAY['tap02_clean', 'tap02_chg', 'tap02_del', 'tap02_add', 'tap02_add2',
-	'tap02_swap', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel']) c;
+	'tap02_swap', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel', 'tap02_range', 'tap02_tiers']) c;
 CREATE TEMP TABLE digests AS
-SELECT c AS channel, ledger.digest(c) AS d FROM unnest(ARRAY['tap02_clean', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel']) c;
+SELECT c AS channel, ledger.digest(c) AS d FROM unnest(ARRAY['tap02_clean', 'tap02_btime', 'tap02_broot', 'tap02_bent', 'tap02_bdel', 'tap02_tiers']) c;
 SELECT ok(ledger.verify_digest(d), channel || ': digest verifies before tampering') FROM digests ORDER BY channel;
 
 -- ------------------------------------------------------------ row tampering
@@ -109,7 +111,13 @@ SELECT b.height AS bd_h FROM ledger.block b JOIN ledger.channel c USING (channel
  WHERE c.name = 'tap02_bdel' AND b.max_entry = (SELECT ledger_entry FROM tap02_bdel_t WHERE id = 3) \gset
 SELECT ok(:bt_h > 0 AND :br_h > 0 AND :be_h > 0 AND :bd_h > 0, 'found the blocks to tamper with');
 
+SELECT b.height AS rg_h FROM ledger.block b JOIN ledger.channel c USING (channel_id)
+ WHERE c.name = 'tap02_range' AND b.max_entry = (SELECT ledger_entry FROM tap02_range_t WHERE id = 3) \gset
+
 ALTER TABLE ledger.block DISABLE TRIGGER block_append_only;
+-- outside the block's hash, but what ledger.proof finds the block by
+UPDATE ledger.block b SET max_entry = min_entry - 1 FROM ledger.channel c
+ WHERE c.channel_id = b.channel_id AND c.name = 'tap02_range' AND b.height = :rg_h;
 UPDATE ledger.block b SET time_us = time_us + 1 FROM ledger.channel c
  WHERE c.channel_id = b.channel_id AND c.name = 'tap02_btime' AND b.height = :bt_h;
 UPDATE ledger.block b SET merkle_root = sha256('forged'::bytea) FROM ledger.channel c
@@ -137,6 +145,20 @@ SELECT ok(EXISTS (SELECT FROM ledger.verify('tap02_bdel') WHERE block_height IN 
 		  'deleted block: reported at its height or the next');
 SELECT ok(EXISTS (SELECT FROM ledger.verify('tap02_bdel') WHERE problem ~ 'public\.tap02_bdel_t' AND problem ~ 'not in the ledger'),
 		  'deleted block: its row is reported as not in the ledger');
+
+SELECT ok(EXISTS (SELECT FROM ledger.verify('tap02_range') WHERE block_height = :rg_h
+				  AND problem ~ 'its entry range \(min_entry, max_entry\) does not match its entries'),
+		  'changed max_entry: reported at its height');
+SELECT is((SELECT count(*) FROM ledger.verify('tap02_range')), 1::bigint, 'changed max_entry: exactly one problem');
+
+-- the tiers reordered: every leaf binds tier names, so every hash holds,
+-- but row-level security and clearances rank tiers by their place
+SET session_replication_role = replica;
+UPDATE ledger.channel SET tiers = ARRAY['high', 'low'] WHERE name = 'tap02_tiers';
+RESET session_replication_role;
+SELECT ok(EXISTS (SELECT FROM ledger.verify('tap02_tiers') WHERE block_height = 0
+				  AND problem ~ 'its name and tiers do not match its configuration hash'),
+		  'reordered tiers: reported');
 
 SELECT ok(NOT ledger.verify_digest(d), channel || ': digest no longer verifies after a block changed')
   FROM digests WHERE channel <> 'tap02_clean' ORDER BY channel;

@@ -7,7 +7,7 @@
 -- pg_stats, DDL that reads every row, and the policy's own guards.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(151);
+SELECT plan(153);
 
 -- {sqlstate, message, detail, hint} of a statement's error, NULLs when it
 -- worked; the statement is always rolled back.
@@ -376,6 +376,29 @@ SELECT is(regexp_replace((pg_temp.try(format('SELECT ledger.proof(%L, %s)', 'tap
 		  'ledger.proof: a hidden entry and a missing one get the same message');
 RESET SESSION AUTHORIZATION;
 SELECT is((ledger.proof('tap07', :hidden_entry))->>'entry', :'hidden_entry', 'the superuser gets the proof of that row');
+-- a proof shows every column: a role that may read only some gets none
+CREATE TABLE tap07_cols (id int, secret text);
+SELECT ledger.enable_table('tap07_cols', 'tap07') \g /dev/null
+INSERT INTO tap07_cols VALUES (1, 'for full readers only');
+SELECT ledger.wait_sealed() \g /dev/null
+SELECT ledger_entry AS cols_entry FROM tap07_cols \gset
+GRANT SELECT ON tap07_cols TO customs_officer;
+GRANT SELECT (ctid, ledger_entry, id) ON tap07_cols TO courier_app;
+SET ROLE courier_app;
+SELECT is((pg_temp.try(format('SELECT ledger.proof(%L, %s)', 'tap07', :cols_entry)))[1:2],
+		  ARRAY['42704', format('channel "tap07" has no entry %s', :cols_entry)],
+		  'ledger.proof of a row whose columns the role may read only in part: "has no entry"');
+RESET ROLE;
+-- ... also for a role that bypasses row-level security (the proof read the
+-- row with the two columns it names, and showed the others)
+DROP ROLE IF EXISTS tap07_bypass;
+CREATE ROLE tap07_bypass BYPASSRLS;
+GRANT SELECT (ctid, ledger_entry, id) ON tap07_cols TO tap07_bypass;
+SET ROLE tap07_bypass;
+SELECT is((pg_temp.try(format('SELECT ledger.proof(%L, %s)', 'tap07', :cols_entry)))[1:2],
+		  ARRAY['42501', 'permission denied for table tap07_cols'],
+		  '  and for a role that bypasses row-level security: permission denied');
+RESET ROLE;
 
 -- ------------------------------------------------------ error details
 SET ROLE courier_app;
